@@ -1,0 +1,324 @@
+//! [`HubClient`]: the one way the proxy, the CLI and the tests talk to the
+//! hub — one JSON-RPC `POST /mcp` per call, no `initialize` needed (the hub is
+//! stateless).
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::config::{self, UrlError};
+
+/// How long a call may take before the hub counts as unresponsive; a
+/// long-poll adds its own `wait_seconds` on top.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong talking to the hub. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(
+        "hub not reachable at {url} — start it with `agent-event-bus` or set AGENT_EVENT_BUS_URL ({detail})"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error("hub at {url} did not answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error(
+        "hub at {url} refused the request (401 Unauthorized): set AGENT_EVENT_BUS_TOKEN to the hub's token{}",
+        hint_suffix(message)
+    )]
+    Unauthorized { url: String, message: String },
+    #[error("hub at {url} answered HTTP {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("hub error {code}: {message}")]
+    Rpc { code: i64, message: String },
+    #[error("unexpected reply from the hub at {url}: {detail}")]
+    Protocol { url: String, detail: String },
+}
+
+fn hint_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
+}
+
+impl ClientError {
+    /// True when the hub could not be reached at all (down, wrong URL).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+    }
+}
+
+/// A `tools/call` result as the hub sent it.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    /// The whole `CallToolResult` object (`content`, `structuredContent`, `isError`).
+    pub result: Value,
+}
+
+impl ToolOutput {
+    /// `isError: true` — bad arguments or an unknown tool.
+    pub fn is_error(&self) -> bool {
+        self.result.get("isError").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// The first text block (the JSON text, or the error message).
+    pub fn text(&self) -> String {
+        self.result
+            .get("content")
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.get("text"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The reply value: `structuredContent.result` for list tools, else
+    /// `structuredContent`, else the text parsed as JSON, else the text.
+    pub fn value(&self) -> Value {
+        if let Some(structured) = self.result.get("structuredContent") {
+            if let Some(list) = structured.get("result")
+                && structured.as_object().is_some_and(|o| o.len() == 1)
+            {
+                return list.clone();
+            }
+            return structured.clone();
+        }
+        let text = self.text();
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    /// The domain error (`{"error": ...}` in a normal result), if any.
+    pub fn domain_error(&self) -> Option<String> {
+        self.value()
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+/// A typed client for one hub.
+#[derive(Debug)]
+pub struct HubClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    token: Option<String>,
+    next_id: AtomicU64,
+}
+
+/// Installs the TLS crypto provider once per process (reqwest is built with
+/// `rustls-no-provider` so that no C crypto library is compiled).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider is installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client builder with the provider installed and redirects off.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+}
+
+impl HubClient {
+    /// A client for the hub at `url` (with or without `/mcp`).
+    pub fn new(url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let endpoint = config::mcp_endpoint(url)?;
+        let http = http_builder()
+            .user_agent(concat!("agent-event-bus/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Protocol {
+                url: endpoint.to_string(),
+                detail: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            endpoint,
+            token: token.filter(|t| !t.is_empty()),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// A client for `AGENT_EVENT_BUS_URL` (or the default) and `AGENT_EVENT_BUS_TOKEN`.
+    pub fn from_env() -> Result<Self, ClientError> {
+        Self::new(
+            &config::url_from_env(),
+            config::non_empty_env(config::ENV_TOKEN),
+        )
+    }
+
+    /// The `/mcp` endpoint this client posts to.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// Sends one JSON-RPC request and returns its `result`.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut body = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let Some(params) = params {
+            body["params"] = params;
+        }
+        let reply = self.post(&self.endpoint, &body, timeout).await?;
+        if let Some(error) = reply.get("error") {
+            return Err(ClientError::Rpc {
+                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_owned(),
+            });
+        }
+        reply
+            .get("result")
+            .cloned()
+            .ok_or_else(|| self.protocol("the reply has neither result nor error"))
+    }
+
+    /// Calls one tool. A long-poll (`wait_seconds`) extends the timeout.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<ToolOutput, ClientError> {
+        let wait = arguments
+            .get("wait_seconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(config::MAX_WAIT_SECONDS);
+        let timeout = DEFAULT_TIMEOUT + Duration::from_secs(wait);
+        let result = self
+            .request(
+                "tools/call",
+                Some(json!({"name": name, "arguments": arguments})),
+                timeout,
+            )
+            .await?;
+        Ok(ToolOutput { result })
+    }
+
+    /// `GET /health` on the hub's base URL.
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        let url = config::base_of(&self.endpoint)
+            .join("health")
+            .map_err(|e| self.protocol(&e.to_string()))?;
+        let mut request = self.http.get(url.clone()).timeout(DEFAULT_TIMEOUT);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| self.send_error(e))?;
+        self.decode(response).await
+    }
+
+    async fn post(&self, url: &Url, body: &Value, timeout: Duration) -> Result<Value, ClientError> {
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body)
+            .timeout(timeout);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| self.send_error(e))?;
+        self.decode(response).await
+    }
+
+    async fn decode(&self, response: reqwest::Response) -> Result<Value, ClientError> {
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.send_error(e))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            return Err(ClientError::Unauthorized {
+                url: self.endpoint.to_string(),
+                message,
+            });
+        }
+        let parsed = parse_body(&text);
+        match parsed {
+            Some(value) if status.is_success() || value.get("error").is_some() => Ok(value),
+            _ => Err(ClientError::Status {
+                url: self.endpoint.to_string(),
+                status: status.as_u16(),
+                body: text.chars().take(300).collect(),
+            }),
+        }
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> ClientError {
+        let url = self.endpoint.to_string();
+        if e.is_timeout() {
+            ClientError::Timeout {
+                url,
+                secs: DEFAULT_TIMEOUT.as_secs(),
+            }
+        } else {
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                detail = format!("{detail}: {inner}");
+                source = inner.source();
+            }
+            ClientError::Unreachable { url, detail }
+        }
+    }
+
+    fn protocol(&self, detail: &str) -> ClientError {
+        ClientError::Protocol {
+            url: self.endpoint.to_string(),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// Reads a reply body that is plain JSON or SSE-framed (`data: {...}` lines).
+pub fn parse_body(text: &str) -> Option<Value> {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        return Some(value);
+    }
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .find_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sse_and_json() {
+        assert_eq!(parse_body("{\"a\":1}"), Some(json!({"a":1})));
+        assert_eq!(
+            parse_body("event: message\ndata: {\"a\":2}\n\n"),
+            Some(json!({"a":2}))
+        );
+        assert_eq!(parse_body(""), None);
+    }
+
+    #[test]
+    fn tool_output_unwraps_lists() {
+        let out = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"[]"}],"structuredContent":{"result":[1]},"isError":false}),
+        };
+        assert_eq!(out.value(), json!([1]));
+        let out = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
+        };
+        assert_eq!(out.domain_error().as_deref(), Some("x"));
+    }
+}

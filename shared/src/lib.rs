@@ -1,0 +1,32 @@
+//! Everything the hub, the proxy and the CLI must agree on: wire types, the
+//! tool catalog, channel / signal-level / cursor rules, configuration, and
+//! the one typed [`HubClient`] that speaks to the hub.
+//!
+//! This crate does no I/O at import and knows nothing of warp or redb.
+//!
+//! # Layout
+//! - [`wire`]: replies the hub sends (events, sessions, webhooks).
+//! - [`catalog`]: tool names, descriptions and JSON schemas; the guide text.
+//! - [`channel`]: channel names, the implicit per-session channels, repo names.
+//! - [`level`]: signal levels and how an event's level is derived.
+//! - [`cursor`]: parsing cursors (event ids as decimal strings).
+//! - [`config`]: environment variable names, defaults, URL rules.
+//! - [`client`]: [`HubClient`], one `POST /mcp` per call.
+//! - [`time`]: RFC 3339 UTC timestamps.
+
+pub mod catalog;
+pub mod channel;
+pub mod client;
+pub mod config;
+pub mod cursor;
+pub mod level;
+pub mod time;
+pub mod wire;
+
+pub use client::{ClientError, HubClient, ToolOutput};
+
+/// The product version, reported by `/health`, `initialize` and the CLI.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The MCP server name every part reports.
+pub const SERVER_NAME: &str = "agent-event-bus";
