@@ -1,1 +1,11 @@
+//! End-to-end tests: the real hub, proxy and CLI binaries, driven as users'
+//! sessions and hooks drive them. One test binary; one module per area.
 
+mod auth;
+mod cli;
+mod cursors;
+mod durability;
+mod input;
+mod proxy;
+mod tools;
+mod webhooks;

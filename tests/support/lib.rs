@@ -1,0 +1,347 @@
+//! The end-to-end harness: starts the real binaries on port 0 with a temp
+//! data dir, and gives tests a typed way to drive them.
+//!
+//! # Layout
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9).
+//! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
+//! - [`proxy`]: the proxy as a child process spoken to over stdio.
+//! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
+//! - [`wait_until`]: poll a condition with a generous deadline.
+
+pub mod proxy;
+pub mod sink;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::HubClient;
+
+/// The path of one of the workspace's binaries, built by `cargo build --bins`
+/// into the same target dir as this test executable.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/<profile>/deps/e2e-xxxx → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable sits in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`make test` runs `cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// Environment variables the binaries read; cleared for every child so the
+/// developer's own setup never leaks into a test.
+pub const BUS_ENV: &[&str] = &[
+    "AGENT_EVENT_BUS_URL",
+    "AGENT_EVENT_BUS_TOKEN",
+    "AGENT_EVENT_BUS_DB",
+    "AGENT_EVENT_BUS_SESSION_ID",
+    "CLAUDE_CODE_SESSION_ID",
+    "AGENT_EVENT_BUS_SESSION_NAME",
+    "AGENT_EVENT_BUS_CLIENT_ID",
+    "AGENT_EVENT_BUS_LEASE_SECONDS",
+    "AGENT_EVENT_BUS_PUSH_CHANNELS",
+    "AGENT_EVENT_BUS_AUTH_DISABLED",
+    "HOST",
+    "PORT",
+];
+
+/// A command for one of our binaries with the bus environment cleared.
+pub fn command(name: &str) -> Command {
+    let mut cmd = Command::new(bin_path(name));
+    for var in BUS_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what`
+/// after `deadline`.
+pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running hub on a loopback port with its own data dir.
+pub struct Hub {
+    child: Option<Child>,
+    /// The temp dir that holds the database; kept across restarts.
+    pub dir: Arc<tempfile::TempDir>,
+    pub url: String,
+    pub port: u16,
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
+    log: Arc<Mutex<String>>,
+}
+
+/// How to start a hub.
+#[derive(Default, Clone)]
+pub struct HubOptions {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Hub {
+    /// Starts a hub on 127.0.0.1, port 0, with a fresh temp data dir.
+    pub fn start() -> Self {
+        Self::start_with(HubOptions::default())
+    }
+
+    pub fn start_with(options: HubOptions) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::spawn(dir, options.args, options.env, 0)
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data.redb")
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, args: Vec<String>, env: Vec<(String, String)>, port: u16) -> Self {
+        let mut cmd = command("agent-event-bus");
+        cmd.arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--db")
+            .arg(dir.path().join("data.redb"))
+            .args(&args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "agent_event_bus=debug,hub=debug,warn")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the hub starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the hub did not report its address; its stderr:\n{}",
+                    log.lock().unwrap_or_else(|e| e.into_inner())
+                );
+            }
+        };
+        let port = base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("the readiness line ends with a port");
+        Self {
+            child: Some(child),
+            dir,
+            url: format!("{}/mcp", base.trim_end_matches('/')),
+            port,
+            extra_args: args,
+            extra_env: env,
+            log,
+        }
+    }
+
+    /// The base URL without `/mcp`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the hub has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A typed client for this hub.
+    pub fn client(&self) -> HubClient {
+        HubClient::new(&self.url, None).expect("a valid hub URL")
+    }
+
+    /// Stops the hub with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the hub with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a new hub process on the same data dir (and a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let next = Self::spawn(self.dir.clone(), self.extra_args.clone(), self.extra_env.clone(), 0);
+        self.absorb(next);
+    }
+
+    /// Starts a new hub process on the same data dir and the same port.
+    pub fn restart_same_port(&mut self) {
+        self.stop();
+        let port = self.port;
+        let next = Self::spawn(self.dir.clone(), self.extra_args.clone(), self.extra_env.clone(), port);
+        self.absorb(next);
+    }
+
+    fn absorb(&mut self, mut next: Hub) {
+        self.child = next.child.take();
+        self.url = next.url.clone();
+        self.port = next.port;
+        self.log = next.log.clone();
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- hub stderr ----\n{}", self.log());
+        }
+    }
+}
+
+/// The outcome of one CLI run.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout parsed as JSON (panics with the output when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Runs `agent-event-bus-cli` against a hub, as a hook would.
+pub struct Cli {
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    pub fn new(hub: &Hub) -> Self {
+        Self {
+            url: hub.url.clone(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens).
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Adds an environment variable to every run.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = command("agent-event-bus-cli");
+        cmd.env("AGENT_EVENT_BUS_URL", &self.url)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the CLI starts");
+        if let Some(input) = stdin
+            && let Some(mut pipe) = child.stdin.take()
+        {
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output().expect("the CLI runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A current-thread runtime for calling the async [`HubClient`] from tests.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Calls a tool and returns the reply value (list tools unwrapped); panics
+/// on transport errors and on `isError`.
+pub async fn call(client: &HubClient, tool: &str, args: Value) -> Value {
+    let out = client
+        .call_tool(tool, args.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{tool}({args}) failed: {e}"));
+    assert!(!out.is_error(), "{tool}({args}) gave isError: {}", out.text());
+    out.value()
+}

@@ -1,0 +1,365 @@
+//! The HTTP surface: `POST /mcp` (stateless MCP Streamable HTTP, one
+//! JSON-RPC request per POST, answered as JSON or SSE-framed by `Accept`),
+//! `GET /health`, and JSON errors for everything else. Dispatch only: tool
+//! rules live in [`crate::tools`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use shared::catalog;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, Method, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::{Policy, Verdict};
+use crate::state::Bus;
+use crate::tools::{self, ToolError};
+
+/// Protocol revisions this hub speaks, oldest first. (2026-07-28 is left
+/// out: clients probe it with `server/discover`, get -32601, and fall back.)
+const PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// A JSON-RPC error.
+#[derive(Debug)]
+struct RpcError {
+    code: i64,
+    message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Denied(Verdict);
+impl warp::reject::Reject for Denied {}
+
+#[derive(Debug)]
+struct UnsupportedMediaType(String);
+impl warp::reject::Reject for UnsupportedMediaType {}
+
+/// Every route, with auth in front and JSON errors behind.
+pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
+    let max_body = bus.limits.max_body_bytes;
+    let auth = warp::addr::remote()
+        .and(warp::header::headers_cloned())
+        .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
+            let policy = policy.clone();
+            async move {
+                match policy.check(peer, &headers) {
+                    Verdict::Allow => Ok(()),
+                    denied => Err(warp::reject::custom(Denied(denied))),
+                }
+            }
+        })
+        .untuple_one();
+
+    let mcp_path = warp::path("mcp").and(warp::path::end());
+
+    // POST /mcp — one JSON-RPC request or notification.
+    let with_bus = warp::any().map(move || bus.clone());
+    let post = mcp_path
+        .and(warp::post())
+        .and(auth.clone())
+        .and(warp::header::optional::<String>("content-type"))
+        .and_then(|content_type: Option<String>| async move {
+            match content_type {
+                Some(ct) if !ct.to_ascii_lowercase().starts_with("application/json") => {
+                    Err(warp::reject::custom(UnsupportedMediaType(ct)))
+                }
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::content_length_limit(max_body))
+        .and(warp::header::optional::<String>("accept"))
+        .and(warp::body::bytes())
+        .and(with_bus)
+        .then(|accept: Option<String>, body: Bytes, bus: Arc<Bus>| async move {
+            let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
+            handle_post(&bus, &body, sse).await
+        });
+
+    // GET/DELETE /mcp — no server-initiated stream and no sessions.
+    let other_mcp = mcp_path
+        .and(auth.clone())
+        .and(warp::method())
+        .map(|method: Method| {
+            let message = if method == Method::DELETE {
+                "Method Not Allowed: this hub is stateless; there is no session to end"
+            } else {
+                "Method Not Allowed: this hub is stateless; POST JSON-RPC requests to /mcp"
+            };
+            let mut r = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &rpc_error_body(Value::Null, &RpcError::new(INVALID_REQUEST, message)),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, warp::http::HeaderValue::from_static("POST"));
+            r
+        });
+
+    // GET /health
+    let health = warp::path("health")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(auth)
+        .map(|| {
+            json_response(
+                StatusCode::OK,
+                &json!({"status": "ok", "service": shared::SERVER_NAME, "version": shared::VERSION}),
+            )
+        });
+
+    post.or(other_mcp)
+        .unify()
+        .or(health)
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut r = warp::reply::with_status(warp::reply::json(body), status).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn rpc_error_body(id: Value, e: &RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+}
+
+/// Frames one JSON-RPC message as JSON or as a single SSE event.
+fn rpc_response(status: StatusCode, body: &Value, sse: bool) -> Response {
+    if !sse {
+        return json_response(status, body);
+    }
+    let text = format!("event: message\ndata: {body}\n\n");
+    let mut r = warp::reply::with_status(text, status).into_response();
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
+    let message: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let detail = if std::str::from_utf8(body).is_err() {
+                "the body is not valid UTF-8".to_owned()
+            } else {
+                e.to_string()
+            };
+            let err = RpcError::new(PARSE_ERROR, format!("Parse error: {detail}"));
+            return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+        }
+    };
+    let Value::Object(obj) = message else {
+        let reason = if message.is_array() {
+            "Invalid Request: batches are not supported (MCP 2025-06-18 removed them); send one request per POST"
+        } else {
+            "Invalid Request: expected a JSON-RPC object"
+        };
+        let err = RpcError::new(INVALID_REQUEST, reason);
+        return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+    };
+    let id = obj.get("id").cloned();
+    let method = obj.get("method").and_then(Value::as_str);
+    let Some(method) = method else {
+        if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) {
+            // A response to a request we never send: accept and ignore.
+            return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
+        }
+        let err = RpcError::new(INVALID_REQUEST, "Invalid Request: 'method' must be a string");
+        return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(id.unwrap_or(Value::Null), &err), sse);
+    };
+    let Some(id) = id.filter(|i| i.is_string() || i.is_number()) else {
+        if obj.contains_key("id") {
+            let err = RpcError::new(INVALID_REQUEST, "Invalid Request: 'id' must be a string or a number");
+            return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+        }
+        // A notification: nothing to answer.
+        return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
+    };
+    let params = obj.get("params").cloned();
+    let body = match dispatch(bus, method, params).await {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => rpc_error_body(id, &e),
+    };
+    rpc_response(StatusCode::OK, &body, sse)
+}
+
+async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    match method {
+        "initialize" => Ok(initialize(params.as_ref())),
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({"tools": catalog::tools()})),
+        "tools/call" => call_tool(bus, params).await,
+        "resources/list" => Ok(json!({"resources": [catalog::guide_resource()]})),
+        "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
+        "resources/read" => read_resource(params.as_ref()),
+        "prompts/list" => Ok(json!({"prompts": []})),
+        other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+    }
+}
+
+fn initialize(params: Option<&Value>) -> Value {
+    let requested = params
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str);
+    let latest = PROTOCOL_VERSIONS[PROTOCOL_VERSIONS.len() - 1];
+    let version = requested
+        .filter(|v| PROTOCOL_VERSIONS.contains(v))
+        .unwrap_or(latest);
+    json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": false},
+            "resources": {"subscribe": false, "listChanged": false},
+            "prompts": {"listChanged": false},
+        },
+        "serverInfo": {"name": shared::SERVER_NAME, "version": shared::VERSION},
+        "instructions": "An event bus shared by coding-agent sessions: register_session, then poll get_events(resume=true, order=asc) and publish_event. Read agent-event-bus://guide for the loop and etiquette.",
+    })
+}
+
+fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
+    let uri = params
+        .and_then(|p| p.get("uri"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::new(INVALID_PARAMS, "resources/read needs params.uri (a string)"))?;
+    if uri != catalog::GUIDE_URI {
+        return Err(RpcError::new(
+            RESOURCE_NOT_FOUND,
+            format!("Resource not found: {uri} (this hub has {})", catalog::GUIDE_URI),
+        ));
+    }
+    Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
+}
+
+async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> {
+    let Some(Value::Object(mut params)) = params else {
+        return Err(RpcError::new(INVALID_PARAMS, "tools/call needs params {name, arguments}"));
+    };
+    let Some(Value::String(name)) = params.remove("name") else {
+        return Err(RpcError::new(INVALID_PARAMS, "tools/call needs params.name (a string)"));
+    };
+    let arguments = params.remove("arguments");
+    let caller = arguments
+        .as_ref()
+        .and_then(|a| a.get("session_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let started = Instant::now();
+    let outcome = tools::call(bus, &name, arguments).await;
+    let micros = started.elapsed().as_micros() as u64;
+    let result = match outcome {
+        Ok(tools::Reply::Object(value)) => {
+            let summary = value.get("error").and_then(Value::as_str).unwrap_or("ok");
+            tracing::info!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
+            json!({
+                "content": [{"type": "text", "text": value.to_string()}],
+                "structuredContent": value,
+                "isError": false,
+            })
+        }
+        Ok(tools::Reply::List(items)) => {
+            tracing::info!(tool = %name, micros, items = items.len(), "ok");
+            let list = Value::Array(items);
+            json!({
+                "content": [{"type": "text", "text": list.to_string()}],
+                "structuredContent": {"result": list},
+                "isError": false,
+            })
+        }
+        Err(ToolError::Internal(e)) => {
+            tracing::error!(tool = %name, error = %e, "tool failed");
+            json!({
+                "content": [{"type": "text", "text": "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"}],
+                "isError": true,
+            })
+        }
+        Err(e) => {
+            tracing::info!(tool = %name, "refused: {e}");
+            json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})
+        }
+    };
+    Ok(result)
+}
+
+/// Turns every rejection into a JSON reply; nothing reaches the client as
+/// warp's plain-text defaults.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(Denied(verdict)) = rejection.find::<Denied>() {
+        return Ok(match verdict {
+            Verdict::Forbidden(message) => json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"error": "Forbidden", "message": message}),
+            ),
+            Verdict::Unauthorized(message) => json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "Unauthorized", "message": message}),
+            ),
+            Verdict::Allow => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "internal"})),
+        });
+    }
+    if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
+        let err = RpcError::new(
+            INVALID_REQUEST,
+            format!("Unsupported Media Type: send Content-Type: application/json (got '{ct}')"),
+        );
+        return Ok(json_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &rpc_error_body(Value::Null, &err)));
+    }
+    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        let err = RpcError::new(INVALID_REQUEST, "Payload Too Large: the request body is over the hub's limit (1 MiB by default)");
+        return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &rpc_error_body(Value::Null, &err)));
+    }
+    if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        let err = RpcError::new(INVALID_REQUEST, "Length Required: send a Content-Length header");
+        return Ok(json_response(StatusCode::LENGTH_REQUIRED, &rpc_error_body(Value::Null, &err)));
+    }
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Ok(json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "Method Not Allowed"}),
+        ));
+    }
+    if rejection.is_not_found() {
+        return Ok(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "Not Found", "message": "this hub serves POST /mcp and GET /health"}),
+        ));
+    }
+    tracing::debug!(?rejection, "request rejected");
+    Ok(json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "Bad Request", "message": format!("{rejection:?}")}),
+    ))
+}

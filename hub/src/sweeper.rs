@@ -1,0 +1,84 @@
+//! The sweeper: ends leased sessions whose lease lapsed (within about a
+//! second of the deadline, from the lease index) and idle sessions without a
+//! lease, each with a `session_unregistered` event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::state::Bus;
+use crate::store::Durability;
+use crate::tools::EndReason;
+use crate::tools::sessions::end_sessions;
+
+const LEASE_TICK: Duration = Duration::from_millis(250);
+const IDLE_EVERY: Duration = Duration::from_secs(30);
+
+/// Gives every leased session a full lease from now: after the hub was down,
+/// its proxies get the time to renew before anything is swept.
+pub async fn grace_after_restart(bus: &Bus) -> Result<(), crate::store::StoreError> {
+    bus.store
+        .write(Durability::Durable, |tx| {
+            let now = shared::time::now_ms();
+            for mut s in tx.sessions()? {
+                if let (Some(l), Some(d), None) = (s.lease_seconds, s.lease_deadline, s.deleted_at) {
+                    let fresh = now + (l as i64) * 1000;
+                    if d < fresh {
+                        s.lease_deadline = Some(fresh);
+                        tx.put_session(&s)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Runs until the hub shuts down.
+pub async fn run(bus: Arc<Bus>) {
+    let mut tick = tokio::time::interval(LEASE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let idle_every = IDLE_EVERY.min(Duration::from_millis(
+        u64::try_from(bus.idle_timeout_ms / 2).unwrap_or(0).max(250),
+    ));
+    let mut last_idle_sweep = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = bus.shutdown.cancelled() => return,
+        }
+        if let Err(e) = sweep_leases(&bus).await {
+            tracing::error!(error = %e, "lease sweep failed");
+        }
+        if last_idle_sweep.elapsed() >= idle_every {
+            last_idle_sweep = tokio::time::Instant::now();
+            if let Err(e) = sweep_idle(&bus).await {
+                tracing::error!(error = %e, "idle sweep failed");
+            }
+        }
+    }
+}
+
+async fn sweep_leases(bus: &Bus) -> Result<(), crate::store::StoreError> {
+    let now = shared::time::now_ms();
+    let expired = bus.store.read(move |s| s.expired_leases(now)).await?;
+    if !expired.is_empty() {
+        end_sessions(bus, expired, EndReason::LeaseExpired).await?;
+    }
+    Ok(())
+}
+
+async fn sweep_idle(bus: &Bus) -> Result<(), crate::store::StoreError> {
+    let cutoff = shared::time::now_ms() - bus.idle_timeout_ms;
+    let idle: Vec<String> = bus
+        .store
+        .read(|s| s.sessions())
+        .await?
+        .into_iter()
+        .filter(|s| !s.is_deleted() && s.lease_seconds.is_none() && s.last_heartbeat <= cutoff)
+        .map(|s| s.id)
+        .collect();
+    if !idle.is_empty() {
+        end_sessions(bus, idle, EndReason::Idle).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The twelve tools. Each module holds its tools' arguments, rules and
+//! replies; [`call`] only dispatches. Domain refusals are normal replies
+//! with an `"error"` key; bad arguments are [`ToolError::Args`].
+
+pub mod args;
+pub mod events;
+pub mod notify;
+pub mod sessions;
+pub mod webhooks;
+
+use serde_json::{Value, json};
+
+use crate::state::Bus;
+use crate::store::{NewEvent, SessionRecord, StoreError, Tx};
+use args::ArgError;
+
+/// What a tool produced.
+#[derive(Debug)]
+pub enum Reply {
+    /// A dict reply (`structuredContent` is the object).
+    Object(Value),
+    /// A list reply (`structuredContent` is `{"result": [...]}`).
+    List(Vec<Value>),
+}
+
+/// Why a call produced no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("Invalid arguments for {tool}: {message}")]
+    Args { tool: String, message: String },
+    #[error("Unknown tool: {0}")]
+    Unknown(String),
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+pub type ToolResult = Result<Reply, ToolError>;
+
+/// Runs one tool.
+pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult {
+    let result = match name {
+        "register_session" => sessions::register(bus, arguments).await,
+        "list_sessions" => sessions::list(bus, arguments).await,
+        "list_channels" => sessions::channels(bus, arguments).await,
+        "unregister_session" => sessions::unregister(bus, arguments).await,
+        "publish_event" => events::publish(bus, arguments).await,
+        "get_events" => events::get(bus, arguments).await,
+        "ack_events" => events::ack(bus, arguments).await,
+        "notify" => notify::tool(bus, arguments).await,
+        "register_webhook" => webhooks::register(bus, arguments).await,
+        "list_webhooks" => webhooks::list(bus, arguments).await,
+        "set_webhook_active" => webhooks::set_active(bus, arguments).await,
+        "unregister_webhook" => webhooks::unregister(bus, arguments).await,
+        other => return Err(ToolError::Unknown(other.to_owned())),
+    };
+    result.map_err(|e| match e {
+        Failure::Args(ArgError(message)) => ToolError::Args {
+            tool: name.to_owned(),
+            message,
+        },
+        Failure::Store(e) => ToolError::Internal(e),
+    })
+}
+
+/// A tool body's failure: the caller's mistake, or the store's.
+#[derive(Debug)]
+pub enum Failure {
+    Args(ArgError),
+    Store(StoreError),
+}
+
+impl From<ArgError> for Failure {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+pub type Outcome = Result<Reply, Failure>;
+
+/// The reply for a call that names a deleted session.
+pub fn deleted_reply(session: &SessionRecord, hint: &str) -> Value {
+    json!({
+        "error": "Session deleted",
+        "session_deleted": true,
+        "session_id": session.id,
+        "display_id": session.display_id,
+        "deleted_at": session.deleted_at.map(shared::time::format_ms),
+        "hint": hint,
+    })
+}
+
+/// Why a session ended, for its `session_unregistered` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Unregistered,
+    LeaseExpired,
+    ProcessGone,
+    Idle,
+}
+
+/// Soft-deletes a session and publishes `session_unregistered`.
+pub fn end_session(
+    tx: &mut Tx<'_>,
+    mut session: SessionRecord,
+    now_ms: i64,
+    reason: EndReason,
+) -> Result<SessionRecord, StoreError> {
+    session.deleted_at = Some(now_ms);
+    tx.put_session(&session)?;
+    let suffix = match reason {
+        EndReason::Unregistered => "",
+        EndReason::LeaseExpired => " (lease expired)",
+        EndReason::ProcessGone => " (process gone)",
+        EndReason::Idle => " (idle timeout)",
+    };
+    tx.append_event(NewEvent::system(
+        "session_unregistered",
+        format!("{} ended on {}{suffix}", session.name, session.machine),
+        &session.id,
+    ))?;
+    Ok(session)
+}

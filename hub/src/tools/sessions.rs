@@ -1,0 +1,322 @@
+//! Sessions: register/resume, list, channels, unregister, and the liveness
+//! rules (leases, local PIDs, idle timeout) the sweeper and lists apply.
+
+use serde_json::{Value, json};
+use shared::channel::repo_from_cwd;
+
+use super::args::{ArgError, Args, check_len, check_non_empty};
+use super::{EndReason, Outcome, Reply, deleted_reply, end_session};
+use crate::state::Bus;
+use crate::store::{Durability, NewEvent, SessionRecord, Tx};
+
+const NAME_MAX: usize = 256;
+const MACHINE_MAX: usize = 256;
+const CWD_MAX: usize = 4096;
+const CLIENT_ID_MAX: usize = 256;
+/// The longest lease a session may ask for: one day.
+const LEASE_MAX: i64 = 86_400;
+
+/// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?)`
+pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    let a = Args::new(
+        arguments,
+        &["name", "machine", "cwd", "client_id", "lease_seconds", "client_pid"],
+    )?;
+    let name = a.req_str("name")?;
+    check_non_empty("name", &name)?;
+    check_len("name", &name, NAME_MAX)?;
+    let machine = a.opt_str("machine")?.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| bus.hostname.clone());
+    check_len("machine", &machine, MACHINE_MAX)?;
+    let cwd = a.opt_str("cwd")?.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| bus.cwd.clone());
+    check_len("cwd", &cwd, CWD_MAX)?;
+    let client_id = a.opt_str("client_id")?;
+    if let Some(c) = &client_id {
+        check_len("client_id", c, CLIENT_ID_MAX)?;
+    }
+    let lease_seconds = match a.opt_i64("lease_seconds")? {
+        Some(l) if !(1..=LEASE_MAX).contains(&l) => {
+            return Err(ArgError(format!(
+                "lease_seconds must be from 1 to {LEASE_MAX} (got {l})"
+            ))
+            .into());
+        }
+        other => other.map(|l| l as u64),
+    };
+    let client_pid = match a.opt_i64("client_pid")? {
+        Some(p) if !(1..=i64::from(i32::MAX)).contains(&p) => {
+            return Err(ArgError(format!("client_pid must be a process id (got {p})")).into());
+        }
+        other => other.map(|p| p as u32),
+    };
+    let repo = repo_from_cwd(&cwd);
+    let reply = bus
+        .store
+        .write(Durability::Durable, move |tx| {
+            let now = shared::time::now_ms();
+            let lease_deadline = lease_seconds.map(|l| now + (l as i64) * 1000);
+            if let Some(cid) = &client_id
+                && let Some(mut session) = tx.session_by_client(&machine, cid)?
+            {
+                session.name = name;
+                session.cwd = cwd;
+                session.repo = repo;
+                session.last_heartbeat = now;
+                session.deleted_at = None;
+                if lease_seconds.is_some() {
+                    session.lease_seconds = lease_seconds;
+                    session.lease_deadline = lease_deadline;
+                } else if let Some(l) = session.lease_seconds {
+                    session.lease_deadline = Some(now + (l as i64) * 1000);
+                }
+                if client_pid.is_some() {
+                    session.client_pid = client_pid;
+                }
+                tx.put_session(&session)?;
+                let cursor = match session.last_cursor {
+                    Some(c) => c,
+                    None => tx.tip()?,
+                };
+                let tip = format!(
+                    "You are '{}' ({}). Resuming from last seen cursor.",
+                    session.name, session.display_id
+                );
+                return Ok(register_reply(tx, &session, cursor, true, tip)?);
+            }
+            let id = match &client_id {
+                Some(cid) if !cid.is_empty() && tx.session(cid)?.is_none() => cid.clone(),
+                _ => uuid::Uuid::new_v4().to_string(),
+            };
+            let live = tx.sessions()?;
+            let taken: Vec<&str> = live
+                .iter()
+                .filter(|s| !s.is_deleted())
+                .map(|s| s.display_id.as_str())
+                .collect();
+            let display_id = crate::names::pick(&taken);
+            let event = tx.append_event(NewEvent::system(
+                "session_registered",
+                format!("{name} started on {machine} in {cwd}"),
+                &id,
+            ))?;
+            let session = SessionRecord {
+                id,
+                display_id,
+                name,
+                machine,
+                cwd,
+                repo,
+                registered_at: now,
+                last_heartbeat: now,
+                client_id,
+                last_cursor: Some(event.id),
+                deleted_at: None,
+                client_pid,
+                lease_seconds,
+                lease_deadline,
+            };
+            tx.put_session(&session)?;
+            let tip = format!(
+                "You are '{}' ({}). Use cursor to start polling: get_events(cursor=cursor).",
+                session.name, session.display_id
+            );
+            register_reply(tx, &session, event.id, false, tip)
+        })
+        .await?;
+    Ok(Reply::Object(reply))
+}
+
+fn register_reply(
+    tx: &Tx<'_>,
+    s: &SessionRecord,
+    cursor: u64,
+    resumed: bool,
+    tip: String,
+) -> Result<Value, crate::store::StoreError> {
+    let active = tx.sessions()?.iter().filter(|s| !s.is_deleted()).count();
+    let mut reply = json!({
+        "session_id": s.id,
+        "display_id": s.display_id,
+        "name": s.name,
+        "machine": s.machine,
+        "cwd": s.cwd,
+        "repo": s.repo,
+        "active_sessions": active,
+        "cursor": cursor.to_string(),
+        "resumed": resumed,
+        "tip": tip,
+    });
+    if let Some(l) = s.lease_seconds {
+        reply["lease_seconds"] = json!(l);
+    }
+    Ok(reply)
+}
+
+/// Whether a local process is still running (`kill(pid, 0)`; a process we
+/// may not signal counts as alive).
+pub fn pid_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return true;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// The process a session without a lease is tied to, when it is local:
+/// its `client_pid`, else a numeric `client_id` (the original's rule).
+fn watched_pid(bus: &Bus, s: &SessionRecord) -> Option<u32> {
+    if s.lease_seconds.is_some() || s.machine != bus.hostname {
+        return None;
+    }
+    s.client_pid
+        .or_else(|| s.client_id.as_deref().and_then(|c| c.parse::<u32>().ok()))
+}
+
+/// Live sessions, most recently active first. Local sessions whose process
+/// is gone are ended on the way (with a `session_unregistered` event).
+pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store::StoreError> {
+    let mut sessions: Vec<SessionRecord> = bus
+        .store
+        .read(|s| s.sessions())
+        .await?
+        .into_iter()
+        .filter(|s| !s.is_deleted())
+        .collect();
+    let dead: Vec<String> = sessions
+        .iter()
+        .filter(|s| watched_pid(bus, s).is_some_and(|pid| !pid_alive(pid)))
+        .map(|s| s.id.clone())
+        .collect();
+    if !dead.is_empty() {
+        sessions.retain(|s| !dead.contains(&s.id));
+        end_sessions(bus, dead, EndReason::ProcessGone).await?;
+    }
+    sessions.sort_by(|a, b| b.last_heartbeat.cmp(&a.last_heartbeat));
+    Ok(sessions)
+}
+
+/// Ends the named sessions that are still live, in one durable write.
+pub async fn end_sessions(
+    bus: &Bus,
+    ids: Vec<String>,
+    reason: EndReason,
+) -> Result<usize, crate::store::StoreError> {
+    let idle_ms = bus.idle_timeout_ms;
+    bus.store
+        .write(Durability::Durable, move |tx| {
+            let now = shared::time::now_ms();
+            let mut ended = 0;
+            for id in ids {
+                let Some(s) = tx.session(&id)? else { continue };
+                // Re-check inside the transaction: a renewal may have raced us.
+                let still_due = !s.is_deleted()
+                    && match reason {
+                        EndReason::LeaseExpired => s.lease_deadline.is_some_and(|d| d <= now),
+                        EndReason::Idle => s.last_heartbeat + idle_ms <= now,
+                        _ => true,
+                    };
+                if still_due {
+                    tracing::info!(session_id = %s.id, display_id = %s.display_id, ?reason, "session ended");
+                    end_session(tx, s, now, reason)?;
+                    ended += 1;
+                }
+            }
+            Ok(ended)
+        })
+        .await
+}
+
+/// `list_sessions()`
+pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    Args::new(arguments, &[])?;
+    let now = shared::time::now_ms();
+    let items = live_sessions(bus)
+        .await?
+        .iter()
+        .map(|s| serde_json::to_value(s.to_wire(now)).unwrap_or(Value::Null))
+        .collect();
+    Ok(Reply::List(items))
+}
+
+/// `list_channels()`: the implicit channels of live sessions with counts.
+pub async fn channels(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    Args::new(arguments, &[])?;
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for s in live_sessions(bus).await? {
+        for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {
+            *counts.entry(c).or_default() += 1;
+        }
+    }
+    let items = counts
+        .into_iter()
+        .map(|(channel, subscribers)| json!({"channel": channel, "subscribers": subscribers}))
+        .collect();
+    Ok(Reply::List(items))
+}
+
+/// `unregister_session(session_id?, client_id?, machine?)`
+pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    let a = Args::new(arguments, &["session_id", "client_id", "machine"])?;
+    let session_id = a.opt_str("session_id")?;
+    let client_id = a.opt_str("client_id")?;
+    let machine = a.opt_str("machine")?.unwrap_or_else(|| bus.hostname.clone());
+    let reply = bus
+        .store
+        .write(Durability::Durable, move |tx| {
+            let found = if let Some(id) = &session_id {
+                match tx.session(id)? {
+                    Some(s) => s,
+                    None => return Ok(json!({"error": "Session not found", "session_id": id})),
+                }
+            } else if let Some(cid) = &client_id {
+                match tx.session_by_client(&machine, cid)? {
+                    Some(s) => s,
+                    None => {
+                        return Ok(json!({
+                            "error": "Session not found",
+                            "client_id": cid,
+                            "machine": machine,
+                        }));
+                    }
+                }
+            } else {
+                return Ok(json!({"error": "Must provide either session_id or client_id"}));
+            };
+            if found.is_deleted() {
+                return Ok(deleted_reply(
+                    &found,
+                    "This session was already unregistered or timed out; there is nothing left to clean up. Call register_session to start a new one.",
+                ));
+            }
+            let ended = end_session(tx, found, shared::time::now_ms(), EndReason::Unregistered)?;
+            let active = tx.sessions()?.iter().filter(|s| !s.is_deleted()).count();
+            Ok(json!({
+                "success": true,
+                "session_id": ended.id,
+                "display_id": ended.display_id,
+                "active_sessions": active,
+            }))
+        })
+        .await?;
+    Ok(Reply::Object(reply))
+}
+
+/// Records activity: refreshes the heartbeat and extends a lease. Skipped
+/// when the last one is under a second old, so polling stays cheap.
+pub fn touch(tx: &mut Tx<'_>, id: &str, now: i64) -> Result<Option<SessionRecord>, crate::store::StoreError> {
+    let Some(mut s) = tx.session(id)? else {
+        return Ok(None);
+    };
+    if s.is_deleted() {
+        return Ok(Some(s));
+    }
+    if now - s.last_heartbeat >= 1000 {
+        s.last_heartbeat = now;
+        if let Some(l) = s.lease_seconds {
+            s.lease_deadline = Some(now + (l as i64) * 1000);
+        }
+        tx.put_session(&s)?;
+    }
+    Ok(Some(s))
+}

@@ -1,0 +1,1 @@
+//! Driving the proxy over stdio as an MCP client would.
