@@ -28,13 +28,23 @@ pub enum Verdict {
 }
 
 impl Policy {
-    pub fn new(token: Option<String>, disabled: bool, public_hosts: &[String], bound_host: &str) -> Self {
+    pub fn new(
+        token: Option<String>,
+        disabled: bool,
+        public_hosts: &[String],
+        bound_host: &str,
+    ) -> Self {
         let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
             .iter()
             .map(|h| (*h).to_owned())
             .collect();
         hosts.push(bound_host.trim_matches(['[', ']']).to_ascii_lowercase());
-        hosts.extend(public_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()));
+        hosts.extend(
+            public_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty()),
+        );
         Self {
             token: token.filter(|t| !t.is_empty()),
             disabled,
@@ -44,16 +54,20 @@ impl Policy {
 
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        self.hosts.contains(&host)
-            || host
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        self.hosts.contains(&host) || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     pub fn check(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Verdict {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
         if let (Some(token), Some(auth)) = (&self.token, header("authorization"))
-            && let Some(given) = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))
+            && let Some(given) = auth
+                .strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
             && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
         {
             return Verdict::Allow;
@@ -97,7 +111,9 @@ impl Policy {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -136,24 +152,72 @@ mod tests {
     fn matrix() {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "100.64.0.5:5000".parse().unwrap();
-        let p = Policy::new(Some("s3cret".into()), false, &["box.tail.ts.net".into()], "127.0.0.1");
-        assert_eq!(p.check(Some(local), &headers(&[("host", "127.0.0.1:8080")])), Verdict::Allow);
-        assert_eq!(p.check(Some(local), &headers(&[("host", "localhost:8080")])), Verdict::Allow);
-        assert!(matches!(p.check(Some(local), &headers(&[("host", "evil.example")])), Verdict::Forbidden(_)));
+        let p = Policy::new(
+            Some("s3cret".into()),
+            false,
+            &["box.tail.ts.net".into()],
+            "127.0.0.1",
+        );
+        assert_eq!(
+            p.check(Some(local), &headers(&[("host", "127.0.0.1:8080")])),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.check(Some(local), &headers(&[("host", "localhost:8080")])),
+            Verdict::Allow
+        );
         assert!(matches!(
-            p.check(Some(local), &headers(&[("host", "localhost"), ("origin", "https://evil.example")])),
+            p.check(Some(local), &headers(&[("host", "evil.example")])),
             Verdict::Forbidden(_)
         ));
-        assert_eq!(p.check(Some(local), &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])), Verdict::Allow);
-        assert!(matches!(p.check(Some(remote), &headers(&[])), Verdict::Unauthorized(_)));
-        assert!(matches!(p.check(Some(remote), &headers(&[("authorization", "Bearer nope")])), Verdict::Unauthorized(_)));
-        assert_eq!(p.check(Some(remote), &headers(&[("authorization", "Bearer s3cret")])), Verdict::Allow);
-        let fwd = [("host", "box.tail.ts.net"), ("x-forwarded-for", "100.64.0.5")];
-        assert!(matches!(p.check(Some(local), &headers(&fwd)), Verdict::Unauthorized(_)));
-        let fwd_ts = [("host", "box.tail.ts.net"), ("x-forwarded-for", "100.64.0.5"), ("tailscale-user-login", "me@x")];
+        assert!(matches!(
+            p.check(
+                Some(local),
+                &headers(&[("host", "localhost"), ("origin", "https://evil.example")])
+            ),
+            Verdict::Forbidden(_)
+        ));
+        assert_eq!(
+            p.check(
+                Some(local),
+                &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])
+            ),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            p.check(Some(remote), &headers(&[])),
+            Verdict::Unauthorized(_)
+        ));
+        assert!(matches!(
+            p.check(Some(remote), &headers(&[("authorization", "Bearer nope")])),
+            Verdict::Unauthorized(_)
+        ));
+        assert_eq!(
+            p.check(
+                Some(remote),
+                &headers(&[("authorization", "Bearer s3cret")])
+            ),
+            Verdict::Allow
+        );
+        let fwd = [
+            ("host", "box.tail.ts.net"),
+            ("x-forwarded-for", "100.64.0.5"),
+        ];
+        assert!(matches!(
+            p.check(Some(local), &headers(&fwd)),
+            Verdict::Unauthorized(_)
+        ));
+        let fwd_ts = [
+            ("host", "box.tail.ts.net"),
+            ("x-forwarded-for", "100.64.0.5"),
+            ("tailscale-user-login", "me@x"),
+        ];
         assert_eq!(p.check(Some(local), &headers(&fwd_ts)), Verdict::Allow);
         // Remote with a forged Tailscale header: not through a local proxy.
-        assert!(matches!(p.check(Some(remote), &headers(&[("tailscale-user-login", "me@x")])), Verdict::Unauthorized(_)));
+        assert!(matches!(
+            p.check(Some(remote), &headers(&[("tailscale-user-login", "me@x")])),
+            Verdict::Unauthorized(_)
+        ));
         assert_eq!(host_without_port("[::1]:80"), "::1");
     }
 }

@@ -28,12 +28,21 @@ pub struct Config {
     pub token: Option<String>,
 
     /// Serve a non-loopback address without any authentication.
-    #[arg(long = "insecure-no-auth", env = "AGENT_EVENT_BUS_AUTH_DISABLED")]
+    #[arg(
+        long = "insecure-no-auth",
+        env = "AGENT_EVENT_BUS_AUTH_DISABLED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub insecure_no_auth: bool,
 
     /// Host names this hub is reached by besides localhost (e.g. the
     /// `tailscale serve` name); requests naming another host are refused.
-    #[arg(long = "public-host", env = "AGENT_EVENT_BUS_PUBLIC_HOST", value_delimiter = ',')]
+    #[arg(
+        long = "public-host",
+        env = "AGENT_EVENT_BUS_PUBLIC_HOST",
+        value_delimiter = ','
+    )]
     pub public_hosts: Vec<String>,
 
     /// Sessions without a lease that stay idle this long are ended.
@@ -67,7 +76,9 @@ pub enum ConfigError {
          - or, on a network you fully trust, pass --insecure-no-auth (AGENT_EVENT_BUS_AUTH_DISABLED=1)."
     )]
     OpenWithoutAuth { host: String, port: u16 },
-    #[error("HOME is not set, so there is no default database path; pass --db or set AGENT_EVENT_BUS_DB")]
+    #[error(
+        "HOME is not set, so there is no default database path; pass --db or set AGENT_EVENT_BUS_DB"
+    )]
     NoHome,
 }
 
@@ -106,7 +117,9 @@ impl Config {
         if let Some(p) = &self.db {
             return Ok(p.clone());
         }
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or(ConfigError::NoHome)?;
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or(ConfigError::NoHome)?;
         Ok(PathBuf::from(home)
             .join(".claude")
             .join("contrib")

@@ -68,7 +68,10 @@ pub fn standard_signature(secret: &str, id: &str, timestamp: u64, body: &[u8]) -
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 /// Sends webhook deliveries in the background.
@@ -112,13 +115,21 @@ impl Delivery {
     /// Waits up to `grace` for deliveries in flight, then gives up on them.
     pub async fn drain(&self, grace: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("webhook deliveries still in flight at shutdown were abandoned");
         }
     }
 }
 
-async fn deliver(client: &reqwest::Client, hook: &WebhookRecord, event_id: u64, body: bytes::Bytes) {
+async fn deliver(
+    client: &reqwest::Client,
+    hook: &WebhookRecord,
+    event_id: u64,
+    body: bytes::Bytes,
+) {
     let delivery_id = format!("evt_{event_id}_wh_{}", hook.id);
     let attempts = BACKOFF.len() + 1;
     for attempt in 1..=attempts {
@@ -142,7 +153,12 @@ async fn deliver(client: &reqwest::Client, hook: &WebhookRecord, event_id: u64, 
         }
         let failure = match request.send().await {
             Ok(r) if r.status().as_u16() < 400 => {
-                tracing::debug!(webhook_id = hook.id, event_id, status = r.status().as_u16(), "delivered");
+                tracing::debug!(
+                    webhook_id = hook.id,
+                    event_id,
+                    status = r.status().as_u16(),
+                    "delivered"
+                );
                 return;
             }
             Ok(r) => format!("returned {}", r.status().as_u16()),

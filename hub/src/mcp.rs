@@ -91,15 +91,24 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("accept"))
         .and(warp::body::bytes())
         .and(with_bus)
-        .then(|accept: Option<String>, body: Bytes, bus: Arc<Bus>| async move {
-            let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
-            handle_post(&bus, &body, sse).await
-        });
+        .then(
+            |accept: Option<String>, body: Bytes, bus: Arc<Bus>| async move {
+                let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
+                handle_post(&bus, &body, sse).await
+            },
+        );
 
     // GET/DELETE /mcp — no server-initiated stream and no sessions.
     let other_mcp = mcp_path
-        .and(auth.clone())
         .and(warp::method())
+        .and_then(|method: Method| async move {
+            if method == Method::POST {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(method)
+            }
+        })
+        .and(auth.clone())
         .map(|method: Method| {
             let message = if method == Method::DELETE {
                 "Method Not Allowed: this hub is stateless; there is no session to end"
@@ -178,7 +187,11 @@ async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
                 e.to_string()
             };
             let err = RpcError::new(PARSE_ERROR, format!("Parse error: {detail}"));
-            return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+            return rpc_response(
+                StatusCode::BAD_REQUEST,
+                &rpc_error_body(Value::Null, &err),
+                sse,
+            );
         }
     };
     let Value::Object(obj) = message else {
@@ -188,7 +201,11 @@ async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
             "Invalid Request: expected a JSON-RPC object"
         };
         let err = RpcError::new(INVALID_REQUEST, reason);
-        return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+        return rpc_response(
+            StatusCode::BAD_REQUEST,
+            &rpc_error_body(Value::Null, &err),
+            sse,
+        );
     };
     let id = obj.get("id").cloned();
     let method = obj.get("method").and_then(Value::as_str);
@@ -197,13 +214,27 @@ async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
             // A response to a request we never send: accept and ignore.
             return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
         }
-        let err = RpcError::new(INVALID_REQUEST, "Invalid Request: 'method' must be a string");
-        return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(id.unwrap_or(Value::Null), &err), sse);
+        let err = RpcError::new(
+            INVALID_REQUEST,
+            "Invalid Request: 'method' must be a string",
+        );
+        return rpc_response(
+            StatusCode::BAD_REQUEST,
+            &rpc_error_body(id.unwrap_or(Value::Null), &err),
+            sse,
+        );
     };
     let Some(id) = id.filter(|i| i.is_string() || i.is_number()) else {
         if obj.contains_key("id") {
-            let err = RpcError::new(INVALID_REQUEST, "Invalid Request: 'id' must be a string or a number");
-            return rpc_response(StatusCode::BAD_REQUEST, &rpc_error_body(Value::Null, &err), sse);
+            let err = RpcError::new(
+                INVALID_REQUEST,
+                "Invalid Request: 'id' must be a string or a number",
+            );
+            return rpc_response(
+                StatusCode::BAD_REQUEST,
+                &rpc_error_body(Value::Null, &err),
+                sse,
+            );
         }
         // A notification: nothing to answer.
         return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
@@ -226,7 +257,10 @@ async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Valu
         "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
         "resources/read" => read_resource(params.as_ref()),
         "prompts/list" => Ok(json!({"prompts": []})),
-        other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+        other => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("Method not found: {other}"),
+        )),
     }
 }
 
@@ -254,11 +288,16 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
     let uri = params
         .and_then(|p| p.get("uri"))
         .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::new(INVALID_PARAMS, "resources/read needs params.uri (a string)"))?;
+        .ok_or_else(|| {
+            RpcError::new(INVALID_PARAMS, "resources/read needs params.uri (a string)")
+        })?;
     if uri != catalog::GUIDE_URI {
         return Err(RpcError::new(
             RESOURCE_NOT_FOUND,
-            format!("Resource not found: {uri} (this hub has {})", catalog::GUIDE_URI),
+            format!(
+                "Resource not found: {uri} (this hub has {})",
+                catalog::GUIDE_URI
+            ),
         ));
     }
     Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
@@ -266,10 +305,16 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
 
 async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> {
     let Some(Value::Object(mut params)) = params else {
-        return Err(RpcError::new(INVALID_PARAMS, "tools/call needs params {name, arguments}"));
+        return Err(RpcError::new(
+            INVALID_PARAMS,
+            "tools/call needs params {name, arguments}",
+        ));
     };
     let Some(Value::String(name)) = params.remove("name") else {
-        return Err(RpcError::new(INVALID_PARAMS, "tools/call needs params.name (a string)"));
+        return Err(RpcError::new(
+            INVALID_PARAMS,
+            "tools/call needs params.name (a string)",
+        ));
     };
     let arguments = params.remove("arguments");
     let caller = arguments
@@ -327,7 +372,10 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "Unauthorized", "message": message}),
             ),
-            Verdict::Allow => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "internal"})),
+            Verdict::Allow => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "internal"}),
+            ),
         });
     }
     if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
@@ -335,15 +383,30 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             INVALID_REQUEST,
             format!("Unsupported Media Type: send Content-Type: application/json (got '{ct}')"),
         );
-        return Ok(json_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &rpc_error_body(Value::Null, &err)));
+        return Ok(json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &rpc_error_body(Value::Null, &err),
+        ));
     }
     if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        let err = RpcError::new(INVALID_REQUEST, "Payload Too Large: the request body is over the hub's limit (1 MiB by default)");
-        return Ok(json_response(StatusCode::PAYLOAD_TOO_LARGE, &rpc_error_body(Value::Null, &err)));
+        let err = RpcError::new(
+            INVALID_REQUEST,
+            "Payload Too Large: the request body is over the hub's limit (1 MiB by default)",
+        );
+        return Ok(json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &rpc_error_body(Value::Null, &err),
+        ));
     }
     if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        let err = RpcError::new(INVALID_REQUEST, "Length Required: send a Content-Length header");
-        return Ok(json_response(StatusCode::LENGTH_REQUIRED, &rpc_error_body(Value::Null, &err)));
+        let err = RpcError::new(
+            INVALID_REQUEST,
+            "Length Required: send a Content-Length header",
+        );
+        return Ok(json_response(
+            StatusCode::LENGTH_REQUIRED,
+            &rpc_error_body(Value::Null, &err),
+        ));
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(json_response(

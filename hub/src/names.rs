@@ -12,15 +12,56 @@ const ADJECTIVES: [&str; 50] = [
 ];
 
 const DINOSAURS: [&str; 50] = [
-    "allosaurus", "ankylosaurus", "apatosaurus", "archaeopteryx", "baryonyx", "brachiosaurus",
-    "carnotaurus", "ceratosaurus", "coelophysis", "compsognathus", "corythosaurus", "deinonychus",
-    "dilophosaurus", "diplodocus", "dracorex", "edmontosaurus", "gallimimus", "giganotosaurus",
-    "hadrosaurus", "herrerasaurus", "iguanodon", "kentrosaurus", "lambeosaurus", "maiasaura",
-    "megalosaurus", "microraptor", "minmi", "mosasaurus", "nodosaurus", "ornithomimus",
-    "oviraptor", "pachycephalosaurus", "parasaurolophus", "pentaceratops", "plateosaurus",
-    "protoceratops", "psittacosaurus", "pteranodon", "raptorex", "saltasaurus", "sauropelta",
-    "spinosaurus", "stegosaurus", "styracosaurus", "suchomimus", "therizinosaurus", "torosaurus",
-    "triceratops", "troodon", "velociraptor",
+    "allosaurus",
+    "ankylosaurus",
+    "apatosaurus",
+    "archaeopteryx",
+    "baryonyx",
+    "brachiosaurus",
+    "carnotaurus",
+    "ceratosaurus",
+    "coelophysis",
+    "compsognathus",
+    "corythosaurus",
+    "deinonychus",
+    "dilophosaurus",
+    "diplodocus",
+    "dracorex",
+    "edmontosaurus",
+    "gallimimus",
+    "giganotosaurus",
+    "hadrosaurus",
+    "herrerasaurus",
+    "iguanodon",
+    "kentrosaurus",
+    "lambeosaurus",
+    "maiasaura",
+    "megalosaurus",
+    "microraptor",
+    "minmi",
+    "mosasaurus",
+    "nodosaurus",
+    "ornithomimus",
+    "oviraptor",
+    "pachycephalosaurus",
+    "parasaurolophus",
+    "pentaceratops",
+    "plateosaurus",
+    "protoceratops",
+    "psittacosaurus",
+    "pteranodon",
+    "raptorex",
+    "saltasaurus",
+    "sauropelta",
+    "spinosaurus",
+    "stegosaurus",
+    "styracosaurus",
+    "suchomimus",
+    "therizinosaurus",
+    "torosaurus",
+    "triceratops",
+    "troodon",
+    "velociraptor",
 ];
 
 /// Picks a display id not in `taken` (after a few tries any will do: the
@@ -46,6 +87,10 @@ mod tests {
         let name = super::pick(&[]);
         let parts: Vec<&str> = name.split('-').collect();
         assert_eq!(parts.len(), 2);
-        assert!(parts.iter().all(|p| p.chars().all(|c| c.is_ascii_lowercase())));
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.chars().all(|c| c.is_ascii_lowercase()))
+        );
     }
 }

@@ -167,7 +167,11 @@ pub struct EventRecord {
 
 impl EventRecord {
     pub fn level(&self) -> SignalLevel {
-        SignalLevel::effective(self.signal_level.as_deref(), &self.event_type, &self.channel)
+        SignalLevel::effective(
+            self.signal_level.as_deref(),
+            &self.event_type,
+            &self.channel,
+        )
     }
 
     pub fn to_wire(&self) -> wire::Event {
@@ -234,7 +238,7 @@ impl WebhookRecord {
             && self
                 .event_types
                 .as_ref()
-                .is_none_or(|types| types.iter().any(|t| *t == event.event_type))
+                .is_none_or(|types| types.contains(&event.event_type))
     }
 
     pub fn to_wire(&self) -> wire::WebhookInfo {
@@ -266,8 +270,8 @@ pub struct EventQuery {
 
 impl EventQuery {
     fn accepts(&self, e: &EventRecord) -> bool {
-        (self.channels.is_empty() || self.channels.iter().any(|c| *c == e.channel))
-            && (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == e.event_type))
+        (self.channels.is_empty() || self.channels.contains(&e.channel))
+            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
             && self
                 .correlation_id
                 .as_ref()
@@ -289,14 +293,19 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 // ---- reads shared by read and write transactions -------------------------
 
-fn read_session(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> Result<Option<SessionRecord>> {
+fn read_session(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<SessionRecord>> {
     match table.get(id)? {
         Some(v) => Ok(Some(decode(v.value())?)),
         None => Ok(None),
     }
 }
 
-fn read_sessions(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Vec<SessionRecord>> {
+fn read_sessions(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<SessionRecord>> {
     let mut out = Vec::new();
     for item in table.iter()? {
         let (_, v) = item?;
@@ -305,14 +314,21 @@ fn read_sessions(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Res
     Ok(out)
 }
 
-fn read_events(table: &impl ReadableTable<u64, &'static [u8]>, q: &EventQuery) -> Result<Vec<EventRecord>> {
+fn read_events(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    q: &EventQuery,
+) -> Result<Vec<EventRecord>> {
     let start = q.after.map_or(0, |a| a.saturating_add(1));
     let mut out = Vec::new();
     if q.limit == 0 {
         return Ok(out);
     }
     let range = table.range(start..)?;
-    let mut push = |item: std::result::Result<(redb::AccessGuard<u64>, redb::AccessGuard<&[u8]>), redb::StorageError>| -> Result<bool> {
+    let mut push = |item: std::result::Result<
+        (redb::AccessGuard<u64>, redb::AccessGuard<&[u8]>),
+        redb::StorageError,
+    >|
+     -> Result<bool> {
         let (_, v) = item?;
         let e: EventRecord = decode(v.value())?;
         if q.accepts(&e) {
@@ -441,7 +457,11 @@ impl Tx<'_> {
     }
 
     /// The session registered by `client_id` on `machine`, deleted or not.
-    pub fn session_by_client(&self, machine: &str, client_id: &str) -> Result<Option<SessionRecord>> {
+    pub fn session_by_client(
+        &self,
+        machine: &str,
+        client_id: &str,
+    ) -> Result<Option<SessionRecord>> {
         let id = {
             let clients = self.txn.open_table(CLIENTS)?;
             clients
@@ -463,12 +483,18 @@ impl Tx<'_> {
                 leases.remove((u64::try_from(deadline).unwrap_or(0), record.id.as_str()))?;
             }
             if let (Some(deadline), None) = (record.lease_deadline, record.deleted_at) {
-                leases.insert((u64::try_from(deadline).unwrap_or(0), record.id.as_str()), ())?;
+                leases.insert(
+                    (u64::try_from(deadline).unwrap_or(0), record.id.as_str()),
+                    (),
+                )?;
             }
         }
         if let Some(client_id) = &record.client_id {
             let mut clients = self.txn.open_table(CLIENTS)?;
-            clients.insert(client_key(&record.machine, client_id).as_str(), record.id.as_str())?;
+            clients.insert(
+                client_key(&record.machine, client_id).as_str(),
+                record.id.as_str(),
+            )?;
         }
         let bytes = encode(record)?;
         self.txn
@@ -529,7 +555,9 @@ impl Tx<'_> {
 
     pub fn put_webhook(&mut self, record: &WebhookRecord) -> Result<()> {
         let bytes = encode(record)?;
-        self.txn.open_table(WEBHOOKS)?.insert(record.id, bytes.as_slice())?;
+        self.txn
+            .open_table(WEBHOOKS)?
+            .insert(record.id, bytes.as_slice())?;
         Ok(())
     }
 
@@ -582,7 +610,9 @@ impl Store {
             .set_cache_size(64 * 1024 * 1024)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: display.clone() },
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+                    path: display.clone(),
+                },
                 other => OpenError::Other {
                     path: display.clone(),
                     detail: other.to_string(),
@@ -645,7 +675,9 @@ impl Store {
     {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let snapshot = Snapshot { txn: db.begin_read()? };
+            let snapshot = Snapshot {
+                txn: db.begin_read()?,
+            };
             f(&snapshot)
         })
         .await
@@ -675,11 +707,7 @@ impl Store {
 
     /// Waits for the writer thread to finish once every handle is dropped.
     pub fn join_writer(self) {
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(self);
         if let Some(h) = handle {
             let _ = h.join();
@@ -862,10 +890,12 @@ mod tests {
         for i in 0..50 {
             let s = store.clone();
             handles.push(tokio::spawn(async move {
-                s.write(Durability::Durable, move |t| t.append_event(new_event(&format!("c{i}"))))
-                    .await
-                    .unwrap()
-                    .id
+                s.write(Durability::Durable, move |t| {
+                    t.append_event(new_event(&format!("c{i}")))
+                })
+                .await
+                .unwrap()
+                .id
             }));
         }
         let mut ids = Vec::new();
@@ -880,7 +910,12 @@ mod tests {
 
         let store = Store::open(&path).unwrap();
         let events = store
-            .read(|s| s.events(&EventQuery { limit: 100, ..Default::default() }))
+            .read(|s| {
+                s.events(&EventQuery {
+                    limit: 100,
+                    ..Default::default()
+                })
+            })
             .await
             .unwrap();
         assert_eq!(events.len(), 50);

@@ -20,7 +20,8 @@ pub async fn grace_after_restart(bus: &Bus) -> Result<(), crate::store::StoreErr
         .write(Durability::Durable, |tx| {
             let now = shared::time::now_ms();
             for mut s in tx.sessions()? {
-                if let (Some(l), Some(d), None) = (s.lease_seconds, s.lease_deadline, s.deleted_at) {
+                if let (Some(l), Some(d), None) = (s.lease_seconds, s.lease_deadline, s.deleted_at)
+                {
                     let fresh = now + (l as i64) * 1000;
                     if d < fresh {
                         s.lease_deadline = Some(fresh);

@@ -213,7 +213,9 @@ mod tests {
     fn catalog_fits_the_token_budget() {
         // tools/list plus the proxy's instructions must stay within 8.5 KB;
         // leave 2 KB of that for the instructions.
-        let size = serde_json::to_string(&json!({"tools": tools()})).unwrap().len();
+        let size = serde_json::to_string(&json!({"tools": tools()}))
+            .unwrap()
+            .len();
         assert!(size <= 6_500, "tools/list is {size} bytes");
     }
 }

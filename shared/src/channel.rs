@@ -42,7 +42,13 @@ pub fn filter_matches(filter: Option<&str>, channel: &str) -> bool {
 pub fn repo_from_cwd(cwd: &str) -> String {
     let cleaned: String = cwd
         .chars()
-        .map(|c| if matches!(c, '\n' | '\t' | '\r') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\n' | '\t' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.split('/').collect();

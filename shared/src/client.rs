@@ -32,7 +32,11 @@ pub enum ClientError {
     )]
     Unauthorized { url: String, message: String },
     #[error("hub at {url} answered HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("hub error {code}: {message}")]
     Rpc { code: i64, message: String },
     #[error("unexpected reply from the hub at {url}: {detail}")]

@@ -22,7 +22,12 @@ const LIFECYCLE_TYPES: &[&str] = &[
 ];
 
 /// Event types that ask a reader to act.
-const ACTIONABLE_TYPES: &[&str] = &["help_needed", "blocker_found", "ci_failed", "error_broadcast"];
+const ACTIONABLE_TYPES: &[&str] = &[
+    "help_needed",
+    "blocker_found",
+    "ci_failed",
+    "error_broadcast",
+];
 
 impl SignalLevel {
     pub const NAMES: [&'static str; 3] = ["lifecycle", "info", "actionable"];
@@ -86,7 +91,11 @@ mod tests {
             (Some("info"), "session_registered", "all", Info),
         ];
         for (explicit, ty, ch, want) in cases {
-            assert_eq!(SignalLevel::effective(*explicit, ty, ch), *want, "{explicit:?} {ty} {ch}");
+            assert_eq!(
+                SignalLevel::effective(*explicit, ty, ch),
+                *want,
+                "{explicit:?} {ty} {ch}"
+            );
         }
         assert!(Lifecycle < Info && Info < Actionable);
     }

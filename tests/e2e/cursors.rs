@@ -1,1 +1,274 @@
-//! End-to-end tests: cursors.
+//! End-to-end tests: the cursor rules (resume, peek, narrowing, levels,
+//! has_more, order) as a table of cases, and the long-poll.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::Hub;
+
+fn ids(page: &Value) -> Vec<u64> {
+    page["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {page}"))
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// A hub with one session `s` and five events after its registration:
+/// ids r+1..=r+5 on channels all, repo:x, all, session:s, repo:x.
+fn fixture() -> (Hub, u64) {
+    let hub = Hub::start();
+    let reg = hub.register("reader", Some("s"));
+    let r: u64 = reg["cursor"].as_str().unwrap().parse().unwrap();
+    hub.publish("w", "task_started", "1", "all");
+    hub.publish("w", "task_completed", "2", "repo:x");
+    hub.tool(
+        "publish_event",
+        json!({"event_type": "note", "payload": "3", "correlation_id": "c"}),
+    );
+    hub.publish("w", "note", "4", "session:s");
+    hub.publish("w", "ci_failed", "5", "repo:x");
+    (hub, r)
+}
+
+#[test]
+fn cursor_rules_table() {
+    struct Case {
+        what: &'static str,
+        args: Value,
+        /// Offsets from the registration cursor.
+        want: Vec<u64>,
+        /// Whether the saved cursor moved to the page's max.
+        consumes: bool,
+    }
+    let cases = [
+        Case {
+            what: "resume asc reads everything after registration",
+            args: json!({"resume": true, "order": "asc"}),
+            want: vec![1, 2, 3, 4, 5],
+            consumes: true,
+        },
+        Case {
+            what: "peek does not consume",
+            args: json!({"resume": true, "order": "asc", "peek": true}),
+            want: vec![1, 2, 3, 4, 5],
+            consumes: false,
+        },
+        Case {
+            what: "a channel filter narrows and does not consume",
+            args: json!({"resume": true, "order": "asc", "channel": "repo:x"}),
+            want: vec![2, 5],
+            consumes: false,
+        },
+        Case {
+            what: "several channels",
+            args: json!({"resume": true, "order": "asc", "channels": ["repo:x", "session:s"]}),
+            want: vec![2, 4, 5],
+            consumes: false,
+        },
+        Case {
+            what: "event_types narrows",
+            args: json!({"resume": true, "order": "asc", "event_types": ["note"]}),
+            want: vec![3, 4],
+            consumes: false,
+        },
+        Case {
+            what: "correlation_id narrows",
+            args: json!({"resume": true, "correlation_id": "c"}),
+            want: vec![3],
+            consumes: false,
+        },
+        Case {
+            what: "min_level filters but consumes",
+            args: json!({"resume": true, "order": "asc", "min_level": "actionable"}),
+            want: vec![4, 5],
+            consumes: true,
+        },
+        Case {
+            what: "desc returns newest first",
+            args: json!({"resume": true}),
+            want: vec![5, 4, 3, 2, 1],
+            consumes: true,
+        },
+        Case {
+            what: "limit pages asc",
+            args: json!({"resume": true, "order": "asc", "limit": 2}),
+            want: vec![1, 2],
+            consumes: true,
+        },
+        Case {
+            what: "desc with limit is the newest slice (the desc hazard)",
+            args: json!({"resume": true, "limit": 2}),
+            want: vec![5, 4],
+            consumes: true,
+        },
+    ];
+    for case in cases {
+        let (hub, r) = fixture();
+        let mut args = case.args.clone();
+        args["session_id"] = json!("s");
+        let page = hub.tool("get_events", args);
+        let want: Vec<u64> = case.want.iter().map(|o| r + o).collect();
+        assert_eq!(ids(&page), want, "{}", case.what);
+        let max = want.iter().max().copied();
+        let raw_max = if case.args.get("min_level").is_some() {
+            Some(r + 5)
+        } else {
+            max
+        };
+        assert_eq!(
+            page["next_cursor"],
+            json!(raw_max.map(|m| m.to_string())),
+            "{}: next_cursor is the raw max",
+            case.what
+        );
+        let limit = case.args.get("limit").and_then(Value::as_u64).unwrap_or(50);
+        assert_eq!(
+            page["has_more"],
+            json!(limit == 2),
+            "{}: has_more",
+            case.what
+        );
+        // What a plain resume sees next tells whether the cursor moved.
+        let next = hub.tool(
+            "get_events",
+            json!({"session_id": "s", "resume": true, "order": "asc"}),
+        );
+        let after = if case.consumes { raw_max.unwrap() } else { r };
+        let expect_next: Vec<u64> = ((after + 1)..=(r + 5)).collect();
+        assert_eq!(
+            ids(&next),
+            expect_next,
+            "{}: consumes={}",
+            case.what,
+            case.consumes
+        );
+    }
+}
+
+#[test]
+fn explicit_cursor_wins_and_resume_needs_a_known_session() {
+    let (hub, r) = fixture();
+    let page = hub.tool(
+        "get_events",
+        json!({"session_id": "s", "resume": true, "cursor": (r + 3).to_string(), "order": "asc"}),
+    );
+    assert_eq!(ids(&page), vec![r + 4, r + 5]);
+    let unknown = hub.tool(
+        "get_events",
+        json!({"session_id": "nobody", "resume": true}),
+    );
+    assert_eq!(
+        unknown,
+        json!({"error": "Session not found", "session_id": "nobody"})
+    );
+    // resume without a session id is a plain read.
+    let plain = hub.tool(
+        "get_events",
+        json!({"resume": true, "order": "asc", "limit": 1000}),
+    );
+    assert_eq!(ids(&plain).len() as u64, r + 5);
+    // An empty read keeps the cursor it was given.
+    let empty = hub.tool("get_events", json!({"cursor": (r + 5).to_string()}));
+    assert_eq!(
+        empty,
+        json!({"events": [], "next_cursor": (r + 5).to_string(), "has_more": false})
+    );
+    // A page that exactly fills the limit says there may be more.
+    let full = hub.tool(
+        "get_events",
+        json!({"cursor": (r + 3).to_string(), "limit": 2, "order": "asc"}),
+    );
+    assert_eq!(full["has_more"], true);
+}
+
+#[test]
+fn bad_cursors_and_limits_are_clear_errors() {
+    let hub = Hub::start();
+    for (args, needle) in [
+        (json!({"cursor": "abc"}), "Invalid cursor 'abc'"),
+        (json!({"cursor": "-3"}), "must not be negative"),
+        (json!({"limit": 0}), "limit must be from 1 to 1000"),
+        (json!({"limit": 1001}), "limit must be from 1 to 1000"),
+        (json!({"limit": -1}), "limit must be from 1 to 1000"),
+        (
+            json!({"order": "sideways"}),
+            "order must be 'asc' or 'desc'",
+        ),
+        (json!({"min_level": "loud"}), "min_level must be one of"),
+        (
+            json!({"wait_seconds": 61}),
+            "wait_seconds must be from 0 to 60",
+        ),
+    ] {
+        let out = hub.tool_raw("get_events", args.clone());
+        assert!(out.is_error(), "{args} should be refused");
+        assert!(out.text().contains(needle), "{args}: {}", out.text());
+    }
+    // Lax coercion, as the original: "5" is 5.
+    let ok = hub.tool_raw("get_events", json!({"limit": "5", "peek": "true"}));
+    assert!(!ok.is_error(), "{}", ok.text());
+}
+
+#[test]
+fn a_long_poll_returns_an_event_published_during_its_wait() {
+    let hub = Hub::start();
+    let reg = hub.register("waiter", Some("w1"));
+    let cursor = reg["cursor"].as_str().unwrap().to_owned();
+    let url = hub.url.clone();
+    let waiter = std::thread::spawn(move || {
+        let client = shared::HubClient::new(&url, None).unwrap();
+        let started = Instant::now();
+        let page = support::rt().block_on(support::call(
+            &client,
+            "get_events",
+            json!({"cursor": cursor, "order": "asc", "wait_seconds": 30, "channel": "session:w1"}),
+        ));
+        (page, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    hub.publish("other", "noise", "not for w1", "all");
+    let id = hub.publish("other", "dm", "for w1", "session:w1");
+    let (page, elapsed) = waiter.join().unwrap();
+    assert_eq!(ids(&page), vec![id]);
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "it returned on the publish, not at the deadline"
+    );
+}
+
+#[test]
+fn a_long_poll_with_nothing_new_returns_an_empty_page_at_its_deadline() {
+    let hub = Hub::start();
+    let reg = hub.register("waiter", Some("w2"));
+    let started = Instant::now();
+    let page = hub.tool(
+        "get_events",
+        json!({"session_id": "w2", "resume": true, "wait_seconds": 1}),
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+    assert_eq!(page["events"], json!([]));
+    assert_eq!(page["next_cursor"], reg["cursor"]);
+    assert_eq!(page["has_more"], false);
+}
+
+#[test]
+fn a_resumed_long_poll_consumes_what_it_returns() {
+    let hub = Hub::start();
+    hub.register("waiter", Some("w3"));
+    let url = hub.url.clone();
+    let waiter = std::thread::spawn(move || {
+        let client = shared::HubClient::new(&url, None).unwrap();
+        support::rt().block_on(support::call(
+            &client,
+            "get_events",
+            json!({"session_id": "w3", "resume": true, "order": "asc", "wait_seconds": 30}),
+        ))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let id = hub.publish("x", "t", "p", "all");
+    assert_eq!(ids(&waiter.join().unwrap()), vec![id]);
+    let next = hub.tool("get_events", json!({"session_id": "w3", "resume": true}));
+    assert_eq!(ids(&next), Vec::<u64>::new());
+}

@@ -1,1 +1,627 @@
-//! End-to-end tests: tools.
+//! End-to-end tests: every tool's normal path and each error shape in the
+//! contract, against the real hub.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Hub, wait_until};
+
+fn ids(events: &Value) -> Vec<u64> {
+    events["events"]
+        .as_array()
+        .expect("an events array")
+        .iter()
+        .map(|e| e["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+#[test]
+fn register_creates_then_resumes_by_client_id() {
+    let hub = Hub::start();
+    let first = hub.register("alpha", Some("cc-1"));
+    assert_eq!(
+        first["session_id"], "cc-1",
+        "a client_id is adopted as the id"
+    );
+    assert_eq!(first["resumed"], false);
+    assert_eq!(first["repo"], "repo");
+    assert_eq!(first["active_sessions"], 1);
+    let display = first["display_id"].as_str().unwrap().to_owned();
+    assert!(first["tip"].as_str().unwrap().contains(&display));
+    let cursor: u64 = first["cursor"].as_str().unwrap().parse().unwrap();
+
+    // The registration is announced, and the cursor is that event.
+    let all = hub.tool("get_events", json!({"order": "asc"}));
+    let announced = &all["events"][0];
+    assert_eq!(announced["id"].as_u64(), Some(cursor));
+    assert_eq!(announced["event_type"], "session_registered");
+    assert_eq!(announced["signal_level"], "lifecycle");
+    assert!(
+        announced["payload"]
+            .as_str()
+            .unwrap()
+            .starts_with("alpha started on")
+    );
+
+    let again = hub.register("alpha renamed", Some("cc-1"));
+    assert_eq!(again["session_id"], "cc-1");
+    assert_eq!(again["resumed"], true);
+    assert_eq!(again["display_id"], display.as_str());
+    assert_eq!(again["name"], "alpha renamed");
+    assert!(again["tip"].as_str().unwrap().contains("Resuming"));
+    let sessions = hub.tool("list_sessions", json!({}));
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(sessions[0]["name"], "alpha renamed");
+    // No second announcement on resume.
+    assert_eq!(ids(&hub.tool("get_events", json!({}))).len(), 1);
+}
+
+#[test]
+fn no_client_id_means_no_dedup_and_other_machines_never_overwrite() {
+    let hub = Hub::start();
+    let a = hub.register("a", None);
+    let b = hub.register("a", None);
+    assert_ne!(a["session_id"], b["session_id"]);
+
+    let here = hub.tool(
+        "register_session",
+        json!({"name": "here", "client_id": "shared-id", "machine": "m1"}),
+    );
+    let there = hub.tool(
+        "register_session",
+        json!({"name": "there", "client_id": "shared-id", "machine": "m2"}),
+    );
+    assert_eq!(here["session_id"], "shared-id");
+    assert_ne!(
+        there["session_id"], "shared-id",
+        "the second machine gets its own id"
+    );
+    assert_eq!(there["resumed"], false);
+    let names: Vec<String> = hub
+        .tool("list_sessions", json!({}))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"here".to_owned()) && names.contains(&"there".to_owned()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn list_sessions_shape_and_channels_counts() {
+    let hub = Hub::start();
+    let s = hub.register("one", Some("s1"));
+    hub.register("two", Some("s2"));
+    let list = hub.tool("list_sessions", json!({}));
+    let item = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["session_id"] == "s1")
+        .unwrap()
+        .clone();
+    for key in [
+        "session_id",
+        "display_id",
+        "name",
+        "machine",
+        "repo",
+        "cwd",
+        "client_id",
+        "registered_at",
+        "last_heartbeat",
+        "age_seconds",
+        "subscribed_channels",
+    ] {
+        assert!(
+            item.get(key).is_some(),
+            "list_sessions item lacks {key}: {item}"
+        );
+    }
+    assert!(
+        item["registered_at"].as_str().unwrap().ends_with('Z'),
+        "UTC timestamps"
+    );
+    assert_eq!(
+        item["subscribed_channels"],
+        json!([
+            "all",
+            "session:s1",
+            "repo:repo",
+            format!("machine:{}", s["machine"].as_str().unwrap())
+        ])
+    );
+    // Most recently active first: s1 publishes, so it moves to the top.
+    std::thread::sleep(Duration::from_millis(1100));
+    hub.publish("s1", "ping", "x", "all");
+    assert_eq!(hub.tool("list_sessions", json!({}))[0]["session_id"], "s1");
+
+    let channels = hub.tool("list_channels", json!({}));
+    let as_pairs: Vec<(String, u64)> = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["channel"].as_str().unwrap().to_owned(),
+                c["subscribers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut sorted = as_pairs.clone();
+    sorted.sort();
+    assert_eq!(as_pairs, sorted, "sorted by channel");
+    assert!(as_pairs.contains(&("all".to_owned(), 2)));
+    assert!(as_pairs.contains(&("repo:repo".to_owned(), 2)));
+    assert!(as_pairs.contains(&("session:s1".to_owned(), 1)));
+}
+
+#[test]
+fn publish_reply_and_event_fields() {
+    let hub = Hub::start();
+    hub.register("pub", Some("p1"));
+    let reply = hub.tool(
+        "publish_event",
+        json!({
+            "session_id": "p1", "event_type": "task_completed", "payload": "done",
+            "channel": "repo:x", "title": "T", "tags": ["a", "b"], "correlation_id": "corr-1",
+        }),
+    );
+    assert_eq!(reply["event_type"], "task_completed");
+    assert_eq!(reply["channel"], "repo:x");
+    assert_eq!(reply["signal_level"], "info");
+    assert_eq!(reply["correlation_id"], "corr-1");
+    assert!(reply.get("session_deleted").is_none());
+    let id = reply["event_id"].as_u64().unwrap();
+
+    let dm = hub.tool(
+        "publish_event",
+        json!({"event_type": "note", "payload": "hi", "channel": "session:p1"}),
+    );
+    assert_eq!(
+        dm["signal_level"], "actionable",
+        "direct messages are actionable"
+    );
+    assert!(dm.get("correlation_id").is_none());
+    let explicit = hub.tool(
+        "publish_event",
+        json!({"event_type": "help_needed", "payload": "x", "signal_level": "lifecycle"}),
+    );
+    assert_eq!(
+        explicit["signal_level"], "lifecycle",
+        "a valid explicit level wins"
+    );
+    let unknown = hub.tool(
+        "publish_event",
+        json!({"event_type": "help_needed", "payload": "x", "signal_level": "urgent"}),
+    );
+    assert_eq!(
+        unknown["signal_level"], "actionable",
+        "an unknown level falls back to the derived one"
+    );
+
+    let page = hub.tool(
+        "get_events",
+        json!({"cursor": (id - 1).to_string(), "order": "asc", "limit": 1}),
+    );
+    let e = &page["events"][0];
+    assert_eq!(e["id"].as_u64(), Some(id));
+    assert_eq!(e["session_id"], "p1");
+    assert_eq!(e["title"], "T");
+    assert_eq!(e["tags"], json!(["a", "b"]));
+    assert_eq!(e["correlation_id"], "corr-1");
+    assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+    let anon = hub.tool(
+        "get_events",
+        json!({"cursor": id.to_string(), "order": "asc", "limit": 1}),
+    );
+    assert_eq!(anon["events"][0]["session_id"], "anonymous");
+    assert!(
+        anon["events"][0].get("title").is_none(),
+        "title only when set"
+    );
+}
+
+#[test]
+fn unregister_shapes() {
+    let hub = Hub::start();
+    hub.register("bye", Some("u1"));
+    let done = hub.tool("unregister_session", json!({"session_id": "u1"}));
+    assert_eq!(done["success"], true);
+    assert_eq!(done["session_id"], "u1");
+    assert_eq!(done["active_sessions"], 0);
+    let page = hub.tool("get_events", json!({"limit": 1}));
+    assert_eq!(page["events"][0]["event_type"], "session_unregistered");
+    assert_eq!(page["events"][0]["session_id"], "u1");
+
+    let again = hub.tool("unregister_session", json!({"session_id": "u1"}));
+    assert_eq!(again["error"], "Session deleted");
+    assert_eq!(again["session_deleted"], true);
+    assert!(
+        again["hint"]
+            .as_str()
+            .unwrap()
+            .contains("nothing left to clean up")
+    );
+    assert!(again["deleted_at"].as_str().is_some());
+
+    let unknown = hub.tool("unregister_session", json!({"session_id": "nope"}));
+    assert_eq!(
+        unknown,
+        json!({"error": "Session not found", "session_id": "nope"})
+    );
+    let neither = hub.tool("unregister_session", json!({}));
+    assert_eq!(
+        neither,
+        json!({"error": "Must provide either session_id or client_id"})
+    );
+
+    hub.tool(
+        "register_session",
+        json!({"name": "m", "client_id": "c9", "machine": "far"}),
+    );
+    let wrong_machine = hub.tool("unregister_session", json!({"client_id": "c9"}));
+    assert_eq!(wrong_machine["error"], "Session not found");
+    assert_eq!(wrong_machine["client_id"], "c9");
+    let by_client = hub.tool(
+        "unregister_session",
+        json!({"client_id": "c9", "machine": "far"}),
+    );
+    assert_eq!(by_client["success"], true);
+}
+
+#[test]
+fn deleted_sessions_are_refused_flagged_or_already_gone() {
+    let hub = Hub::start();
+    hub.register("ghost", Some("g1"));
+    hub.tool("unregister_session", json!({"session_id": "g1"}));
+
+    for args in [
+        json!({"session_id": "g1", "resume": true}),
+        json!({"session_id": "g1", "cursor": "0"}),
+        json!({"session_id": "g1", "peek": true}),
+        json!({"session_id": "g1", "channel": "all"}),
+    ] {
+        let r = hub.tool("get_events", args.clone());
+        assert_eq!(r["error"], "Session deleted", "{args}");
+        assert_eq!(r["session_deleted"], true);
+        assert!(r["hint"].as_str().unwrap().contains("stop polling"));
+        assert!(r.get("cursor").is_none());
+    }
+    let ack = hub.tool("ack_events", json!({"session_id": "g1", "cursor": "1"}));
+    assert_eq!(ack["error"], "Session deleted");
+    assert!(ack.get("cursor").is_none());
+
+    let published = hub.tool(
+        "publish_event",
+        json!({"session_id": "g1", "event_type": "x", "payload": "late"}),
+    );
+    assert!(
+        published.get("error").is_none(),
+        "a deleted publisher is flagged, not refused"
+    );
+    assert_eq!(published["session_deleted"], true);
+    assert!(published["hint"].as_str().unwrap().contains("stored"));
+    let stored = hub.tool("get_events", json!({"limit": 1}));
+    assert_eq!(stored["events"][0]["payload"], "late");
+    assert_eq!(stored["events"][0]["session_id"], "g1");
+    // Only one warning per session and tool, however often it calls.
+    let log = hub.log();
+    assert_eq!(
+        log.matches("get_events: rejecting calls from a deleted session")
+            .count(),
+        1,
+        "{log}"
+    );
+
+    // Registering again with the same client_id revives it.
+    let back = hub.register("ghost", Some("g1"));
+    assert_eq!(back["resumed"], true);
+    assert!(
+        hub.tool("get_events", json!({"session_id": "g1", "resume": true}))
+            .get("error")
+            .is_none()
+    );
+}
+
+#[test]
+fn ack_refusals_and_success() {
+    let hub = Hub::start();
+    let reg = hub.register("acker", Some("a1"));
+    let start = reg["cursor"].as_str().unwrap().to_owned();
+    let e1 = hub.publish("a1", "t", "1", "all");
+    let e2 = hub.publish("a1", "t", "2", "all");
+
+    let cases = [
+        (json!("abc"), "Invalid cursor 'abc': expected an event id"),
+        (json!("-1"), "Invalid cursor '-1': must not be negative"),
+    ];
+    for (cursor, message) in cases {
+        let r = hub.tool("ack_events", json!({"session_id": "a1", "cursor": cursor}));
+        assert_eq!(r["error"], message);
+        assert_eq!(r["session_id"], "a1");
+        assert_eq!(
+            r["cursor"],
+            start.as_str(),
+            "refusals carry the saved cursor"
+        );
+    }
+    let ahead = hub.tool("ack_events", json!({"session_id": "a1", "cursor": "999"}));
+    assert_eq!(
+        ahead["error"],
+        format!("Cursor 999 is ahead of the newest event ({e2})")
+    );
+    assert_eq!(ahead["tip"], e2);
+
+    let ok = hub.tool(
+        "ack_events",
+        json!({"session_id": "a1", "cursor": format!(" +{e2} ")}),
+    );
+    assert_eq!(ok["success"], true);
+    assert_eq!(ok["cursor"], e2.to_string(), "the canonical form is stored");
+    assert_eq!(ok["previous_cursor"], start.as_str());
+
+    let behind = hub.tool(
+        "ack_events",
+        json!({"session_id": "a1", "cursor": e1.to_string()}),
+    );
+    assert!(
+        behind["error"]
+            .as_str()
+            .unwrap()
+            .contains("behind the session's current position")
+    );
+    assert!(
+        behind["error"]
+            .as_str()
+            .unwrap()
+            .contains("allow_rewind=true")
+    );
+    let rewind = hub.tool(
+        "ack_events",
+        json!({"session_id": "a1", "cursor": e1, "allow_rewind": true}),
+    );
+    assert_eq!(rewind["success"], true);
+    let resumed = hub.tool(
+        "get_events",
+        json!({"session_id": "a1", "resume": true, "order": "asc"}),
+    );
+    assert_eq!(ids(&resumed), vec![e2], "the rewound cursor replays");
+
+    let unknown = hub.tool("ack_events", json!({"session_id": "zz", "cursor": "1"}));
+    assert_eq!(
+        unknown,
+        json!({"error": "Session not found", "session_id": "zz"})
+    );
+}
+
+#[test]
+fn webhook_tools() {
+    let hub = Hub::start();
+    let bad = hub.tool_raw("register_webhook", json!({"url": "ftp://x"}));
+    assert!(bad.is_error());
+    assert!(bad.text().contains("http:// or https://"), "{}", bad.text());
+
+    let w = hub.tool(
+        "register_webhook",
+        json!({"url": "http://127.0.0.1:9/hook", "channel": "repo:", "event_types": ["a", "b"], "secret": "s3cret"}),
+    );
+    let id = w["webhook_id"].as_u64().unwrap();
+    assert_eq!(w["channel"], "repo:");
+    assert_eq!(w["event_types"], json!(["a", "b"]));
+    assert!(w.get("secret").is_none());
+    hub.tool("register_webhook", json!({"url": "https://example.com/x"}));
+
+    let list = hub.tool("list_webhooks", json!({}));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["webhook_id"].as_u64(), Some(id), "newest first");
+    assert_eq!(list[1]["has_secret"], true);
+    assert!(
+        !list.to_string().contains("s3cret"),
+        "secrets are never returned"
+    );
+
+    let off = hub.tool(
+        "set_webhook_active",
+        json!({"webhook_id": id, "active": false}),
+    );
+    assert_eq!(
+        off,
+        json!({"success": true, "webhook_id": id, "active": false})
+    );
+    assert_eq!(
+        hub.tool("list_webhooks", json!({}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        hub.tool("list_webhooks", json!({"active_only": false}))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let missing = hub.tool(
+        "set_webhook_active",
+        json!({"webhook_id": 77, "active": true}),
+    );
+    assert_eq!(
+        missing,
+        json!({"success": false, "error": "Webhook not found", "webhook_id": 77})
+    );
+    assert_eq!(
+        hub.tool("unregister_webhook", json!({"webhook_id": id})),
+        json!({"success": true, "webhook_id": id})
+    );
+    assert_eq!(
+        hub.tool("unregister_webhook", json!({"webhook_id": id}))["error"],
+        "Webhook not found"
+    );
+    assert!(!hub.log().contains("s3cret"), "secrets are never logged");
+}
+
+#[test]
+fn notify_reports_success_or_failure_as_a_result() {
+    let hub = Hub::start();
+    let r = hub.tool("notify", json!({"title": "T", "message": "M"}));
+    assert!(r["success"].is_boolean());
+    assert_eq!(r["title"], "T");
+    assert_eq!(r["message"], "M");
+}
+
+#[test]
+fn mcp_surface_lists_tools_guide_and_no_prompts() {
+    let hub = Hub::start();
+    let client = hub.client();
+    let rt = support::rt();
+    let tools = rt
+        .block_on(client.request("tools/list", None, Duration::from_secs(5)))
+        .unwrap();
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, shared::catalog::TOOL_NAMES);
+    let resources = rt
+        .block_on(client.request("resources/list", None, Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(resources["resources"][0]["uri"], "agent-event-bus://guide");
+    let guide = rt
+        .block_on(client.request(
+            "resources/read",
+            Some(json!({"uri": "agent-event-bus://guide"})),
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert!(
+        guide["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("get_events")
+    );
+    let prompts = rt
+        .block_on(client.request("prompts/list", None, Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(prompts, json!({"prompts": []}));
+    let init = rt
+        .block_on(client.request(
+            "initialize",
+            Some(json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}})),
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(init["protocolVersion"], "2025-06-18");
+    assert_eq!(init["serverInfo"]["name"], "agent-event-bus");
+    let list_call = hub.tool_raw("list_sessions", json!({}));
+    assert_eq!(
+        list_call.result["structuredContent"],
+        json!({"result": []}),
+        "lists are wrapped"
+    );
+}
+
+#[test]
+fn a_lapsed_lease_ends_the_session_with_an_event() {
+    let hub = Hub::start();
+    let reg = hub.tool(
+        "register_session",
+        json!({"name": "leased", "client_id": "l1", "lease_seconds": 1}),
+    );
+    assert_eq!(reg["lease_seconds"], 1);
+    wait_until("the lease to lapse", Duration::from_secs(15), || {
+        hub.tool("list_sessions", json!({}))
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    });
+    let last = hub.tool("get_events", json!({"limit": 1}));
+    assert_eq!(last["events"][0]["event_type"], "session_unregistered");
+    assert!(
+        last["events"][0]["payload"]
+            .as_str()
+            .unwrap()
+            .contains("lease expired")
+    );
+
+    // Renewing (registering again) keeps a session alive past its lease.
+    hub.tool(
+        "register_session",
+        json!({"name": "kept", "client_id": "l2", "lease_seconds": 2}),
+    );
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        hub.tool(
+            "register_session",
+            json!({"name": "kept", "client_id": "l2"}),
+        );
+    }
+    assert_eq!(
+        hub.tool("list_sessions", json!({}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_local_session_whose_process_is_gone_is_ended() {
+    let hub = Hub::start();
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep runs");
+    let pid = child.id();
+    hub.tool(
+        "register_session",
+        json!({"name": "pid", "client_id": "p-1", "client_pid": pid, "machine": shared::config::hostname()}),
+    );
+    assert_eq!(
+        hub.tool("list_sessions", json!({}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        hub.tool("list_sessions", json!({}))
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        hub.tool("get_events", json!({"limit": 1}))["events"][0]["event_type"],
+        "session_unregistered"
+    );
+}
+
+#[test]
+fn idle_sessions_without_a_lease_time_out() {
+    let hub = Hub::start_with(support::HubOptions {
+        args: vec!["--idle-timeout-secs".into(), "1".into()],
+        ..Default::default()
+    });
+    hub.register("idle", Some("i1"));
+    wait_until(
+        "the idle session to be ended",
+        Duration::from_secs(15),
+        || {
+            hub.tool("list_sessions", json!({}))
+                .as_array()
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    );
+}

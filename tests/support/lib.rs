@@ -115,11 +115,17 @@ impl Hub {
         self.dir.path().join("data.redb")
     }
 
-    fn spawn(dir: Arc<tempfile::TempDir>, args: Vec<String>, env: Vec<(String, String)>, port: u16) -> Self {
+    fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        port: u16,
+    ) -> Self {
         let mut cmd = command("agent-event-bus");
-        cmd.arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
+        if !args.iter().any(|a| a == "--host") {
+            cmd.arg("--host").arg("127.0.0.1");
+        }
+        cmd.arg("--port")
             .arg(port.to_string())
             .arg("--db")
             .arg(dir.path().join("data.redb"))
@@ -219,7 +225,12 @@ impl Hub {
     /// Starts a new hub process on the same data dir (and a new port).
     pub fn restart(&mut self) {
         self.stop();
-        let next = Self::spawn(self.dir.clone(), self.extra_args.clone(), self.extra_env.clone(), 0);
+        let next = Self::spawn(
+            self.dir.clone(),
+            self.extra_args.clone(),
+            self.extra_env.clone(),
+            0,
+        );
         self.absorb(next);
     }
 
@@ -227,7 +238,12 @@ impl Hub {
     pub fn restart_same_port(&mut self) {
         self.stop();
         let port = self.port;
-        let next = Self::spawn(self.dir.clone(), self.extra_args.clone(), self.extra_env.clone(), port);
+        let next = Self::spawn(
+            self.dir.clone(),
+            self.extra_args.clone(),
+            self.extra_env.clone(),
+            port,
+        );
         self.absorb(next);
     }
 
@@ -309,7 +325,11 @@ impl Cli {
         cmd.env("AGENT_EVENT_BUS_URL", &self.url)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the CLI starts");
@@ -335,6 +355,41 @@ pub fn rt() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+impl Hub {
+    /// Calls a tool from synchronous test code; see [`call`].
+    pub fn tool(&self, name: &str, args: Value) -> Value {
+        let client = self.client();
+        rt().block_on(call(&client, name, args))
+    }
+
+    /// Calls a tool and returns the raw `CallToolResult`, even when `isError`.
+    pub fn tool_raw(&self, name: &str, args: Value) -> shared::ToolOutput {
+        let client = self.client();
+        rt().block_on(client.call_tool(name, args))
+            .unwrap_or_else(|e| panic!("{name} failed: {e}"))
+    }
+
+    /// Registers a session and returns its reply.
+    pub fn register(&self, name: &str, client_id: Option<&str>) -> Value {
+        let mut args = serde_json::json!({"name": name, "machine": shared::config::hostname(), "cwd": "/src/repo"});
+        if let Some(c) = client_id {
+            args["client_id"] = Value::from(c);
+        }
+        self.tool("register_session", args)
+    }
+
+    /// Publishes an event and returns its id.
+    pub fn publish(&self, session_id: &str, event_type: &str, payload: &str, channel: &str) -> u64 {
+        let reply = self.tool(
+            "publish_event",
+            serde_json::json!({"session_id": session_id, "event_type": event_type, "payload": payload, "channel": channel}),
+        );
+        reply["event_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no event_id in {reply}"))
+    }
+}
+
 /// Calls a tool and returns the reply value (list tools unwrapped); panics
 /// on transport errors and on `isError`.
 pub async fn call(client: &HubClient, tool: &str, args: Value) -> Value {
@@ -342,6 +397,10 @@ pub async fn call(client: &HubClient, tool: &str, args: Value) -> Value {
         .call_tool(tool, args.clone())
         .await
         .unwrap_or_else(|e| panic!("{tool}({args}) failed: {e}"));
-    assert!(!out.is_error(), "{tool}({args}) gave isError: {}", out.text());
+    assert!(
+        !out.is_error(),
+        "{tool}({args}) gave isError: {}",
+        out.text()
+    );
     out.value()
 }

@@ -65,7 +65,10 @@ impl WebhookSink {
                         *c += 1;
                         n
                     };
-                    store.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+                    store
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(request);
                     let (status, delay) = responder(n);
                     tokio::time::sleep(delay).await;
                     let reply = format!(
@@ -85,7 +88,10 @@ impl WebhookSink {
 
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits until at least `n` requests arrived (generous deadline).

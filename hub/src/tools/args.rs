@@ -64,7 +64,10 @@ impl Args {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(ArgError(format!("{key} must be a string, got {}", kind(other)))),
+            Some(other) => Err(ArgError(format!(
+                "{key} must be a string, got {}",
+                kind(other)
+            ))),
         }
     }
 
@@ -86,7 +89,11 @@ impl Args {
             None => Ok(None),
             Some(Value::Number(n)) => n
                 .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                        .map(|f| f as i64)
+                })
                 .map(Some)
                 .ok_or_else(|| ArgError(format!("{key} must be a whole number, got {n}"))),
             Some(Value::String(s)) => s
@@ -94,7 +101,10 @@ impl Args {
                 .parse::<i64>()
                 .map(Some)
                 .map_err(|_| ArgError(format!("{key} must be a whole number, got \"{s}\""))),
-            Some(other) => Err(ArgError(format!("{key} must be a whole number, got {}", kind(other)))),
+            Some(other) => Err(ArgError(format!(
+                "{key} must be a whole number, got {}",
+                kind(other)
+            ))),
         }
     }
 
@@ -110,11 +120,16 @@ impl Args {
             Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => Ok(Some(true)),
                 "false" | "0" | "no" | "off" => Ok(Some(false)),
-                _ => Err(ArgError(format!("{key} must be true or false, got \"{s}\""))),
+                _ => Err(ArgError(format!(
+                    "{key} must be true or false, got \"{s}\""
+                ))),
             },
             Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
             Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
-            Some(other) => Err(ArgError(format!("{key} must be true or false, got {}", kind(other)))),
+            Some(other) => Err(ArgError(format!(
+                "{key} must be true or false, got {}",
+                kind(other)
+            ))),
         }
     }
 
@@ -143,7 +158,10 @@ impl Args {
                 })
                 .collect::<ArgResult<Vec<_>>>()
                 .map(Some),
-            Some(other) => Err(ArgError(format!("{key} must be a list of strings, got {}", kind(other)))),
+            Some(other) => Err(ArgError(format!(
+                "{key} must be a list of strings, got {}",
+                kind(other)
+            ))),
         }
     }
 }
@@ -152,7 +170,9 @@ impl Args {
 pub fn check_len(key: &str, value: &str, max: usize) -> ArgResult<()> {
     let n = value.chars().count();
     if n > max {
-        Err(ArgError(format!("{key} is {n} characters; the limit is {max}")))
+        Err(ArgError(format!(
+            "{key} is {n} characters; the limit is {max}"
+        )))
     } else {
         Ok(())
     }
@@ -174,14 +194,24 @@ mod tests {
 
     #[test]
     fn coercion_and_errors() {
-        let a = Args::new(Some(json!({"n": "5", "b": "true", "s": "x", "l": "one"})), &["n", "b", "s", "l"]).unwrap();
+        let a = Args::new(
+            Some(json!({"n": "5", "b": "true", "s": "x", "l": "one"})),
+            &["n", "b", "s", "l"],
+        )
+        .unwrap();
         assert_eq!(a.opt_i64("n").unwrap(), Some(5));
         assert_eq!(a.opt_bool("b").unwrap(), Some(true));
         assert_eq!(a.opt_strings("l").unwrap(), Some(vec!["one".to_owned()]));
         assert!(a.opt_i64("s").is_err());
         assert!(a.req_str("missing").unwrap_err().0.contains("required"));
-        let err = Args::new(Some(json!({"sesion_id": "x"})), &["session_id"]).err().unwrap();
-        assert!(err.0.contains("sesion_id") && err.0.contains("session_id"), "{}", err.0);
+        let err = Args::new(Some(json!({"sesion_id": "x"})), &["session_id"])
+            .err()
+            .unwrap();
+        assert!(
+            err.0.contains("sesion_id") && err.0.contains("session_id"),
+            "{}",
+            err.0
+        );
         assert!(Args::new(Some(json!([1])), &[]).is_err());
     }
 }

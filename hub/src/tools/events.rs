@@ -61,7 +61,11 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let tags = a.opt_strings("tags")?;
     if let Some(tags) = &tags {
         if tags.len() > TAGS_MAX {
-            return Err(ArgError(format!("tags has {} items; the limit is {TAGS_MAX}", tags.len())).into());
+            return Err(ArgError(format!(
+                "tags has {} items; the limit is {TAGS_MAX}",
+                tags.len()
+            ))
+            .into());
         }
         for t in tags {
             check_len("a tag", t, TAG_MAX)?;
@@ -133,7 +137,13 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
     }
     if let Some(p) = publisher.filter(SessionRecord::is_deleted) {
         let flags = deleted_reply(&p, DELETED_PUBLISH_HINT);
-        for key in ["session_deleted", "session_id", "display_id", "deleted_at", "hint"] {
+        for key in [
+            "session_deleted",
+            "session_id",
+            "display_id",
+            "deleted_at",
+            "hint",
+        ] {
             reply[key] = flags[key].clone();
         }
     }
@@ -196,7 +206,9 @@ impl Read {
             None | Some("desc") => true,
             Some("asc") => false,
             Some(other) => {
-                return Err(ArgError(format!("order must be 'asc' or 'desc' (got '{other}')")));
+                return Err(ArgError(format!(
+                    "order must be 'asc' or 'desc' (got '{other}')"
+                )));
             }
         };
         let mut channels = a.opt_strings("channels")?.unwrap_or_default();
@@ -222,7 +234,9 @@ impl Read {
         Ok(Self {
             cursor,
             limit: limit as usize,
-            session_id: a.opt_str("session_id")?.filter(|s| s != "anonymous" && !s.is_empty()),
+            session_id: a
+                .opt_str("session_id")?
+                .filter(|s| s != "anonymous" && !s.is_empty()),
             descending,
             channels,
             resume: a.bool_or("resume", false)?,
@@ -319,7 +333,9 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
     let Some(raw) = raw else {
         return match (&read.session_id, session) {
             // Resume for a session we have never seen.
-            (Some(id), None) => Ok(Pass::Done(json!({"error": "Session not found", "session_id": id}))),
+            (Some(id), None) => Ok(Pass::Done(
+                json!({"error": "Session not found", "session_id": id}),
+            )),
             // Resume with no saved cursor: start at the tip, consume nothing yet.
             (Some(id), Some(_)) => {
                 let id = id.clone();
@@ -336,10 +352,13 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                         Ok(())
                     })
                     .await?;
-                let reply = json!({"events": [], "next_cursor": tip.to_string(), "has_more": false});
+                let reply =
+                    json!({"events": [], "next_cursor": tip.to_string(), "has_more": false});
                 Ok(Pass::Page(reply, true))
             }
-            (None, _) => Ok(Pass::Done(json!({"events": [], "next_cursor": after.map(|a| a.to_string()), "has_more": false}))),
+            (None, _) => Ok(Pass::Done(
+                json!({"events": [], "next_cursor": after.map(|a| a.to_string()), "has_more": false}),
+            )),
         };
     };
 
@@ -347,7 +366,11 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
     let has_more = raw.len() == read.limit;
     let next_cursor = max_id.or(after).map(|c| c.to_string());
     if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
-        let consume = if read.peek || read.narrowed() { None } else { max_id };
+        let consume = if read.peek || read.narrowed() {
+            None
+        } else {
+            max_id
+        };
         bus.store
             .write(Durability::Lazy, move |tx| {
                 let now = shared::time::now_ms();

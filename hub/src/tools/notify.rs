@@ -23,15 +23,16 @@ pub async fn tool(_bus: &Bus, arguments: Option<Value>) -> Outcome {
     check_len("message", &message, 4096)?;
     let sound = a.bool_or("sound", false)?;
     let success = send(&title, &message, sound).await;
-    Ok(Reply::Object(json!({"success": success, "title": title, "message": message})))
+    Ok(Reply::Object(
+        json!({"success": success, "title": title, "message": message}),
+    ))
 }
 
 /// The argv that shows a notification here, or `None` where nothing can.
 pub fn command(title: &str, message: &str, sound: bool) -> Option<Vec<String>> {
     let on_path = |bin: &str| {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file())
-        })
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
     };
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     if cfg!(target_os = "macos") {
@@ -109,7 +110,11 @@ pub async fn send(title: &str, message: &str, sound: bool) -> bool {
 }
 
 /// Title and body of a direct-message notice, as the original words them.
-pub fn dm_text(target: &SessionRecord, sender: Option<&SessionRecord>, payload: &str) -> (String, String) {
+pub fn dm_text(
+    target: &SessionRecord,
+    sender: Option<&SessionRecord>,
+    payload: &str,
+) -> (String, String) {
     let project = if !target.repo.is_empty() {
         target.repo.clone()
     } else {
@@ -135,7 +140,12 @@ pub fn dm_text(target: &SessionRecord, sender: Option<&SessionRecord>, payload: 
 
 /// Notifies a DM's recipient when it is local and has no proxy (no lease).
 /// Runs in the background; never fails the publish.
-pub fn direct_message(bus: &Bus, target: &SessionRecord, sender: Option<&SessionRecord>, payload: &str) {
+pub fn direct_message(
+    bus: &Bus,
+    target: &SessionRecord,
+    sender: Option<&SessionRecord>,
+    payload: &str,
+) {
     if target.lease_seconds.is_some() || target.machine != bus.hostname {
         return;
     }

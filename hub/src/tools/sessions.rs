@@ -20,14 +20,27 @@ const LEASE_MAX: i64 = 86_400;
 pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let a = Args::new(
         arguments,
-        &["name", "machine", "cwd", "client_id", "lease_seconds", "client_pid"],
+        &[
+            "name",
+            "machine",
+            "cwd",
+            "client_id",
+            "lease_seconds",
+            "client_pid",
+        ],
     )?;
     let name = a.req_str("name")?;
     check_non_empty("name", &name)?;
     check_len("name", &name, NAME_MAX)?;
-    let machine = a.opt_str("machine")?.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| bus.hostname.clone());
+    let machine = a
+        .opt_str("machine")?
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| bus.hostname.clone());
     check_len("machine", &machine, MACHINE_MAX)?;
-    let cwd = a.opt_str("cwd")?.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| bus.cwd.clone());
+    let cwd = a
+        .opt_str("cwd")?
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| bus.cwd.clone());
     check_len("cwd", &cwd, CWD_MAX)?;
     let client_id = a.opt_str("client_id")?;
     if let Some(c) = &client_id {
@@ -80,7 +93,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                     "You are '{}' ({}). Resuming from last seen cursor.",
                     session.name, session.display_id
                 );
-                return Ok(register_reply(tx, &session, cursor, true, tip)?);
+                return register_reply(tx, &session, cursor, true, tip);
             }
             let id = match &client_id {
                 Some(cid) if !cid.is_empty() && tx.session(cid)?.is_none() => cid.clone(),
@@ -154,7 +167,10 @@ fn register_reply(
 /// Whether a local process is still running (`kill(pid, 0)`; a process we
 /// may not signal counts as alive).
 pub fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return true;
     };
     match rustix::process::test_kill_process(pid) {
@@ -192,7 +208,7 @@ pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store
         sessions.retain(|s| !dead.contains(&s.id));
         end_sessions(bus, dead, EndReason::ProcessGone).await?;
     }
-    sessions.sort_by(|a, b| b.last_heartbeat.cmp(&a.last_heartbeat));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_heartbeat));
     Ok(sessions)
 }
 
@@ -260,7 +276,9 @@ pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let a = Args::new(arguments, &["session_id", "client_id", "machine"])?;
     let session_id = a.opt_str("session_id")?;
     let client_id = a.opt_str("client_id")?;
-    let machine = a.opt_str("machine")?.unwrap_or_else(|| bus.hostname.clone());
+    let machine = a
+        .opt_str("machine")?
+        .unwrap_or_else(|| bus.hostname.clone());
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
@@ -304,7 +322,11 @@ pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
 
 /// Records activity: refreshes the heartbeat and extends a lease. Skipped
 /// when the last one is under a second old, so polling stays cheap.
-pub fn touch(tx: &mut Tx<'_>, id: &str, now: i64) -> Result<Option<SessionRecord>, crate::store::StoreError> {
+pub fn touch(
+    tx: &mut Tx<'_>,
+    id: &str,
+    now: i64,
+) -> Result<Option<SessionRecord>, crate::store::StoreError> {
     let Some(mut s) = tx.session(id)? else {
         return Ok(None);
     };

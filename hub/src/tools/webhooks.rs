@@ -15,8 +15,11 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let a = Args::new(arguments, &["url", "channel", "event_types", "secret"])?;
     let url = a.req_str("url")?.trim().to_owned();
     check_len("url", &url, URL_MAX)?;
-    let parsed = url::Url::parse(&url)
-        .map_err(|e| ArgError(format!("url is not a valid URL ({e}); send e.g. https://example.com/hook")))?;
+    let parsed = url::Url::parse(&url).map_err(|e| {
+        ArgError(format!(
+            "url is not a valid URL ({e}); send e.g. https://example.com/hook"
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(ArgError(format!(
             "url must be an http:// or https:// URL with a host (got '{url}')"
@@ -29,7 +32,12 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
     }
     let event_types = a
         .opt_strings("event_types")?
-        .map(|types| types.into_iter().filter(|t| !t.is_empty()).collect::<Vec<_>>())
+        .map(|types| {
+            types
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+        })
         .filter(|types| !types.is_empty());
     let secret = a.opt_str("secret")?.filter(|s| !s.is_empty());
     if let Some(s) = &secret {
