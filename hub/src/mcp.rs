@@ -328,7 +328,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
     let result = match outcome {
         Ok(tools::Reply::Object(value)) => {
             let summary = value.get("error").and_then(Value::as_str).unwrap_or("ok");
-            tracing::info!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
+            tracing::debug!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
             json!({
                 "content": [{"type": "text", "text": value.to_string()}],
                 "structuredContent": value,
@@ -336,7 +336,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
             })
         }
         Ok(tools::Reply::List(items)) => {
-            tracing::info!(tool = %name, micros, items = items.len(), "ok");
+            tracing::debug!(tool = %name, micros, items = items.len(), "ok");
             let list = Value::Array(items);
             json!({
                 "content": [{"type": "text", "text": list.to_string()}],
@@ -352,7 +352,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
             })
         }
         Err(e) => {
-            tracing::info!(tool = %name, "refused: {e}");
+            tracing::debug!(tool = %name, "refused: {e}");
             json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})
         }
     };

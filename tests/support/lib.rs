@@ -24,11 +24,12 @@ use shared::HubClient;
 /// into the same target dir as this test executable.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
-    // target/<profile>/deps/e2e-xxxx → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable sits in target/<profile>/deps");
+    // target/<profile>/deps/e2e-xxxx → target/<profile>/<name>; a bench
+    // binary sits in target/<profile> itself.
+    let mut dir = exe.parent().expect("the executable has a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("deps has a parent");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -130,8 +131,8 @@ impl Hub {
             .arg("--db")
             .arg(dir.path().join("data.redb"))
             .args(&args)
+            .env("RUST_LOG", "hub=debug,warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", "agent_event_bus=debug,hub=debug,warn")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,211 @@
+//! `make bench`: performance figures for the hub, printed, never asserted.
+//!
+//! Each figure is printed beside what this machine allows — the disk's
+//! fsync rate and a no-op HTTP round trip — so it reads as a ratio.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use shared::HubClient;
+use support::{Hub, HubOptions};
+
+const RUN: Duration = Duration::from_secs(5);
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let hub = Hub::start_with(HubOptions {
+        env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
+        ..Default::default()
+    });
+    println!("agent-event-bus bench (release build, {} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!();
+    let fsyncs = fsync_rate(hub.dir.path());
+    println!("machine: fsync                        {fsyncs:>10.0} /s");
+    let client = Arc::new(hub.client());
+    let noop = rt.block_on(latencies(2000, || {
+        let c = client.clone();
+        async move {
+            c.request("ping", None, Duration::from_secs(5)).await.expect("ping");
+        }
+    }));
+    println!("machine: no-op HTTP round trip (ping) p50 {:>8.3} ms  p99 {:>8.3} ms", ms(noop.p(50)), ms(noop.p(99)));
+    println!();
+
+    for clients in [1usize, 32] {
+        let (rate, lat) = rt.block_on(publish_load(&hub, clients));
+        println!(
+            "durable publish, {clients:>2} clients: {rate:>10.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.1} publishes per fsync the disk allows)",
+            ms(lat.p(50)),
+            ms(lat.p(99)),
+            rate / fsyncs.max(1.0)
+        );
+    }
+
+    let reads = rt.block_on(latencies(2000, || {
+        let c = client.clone();
+        async move {
+            let out = c
+                .call_tool("get_events", json!({"limit": 50, "order": "desc"}))
+                .await
+                .expect("get_events");
+            assert!(!out.is_error());
+        }
+    }));
+    println!(
+        "get_events (limit 50):       p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.1}x a no-op round trip at p50)",
+        ms(reads.p(50)),
+        ms(reads.p(99)),
+        reads.p(50).as_secs_f64() / noop.p(50).as_secs_f64()
+    );
+
+    let wake = rt.block_on(long_poll_latency(&hub, 200));
+    println!(
+        "publish -> waiting long-poll: p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ms(wake.p(50)),
+        ms(wake.p(99))
+    );
+    if let Some(pid) = hub.pid() {
+        std::thread::sleep(Duration::from_secs(1));
+        println!("hub RSS after the run:        {:>8.1} MB", rss_mb(pid));
+    }
+    let idle = Hub::start_with(HubOptions {
+        env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
+        ..Default::default()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    if let Some(pid) = idle.pid() {
+        println!("hub RSS idle:                 {:>8.1} MB", rss_mb(pid));
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Lat(Vec<Duration>);
+
+impl Lat {
+    fn p(&self, pct: usize) -> Duration {
+        if self.0.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.0.len() - 1) * pct) / 100;
+        self.0[i]
+    }
+}
+
+async fn latencies<F, Fut>(n: usize, mut f: F) -> Lat
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..50 {
+        f().await; // warm up connections
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await;
+        out.push(t.elapsed());
+    }
+    out.sort_unstable();
+    Lat(out)
+}
+
+async fn publish_load(hub: &Hub, clients: usize) -> (f64, Lat) {
+    let deadline = Instant::now() + RUN;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = HubClient::new(&hub.url, None).expect("a client");
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let out = client
+                    .call_tool(
+                        "publish_event",
+                        json!({"event_type": "bench", "payload": format!("client {c} event {i}"), "channel": "repo:bench"}),
+                    )
+                    .await
+                    .expect("publish");
+                assert!(!out.is_error(), "{}", out.text());
+                lat.push(t.elapsed());
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("a publisher"));
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (rate, Lat(all))
+}
+
+async fn long_poll_latency(hub: &Hub, rounds: usize) -> Lat {
+    let waiter = Arc::new(hub.client());
+    let publisher = hub.client();
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let tip = publisher
+            .call_tool("get_events", json!({"limit": 1}))
+            .await
+            .expect("tip")
+            .value()["next_cursor"]
+            .as_str()
+            .unwrap_or("0")
+            .to_owned();
+        let w = waiter.clone();
+        let wait = tokio::spawn(async move {
+            let out = w
+                .call_tool("get_events", json!({"cursor": tip, "order": "asc", "wait_seconds": 10, "channel": "session:bench"}))
+                .await
+                .expect("long-poll");
+            (Instant::now(), out)
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let sent = Instant::now();
+        publisher
+            .call_tool("publish_event", json!({"event_type": "dm", "payload": "wake", "channel": "session:bench"}))
+            .await
+            .expect("publish");
+        let (woke, page) = wait.await.expect("waiter");
+        assert_eq!(page.value()["events"].as_array().map(Vec::len), Some(1));
+        out.push(woke.saturating_duration_since(sent));
+    }
+    out.sort_unstable();
+    Lat(out)
+}
+
+fn fsync_rate(dir: &std::path::Path) -> f64 {
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).expect("a probe file");
+    let block = [7u8; 4096];
+    let started = Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < Duration::from_secs(2) {
+        file.write_all(&block).expect("write");
+        file.sync_data().expect("fsync");
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&path);
+    f64::from(n) / started.elapsed().as_secs_f64()
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
