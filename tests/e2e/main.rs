@@ -6,6 +6,7 @@ mod cli;
 mod cursors;
 mod durability;
 mod input;
+mod interop;
 mod proxy;
 mod tools;
 mod webhooks;
