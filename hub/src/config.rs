@@ -49,6 +49,14 @@ pub struct Config {
     #[arg(long, env = "AGENT_EVENT_BUS_IDLE_TIMEOUT", default_value_t = 86_400)]
     pub idle_timeout_secs: u64,
 
+    /// Delete events older than this many days (default: keep everything).
+    #[arg(long, env = "AGENT_EVENT_BUS_RETAIN_DAYS")]
+    pub retain_days: Option<u64>,
+
+    /// Keep at most this many of the newest events (default: all).
+    #[arg(long, env = "AGENT_EVENT_BUS_RETAIN_EVENTS")]
+    pub retain_events: Option<u64>,
+
     /// Largest event payload, in bytes.
     #[arg(long, env = "AGENT_EVENT_BUS_MAX_PAYLOAD", default_value_t = 64 * 1024)]
     pub max_payload_bytes: usize,
@@ -63,6 +71,13 @@ pub struct Config {
 pub struct Limits {
     pub max_payload_bytes: usize,
     pub max_body_bytes: u64,
+}
+
+/// How long events are kept; `None` keeps them forever, as the original.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    pub days: Option<u64>,
+    pub events: Option<u64>,
 }
 
 /// Why the hub refuses to start.
@@ -87,6 +102,13 @@ impl Config {
         Limits {
             max_payload_bytes: self.max_payload_bytes,
             max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention {
+            days: self.retain_days,
+            events: self.retain_events,
         }
     }
 

@@ -165,7 +165,11 @@ async fn deliver(
             Err(e) if e.is_timeout() => "timed out".to_owned(),
             Err(e) => format!("failed: {e}"),
         };
-        tracing::warn!(webhook_id = hook.id, url = %hook.url, event_id, "webhook {failure}, attempt {attempt}/{attempts}");
+        tracing::warn!(
+            webhook_id = hook.id,
+            event_id,
+            "webhook {failure}, attempt {attempt}/{attempts}"
+        );
         if let Some(pause) = BACKOFF.get(attempt - 1) {
             tokio::time::sleep(*pause).await;
         }

@@ -38,6 +38,7 @@ pub async fn run(
         store.clone(),
         config.limits(),
         i64::try_from(config.idle_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        config.retention(),
         Delivery::new()?,
         token.clone(),
     ));

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Limits;
+use crate::config::{Limits, Retention};
 use crate::delivery::Delivery;
 use crate::store::{SessionRecord, Store};
 
@@ -20,6 +20,7 @@ pub struct Bus {
     pub cwd: String,
     /// Sessions without a lease idle longer than this are ended.
     pub idle_timeout_ms: i64,
+    pub retention: Retention,
     pub delivery: Delivery,
     /// Cancelled when the hub shuts down; long-polls return at once.
     pub shutdown: CancellationToken,
@@ -32,6 +33,7 @@ impl Bus {
         store: Store,
         limits: Limits,
         idle_timeout_ms: i64,
+        retention: Retention,
         delivery: Delivery,
         shutdown: CancellationToken,
     ) -> Self {
@@ -43,6 +45,7 @@ impl Bus {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "/".to_owned()),
             idle_timeout_ms,
+            retention,
             delivery,
             shutdown,
             warned: Mutex::new(HashSet::new()),

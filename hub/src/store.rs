@@ -421,6 +421,24 @@ impl Snapshot {
         }
     }
 
+    /// The id of the newest event stamped before `micros` (events are
+    /// appended in time order), scanning from the oldest.
+    pub fn last_event_before(&self, micros: i64) -> Result<Option<u64>> {
+        let Some(t) = self.table(EVENTS)? else {
+            return Ok(None);
+        };
+        let mut last = None;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let e: EventRecord = decode(v.value())?;
+            if e.timestamp >= micros {
+                break;
+            }
+            last = Some(k.value());
+        }
+        Ok(last)
+    }
+
     /// Ids of leased sessions whose deadline is at or before `now_ms`.
     pub fn expired_leases(&self, now_ms: i64) -> Result<Vec<String>> {
         let Some(t) = self.table(LEASES)? else {
@@ -536,6 +554,21 @@ impl Tx<'_> {
 
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
         read_webhooks(&self.txn.open_table(WEBHOOKS)?)
+    }
+
+    /// Deletes up to `max` of the oldest events with ids up to `through`;
+    /// returns how many went. Ids are never reused.
+    pub fn prune_events(&mut self, through: u64, max: usize) -> Result<usize> {
+        let mut events = self.txn.open_table(EVENTS)?;
+        let doomed: Vec<u64> = events
+            .range(..=through)?
+            .take(max)
+            .map(|item| item.map(|(k, _)| k.value()))
+            .collect::<std::result::Result<_, _>>()?;
+        for id in &doomed {
+            events.remove(*id)?;
+        }
+        Ok(doomed.len())
     }
 
     pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {

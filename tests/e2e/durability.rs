@@ -149,3 +149,31 @@ fn a_second_hub_on_the_same_file_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn retention_keeps_the_newest_events_and_ids_go_on() {
+    let hub = Hub::start_with(support::HubOptions {
+        args: vec!["--retain-events".into(), "3".into()],
+        ..Default::default()
+    });
+    let last = (0..10)
+        .map(|i| hub.publish("s", "t", &i.to_string(), "all"))
+        .last()
+        .unwrap();
+    let kept = support::wait_until("old events to be pruned", Duration::from_secs(30), || {
+        let page = hub.tool("get_events", json!({"order": "asc", "limit": 100}));
+        let ids: Vec<u64> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect();
+        (ids.len() == 3).then_some(ids)
+    });
+    assert_eq!(kept, vec![last - 2, last - 1, last]);
+    assert_eq!(
+        hub.publish("s", "t", "next", "all"),
+        last + 1,
+        "ids are never reused"
+    );
+}

@@ -59,7 +59,12 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
             Ok(record)
         })
         .await?;
-    tracing::info!(webhook_id = record.id, url = %record.url, "webhook registered");
+    // Only the host: webhook URLs often carry tokens in their path.
+    tracing::info!(
+        webhook_id = record.id,
+        host = parsed.host_str().unwrap_or("-"),
+        "webhook registered"
+    );
     let w = record.to_wire();
     Ok(Reply::Object(json!({
         "webhook_id": w.webhook_id,
