@@ -5,8 +5,9 @@ CARGO ?= cargo
 PREFIX ?= $(HOME)/.local
 BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
+CLAUDE ?= claude
 
-.PHONY: all build release run test check fmt clippy bench install clean
+.PHONY: all build release run test check fmt clippy bench install register-proxy clean
 
 all: build
 
@@ -42,6 +43,51 @@ install: release
 	mkdir -p $(BINDIR)
 	for b in $(BINS); do install -m 0755 target/release/$$b $(BINDIR)/$$b; done
 	@echo "Installed $(BINS) into $(BINDIR)"
+	@$(MAKE) --no-print-directory register-proxy
+
+## Register the proxy with Claude Code at user scope when `claude` is on
+## PATH. Idempotent: an existing entry (say, one pointed at a remote hub by
+## install-client) is kept as it is.
+register-proxy:
+	@if ! command -v $(CLAUDE) >/dev/null 2>&1; then \
+	  echo "$(CLAUDE) is not on PATH; register the proxy with your MCP client (see README):"; \
+	  echo "  claude mcp add --scope user agent-event-bus -- $(BINDIR)/agent-event-bus-proxy"; \
+	elif $(CLAUDE) mcp get agent-event-bus >/dev/null 2>&1; then \
+	  echo "Claude Code already has the agent-event-bus MCP server; kept as it is"; \
+	  echo "  (to reset it: claude mcp remove --scope user agent-event-bus && make register-proxy)"; \
+	else \
+	  $(CLAUDE) mcp add --scope user agent-event-bus -- $(BINDIR)/agent-event-bus-proxy && \
+	  echo "Registered agent-event-bus with Claude Code (user scope)"; \
+	fi
 
 clean:
 	$(CARGO) clean
+
+# ---- The hub as a user service (deploy/service.sh does the work; every target is idempotent) ----
+SERVICE = BINDIR="$(BINDIR)" sh deploy/service.sh
+
+.PHONY: install-server install-client require-remote-url uninstall restart logs
+
+## Install the binaries, run the hub as a user service (systemd on Linux, a
+## LaunchAgent on macOS) and register the proxy with Claude Code.
+install-server: install
+	$(SERVICE) install-server
+
+## Install the binaries and point Claude Code's proxy at a remote hub:
+## make install-client REMOTE_URL=https://HOST/agent-event-bus [TOKEN=...]
+## (TOKEN defaults to $$AGENT_EVENT_BUS_TOKEN; the recipe is not echoed, so it stays off the screen.)
+install-client: require-remote-url install
+	@$(if $(TOKEN),AGENT_EVENT_BUS_TOKEN="$(TOKEN)") $(SERVICE) install-client "$(REMOTE_URL)"
+
+require-remote-url:
+	@test -n "$(REMOTE_URL)" || { echo "usage: make install-client REMOTE_URL=https://HOST/agent-event-bus [TOKEN=...]" >&2; exit 2; }
+
+## Remove the service, the proxy's Claude Code entry and the binaries; keeps the data.
+uninstall:
+	$(SERVICE) uninstall
+
+restart:
+	$(SERVICE) restart
+
+logs:
+	$(SERVICE) logs

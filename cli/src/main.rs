@@ -1,1 +1,66 @@
-fn main() {}
+//! `agent-event-bus-cli`: the command line that shell hooks and scripts use to
+//! talk to the hub. Its human text and exit codes are a contract (users'
+//! hooks compare its output with strings such as `No events`), so they follow
+//! the original Python CLI exactly; `--json` output uses the original's JSON
+//! spacing too.
+//!
+//! It owns argument parsing, output and exit codes only: every hub call is
+//! one `tools/call` through [`shared::HubClient`], never hand-rolled HTTP.
+//!
+//! Exit codes: 0 success; 1 a failed request, a domain error or an
+//! unreachable hub (one line saying where it looked and how to start the
+//! hub); 2 a usage error (clap). No subcommand prints help and exits 1.
+//!
+//! # Layout
+//! - [`args`]: the top-level command line (global flags, the subcommand enum).
+//! - [`hub`]: the connection: tool calls, timeouts, domain-error replies.
+//! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
+//! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
+//! - [`commands`]: one file per command group (sessions, events, webhooks,
+//!   notify, doctor).
+
+mod args;
+mod commands;
+mod hub;
+mod output;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let Some(command) = cli.command else {
+        // The original prints its help and exits 1 when no command is given.
+        let mut help = args::Cli::command();
+        output::print_help(
+            &mut help,
+            Some("\nUse -h or --help with any command for more details."),
+        );
+        return ExitCode::from(1);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::note(&format!("Error: cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(&cli.global, command)) {
+        Ok(code) => code,
+        // A reader that went away (`| head`) is not a failure.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            if cli.global.debug {
+                output::note(&format!("Error: {e:?}"));
+            } else {
+                output::note(&format!("Error: {e:#}"));
+            }
+            ExitCode::from(1)
+        }
+    }
+}

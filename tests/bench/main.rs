@@ -22,7 +22,10 @@ fn main() {
         env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
         ..Default::default()
     });
-    println!("agent-event-bus bench (release build, {} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "agent-event-bus bench (release build, {} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     println!();
     let fsyncs = fsync_rate(hub.dir.path());
     println!("machine: fsync                        {fsyncs:>10.0} /s");
@@ -30,10 +33,16 @@ fn main() {
     let noop = rt.block_on(latencies(2000, || {
         let c = client.clone();
         async move {
-            c.request("ping", None, Duration::from_secs(5)).await.expect("ping");
+            c.request("ping", None, Duration::from_secs(5))
+                .await
+                .expect("ping");
         }
     }));
-    println!("machine: no-op HTTP round trip (ping) p50 {:>8.3} ms  p99 {:>8.3} ms", ms(noop.p(50)), ms(noop.p(99)));
+    println!(
+        "machine: no-op HTTP round trip (ping) p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ms(noop.p(50)),
+        ms(noop.p(99))
+    );
     println!();
 
     for clients in [1usize, 32] {
@@ -175,7 +184,10 @@ async fn long_poll_latency(hub: &Hub, rounds: usize) -> Lat {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let sent = Instant::now();
         publisher
-            .call_tool("publish_event", json!({"event_type": "dm", "payload": "wake", "channel": "session:bench"}))
+            .call_tool(
+                "publish_event",
+                json!({"event_type": "dm", "payload": "wake", "channel": "session:bench"}),
+            )
             .await
             .expect("publish");
         let (woke, page) = wait.await.expect("waiter");

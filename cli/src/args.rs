@@ -1,0 +1,78 @@
+//! The top-level command line. Global flags come before the subcommand, as in
+//! the original (so `webhook register --url` can name the webhook's target).
+//! Each command group's own flags live beside its code in [`crate::commands`].
+
+use clap::{Args, Parser, Subcommand};
+use shared::config;
+
+use crate::commands::{events, notify, sessions, webhook};
+
+/// Shown under `--help`: the everyday forms, and the drain loop hooks use.
+const EXAMPLES: &str = "\
+Examples:
+  agent-event-bus-cli register --name my-feature --client-id \"$CC_SESSION_ID\"
+  agent-event-bus-cli publish --type task_done --payload \"Finished API\" --channel repo:my-project
+  agent-event-bus-cli events --session-id \"$SID\" --resume --order asc
+  agent-event-bus-cli events --follow --min-level info
+  agent-event-bus-cli events --session-id \"$SID\" --resume --wait 30
+  agent-event-bus-cli ack --session-id \"$SID\" --cursor 42
+  agent-event-bus-cli doctor
+
+Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
+else the session on this machine whose client process is an ancestor of this command
+(so a hook run by an agent acts as that agent's session).";
+
+/// CLI for agent-event-bus: for shell hooks and scripts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agent-event-bus-cli",
+    version,
+    about = "CLI for agent-event-bus: for shell hooks and scripts",
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the hub is and how to talk to it.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Hub URL, with or without /mcp
+    #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
+    pub url: String,
+    /// Bearer token for a remote hub
+    #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Show the full error chain on failures
+    #[arg(long)]
+    pub debug: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register a session
+    Register(sessions::RegisterArgs),
+    /// Unregister a session
+    Unregister(sessions::UnregisterArgs),
+    /// List active sessions
+    Sessions,
+    /// List active channels
+    Channels,
+    /// Print the session this command would act for
+    Whoami(sessions::WhoamiArgs),
+    /// Publish an event
+    Publish(events::PublishArgs),
+    /// Get recent events (or follow them as they arrive)
+    Events(events::EventsArgs),
+    /// Advance the session cursor to an event id you already hold
+    Ack(events::AckArgs),
+    /// Send system notification
+    Notify(notify::NotifyArgs),
+    /// Manage webhooks
+    Webhook(webhook::WebhookArgs),
+    /// Check the hub, auth, versions, a publish/read round trip and the Claude Code setup
+    Doctor,
+}

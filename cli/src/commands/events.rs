@@ -1,0 +1,515 @@
+//! Events: `publish`, `events` (one page, `--wait`, `--follow`) and `ack`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+use shared::config::MAX_WAIT_SECONDS;
+use shared::level::SignalLevel;
+use shared::wire::Event;
+
+use super::split_list;
+use crate::hub::{Hub, domain_error};
+use crate::output::{self, json_line, json_pretty, line, note};
+use crate::session::SessionArg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Event type
+    #[arg(long = "type")]
+    event_type: String,
+    /// Event payload
+    #[arg(long)]
+    payload: String,
+    /// Target channel
+    #[arg(long, default_value = "all")]
+    channel: String,
+    #[command(flatten)]
+    session: SessionArg,
+    /// Optional short headline for the payload
+    #[arg(long)]
+    title: Option<String>,
+    /// Comma-separated tags for downstream filtering
+    #[arg(long)]
+    tags: Option<String>,
+    /// Thread ID linking a request to its response
+    #[arg(long)]
+    correlation_id: Option<String>,
+    /// Signal level override (default: derived from event type)
+    #[arg(long, value_parser = PossibleValuesParser::new(SignalLevel::NAMES))]
+    signal_level: Option<String>,
+}
+
+/// `publish`: the reply as indented JSON; a warning on stderr (exit 0) when
+/// the publisher's session was deleted, since the event is stored anyway.
+pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
+    let mut params = json!({"event_type": args.event_type, "payload": args.payload});
+    if !args.channel.is_empty() {
+        params["channel"] = json!(args.channel);
+    }
+    let session_id = args.session.resolve_id(hub).await?;
+    if let Some(id) = &session_id {
+        params["session_id"] = json!(id);
+    }
+    if let Some(title) = args.title.filter(|t| !t.is_empty()) {
+        params["title"] = json!(title);
+    }
+    if let Some(tags) = args.tags.filter(|t| !t.is_empty()) {
+        params["tags"] = json!(split_list(&tags));
+    }
+    if let Some(corr) = args.correlation_id.filter(|c| !c.is_empty()) {
+        params["correlation_id"] = json!(corr);
+    }
+    if let Some(level) = args.signal_level {
+        params["signal_level"] = json!(level);
+    }
+    let reply = hub.call("publish_event", params).await?;
+    line(&json_pretty(&reply))?;
+    if domain_error(&reply).is_some() {
+        note(&output::error_text(&reply));
+        return Ok(ExitCode::from(1));
+    }
+    if reply.get("session_deleted").and_then(Value::as_bool) == Some(true) {
+        let name = reply
+            .get("display_id")
+            .and_then(Value::as_str)
+            .or(session_id.as_deref())
+            .unwrap_or("anonymous");
+        let at = reply
+            .get("deleted_at")
+            .and_then(Value::as_str)
+            .unwrap_or("an unknown time");
+        let mut warning = format!("Warning: session {name} was deleted at {at}.");
+        if let Some(hint) = reply.get("hint").and_then(Value::as_str) {
+            warning.push(' ');
+            warning.push_str(hint);
+        }
+        note(&warning);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Cursor from previous call (for pagination)
+    #[arg(long)]
+    cursor: Option<String>,
+    #[command(flatten)]
+    session: SessionArg,
+    /// Maximum number of events to return (1-1000; default 50)
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Comma-separated event types to include (non-consuming: does not advance the session cursor)
+    #[arg(long)]
+    include: Option<String>,
+    /// Comma-separated event types to exclude (e.g., session_registered,session_unregistered)
+    #[arg(long)]
+    exclude: Option<String>,
+    /// Request timeout in milliseconds
+    #[arg(long, default_value_t = 10_000)]
+    timeout: u64,
+    /// Output as JSON with events array and next_cursor (one event per line with --follow)
+    #[arg(long)]
+    json: bool,
+    /// Ordering: 'desc' for newest first (default), 'asc' for oldest first
+    #[arg(long, value_enum, default_value = "desc")]
+    order: Order,
+    /// Filter to a channel (repeat for several; non-consuming: does not advance the session cursor)
+    #[arg(long)]
+    channel: Vec<String>,
+    /// Resume from saved cursor position (requires a session id, ignored if --cursor provided)
+    #[arg(long)]
+    resume: bool,
+    /// Read without advancing the session cursor (non-consuming; events stay unseen for the next poll)
+    #[arg(long)]
+    peek: bool,
+    /// Filter to one correlation thread (non-consuming: does not advance the session cursor)
+    #[arg(long)]
+    correlation_id: Option<String>,
+    /// Drop events below this signal level (server-side)
+    #[arg(long, value_parser = PossibleValuesParser::new(SignalLevel::NAMES))]
+    min_level: Option<String>,
+    /// Wait up to SECONDS for an event when there is none yet
+    #[arg(long, value_name = "SECONDS", conflicts_with = "follow")]
+    wait: Option<u64>,
+    /// Keep printing events as they arrive, oldest first, until interrupted
+    /// (starts at the newest event, or at --cursor, or at the session's saved cursor with --resume)
+    #[arg(long)]
+    follow: bool,
+}
+
+impl EventsArgs {
+    /// The `get_events` arguments that stay the same across the calls of one
+    /// command (everything but the position and the wait).
+    fn query(&self, session_id: Option<&str>) -> Value {
+        let mut params = json!({"order": if self.order == Order::Asc { "asc" } else { "desc" }});
+        if let Some(limit) = self.limit {
+            params["limit"] = json!(limit);
+        }
+        if let Some(id) = session_id {
+            params["session_id"] = json!(id);
+        }
+        match self.channel.as_slice() {
+            [] => {}
+            [one] => params["channel"] = json!(one),
+            several => params["channels"] = json!(several),
+        }
+        if self.peek {
+            params["peek"] = json!(true);
+        }
+        if let Some(include) = self.include.as_deref().filter(|i| !i.is_empty()) {
+            params["event_types"] = json!(split_list(include));
+        }
+        if let Some(corr) = self.correlation_id.as_deref().filter(|c| !c.is_empty()) {
+            params["correlation_id"] = json!(corr);
+        }
+        if let Some(level) = &self.min_level {
+            params["min_level"] = json!(level);
+        }
+        params
+    }
+
+    /// Drops the `--exclude` types (a client-side filter, as the original).
+    fn keep(&self, events: Vec<Value>) -> Vec<Value> {
+        let Some(exclude) = self.exclude.as_deref().filter(|e| !e.is_empty()) else {
+            return events;
+        };
+        let exclude = split_list(exclude);
+        events
+            .into_iter()
+            .filter(|e| {
+                let ty = e
+                    .get("event_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                !exclude.iter().any(|x| x == ty)
+            })
+            .collect()
+    }
+}
+
+/// Where the next `get_events` call starts reading.
+#[derive(Debug, Clone)]
+enum Position {
+    /// No cursor: the newest events (desc) or the oldest (asc).
+    Unset,
+    /// The session's saved cursor (`resume`).
+    Resume,
+    /// After this cursor.
+    After(String),
+}
+
+impl Position {
+    fn apply(&self, params: &mut Value) {
+        match self {
+            Self::Unset => {}
+            Self::Resume => params["resume"] = json!(true),
+            Self::After(cursor) => params["cursor"] = json!(cursor),
+        }
+    }
+
+    /// Where to continue after a page: after its `next_cursor`, which a
+    /// consuming read has also saved for the session.
+    fn after(self, page: &Value) -> Self {
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(cursor) => Self::After(cursor.to_owned()),
+            None => self,
+        }
+    }
+}
+
+/// `events`: one page (optionally waiting for it), or `--follow`.
+pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
+    let session_id = args.session.resolve_id(hub).await?;
+    if args.resume && session_id.is_none() {
+        note("Error: --resume requires --session-id");
+        return Ok(ExitCode::from(1));
+    }
+    let query = args.query(session_id.as_deref());
+    let start = match (&args.cursor, args.resume) {
+        (Some(cursor), _) => Position::After(cursor.clone()),
+        (None, true) => Position::Resume,
+        (None, false) => Position::Unset,
+    };
+    if args.follow {
+        return follow(hub, &args, query, start).await;
+    }
+    let limit = Duration::from_millis(args.timeout);
+    let page = match args.wait {
+        None => {
+            hub.call_within("get_events", with_position(&query, &start), Some(limit))
+                .await?
+        }
+        Some(seconds) => wait_for_events(hub, &args, &query, start, seconds, limit).await?,
+    };
+    if domain_error(&page).is_some() {
+        return output::error_reply(&page, args.json);
+    }
+    print_page(&args, page)
+}
+
+fn with_position(query: &Value, position: &Position) -> Value {
+    let mut params = query.clone();
+    position.apply(&mut params);
+    params
+}
+
+/// Long-polls until a page has events or `seconds` have passed (in rounds
+/// of at most the hub's 60 s), and returns the last page.
+async fn wait_for_events(
+    hub: &Hub,
+    args: &EventsArgs,
+    query: &Value,
+    mut position: Position,
+    seconds: u64,
+    limit: Duration,
+) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECONDS as f64) as u64;
+        let mut params = with_position(query, &position);
+        params["wait_seconds"] = json!(wait);
+        let page = hub
+            .call_within(
+                "get_events",
+                params,
+                Some(limit + Duration::from_secs(wait)),
+            )
+            .await?;
+        let done = domain_error(&page).is_some()
+            || !args.keep(events_of(&page)).is_empty()
+            || Instant::now() >= deadline;
+        if done {
+            return Ok(page);
+        }
+        position = position.after(&page);
+    }
+}
+
+fn events_of(page: &Value) -> Vec<Value> {
+    page.get("events")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Prints one page: JSON, or the event blocks (`No events` when empty) and
+/// the `has_more` hint on stderr.
+fn print_page(args: &EventsArgs, page: Value) -> Result<ExitCode> {
+    let events = args.keep(events_of(&page));
+    let next_cursor = page.get("next_cursor").cloned().unwrap_or(Value::Null);
+    let has_more = page
+        .get("has_more")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if args.json {
+        let out = json!({"events": events, "next_cursor": next_cursor, "has_more": has_more});
+        line(&json_line(&out))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if events.is_empty() {
+        line("No events")?;
+    }
+    for event in events {
+        output::print(&output::event_block(&typed(event)?))?;
+    }
+    if has_more {
+        if args.order == Order::Asc {
+            let cursor = next_cursor
+                .as_str()
+                .map_or_else(|| next_cursor.to_string(), str::to_owned);
+            note(&format!(
+                "More events available; re-poll with --cursor {cursor}."
+            ));
+        } else {
+            note("More events available; use --order asc with --cursor to drain the backlog.");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn typed(event: Value) -> Result<Event> {
+    serde_json::from_value(event).context("get_events sent an event of an unexpected shape")
+}
+
+/// How long each follow round asks the hub to hold the request open.
+const FOLLOW_WAIT_SECONDS: u64 = 30;
+
+/// `events --follow`: prints events oldest first as they arrive until
+/// Ctrl-C, SIGTERM or a closed stdout (all exit 0). A hub that is down at
+/// the start fails the command like any other; one that goes away later is
+/// retried, with one note on stderr.
+async fn follow(
+    hub: &Hub,
+    args: &EventsArgs,
+    mut query: Value,
+    start: Position,
+) -> Result<ExitCode> {
+    query["order"] = json!("asc");
+    // Whether the hub has answered once: only then is "unreachable" retried.
+    let mut answered = matches!(start, Position::Unset);
+    let mut position = match start {
+        Position::Unset => {
+            // The newest id, read without a session so nothing is consumed.
+            let tip = hub
+                .call("get_events", json!({"order": "desc", "limit": 1}))
+                .await?;
+            let cursor = tip
+                .get("next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or("0");
+            Position::After(cursor.to_owned())
+        }
+        other => other,
+    };
+    let from = match &position {
+        Position::After(cursor) => format!("after event {cursor}"),
+        _ => "the session's saved cursor".to_owned(),
+    };
+    let stop = stop_signal()?;
+    tokio::pin!(stop);
+    note(&format!("Following events from {from} (Ctrl-C to stop)"));
+    let mut backoff = Duration::from_secs(1);
+    let mut down = false;
+    loop {
+        let mut params = with_position(&query, &position);
+        params["wait_seconds"] = json!(FOLLOW_WAIT_SECONDS);
+        let page = tokio::select! {
+            _ = &mut stop => return Ok(ExitCode::SUCCESS),
+            page = hub.call("get_events", params) => page,
+        };
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if answered && unreachable(&e) => {
+                if !down {
+                    note(&format!("{e:#}; retrying"));
+                    down = true;
+                }
+                tokio::select! {
+                    _ = &mut stop => return Ok(ExitCode::SUCCESS),
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if down {
+            note("Hub reachable again; following");
+            down = false;
+        }
+        answered = true;
+        backoff = Duration::from_secs(1);
+        if domain_error(&page).is_some() {
+            return output::error_reply(&page, args.json);
+        }
+        for event in args.keep(events_of(&page)) {
+            if args.json {
+                line(&json_line(&event))?;
+            } else {
+                output::print(&output::event_block(&typed(event)?))?;
+            }
+        }
+        position = position.after(&page);
+    }
+}
+
+fn unreachable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<shared::ClientError>()
+        .is_some_and(shared::ClientError::is_unreachable)
+}
+
+/// A future that resolves on Ctrl-C, SIGTERM, or once stdout is a pipe
+/// nobody reads. The handlers are installed here, before the future is
+/// first polled, so a signal that arrives early is not missed.
+fn stop_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            () = stdout_closed() => {}
+        }
+    })
+}
+
+/// Polls stdout once a second for a hung-up reader (`POLLERR`/`POLLHUP` on
+/// a pipe whose read end is closed), so an idle follower does not outlive it.
+async fn stdout_closed() {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = std::io::stdout();
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+        if poll(&mut fds, Some(&zero)).is_ok()
+            && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+        {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// Event id to mark as seen: the next_cursor from an --order asc peek
+    #[arg(long)]
+    cursor: String,
+    #[command(flatten)]
+    session: SessionArg,
+    /// Permit moving the cursor backwards to replay (refused by default)
+    #[arg(long)]
+    allow_rewind: bool,
+    /// Output the raw JSON result
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ack`: `Cursor acked: <previous or start> → <cursor>`.
+pub async fn ack(hub: &Hub, args: AckArgs) -> Result<ExitCode> {
+    let Some(session_id) = args.session.resolve_id(hub).await? else {
+        note(
+            "Error: ack requires --session-id (or $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID)",
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let mut params = json!({"session_id": session_id, "cursor": args.cursor});
+    if args.allow_rewind {
+        params["allow_rewind"] = json!(true);
+    }
+    let reply = hub.call("ack_events", params).await?;
+    if domain_error(&reply).is_some() {
+        return output::error_reply(&reply, args.json);
+    }
+    if args.json {
+        line(&json_line(&reply))?;
+    } else {
+        let previous = reply
+            .get("previous_cursor")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("start");
+        let cursor = reply
+            .get("cursor")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        line(&format!("Cursor acked: {previous} → {cursor}"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,38 @@
+//! One module per command group; each holds its flags (clap `Args`) and
+//! its run function. [`run`] dispatches.
+
+pub mod doctor;
+pub mod events;
+pub mod notify;
+pub mod sessions;
+pub mod webhook;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::args::{Command, Global};
+use crate::hub::Hub;
+
+/// Runs one command against the hub named by the global flags.
+pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
+    let hub = Hub::connect(global)?;
+    match command {
+        Command::Register(args) => sessions::register(&hub, args).await,
+        Command::Unregister(args) => sessions::unregister(&hub, args).await,
+        Command::Sessions => sessions::list(&hub).await,
+        Command::Channels => sessions::channels(&hub).await,
+        Command::Whoami(args) => sessions::whoami(&hub, args).await,
+        Command::Publish(args) => events::publish(&hub, args).await,
+        Command::Events(args) => events::events(&hub, args).await,
+        Command::Ack(args) => events::ack(&hub, args).await,
+        Command::Notify(args) => notify::notify(&hub, args).await,
+        Command::Webhook(args) => webhook::run(&hub, args).await,
+        Command::Doctor => doctor::doctor(&hub, global).await,
+    }
+}
+
+/// Splits a comma-separated flag value into trimmed items, as the original.
+pub fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(|item| item.trim().to_owned()).collect()
+}

@@ -1,0 +1,75 @@
+//! The hub connection: one [`HubClient`] per run, and tool calls that turn
+//! transport failures and `isError` results (bad arguments) into errors.
+//! Domain errors (`{"error": ...}` in a normal reply) are left to each
+//! command, because the original prints them differently per command.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use shared::HubClient;
+
+use crate::args::Global;
+
+/// The hub this run talks to.
+pub struct Hub {
+    client: HubClient,
+}
+
+impl Hub {
+    pub fn connect(global: &Global) -> Result<Self> {
+        // An empty AGENT_EVENT_BUS_URL means the default, as in the original.
+        let url = Some(global.url.trim())
+            .filter(|url| !url.is_empty())
+            .unwrap_or(shared::config::DEFAULT_URL);
+        let client = HubClient::new(url, global.token.clone())?;
+        Ok(Self { client })
+    }
+
+    /// The typed client, for what is not a tool call (`/health`).
+    pub fn client(&self) -> &HubClient {
+        &self.client
+    }
+
+    /// Calls a tool and returns its reply value (list tools unwrapped).
+    pub async fn call(&self, tool: &str, args: Value) -> Result<Value> {
+        self.call_within(tool, args, None).await
+    }
+
+    /// [`Hub::call`], giving up after `limit` (the `--timeout` of `events`).
+    pub async fn call_within(
+        &self,
+        tool: &str,
+        args: Value,
+        limit: Option<Duration>,
+    ) -> Result<Value> {
+        let call = self.client.call_tool(tool, args);
+        let out = match limit {
+            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
+                anyhow!(
+                    "hub at {} did not answer within {} ms",
+                    self.client.endpoint(),
+                    limit.as_millis()
+                )
+            })??,
+            None => call.await?,
+        };
+        if out.is_error() {
+            bail!("{}", out.text().trim());
+        }
+        Ok(out.value())
+    }
+
+    /// `list_sessions`, typed.
+    pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
+        let list = self
+            .call("list_sessions", Value::Object(Default::default()))
+            .await?;
+        serde_json::from_value(list).context("list_sessions sent an unexpected reply")
+    }
+}
+
+/// The `error` of a domain-error reply, if it is one.
+pub fn domain_error(reply: &Value) -> Option<&str> {
+    reply.get("error").and_then(Value::as_str)
+}

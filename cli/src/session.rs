@@ -1,0 +1,177 @@
+//! Which session a command acts for: `--session-id` (its env form is
+//! `AGENT_EVENT_BUS_SESSION_ID`), else `CLAUDE_CODE_SESSION_ID`, else the
+//! session on this machine whose client process is one of our ancestors —
+//! so a hook run by an agent acts as that agent's proxy session and one
+//! agent never becomes two sessions.
+
+use anyhow::Result;
+use clap::Args;
+use shared::config;
+use shared::wire::SessionInfo;
+
+use crate::hub::Hub;
+
+/// The `--session-id` flag, shared by every command that acts for a session.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArg {
+    /// Your session ID (default: $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID, else this agent's session)
+    #[arg(long = "session-id", env = config::ENV_SESSION_ID)]
+    pub session_id: Option<String>,
+}
+
+/// A session id and how it was found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// From `--session-id`, `AGENT_EVENT_BUS_SESSION_ID` or `CLAUDE_CODE_SESSION_ID`.
+    Given(String),
+    /// The local session whose `client_pid` is this ancestor of ours.
+    Ancestor(Box<SessionInfo>),
+}
+
+impl Found {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Given(id) => id,
+            Self::Ancestor(session) => &session.session_id,
+        }
+    }
+}
+
+impl SessionArg {
+    /// The session id to act for, if any; asks the hub only when neither
+    /// the flag nor the environment names one.
+    pub async fn resolve(&self, hub: &Hub) -> Result<Option<Found>> {
+        let given = self
+            .session_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .or_else(|| config::non_empty_env(config::ENV_CLAUDE_SESSION_ID));
+        if let Some(id) = given {
+            return Ok(Some(Found::Given(id)));
+        }
+        let sessions = hub.sessions().await?;
+        Ok(
+            nearest_ancestor(sessions, &config::hostname(), &ancestors())
+                .map(|s| Found::Ancestor(Box::new(s))),
+        )
+    }
+
+    /// [`SessionArg::resolve`], as a plain id.
+    pub async fn resolve_id(&self, hub: &Hub) -> Result<Option<String>> {
+        Ok(self.resolve(hub).await?.map(|found| found.id().to_owned()))
+    }
+}
+
+/// The session on `machine` whose client is the nearest of `ancestors`; among
+/// several, the most recently active (the hub lists those first).
+fn nearest_ancestor(
+    sessions: Vec<SessionInfo>,
+    machine: &str,
+    ancestors: &[u32],
+) -> Option<SessionInfo> {
+    sessions
+        .into_iter()
+        .filter(|s| s.machine == machine)
+        .filter_map(|s| {
+            let depth = ancestors
+                .iter()
+                .position(|pid| Some(*pid) == s.client_pid)?;
+            Some((depth, s))
+        })
+        // min_by_key keeps the first of equal keys: the most recent session.
+        .min_by_key(|(depth, _)| *depth)
+        .map(|(_, s)| s)
+}
+
+/// Our ancestors' PIDs, parent first, stopping before init (PID 1).
+pub fn ancestors() -> Vec<u32> {
+    let mut chain = Vec::new();
+    let mut pid = std::os::unix::process::parent_id();
+    // A process tree is shallow; the bound only guards against a loop.
+    while pid > 1 && chain.len() < 128 && !chain.contains(&pid) {
+        chain.push(pid);
+        match parent_of(pid) {
+            Some(parent) => pid = parent,
+            None => break,
+        }
+    }
+    chain
+}
+
+/// A process's parent: `/proc/<pid>/stat` on Linux, `ps` elsewhere.
+fn parent_of(pid: u32) -> Option<u32> {
+    if cfg!(target_os = "linux") {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        parse_stat_ppid(&stat)
+    } else {
+        let out = std::process::Command::new("ps")
+            .args(["-o", "ppid=", "-p", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+}
+
+/// The parent PID in a `/proc/<pid>/stat` line. The command name (field 2)
+/// is in parentheses and may itself contain spaces and `)`, so fields are
+/// counted from the last `)`: state, then the parent PID.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, machine: &str, pid: Option<u32>) -> SessionInfo {
+        SessionInfo {
+            session_id: id.into(),
+            display_id: format!("{id}-dino"),
+            name: id.into(),
+            machine: machine.into(),
+            repo: "r".into(),
+            cwd: "/r".into(),
+            client_id: None,
+            registered_at: String::new(),
+            last_heartbeat: String::new(),
+            age_seconds: 0.0,
+            subscribed_channels: Vec::new(),
+            client_pid: pid,
+            lease_seconds: None,
+        }
+    }
+
+    #[test]
+    fn stat_parent_survives_odd_names() {
+        assert_eq!(parse_stat_ppid("123 (bash) S 45 123 123 0"), Some(45));
+        assert_eq!(parse_stat_ppid("9 (a) b (c)) R 7 9 9"), Some(7));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn picks_the_nearest_local_ancestor() {
+        let sessions = vec![
+            session("remote", "other", Some(10)),
+            session("far", "here", Some(30)),
+            session("near-new", "here", Some(20)),
+            session("near-old", "here", Some(20)),
+            session("none", "here", None),
+        ];
+        let found = nearest_ancestor(sessions.clone(), "here", &[10, 20, 30]).unwrap();
+        assert_eq!(found.session_id, "near-new");
+        assert!(nearest_ancestor(sessions, "here", &[99]).is_none());
+    }
+
+    #[test]
+    fn our_parent_comes_first() {
+        let chain = ancestors();
+        assert_eq!(
+            chain.first().copied(),
+            Some(std::os::unix::process::parent_id()).filter(|p| *p > 1)
+        );
+    }
+}
