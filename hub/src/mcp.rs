@@ -378,35 +378,28 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             ),
         });
     }
-    if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
-        let err = RpcError::new(
-            INVALID_REQUEST,
-            format!("Unsupported Media Type: send Content-Type: application/json (got '{ct}')"),
-        );
-        return Ok(json_response(
+    let refusal = if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
+        Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &rpc_error_body(Value::Null, &err),
-        ));
-    }
-    if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        let err = RpcError::new(
-            INVALID_REQUEST,
-            "Payload Too Large: the request body is over the hub's limit (1 MiB by default)",
-        );
-        return Ok(json_response(
+            format!("Unsupported Media Type: send Content-Type: application/json (got '{ct}')"),
+        ))
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Some((
             StatusCode::PAYLOAD_TOO_LARGE,
-            &rpc_error_body(Value::Null, &err),
-        ));
-    }
-    if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        let err = RpcError::new(
-            INVALID_REQUEST,
-            "Length Required: send a Content-Length header",
-        );
-        return Ok(json_response(
+            "Payload Too Large: the request body is over the hub's limit (1 MiB by default)"
+                .to_owned(),
+        ))
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        Some((
             StatusCode::LENGTH_REQUIRED,
-            &rpc_error_body(Value::Null, &err),
-        ));
+            "Length Required: send a Content-Length header".to_owned(),
+        ))
+    } else {
+        None
+    };
+    if let Some((status, message)) = refusal {
+        let err = RpcError::new(INVALID_REQUEST, message);
+        return Ok(json_response(status, &rpc_error_body(Value::Null, &err)));
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(json_response(
