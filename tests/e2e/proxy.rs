@@ -1,1 +1,554 @@
-//! End-to-end tests: proxy.
+//! End-to-end tests: the proxy, driven over stdio as an MCP client drives it,
+//! against a real hub. Waits are generous deadlines, never speed asserts.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::proxy::{Proxy, ProxyOptions};
+use support::sink::WebhookSink;
+use support::{Hub, bin_path, call, rt, wait_until};
+
+/// Long enough for a registration (≈1 s after initialized), a lease lapse
+/// plus the sweeper, or a hub restart, on a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn sessions(hub: &Hub) -> Vec<Value> {
+    let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));
+    list.as_array()
+        .unwrap_or_else(|| panic!("list_sessions is not a list: {list}"))
+        .clone()
+}
+
+fn session_named(hub: &Hub, name: &str) -> Option<Value> {
+    sessions(hub).into_iter().find(|s| s["name"] == name)
+}
+
+fn session_by_id(hub: &Hub, id: &str) -> Option<Value> {
+    sessions(hub).into_iter().find(|s| s["session_id"] == id)
+}
+
+/// Waits until a session with this name is live; returns it.
+fn wait_registered(hub: &Hub, name: &str) -> Value {
+    wait_until(&format!("session {name} to register"), DEADLINE, || {
+        session_named(hub, name)
+    })
+}
+
+/// Waits until the session is gone and its `session_unregistered` event exists.
+fn wait_ended(hub: &Hub, id: &str) {
+    wait_until(&format!("session {id} to end"), DEADLINE, || {
+        session_by_id(hub, id).is_none().then_some(())
+    });
+    wait_until("its session_unregistered event", DEADLINE, || {
+        events(hub)
+            .iter()
+            .any(|e| e["event_type"] == "session_unregistered" && e["session_id"] == id)
+            .then_some(())
+    });
+}
+
+fn events(hub: &Hub) -> Vec<Value> {
+    let page = rt().block_on(call(
+        &hub.client(),
+        "get_events",
+        json!({"order": "asc", "limit": 1000}),
+    ));
+    page["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("get_events has no events: {page}"))
+        .clone()
+}
+
+fn id_of(session: &Value) -> String {
+    session["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session_id in {session}"))
+        .to_owned()
+}
+
+/// A proxy that has initialized and registered under `name`.
+fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
+    let mut env = env.to_vec();
+    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
+    let mut proxy = Proxy::spawn(hub, &env);
+    proxy.initialize();
+    let id = id_of(&wait_registered(hub, name));
+    (proxy, id)
+}
+
+/// A loopback URL where nothing listens: a hub started, noted and stopped.
+fn stopped_hub() -> Hub {
+    let mut hub = Hub::start();
+    hub.stop();
+    hub
+}
+
+#[test]
+fn initialize_is_answered_at_once_with_channels_and_a_legacy_protocol() {
+    // No hub at all: initialize must not wait for one.
+    let hub = stopped_hub();
+    let mut proxy = Proxy::spawn(&hub, &[]);
+
+    // Claude Code's probe for the 2026-07-28 revision is refused, so it
+    // falls back to initialize (channels need the legacy era).
+    let probe = proxy.request_with_id(
+        json!("server-discover-probe-1"),
+        "server/discover",
+        Some(json!({"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2"},
+        }})),
+    );
+    assert_eq!(probe["error"]["code"], json!(-32022), "{probe}");
+
+    let init = proxy.result(
+        "initialize",
+        Some(json!({
+            "protocolVersion": "2026-07-28",
+            "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "0"},
+        })),
+    );
+    assert_eq!(init["protocolVersion"], json!("2025-11-25"), "{init}");
+    assert_eq!(init["serverInfo"]["name"], json!("agent-event-bus"));
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({})
+    );
+    assert!(init["capabilities"]["tools"].is_object());
+    let instructions = init["instructions"].as_str().expect("instructions");
+    assert!(!instructions.is_empty() && instructions.len() <= 2048);
+    assert!(instructions.contains("session_id"));
+
+    // The guide resource is served without the hub too.
+    let resources = proxy.result("resources/list", None);
+    assert_eq!(
+        resources["resources"][0]["uri"],
+        json!("agent-event-bus://guide")
+    );
+    let guide = proxy.result(
+        "resources/read",
+        Some(json!({"uri": "agent-event-bus://guide"})),
+    );
+    assert!(
+        guide["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("get_events")
+    );
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
+fn tools_are_forwarded_and_session_id_is_filled_in() {
+    let hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(&hub, "filler", &[]);
+
+    let tools = proxy.tools();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, shared::catalog::TOOL_NAMES, "{names:?}");
+    let ack = tools.iter().find(|t| t["name"] == "ack_events").unwrap();
+    let required = ack["inputSchema"]["required"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !required.contains(&json!("session_id")),
+        "the proxy fills session_id, so it is not required: {ack}"
+    );
+
+    // Without session_id: attributed to this proxy's session.
+    let mine = proxy.call_ok(
+        "publish_event",
+        json!({"event_type": "mine", "payload": "filled in"}),
+    );
+    // With session_id: left alone.
+    let theirs = proxy.call_ok(
+        "publish_event",
+        json!({"event_type": "theirs", "payload": "explicit", "session_id": "someone-else"}),
+    );
+    let all = events(&hub);
+    let by_id = |v: &Value| {
+        all.iter()
+            .find(|e| e["id"] == v["event_id"])
+            .unwrap_or_else(|| panic!("event {v} is not on the hub"))
+            .clone()
+    };
+    assert_eq!(by_id(&mine)["session_id"], json!(id));
+    assert_eq!(by_id(&theirs)["session_id"], json!("someone-else"));
+
+    // A read with the session filled in resumes from the session's cursor.
+    let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
+    assert!(page["events"].is_array(), "{page}");
+
+    // Still exactly one session for this proxy.
+    let live = sessions(&hub);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["lease_seconds"], json!(60));
+    assert_eq!(live[0]["client_pid"], json!(std::process::id()));
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
+fn two_proxies_see_each_other_and_exchange_a_direct_message() {
+    let hub = Hub::start();
+    // One of them is given the base URL, without /mcp.
+    let mut alice = Proxy::spawn_at(&hub.base(), &[("AGENT_EVENT_BUS_SESSION_NAME", "alice")]);
+    alice.initialize();
+    let (mut bob, bob_id) = registered_proxy(&hub, "bob", &[]);
+    let alice_id = id_of(&wait_registered(&hub, "alice"));
+    assert_ne!(alice_id, bob_id, "two proxies are two sessions");
+
+    let seen: Vec<Value> = alice
+        .call_ok("list_sessions", json!({}))
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = seen.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(
+        names.contains(&"alice") && names.contains(&"bob"),
+        "{names:?}"
+    );
+
+    alice.call_ok(
+        "publish_event",
+        json!({"event_type": "hello", "payload": "hi bob", "channel": format!("session:{bob_id}")}),
+    );
+    let dm = wait_until("bob to read alice's message", DEADLINE, || {
+        let page = bob.call_ok(
+            "get_events",
+            json!({"channel": format!("session:{bob_id}"), "order": "asc"}),
+        );
+        page["events"]
+            .as_array()
+            .and_then(|events| events.iter().find(|e| e["event_type"] == "hello").cloned())
+    });
+    assert_eq!(dm["payload"], json!("hi bob"));
+    assert_eq!(dm["session_id"], json!(alice_id));
+    alice.assert_stdout_is_json_rpc();
+    bob.assert_stdout_is_json_rpc();
+}
+
+#[test]
+fn the_agents_register_session_renames_its_session_and_unregister_is_honoured() {
+    let hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(
+        &hub,
+        "before",
+        &[
+            ("AGENT_EVENT_BUS_LEASE_SECONDS", "3"),
+            ("AGENT_EVENT_BUS_CLIENT_ID", "agent-client-1"),
+        ],
+    );
+    let reply = proxy.call_ok(
+        "register_session",
+        json!({"name": "after", "client_id": "something-else"}),
+    );
+    assert_eq!(
+        reply["session_id"],
+        json!(id),
+        "renamed, not a new session: {reply}"
+    );
+
+    // Renewals (every second with a 3 s lease) keep the new name, and there
+    // is still one session.
+    std::thread::sleep(Duration::from_secs(3));
+    let live = sessions(&hub);
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["name"], json!("after"));
+    assert_eq!(live[0]["client_id"], json!("agent-client-1"));
+
+    // The agent ends its own session: the proxy does not bring it back.
+    let reply = proxy.call_ok("unregister_session", json!({}));
+    assert_eq!(reply["success"], json!(true), "{reply}");
+    wait_ended(&hub, &id);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        sessions(&hub).is_empty(),
+        "the proxy re-registered a session the agent unregistered"
+    );
+
+    // Until the agent registers again.
+    let reply = proxy.call_ok("register_session", json!({"name": "again"}));
+    assert_eq!(reply["session_id"], json!(id));
+    wait_registered(&hub, "again");
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
+fn closing_stdin_unregisters_and_exits() {
+    let hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(&hub, "eof", &[]);
+    proxy.close_stdin();
+    assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
+    wait_ended(&hub, &id);
+}
+
+#[test]
+fn sigterm_sigint_and_sighup_unregister_and_exit() {
+    use rustix::process::Signal;
+    let hub = Hub::start();
+    for (signal, name) in [
+        (Signal::TERM, "term"),
+        (Signal::INT, "int"),
+        (Signal::HUP, "hup"),
+    ] {
+        let (mut proxy, id) = registered_proxy(&hub, name, &[]);
+        proxy.signal(signal);
+        assert_eq!(proxy.wait_exit(DEADLINE), Some(0), "{name}");
+        wait_ended(&hub, &id);
+    }
+}
+
+#[test]
+fn a_killed_proxys_session_ends_when_its_lease_lapses() {
+    use rustix::process::Signal;
+    let hub = Hub::start();
+    let (mut proxy, id) =
+        registered_proxy(&hub, "killed", &[("AGENT_EVENT_BUS_LEASE_SECONDS", "3")]);
+    assert_eq!(session_by_id(&hub, &id).unwrap()["lease_seconds"], json!(3));
+    proxy.signal(Signal::KILL);
+    proxy.wait_exit(DEADLINE);
+    wait_ended(&hub, &id);
+}
+
+#[test]
+fn a_proxy_whose_parent_dies_exits_and_unregisters() {
+    let hub = Hub::start();
+    let mut proxy = Proxy::spawn_with(ProxyOptions {
+        url: hub.url.clone(),
+        env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), "orphan".into())],
+        under_parent: true,
+        ..ProxyOptions::default()
+    });
+    proxy.initialize();
+    let session = wait_registered(&hub, "orphan");
+    assert_ne!(
+        session["client_pid"],
+        json!(std::process::id()),
+        "the shell is the client"
+    );
+    // stdin stays open: only the parent's death can tell the proxy to go.
+    proxy.kill_parent();
+    proxy.wait_exit(DEADLINE);
+    wait_ended(&hub, &id_of(&session));
+    assert!(
+        proxy.stderr().contains("parent process exited"),
+        "{}",
+        proxy.stderr()
+    );
+}
+
+#[test]
+fn a_client_that_connects_and_leaves_leaves_nothing_behind() {
+    let hub = Hub::start();
+    let before = events(&hub).len();
+    // What `claude mcp list` does: probe, initialize, list tools, leave.
+    let mut proxy = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "health-check")]);
+    let probe = proxy.request_with_id(
+        json!("server-discover-probe-1"),
+        "server/discover",
+        Some(json!({"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }})),
+    );
+    assert!(probe.get("error").is_some());
+    proxy.initialize();
+    assert_eq!(proxy.tools().len(), 12);
+    proxy.close_stdin();
+    assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
+    // Past the settle delay: still nothing registered, nothing published.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sessions(&hub).is_empty(), "{:?}", sessions(&hub));
+    assert_eq!(events(&hub).len(), before, "{:?}", events(&hub));
+}
+
+#[test]
+fn a_proxy_started_before_the_hub_lists_tools_explains_and_registers_later() {
+    let mut hub = stopped_hub();
+    let mut proxy = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "early")]);
+    proxy.initialize();
+    assert_eq!(proxy.tools().len(), 12, "the built-in catalog");
+
+    let out = proxy.call("list_sessions", json!({}));
+    assert!(out.is_error(), "{:?}", out.result);
+    let text = out.text();
+    assert!(text.contains("hub not reachable at"), "{text}");
+    assert!(text.contains("agent-event-bus"), "{text}");
+    assert!(text.contains("AGENT_EVENT_BUS_URL"), "{text}");
+
+    hub.restart_same_port();
+    let session = wait_registered(&hub, "early");
+    let seen = proxy.call_ok("list_sessions", json!({}));
+    assert_eq!(seen[0]["session_id"], session["session_id"], "{seen}");
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
+fn a_hub_restart_mid_session_is_carried_over() {
+    let mut hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(&hub, "survivor", &[]);
+    hub.restart_same_port();
+    let reply = wait_until("a call through the proxy to work again", DEADLINE, || {
+        let out = proxy.call(
+            "publish_event",
+            json!({"event_type": "back", "payload": "x"}),
+        );
+        (!out.is_error()).then(|| out.value())
+    });
+    assert!(reply["event_id"].is_u64(), "{reply}");
+    let session = wait_registered(&hub, "survivor");
+    assert_eq!(id_of(&session), id, "the same session carries on");
+    let event = events(&hub)
+        .into_iter()
+        .find(|e| e["id"] == reply["event_id"])
+        .expect("the event is stored");
+    assert_eq!(event["session_id"], json!(id));
+}
+
+#[test]
+fn a_remote_hub_gets_the_token_and_a_401_is_explained() {
+    // A real HTTP listener that refuses everything, as a hub with another
+    // token would; the proxy is given a base URL without /mcp.
+    let sink = WebhookSink::with(|_| (401, Duration::ZERO));
+    let base = sink.url.trim_end_matches("/hook").to_owned();
+    let mut proxy = Proxy::spawn_at(
+        &base,
+        &[
+            ("AGENT_EVENT_BUS_TOKEN", "s3cret-token"),
+            ("AGENT_EVENT_BUS_SESSION_NAME", "remote"),
+        ],
+    );
+    proxy.initialize();
+    let out = proxy.call("list_sessions", json!({}));
+    assert!(out.is_error());
+    let text = out.text();
+    assert!(text.contains("401"), "{text}");
+    assert!(text.contains("AGENT_EVENT_BUS_TOKEN"), "{text}");
+    assert!(!text.contains("s3cret-token"), "the token leaked: {text}");
+    let requests = sink.received();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.path, "/mcp");
+        assert_eq!(
+            request.headers.get("authorization").map(String::as_str),
+            Some("Bearer s3cret-token")
+        );
+    }
+    assert!(
+        !proxy.stderr().contains("s3cret-token"),
+        "the token was logged"
+    );
+    proxy.assert_stdout_is_json_rpc();
+}
+
+/// The official Python SDK's stdio client, which nobody here wrote.
+#[test]
+fn the_official_python_mcp_client_calls_tools_through_the_proxy() {
+    if !crate::interop::python_mcp_available() {
+        return;
+    }
+    let hub = Hub::start();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/py/stdio_client.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(bin_path("agent-event-bus-proxy"))
+        .arg(&hub.url)
+        .current_dir(dir.path())
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python client failed:\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(report["server"], json!("agent-event-bus"), "{report}");
+    assert_eq!(
+        report["tools"].as_array().map(Vec::len),
+        Some(12),
+        "{report}"
+    );
+    assert_eq!(report["published_error"], json!(false), "{report}");
+    assert_eq!(report["listed_error"], json!(false), "{report}");
+    let listed = report["listed"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let me = listed
+        .iter()
+        .find(|s| s["name"] == "python-client")
+        .unwrap_or_else(|| panic!("the python client's session is not listed: {report}"));
+    let event = events(&hub)
+        .into_iter()
+        .find(|e| e["event_type"] == "from_python")
+        .expect("the event reached the hub");
+    assert_eq!(event["session_id"], me["session_id"]);
+    // The client closed the proxy's stdin on exit: the session ends.
+    wait_ended(&hub, &id_of(me));
+}
+
+#[test]
+fn socket_stdio_as_node_clients_use_still_exits_on_sigterm_and_eof() {
+    let hub = Hub::start();
+    for (name, by_signal) in [("socket-term", true), ("socket-eof", false)] {
+        let mut proxy = Proxy::spawn_with(ProxyOptions {
+            url: hub.url.clone(),
+            env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), name.into())],
+            socket_stdio: true,
+            ..ProxyOptions::default()
+        });
+        proxy.initialize();
+        let id = id_of(&wait_registered(&hub, name));
+        if by_signal {
+            proxy.signal(rustix::process::Signal::TERM);
+        } else {
+            proxy.close_stdin();
+        }
+        assert_eq!(proxy.wait_exit(DEADLINE), Some(0), "{name}");
+        wait_ended(&hub, &id);
+        proxy.assert_stdout_is_json_rpc();
+    }
+}
+
+#[test]
+fn a_proxy_that_finds_its_session_gone_registers_it_again() {
+    let hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(&hub, "phoenix", &[]);
+    // Someone else (a hook, an operator) ends the session under the proxy.
+    let reply = rt().block_on(call(
+        &hub.client(),
+        "unregister_session",
+        json!({"session_id": id}),
+    ));
+    assert_eq!(reply["success"], json!(true), "{reply}");
+    assert!(session_by_id(&hub, &id).is_none());
+    // The agent's next read still works: the proxy registers again with the
+    // same client_id, which resumes the same session.
+    let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
+    assert!(page.get("error").is_none(), "{page}");
+    assert!(session_by_id(&hub, &id).is_some(), "the session is back");
+}
+
+#[test]
+fn a_session_whose_lease_lapsed_while_the_hub_was_down_comes_back() {
+    let mut hub = Hub::start();
+    let (mut proxy, id) =
+        registered_proxy(&hub, "patient", &[("AGENT_EVENT_BUS_LEASE_SECONDS", "3")]);
+    hub.stop();
+    // Longer than the lease: the restarted hub's sweeper may end it.
+    std::thread::sleep(Duration::from_secs(5));
+    hub.restart_same_port();
+    let session = wait_registered(&hub, "patient");
+    assert_eq!(id_of(&session), id, "the same session (same client_id)");
+    // And it stays: renewals carry on past several leases.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(session_by_id(&hub, &id).is_some());
+    proxy.call_ok("list_sessions", json!({}));
+    proxy.assert_stdout_is_json_rpc();
+}

@@ -1,1 +1,420 @@
-//! Driving the proxy over stdio as an MCP client would.
+//! Driving the proxy over stdio as an MCP client would: a small line-based
+//! JSON-RPC client around the real `agent-event-bus-proxy` child, recording
+//! every stdout line and every notification, with stderr kept for failures.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shared::ToolOutput;
+
+use crate::{Hub, bin_path, command};
+
+/// How long a request may wait for its reply before the test fails.
+const REPLY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the proxy wrote to stdout, parsed as it arrived.
+#[derive(Default)]
+struct Stdout {
+    /// Every line, verbatim.
+    lines: Vec<String>,
+    /// Replies by their id (as JSON text).
+    replies: HashMap<String, Value>,
+    /// Messages with a method: notifications (and any server request).
+    notifications: Vec<Value>,
+    /// stdout reached EOF: the proxy (and anything holding its stdout) exited.
+    closed: bool,
+}
+
+type Shared<T> = Arc<(Mutex<T>, Condvar)>;
+
+fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, T> {
+    shared.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How to start a proxy.
+#[derive(Clone, Default)]
+pub struct ProxyOptions {
+    /// `AGENT_EVENT_BUS_URL`.
+    pub url: String,
+    /// Extra environment (e.g. `AGENT_EVENT_BUS_SESSION_NAME`).
+    pub env: Vec<(String, String)>,
+    /// Start it under an intermediate `sh` (its parent), so a test can kill
+    /// the parent and watch the proxy notice.
+    pub under_parent: bool,
+    /// Give the proxy one Unix socket as stdin and stdout instead of two
+    /// pipes, as Node-based clients do (rmcp then reads stdin blocking).
+    pub socket_stdio: bool,
+}
+
+/// Our end of the proxy's stdin.
+enum Input {
+    Pipe(ChildStdin),
+    Socket(UnixStream),
+}
+
+impl Input {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Self::Pipe(pipe) => pipe,
+            Self::Socket(socket) => socket,
+        }
+    }
+}
+
+/// A running proxy and an MCP client connected to its stdio.
+pub struct Proxy {
+    child: Child,
+    /// The proxy's PID (the child is its parent shell when `under_parent`).
+    pub pid: u32,
+    under_parent: bool,
+    stdin: Option<Input>,
+    stdout: Shared<Stdout>,
+    stderr: Shared<String>,
+    next_id: u64,
+    _cwd: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// A proxy for `hub`, with extra environment variables.
+    pub fn spawn(hub: &Hub, env: &[(&str, &str)]) -> Self {
+        Self::spawn_at(&hub.url, env)
+    }
+
+    /// A proxy pointed at any URL (a stopped hub, a base URL without /mcp).
+    pub fn spawn_at(url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(ProxyOptions {
+            url: url.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..ProxyOptions::default()
+        })
+    }
+
+    pub fn spawn_with(options: ProxyOptions) -> Self {
+        let cwd = tempfile::tempdir().expect("a temp dir for the proxy's cwd");
+        let mut cmd = if options.under_parent {
+            // The shell keeps a copy of our stdin pipe as fd 3 and hands it
+            // to the proxy explicitly (a background job's stdin would
+            // otherwise be /dev/null), reports the proxy's PID on stderr,
+            // and waits: it is the proxy's parent until a test kills it.
+            let mut sh = std::process::Command::new("sh");
+            for var in crate::BUS_ENV {
+                sh.env_remove(var);
+            }
+            sh.arg("-c")
+                .arg(r#"exec 3<&0; "$0" <&3 3<&- & echo "proxy-pid $!" >&2; wait"#)
+                .arg(bin_path("agent-event-bus-proxy"));
+            sh
+        } else {
+            command("agent-event-bus-proxy")
+        };
+        cmd.env("AGENT_EVENT_BUS_URL", &options.url)
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "proxy=debug,warn")
+            .current_dir(cwd.path())
+            .stderr(Stdio::piped());
+        let socket = if options.socket_stdio {
+            let (ours, theirs) = UnixStream::pair().expect("a socket pair");
+            let theirs_too = theirs.try_clone().expect("a second handle");
+            cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::from(OwnedFd::from(theirs_too)));
+            Some(ours)
+        } else {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            None
+        };
+        let mut child = cmd.spawn().expect("the proxy starts");
+        // Drop our copies of the child's ends, so its exit closes the stream.
+        drop(cmd);
+        let (stdin, out): (Input, Box<dyn Read + Send>) = match socket {
+            Some(ours) => {
+                let reader = ours.try_clone().expect("a reading handle");
+                (Input::Socket(ours), Box::new(reader))
+            }
+            None => (
+                Input::Pipe(child.stdin.take().expect("stdin is piped")),
+                Box::new(child.stdout.take().expect("stdout is piped")),
+            ),
+        };
+        let stdout: Shared<Stdout> = Arc::default();
+        let stderr: Shared<String> = Arc::default();
+
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut state = lock(&sink);
+                if let Ok(message) = serde_json::from_str::<Value>(&line) {
+                    match (message.get("id"), message.get("method")) {
+                        (Some(id), None) => {
+                            state.replies.insert(id.to_string(), message.clone());
+                        }
+                        (_, Some(_)) => state.notifications.push(message.clone()),
+                        _ => {}
+                    }
+                }
+                state.lines.push(line);
+                sink.1.notify_all();
+            }
+            lock(&sink).closed = true;
+            sink.1.notify_all();
+        });
+
+        let err = child.stderr.take().expect("stderr is piped");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut log = lock(&sink);
+                log.push_str(&line);
+                log.push('\n');
+                sink.1.notify_all();
+            }
+        });
+
+        let pid = if options.under_parent {
+            let log = wait_for(&stderr, REPLY_DEADLINE, |log| {
+                log.lines()
+                    .find_map(|l| l.strip_prefix("proxy-pid "))
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+            });
+            log.expect("the parent shell reports the proxy's PID")
+        } else {
+            child.id()
+        };
+        Self {
+            child,
+            pid,
+            under_parent: options.under_parent,
+            stdin: Some(stdin),
+            stdout,
+            stderr,
+            next_id: 1,
+            _cwd: cwd,
+        }
+    }
+
+    /// Writes one message as a line on the proxy's stdin.
+    pub fn send(&mut self, message: &Value) {
+        let mut line = serde_json::to_string(message).expect("JSON serialises");
+        line.push('\n');
+        let stdin = self.stdin.as_mut().expect("stdin is still open").writer();
+        let written = stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush());
+        if let Err(e) = written {
+            panic!(
+                "writing to the proxy failed ({e}); stderr:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Sends a request with the given id and waits for its reply (the whole
+    /// JSON-RPC message, `result` or `error`).
+    pub fn request_with_id(&mut self, id: Value, method: &str, params: Option<Value>) -> Value {
+        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let Some(params) = params {
+            message["params"] = params;
+        }
+        self.send(&message);
+        let key = id.to_string();
+        let found = wait_for(&self.stdout, REPLY_DEADLINE, |state| {
+            state
+                .replies
+                .remove(&key)
+                .map(Some)
+                .or_else(|| state.closed.then_some(None))
+        });
+        match found {
+            Some(Some(reply)) => reply,
+            Some(None) => panic!(
+                "the proxy closed stdout before answering {method}; stderr:\n{}",
+                self.stderr()
+            ),
+            None => panic!(
+                "no reply to {method} within {REPLY_DEADLINE:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Sends a request and waits for its reply (the whole JSON-RPC message).
+    pub fn request(&mut self, method: &str, params: Option<Value>) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.request_with_id(json!(id), method, params)
+    }
+
+    /// Sends a request and returns its `result` (panics on a JSON-RPC error).
+    pub fn result(&mut self, method: &str, params: Option<Value>) -> Value {
+        let reply = self.request(method, params);
+        match reply.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("{method} failed: {reply}"),
+        }
+    }
+
+    /// Sends a notification.
+    pub fn notify(&mut self, method: &str) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method}));
+    }
+
+    /// `initialize` (protocol 2025-11-25, as Claude Code after its probe),
+    /// then `notifications/initialized`. Returns the initialize result.
+    pub fn initialize(&mut self) -> Value {
+        let result = self.result(
+            "initialize",
+            Some(json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "e2e", "version": "0"},
+            })),
+        );
+        self.notify("notifications/initialized");
+        result
+    }
+
+    /// `tools/list`.
+    pub fn tools(&mut self) -> Vec<Value> {
+        let result = self.result("tools/list", None);
+        result["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list has no tools: {result}"))
+            .clone()
+    }
+
+    /// `tools/call`; the `CallToolResult` (which may be `isError`).
+    pub fn call(&mut self, tool: &str, args: Value) -> ToolOutput {
+        let result = self.result("tools/call", Some(json!({"name": tool, "arguments": args})));
+        ToolOutput { result }
+    }
+
+    /// `tools/call`; the reply value (panics on `isError`).
+    pub fn call_ok(&mut self, tool: &str, args: Value) -> Value {
+        let out = self.call(tool, args.clone());
+        assert!(
+            !out.is_error(),
+            "{tool}({args}) through the proxy gave isError: {}\nproxy stderr:\n{}",
+            out.text(),
+            self.stderr()
+        );
+        out.value()
+    }
+
+    /// Closes the proxy's stdin (the client went away).
+    pub fn close_stdin(&mut self) {
+        if let Some(Input::Socket(socket)) = self.stdin.take() {
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    /// Sends a signal to the proxy process.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid as i32).expect("a valid PID");
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+
+    /// Kills the parent shell with SIGKILL (`under_parent` only).
+    pub fn kill_parent(&mut self) {
+        assert!(self.under_parent, "this proxy has no parent shell");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits until the proxy has exited: its stdout closed, and (for a
+    /// direct child) the process reaped. Returns the exit code when known.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let closed = wait_for(&self.stdout, deadline, |state| state.closed.then_some(()));
+        assert!(
+            closed.is_some(),
+            "the proxy did not exit within {deadline:?}; stderr:\n{}",
+            self.stderr()
+        );
+        if self.under_parent {
+            return None;
+        }
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "the proxy closed stdout but did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every stdout line so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        lock(&self.stdout).lines.clone()
+    }
+
+    /// Every notification (and server request) so far.
+    pub fn notifications(&self) -> Vec<Value> {
+        lock(&self.stdout).notifications.clone()
+    }
+
+    /// Everything the proxy wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        lock(&self.stderr).clone()
+    }
+
+    /// Asserts that stdout carried nothing but JSON-RPC 2.0 messages.
+    pub fn assert_stdout_is_json_rpc(&self) {
+        let lines = self.stdout_lines();
+        assert!(!lines.is_empty(), "the proxy wrote nothing to stdout");
+        for line in &lines {
+            let message: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a stdout line is not JSON ({e}): {line:?}"));
+            assert_eq!(message["jsonrpc"], json!("2.0"), "not JSON-RPC 2.0: {line}");
+            assert!(
+                message.get("id").is_some() || message.get("method").is_some(),
+                "neither a reply nor a notification: {line}"
+            );
+        }
+    }
+}
+
+/// Waits on a shared value until `check` returns `Some`, or `deadline`.
+fn wait_for<T, R>(
+    shared: &Shared<T>,
+    deadline: Duration,
+    mut check: impl FnMut(&mut T) -> Option<R>,
+) -> Option<R> {
+    let start = Instant::now();
+    let mut state = lock(shared);
+    loop {
+        if let Some(found) = check(&mut state) {
+            return Some(found);
+        }
+        let left = deadline.checked_sub(start.elapsed())?;
+        state = shared
+            .1
+            .wait_timeout(state, left.min(Duration::from_millis(200)))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if self.under_parent {
+            self.signal(rustix::process::Signal::KILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- proxy {} stderr ----\n{}", self.pid, self.stderr());
+        }
+    }
+}

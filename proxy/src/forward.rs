@@ -1,0 +1,239 @@
+//! Tool calls and tool lists, forwarded to the hub: fills in `session_id`,
+//! routes the agent's own register/unregister through [`Presence`], and
+//! turns a hub that cannot be reached into a tool error the agent can act on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use shared::catalog::{self, SESSION_TOOLS};
+use shared::{ClientError, HubClient, ToolOutput};
+
+use crate::presence::Presence;
+
+/// How long `tools/list` waits for the hub before serving the built-in catalog.
+const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Forwards MCP tool traffic to the hub.
+pub struct Forwarder {
+    hub: Arc<HubClient>,
+    presence: Arc<Presence>,
+}
+
+impl Forwarder {
+    pub fn new(hub: Arc<HubClient>, presence: Arc<Presence>) -> Self {
+        Self { hub, presence }
+    }
+
+    /// The hub's `tools/list`, or the built-in catalog when the hub is down,
+    /// with `session_id` optional wherever the proxy fills it in.
+    pub async fn list_tools(&self) -> Vec<Value> {
+        let tools = match self.hub.request("tools/list", None, LIST_TIMEOUT).await {
+            Ok(result) => match result.get("tools") {
+                Some(Value::Array(tools)) => tools.clone(),
+                _ => {
+                    tracing::warn!(
+                        "the hub's tools/list has no tools array; serving the built-in catalog"
+                    );
+                    return builtin_tools();
+                }
+            },
+            Err(e) => {
+                tracing::debug!("serving the built-in tool catalog: {e}");
+                return builtin_tools();
+            }
+        };
+        tools.into_iter().map(session_id_optional).collect()
+    }
+
+    /// One `tools/call`; always a `CallToolResult` (a failure to reach the
+    /// hub is an `isError` result whose text says what to do).
+    pub async fn call(&self, name: &str, args: Option<Map<String, Value>>) -> Value {
+        let args = args.unwrap_or_default();
+        let outcome = if name == "register_session" {
+            self.presence.register_for_agent(args).await
+        } else {
+            // The first tool call registers at once, so it can carry the id.
+            let own = self.presence.session_id().await;
+            match name {
+                "unregister_session" => self.unregister(args, own).await,
+                _ if SESSION_TOOLS.contains(&name) => self.session_call(name, args, own).await,
+                _ => self.hub.call_tool(name, Value::Object(args)).await,
+            }
+        };
+        match outcome {
+            Ok(out) => out.result,
+            Err(e) => {
+                tracing::debug!(tool = name, "tool call failed: {e}");
+                tool_error(&e)
+            }
+        }
+    }
+
+    /// A call that takes a `session_id`: ours when the agent gave none. If the
+    /// hub says our session is gone, register again (same client_id, so the
+    /// same session) and retry once — except a publish, which was stored
+    /// anyway.
+    async fn session_call(
+        &self,
+        name: &str,
+        mut args: Map<String, Value>,
+        own: Option<String>,
+    ) -> Result<ToolOutput, ClientError> {
+        let filled = match (args.get("session_id"), own) {
+            (None | Some(Value::Null), Some(id)) => {
+                args.insert("session_id".into(), json!(id));
+                Some(id)
+            }
+            _ => None,
+        };
+        let out = self
+            .hub
+            .call_tool(name, Value::Object(args.clone()))
+            .await?;
+        let Some(id) = filled.filter(|_| session_gone(&out)) else {
+            return Ok(out);
+        };
+        let Some(new_id) = self.presence.session_lost(&id).await else {
+            return Ok(out);
+        };
+        if name == "publish_event" {
+            // The event was stored anyway; publishing again would duplicate it.
+            return Ok(out);
+        }
+        args.insert("session_id".into(), json!(new_id));
+        self.hub.call_tool(name, Value::Object(args)).await
+    }
+
+    /// `unregister_session`: of our own session (no ids given, our id, or
+    /// our client_id) it is honoured and remembered; of another session it
+    /// is forwarded, with our machine when only a client_id is given.
+    async fn unregister(
+        &self,
+        mut args: Map<String, Value>,
+        own: Option<String>,
+    ) -> Result<ToolOutput, ClientError> {
+        let given = |key: &str| {
+            args.get(key)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let (session_id, client_id) = (given("session_id"), given("client_id"));
+        let identity = self.presence.identity_snapshot().await;
+        let ours = match (&session_id, &client_id) {
+            (None, None) => true,
+            (Some(id), _) => own.as_deref() == Some(id.as_str()),
+            (None, Some(client)) => {
+                *client == identity.client_id
+                    && given("machine").is_none_or(|m| m == identity.machine)
+            }
+        };
+        match own {
+            Some(id) if ours => {
+                args.remove("client_id");
+                args.remove("machine");
+                self.presence.unregister_for_agent(&id, args).await
+            }
+            _ => {
+                if session_id.is_none() && client_id.is_some() && given("machine").is_none() {
+                    args.insert("machine".into(), json!(identity.machine));
+                }
+                self.hub
+                    .call_tool("unregister_session", Value::Object(args))
+                    .await
+            }
+        }
+    }
+}
+
+/// The catalog from `shared`, as served when the hub is down.
+pub fn builtin_tools() -> Vec<Value> {
+    catalog::tools()
+        .into_iter()
+        .map(session_id_optional)
+        .collect()
+}
+
+/// Whether a reply says the session it was made for no longer exists.
+fn session_gone(out: &ToolOutput) -> bool {
+    let value = out.value();
+    value.get("session_deleted").and_then(Value::as_bool) == Some(true)
+        || value.get("error").and_then(Value::as_str) == Some("Session not found")
+}
+
+/// A tool's schema with `session_id` no longer required (the proxy fills it).
+fn session_id_optional(mut tool: Value) -> Value {
+    let is_session_tool = tool
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| SESSION_TOOLS.contains(&n));
+    if is_session_tool
+        && let Some(Value::Array(required)) = tool
+            .get_mut("inputSchema")
+            .and_then(|s| s.get_mut("required"))
+    {
+        required.retain(|r| r != "session_id");
+    }
+    tool
+}
+
+/// A `CallToolResult` for a call the hub never answered.
+pub fn tool_error(error: &ClientError) -> Value {
+    json!({
+        "content": [{"type": "text", "text": error.to_string()}],
+        "isError": true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_id_becomes_optional_for_session_tools_only() {
+        let ack = catalog::tools()
+            .into_iter()
+            .find(|t| t["name"] == "ack_events")
+            .unwrap();
+        assert!(
+            ack["inputSchema"]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("session_id"))
+        );
+        let ack = session_id_optional(ack);
+        assert_eq!(ack["inputSchema"]["required"], json!(["cursor"]));
+
+        let other = json!({"name": "x", "inputSchema": {"required": ["session_id"]}});
+        assert_eq!(session_id_optional(other.clone()), other);
+    }
+
+    #[test]
+    fn detects_a_lost_session() {
+        let gone = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session deleted","session_deleted":true}}),
+        };
+        assert!(session_gone(&gone));
+        let unknown = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session not found","session_id":"x"}}),
+        };
+        assert!(session_gone(&unknown));
+        let fine = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"events":[]}}),
+        };
+        assert!(!session_gone(&fine));
+    }
+
+    #[test]
+    fn unreachable_is_an_actionable_tool_error() {
+        let e = ClientError::Unreachable {
+            url: "http://127.0.0.1:1/mcp".into(),
+            detail: "connection refused".into(),
+        };
+        let result = tool_error(&e);
+        assert_eq!(result["isError"], json!(true));
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("start it with `agent-event-bus`"), "{text}");
+    }
+}

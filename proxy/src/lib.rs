@@ -1,0 +1,90 @@
+//! `agent-event-bus-proxy`: the stdio MCP server an agent's client starts,
+//! one per session. It forwards every tool call to the hub (`POST /mcp`
+//! through [`shared::HubClient`]), puts the session on the bus without the
+//! agent lifting a finger, and takes it off again when the session ends.
+//!
+//! It must not write anything to stdout but MCP messages (logs go to
+//! stderr), hold tool logic that belongs to the hub, or make `initialize`
+//! wait for the hub.
+//!
+//! # Layout
+//! - [`server`]: the rmcp `ServerHandler` — `initialize`, tools, the guide.
+//! - [`forward`]: tool calls and lists forwarded to the hub; `session_id`
+//!   filled in; the hub-down error.
+//! - [`identity`]: name, machine, cwd, client_id, client PID and lease.
+//! - [`presence`]: lazy registration, lease renewal, re-registration,
+//!   unregistering on exit.
+//! - [`shutdown`]: signals and parent-death detection.
+
+pub mod forward;
+pub mod identity;
+pub mod presence;
+pub mod server;
+pub mod shutdown;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use shared::HubClient;
+use tokio_util::sync::CancellationToken;
+
+use crate::forward::Forwarder;
+use crate::presence::Presence;
+use crate::server::ProxyServer;
+
+/// How long exit cleanup (waiting for a registration in flight, then
+/// `unregister_session`) may take before the proxy exits anyway; the lease
+/// ends a session the proxy could not unregister.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Everything the proxy is told; `main` fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The hub, with or without `/mcp`.
+    pub url: String,
+    /// Sent as a bearer token (needed for a remote hub).
+    pub token: Option<String>,
+    /// The session name; else `repo/branch` from git, else the cwd's name.
+    pub name: Option<String>,
+    /// The stable id of this agent session; else one unique to this process.
+    pub client_id: Option<String>,
+    /// The presence lease (≥ 1 s), renewed every third of it.
+    pub lease_seconds: u64,
+}
+
+/// Serves MCP on stdin/stdout until the client leaves (EOF), a signal
+/// arrives, or the parent dies; then unregisters the session. The caller
+/// should `std::process::exit` afterwards: a blocking stdin read may still
+/// be pending and would hold up runtime shutdown.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let hub = Arc::new(HubClient::new(&config.url, config.token.clone())?);
+    tracing::debug!(hub = %hub.endpoint(), "starting");
+    let client_pid = shutdown::parent_pid();
+    let stop = CancellationToken::new();
+    shutdown::watch(stop.clone(), client_pid)?;
+
+    let presence = Arc::new(Presence::new(hub.clone(), config, client_pid));
+    let renewals = tokio::spawn(presence.clone().run());
+    let server = ProxyServer::new(Forwarder::new(hub, presence.clone()), presence.clone());
+
+    let transport = rmcp::transport::stdio_pipes();
+    match server.serve_with_ct(transport, stop.clone()).await {
+        Ok(running) => match running.waiting().await {
+            Ok(reason) => tracing::debug!(?reason, "client session ended"),
+            Err(e) => tracing::warn!("the MCP service failed: {e}"),
+        },
+        Err(e) => tracing::debug!("no MCP session: {e}"),
+    }
+
+    if tokio::time::timeout(CLOSE_TIMEOUT, presence.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "gave up unregistering after {CLOSE_TIMEOUT:?}; the lease will end the session"
+        );
+    }
+    renewals.abort();
+    Ok(())
+}

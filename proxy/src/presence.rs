@@ -1,0 +1,482 @@
+//! The session's lifetime on the hub: registered lazily (≈1 s after
+//! `notifications/initialized`, or at the first tool call), kept alive by a
+//! background loop that renews the lease every third of its length, and
+//! unregistered when the proxy exits.
+//!
+//! The loop is the seam for push: between renewals it sleeps, and that sleep
+//! is where a long-poll on the session's direct messages goes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use shared::{ClientError, HubClient, ToolOutput};
+use tokio::sync::Notify;
+
+use crate::Config;
+use crate::identity::{self, Identity};
+
+/// How long one register or unregister round trip may take.
+const ROUND_TRIP: Duration = Duration::from_secs(5);
+/// Retry delays while the hub is unreachable: the first retry is quick so a
+/// hub that comes up is found at once; later ones back off to this cap.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// How long the loop sleeps when nothing is due (it is woken for changes).
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// Where the session stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Nothing has asked for a session yet; a client that connects and
+    /// leaves (`claude mcp list`) never gets past this.
+    Idle,
+    /// A session is due; the loop retries until the hub answers.
+    Wanted,
+    /// Registered under this id; the loop renews it.
+    Registered(String),
+    /// The agent unregistered its own session: no renewals and no silent
+    /// re-register until it calls `register_session` again.
+    Released(String),
+    /// The proxy is exiting; nothing registers any more.
+    Closed,
+}
+
+struct State {
+    phase: Phase,
+    /// The last successful register or renewal.
+    renewed_at: Option<Instant>,
+    /// Consecutive failed attempts, for the retry backoff.
+    failures: u32,
+}
+
+/// The proxy's one session, shared by the MCP handlers and the loop.
+pub struct Presence {
+    hub: Arc<HubClient>,
+    config: Config,
+    client_pid: u32,
+    /// A third of the lease.
+    renew_every: Duration,
+    /// Serialises every register/unregister round trip and owns the identity
+    /// (resolved on first use, so `initialize` never waits for `git`).
+    registrar: tokio::sync::Mutex<Option<Identity>>,
+    /// The phase, readable without waiting for a round trip in flight.
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+/// Why a registration did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Hub(#[from] ClientError),
+    #[error("the hub refused register_session: {0}")]
+    Refused(String),
+    #[error("the proxy is shutting down")]
+    Closed,
+}
+
+impl Presence {
+    pub fn new(hub: Arc<HubClient>, config: Config, client_pid: u32) -> Self {
+        Self {
+            hub,
+            renew_every: identity::renew_every(config.lease_seconds),
+            config,
+            client_pid,
+            registrar: tokio::sync::Mutex::new(None),
+            state: Mutex::new(State {
+                phase: Phase::Idle,
+                renewed_at: None,
+                failures: 0,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state is plain data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.state().phase.clone()
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        let mut state = self.state();
+        if let Phase::Registered(_) = phase {
+            state.renewed_at = Some(Instant::now());
+            state.failures = 0;
+        }
+        state.phase = phase;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Asks for a session (the client has settled in). Idempotent.
+    pub fn want(&self) {
+        let mut state = self.state();
+        if state.phase == Phase::Idle {
+            state.phase = Phase::Wanted;
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The identity, resolved on first use. Needs the registrar lock.
+    async fn identity<'a>(&self, slot: &'a mut Option<Identity>) -> &'a mut Identity {
+        if slot.is_none() {
+            *slot = Some(Identity::resolve(&self.config, self.client_pid).await);
+        }
+        // Filled just above.
+        slot.as_mut().expect("the identity was just resolved")
+    }
+
+    /// A snapshot of the identity (resolving it if needed).
+    pub async fn identity_snapshot(&self) -> Identity {
+        let mut slot = self.registrar.lock().await;
+        self.identity(&mut slot).await.clone()
+    }
+
+    /// The session id for a tool call. The first call registers at once
+    /// (without waiting for the loop); `None` when no session can be had now.
+    pub async fn session_id(&self) -> Option<String> {
+        match self.phase() {
+            Phase::Registered(id) | Phase::Released(id) => return Some(id),
+            Phase::Closed => return None,
+            Phase::Idle | Phase::Wanted => {}
+        }
+        let mut slot = self.registrar.lock().await;
+        match self.phase() {
+            Phase::Registered(id) | Phase::Released(id) => return Some(id),
+            Phase::Closed => return None,
+            Phase::Idle | Phase::Wanted => {}
+        }
+        self.want();
+        let identity = self.identity(&mut slot).await.clone();
+        match self.register(&identity).await {
+            Ok(id) => {
+                tracing::info!(session_id = %id, name = %identity.name, "registered");
+                self.set_phase(Phase::Registered(id.clone()));
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!("cannot register the session yet: {e}");
+                None
+            }
+        }
+    }
+
+    /// The hub said our session is gone (a reply carried `session_deleted`
+    /// or "Session not found" for it): register again with the same
+    /// client_id and return the id to use from now on.
+    pub async fn session_lost(&self, id: &str) -> Option<String> {
+        let mut slot = self.registrar.lock().await;
+        if self.phase() != Phase::Registered(id.to_owned()) {
+            // Released by the agent, closing, or already replaced.
+            return match self.phase() {
+                Phase::Registered(current) => Some(current),
+                _ => None,
+            };
+        }
+        let identity = self.identity(&mut slot).await.clone();
+        match self.register(&identity).await {
+            Ok(new_id) => {
+                tracing::info!(session_id = %new_id, "the hub had lost the session; registered again");
+                self.set_phase(Phase::Registered(new_id.clone()));
+                Some(new_id)
+            }
+            Err(e) => {
+                tracing::warn!("cannot register the session again: {e}");
+                None
+            }
+        }
+    }
+
+    /// The agent's own `register_session`: renames/resumes this proxy's
+    /// session (same machine and client_id) and never creates a second one.
+    pub async fn register_for_agent(
+        &self,
+        mut args: Map<String, Value>,
+    ) -> Result<ToolOutput, ClientError> {
+        let mut slot = self.registrar.lock().await;
+        let identity = self.identity(&mut slot).await;
+        let name = match args.get("name").and_then(Value::as_str) {
+            Some(name) if !name.trim().is_empty() => name.to_owned(),
+            _ => identity.name.clone(),
+        };
+        let cwd = match args.get("cwd").and_then(Value::as_str) {
+            Some(cwd) if !cwd.trim().is_empty() => cwd.to_owned(),
+            _ => identity.cwd.clone(),
+        };
+        if let Some(theirs) = args.get("client_id").and_then(Value::as_str)
+            && theirs != identity.client_id
+        {
+            tracing::debug!(
+                client_id = %theirs,
+                "register_session through the proxy always uses the proxy's client_id"
+            );
+        }
+        let mut next = identity.clone();
+        next.name = name;
+        next.cwd = cwd;
+        args.extend(next.register_args());
+        let out = self
+            .hub
+            .call_tool("register_session", Value::Object(args))
+            .await?;
+        if let Ok(id) = session_id_of(&out) {
+            *identity = next;
+            tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
+            if self.phase() != Phase::Closed {
+                self.set_phase(Phase::Registered(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The agent's own `unregister_session` of this proxy's session: honoured,
+    /// and nothing re-registers it until the agent registers again.
+    pub async fn unregister_for_agent(
+        &self,
+        id: &str,
+        mut args: Map<String, Value>,
+    ) -> Result<ToolOutput, ClientError> {
+        let _slot = self.registrar.lock().await;
+        args.insert("session_id".into(), json!(id));
+        let out = self
+            .hub
+            .call_tool("unregister_session", Value::Object(args))
+            .await?;
+        if !out.is_error() && self.phase() != Phase::Closed {
+            tracing::info!(session_id = %id, "the agent unregistered this session");
+            self.set_phase(Phase::Released(id.to_owned()));
+        }
+        Ok(out)
+    }
+
+    /// Called once on exit: stops registering and unregisters a live session.
+    /// Waits for a registration in flight, so none is left behind.
+    pub async fn close(&self) {
+        let _slot = self.registrar.lock().await;
+        let previous = std::mem::replace(&mut self.state().phase, Phase::Closed);
+        self.wake.notify_one();
+        let Phase::Registered(id) = previous else {
+            tracing::debug!(phase = ?previous, "nothing to unregister");
+            return;
+        };
+        let call = json!({"name": "unregister_session", "arguments": {"session_id": id}});
+        match self
+            .hub
+            .request("tools/call", Some(call), ROUND_TRIP)
+            .await
+            .map(|result| ToolOutput { result })
+        {
+            Ok(out) if !out.is_error() && out.domain_error().is_none() => {
+                tracing::info!(session_id = %id, "unregistered");
+            }
+            Ok(out) if out.value()["session_deleted"] == json!(true) => {
+                tracing::info!(session_id = %id, "the session had already ended");
+            }
+            Ok(out) => tracing::warn!(session_id = %id, reply = %out.text(), "unregister refused"),
+            Err(e) => tracing::warn!(session_id = %id, "cannot unregister: {e}"),
+        }
+    }
+
+    /// One `register_session` with this identity (it also renews the lease).
+    async fn register(&self, identity: &Identity) -> Result<String, RegisterError> {
+        if self.phase() == Phase::Closed {
+            return Err(RegisterError::Closed);
+        }
+        let call = json!({"name": "register_session", "arguments": identity.register_args()});
+        let result = self
+            .hub
+            .request("tools/call", Some(call), ROUND_TRIP)
+            .await?;
+        session_id_of(&ToolOutput { result })
+    }
+
+    /// The background loop: registers when a session is wanted, renews it
+    /// every third of the lease, re-registers after the hub comes back.
+    /// Returns once the proxy is closing.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let Some(wait) = self.step().await else {
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Does what is due now; returns how long to wait before the next step
+    /// (`None`: the proxy is closing).
+    async fn step(&self) -> Option<Duration> {
+        if let Some(wait) = self.due()? {
+            return Some(wait);
+        }
+        let mut slot = self.registrar.lock().await;
+        // Re-check: the phase may have changed while waiting for the lock.
+        if let Some(wait) = self.due()? {
+            return Some(wait);
+        }
+        let identity = self.identity(&mut slot).await.clone();
+        let renewing = matches!(self.phase(), Phase::Registered(_));
+        match self.register(&identity).await {
+            Ok(id) => {
+                let recovered = self.state().failures > 0;
+                if recovered || !renewing {
+                    tracing::info!(session_id = %id, name = %identity.name, "registered");
+                } else {
+                    tracing::debug!(session_id = %id, "lease renewed");
+                }
+                self.set_phase(Phase::Registered(id));
+                Some(self.renew_every)
+            }
+            Err(RegisterError::Closed) => None,
+            Err(e) => {
+                let failures = {
+                    let mut state = self.state();
+                    state.failures += 1;
+                    state.failures
+                };
+                if failures == 1 {
+                    tracing::warn!("cannot register the session: {e}; retrying");
+                } else {
+                    tracing::debug!(failures, "cannot register the session: {e}");
+                }
+                Some(backoff(failures))
+            }
+        }
+    }
+
+    /// `None`: closing. `Some(None)`: a register or renewal is due now.
+    /// `Some(Some(wait))`: nothing is due for `wait`.
+    fn due(&self) -> Option<Option<Duration>> {
+        let state = self.state();
+        match &state.phase {
+            Phase::Closed => None,
+            Phase::Idle | Phase::Released(_) => Some(Some(IDLE)),
+            Phase::Wanted => Some(None),
+            Phase::Registered(_) => {
+                let elapsed = state.renewed_at.map_or(Duration::MAX, |t| t.elapsed());
+                Some(
+                    self.renew_every
+                        .checked_sub(elapsed)
+                        .filter(|w| !w.is_zero()),
+                )
+            }
+        }
+    }
+}
+
+/// The session id in a `register_session` reply, or why there is none.
+fn session_id_of(out: &ToolOutput) -> Result<String, RegisterError> {
+    if out.is_error() {
+        return Err(RegisterError::Refused(out.text()));
+    }
+    if let Some(error) = out.domain_error() {
+        return Err(RegisterError::Refused(error));
+    }
+    out.value()
+        .get("session_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| RegisterError::Refused(format!("no session_id in {}", out.text())))
+}
+
+/// The wait before retry number `failures` (1-based).
+fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(8);
+    (RETRY_FIRST * factor).min(RETRY_CAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(lease_seconds: u64) -> Presence {
+        let hub = HubClient::new("http://127.0.0.1:1", None).unwrap();
+        let config = Config {
+            url: "http://127.0.0.1:1".into(),
+            token: None,
+            name: Some("t".into()),
+            client_id: Some("c".into()),
+            lease_seconds,
+        };
+        Presence::new(Arc::new(hub), config, 1)
+    }
+
+    #[test]
+    fn what_is_due_in_each_phase() {
+        let p = presence(3);
+        // A client that never settles in never registers.
+        assert_eq!(p.phase(), Phase::Idle);
+        assert_eq!(p.due(), Some(Some(IDLE)));
+        p.want();
+        assert_eq!(p.phase(), Phase::Wanted);
+        assert_eq!(p.due(), Some(None), "registration is due at once");
+        p.set_phase(Phase::Registered("s".into()));
+        let wait = p
+            .due()
+            .unwrap()
+            .expect("nothing due right after registering");
+        assert!(
+            wait <= Duration::from_secs(1),
+            "renewal within a third of the lease"
+        );
+        p.set_phase(Phase::Released("s".into()));
+        assert_eq!(
+            p.due(),
+            Some(Some(IDLE)),
+            "no renewal after the agent unregistered"
+        );
+        p.want();
+        assert_eq!(
+            p.phase(),
+            Phase::Released("s".into()),
+            "want() does not undo a release"
+        );
+        p.set_phase(Phase::Closed);
+        assert_eq!(p.due(), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_registers_once_closed() {
+        let p = presence(60);
+        p.close().await;
+        assert_eq!(p.phase(), Phase::Closed);
+        p.want();
+        assert_eq!(p.phase(), Phase::Closed);
+        assert_eq!(p.session_id().await, None);
+    }
+
+    #[test]
+    fn backoff_grows_to_a_cap() {
+        assert_eq!(backoff(1), RETRY_FIRST);
+        assert_eq!(backoff(2), RETRY_FIRST * 2);
+        assert_eq!(backoff(30), RETRY_CAP);
+    }
+
+    #[test]
+    fn reads_register_replies() {
+        let ok = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{\"session_id\":\"s1\"}"}],"structuredContent":{"session_id":"s1"},"isError":false}),
+        };
+        assert_eq!(session_id_of(&ok).unwrap(), "s1");
+        let refused = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"name is required"}],"isError":true}),
+        };
+        assert!(matches!(
+            session_id_of(&refused),
+            Err(RegisterError::Refused(_))
+        ));
+        let domain = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
+        };
+        assert!(matches!(session_id_of(&domain), Err(RegisterError::Refused(e)) if e == "x"));
+    }
+}
