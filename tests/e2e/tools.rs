@@ -317,9 +317,12 @@ fn deleted_sessions_are_refused_flagged_or_already_gone() {
         "{log}"
     );
 
-    // Registering again with the same client_id revives it.
+    // Registering again with the same client_id revives it, announced.
     let back = hub.register("ghost", Some("g1"));
     assert_eq!(back["resumed"], true);
+    let announced = hub.tool("get_events", json!({"limit": 1}));
+    assert_eq!(announced["events"][0]["event_type"], "session_registered");
+    assert_eq!(announced["events"][0]["session_id"], "g1");
     assert!(
         hub.tool("get_events", json!({"session_id": "g1", "resume": true}))
             .get("error")

@@ -70,6 +70,16 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
             if let Some(cid) = &client_id
                 && let Some(mut session) = tx.session_by_client(&machine, cid)?
             {
+                // A session that had ended (lease lapsed during a hub outage,
+                // say) is announced again, so peers who saw it leave see it
+                // come back; a live one resumes silently.
+                if session.is_deleted() {
+                    tx.append_event(NewEvent::system(
+                        "session_registered",
+                        format!("{name} started on {machine} in {cwd} (resumed)"),
+                        &session.id,
+                    ))?;
+                }
                 session.name = name;
                 session.cwd = cwd;
                 session.repo = repo;
