@@ -7,7 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
 CLAUDE ?= claude
 
-.PHONY: all build release run test check fmt clippy bench install register-proxy clean
+.PHONY: all build release run test check fmt clippy bench install register-proxy install-hooks clean
 
 all: build
 
@@ -59,6 +59,11 @@ register-proxy:
 	  $(CLAUDE) mcp add --scope user agent-event-bus -- $(BINDIR)/agent-event-bus-proxy && \
 	  echo "Registered agent-event-bus with Claude Code (user scope)"; \
 	fi
+
+## Add the wake-up hook to Claude Code (~/.claude/settings.json): a Stop hook
+## with asyncRewake running examples/hooks/stop-wait.sh. Idempotent.
+install-hooks: install
+	$(BINDIR)/agent-event-bus-cli install-hook --command "$(CURDIR)/examples/hooks/stop-wait.sh"
 
 clean:
 	$(CARGO) clean

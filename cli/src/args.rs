@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{events, notify, sessions, webhook};
+use crate::commands::{events, hooks, notify, sessions, wait, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -16,6 +16,7 @@ Examples:
   agent-event-bus-cli events --follow --min-level info
   agent-event-bus-cli events --session-id \"$SID\" --resume --wait 30
   agent-event-bus-cli ack --session-id \"$SID\" --cursor 42
+  agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
   agent-event-bus-cli doctor
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
@@ -75,4 +76,55 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// Check the hub, auth, versions, a publish/read round trip and the Claude Code setup
     Doctor,
+    /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
+    Wait(wait::WaitArgs),
+    /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
+    InstallHook(hooks::InstallHookArgs),
+}
+
+/// The subcommand named on a command line, found without parsing it (the
+/// global flags that take a value are skipped), so a usage error can be
+/// reported with that subcommand's exit code.
+pub fn subcommand_of(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        if arg == "--" {
+            return args.next().map(|a| a.to_string_lossy().into_owned());
+        }
+        if arg == "--url" || arg == "--token" {
+            args.next();
+            continue;
+        }
+        if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(args: &[&str]) -> Option<String> {
+        subcommand_of(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn finds_the_subcommand_past_global_flags() {
+        assert_eq!(
+            of(&["cli", "wait", "--timeout", "x"]).as_deref(),
+            Some("wait")
+        );
+        assert_eq!(
+            of(&["cli", "--url", "http://h", "--debug", "wait"]).as_deref(),
+            Some("wait")
+        );
+        assert_eq!(
+            of(&["cli", "--token=t", "events"]).as_deref(),
+            Some("events")
+        );
+        assert_eq!(of(&["cli", "--debug"]), None);
+    }
 }

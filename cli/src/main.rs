@@ -10,6 +10,8 @@
 //! Exit codes: 0 success; 1 a failed request, a domain error or an
 //! unreachable hub (one line saying where it looked and how to start the
 //! hub); 2 a usage error (clap). No subcommand prints help and exits 1.
+//! `wait` is the exception: 2 means "a message arrived" (it wakes an agent
+//! from a hook), so its usage errors exit 1.
 //!
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
@@ -17,7 +19,7 @@
 //! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor).
+//!   notify, doctor, wait, hooks).
 
 mod args;
 mod commands;
@@ -30,7 +32,19 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let waiting = args::subcommand_of(std::env::args_os()).as_deref() == Some("wait");
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                // `wait` exits 2 only when a message arrived.
+                _ if waiting => ExitCode::from(1),
+                code => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+            };
+        }
+    };
     let Some(command) = cli.command else {
         // The original prints its help and exits 1 when no command is given.
         let mut help = args::Cli::command();

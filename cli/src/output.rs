@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
-use shared::wire::{ChannelCount, Event, SessionInfo, WebhookInfo};
+use shared::wire::{ChannelCount, DeliveryInfo, Event, SessionInfo, WebhookInfo};
 
 /// Writes `text` to stdout as it is, flushed (a follower's reader sees each
 /// event at once). A closed stdout is an error the caller passes up; `main`
@@ -223,6 +223,9 @@ pub fn sessions_text(sessions: &[SessionInfo]) -> String {
                 s.subscribed_channels.join(", ")
             ));
         }
+        if !s.push.is_empty() {
+            text.push_str(&format!("    push: {}\n", s.push.join(", ")));
+        }
         text.push('\n');
     }
     text
@@ -264,9 +267,64 @@ pub fn webhooks_text(hooks: &[WebhookInfo]) -> String {
         if let Some(types) = h.event_types.as_ref().filter(|t| !t.is_empty()) {
             text.push_str(&format!("      Events: {}\n", types.join(", ")));
         }
+        if h.include_system {
+            text.push_str("      System events: included\n");
+        }
+        if let Some(reason) = &h.disabled_reason {
+            let at = h.disabled_at.as_deref().unwrap_or("-");
+            text.push_str(&format!("      Disabled by the hub: {reason} (at {at})\n"));
+        }
+        if let Some(since) = &h.failing_since {
+            text.push_str(&format!("      Failing since: {since}\n"));
+        }
         text.push_str(&format!("      Created: {}\n\n", h.created_at));
     }
     text
+}
+
+/// `webhook deliveries`: a line per attempt, newest first, and the error
+/// (and next attempt) indented below a failed one.
+pub fn deliveries_text(webhook_id: u64, pending: u64, rows: &[DeliveryInfo]) -> String {
+    if rows.is_empty() {
+        return format!("No deliveries logged for webhook #{webhook_id} ({pending} pending)\n");
+    }
+    let mut text =
+        format!("Deliveries for webhook #{webhook_id} (newest first; {pending} pending):\n\n");
+    for r in rows {
+        let what = if r.event_id == 0 {
+            "ping".to_owned()
+        } else {
+            format!("event {}", r.event_id)
+        };
+        let code = r.status_code.map_or("-".to_owned(), |c| c.to_string());
+        let latency = r.latency_ms.map_or("-".to_owned(), |ms| format!("{ms} ms"));
+        text.push_str(&format!(
+            "  {what:<12} attempt {:<2} {:<9} {code:>3}  {latency:>8}  {}\n",
+            r.attempt, r.status, r.attempted_at
+        ));
+        if let Some(error) = &r.error {
+            text.push_str(&format!("      {error}\n"));
+        }
+        if let Some(next) = &r.next_attempt_at {
+            text.push_str(&format!("      next attempt: {next}\n"));
+        }
+    }
+    text
+}
+
+/// `webhook test`: how the ping went, in one line.
+pub fn ping_text(webhook_id: u64, r: &DeliveryInfo) -> String {
+    let code = r
+        .status_code
+        .map_or(String::new(), |c| format!("HTTP {c}, "));
+    let latency = r.latency_ms.map_or(String::new(), |ms| format!("{ms} ms"));
+    match r.status.as_str() {
+        "delivered" => format!("Ping to webhook #{webhook_id} delivered ({code}{latency})"),
+        _ => format!(
+            "Ping to webhook #{webhook_id} failed: {}",
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
 }
 
 #[cfg(test)]

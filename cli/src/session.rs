@@ -142,6 +142,7 @@ mod tests {
             subscribed_channels: Vec::new(),
             client_pid: pid,
             lease_seconds: None,
+            push: Vec::new(),
         }
     }
 

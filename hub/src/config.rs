@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -64,6 +65,97 @@ pub struct Config {
     /// Largest request body, in bytes.
     #[arg(long, env = "AGENT_EVENT_BUS_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body_bytes: u64,
+
+    /// Refuse webhook targets that resolve to private, loopback or
+    /// link-local addresses (checked after DNS resolution, at send time).
+    #[arg(
+        long = "webhook-deny-private",
+        env = "AGENT_EVENT_BUS_WEBHOOK_DENY_PRIVATE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_deny_private: bool,
+
+    /// Disable a webhook whose every attempt has failed for this long
+    /// (e.g. 24h, 90m).
+    #[arg(long, env = "AGENT_EVENT_BUS_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// Deliveries in flight at once per webhook endpoint.
+    #[arg(long, env = "AGENT_EVENT_BUS_WEBHOOK_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub webhook_concurrency: u16,
+
+    /// How long one webhook attempt may take.
+    #[arg(long, env = "AGENT_EVENT_BUS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration, hide = true)]
+    pub webhook_timeout: Duration,
+
+    /// The waits before each retry of a failed delivery; after the last,
+    /// the delivery has failed.
+    #[arg(
+        long,
+        env = "AGENT_EVENT_BUS_WEBHOOK_RETRY_DELAYS",
+        default_value = "5s,30s,2m,10m,30m,1h",
+        value_delimiter = ',',
+        value_parser = parse_duration,
+        hide = true
+    )]
+    pub webhook_retry_delays: Vec<Duration>,
+}
+
+/// How webhooks are delivered (see [`crate::delivery`]).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub timeout: Duration,
+    /// The wait before retry n is `retry_delays[n - 1]` (± jitter); a
+    /// delivery gets `retry_delays.len() + 1` attempts.
+    pub retry_delays: Vec<Duration>,
+    /// Attempts in flight at once per webhook.
+    pub concurrency: usize,
+    pub disable_after: Duration,
+    pub deny_private: bool,
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration; write e.g. 500ms, 5s, 2m, 1h"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}'; use ms, s, m, h or d"
+            ));
+        }
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// Writes a span of milliseconds the way [`parse_duration`] reads it, in its
+/// largest whole unit (`24h`, `90m`, `1500ms`).
+pub fn format_span(ms: i64) -> String {
+    let ms = ms.max(0);
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= size && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// Size limits every request is held to.
@@ -102,6 +194,16 @@ impl Config {
         Limits {
             max_payload_bytes: self.max_payload_bytes,
             max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    pub fn delivery(&self) -> DeliveryConfig {
+        DeliveryConfig {
+            timeout: self.webhook_timeout,
+            retry_delays: self.webhook_retry_delays.clone(),
+            concurrency: usize::from(self.webhook_concurrency),
+            disable_after: self.webhook_disable_after,
+            deny_private: self.webhook_deny_private,
         }
     }
 
@@ -147,5 +249,37 @@ impl Config {
             .join("contrib")
             .join("agent-event-bus")
             .join("data.redb"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_and_write_in_one_format() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration(" 2m "), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(format_span(86_400_000), "1d");
+        assert_eq!(format_span(3_600_000 * 25), "25h");
+        assert_eq!(format_span(90 * 60_000), "90m");
+        assert_eq!(format_span(1500), "1500ms");
+    }
+
+    #[test]
+    fn webhook_defaults_are_the_documented_schedule() {
+        let config = Config::parse_from(["agent-event-bus"]);
+        let d = config.delivery();
+        let secs: Vec<u64> = d.retry_delays.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [5, 30, 120, 600, 1800, 3600]);
+        assert_eq!(d.timeout, Duration::from_secs(10));
+        assert_eq!(d.disable_after, Duration::from_secs(86_400));
+        assert_eq!(d.concurrency, 4);
+        assert!(!d.deny_private);
     }
 }

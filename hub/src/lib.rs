@@ -10,9 +10,9 @@
 //! - [`server`]: [`run`] — startup, serving, and the shutdown drain order.
 //! - [`auth`]: who may call (loopback, token, `tailscale serve`).
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
-//! - [`tools`]: the twelve tools, one module per group.
+//! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.
-//! - [`delivery`]: webhook POSTs, signed.
+//! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.

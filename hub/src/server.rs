@@ -1,6 +1,8 @@
 //! Startup and shutdown. [`run`] serves until its shutdown future resolves,
 //! then drains in this order: stop accepting and end long-polls → stop the
-//! sweeper → finish webhook deliveries in flight → flush and close the store.
+//! sweeper → stop the webhook worker, letting attempts in flight finish and
+//! be recorded (undelivered ones stay in the outbox for the next start) →
+//! flush and close the store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,10 +41,13 @@ pub async fn run(
         config.limits(),
         i64::try_from(config.idle_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
         config.retention(),
-        Delivery::new()?,
+        Delivery::new(config.delivery())?,
         token.clone(),
     ));
     crate::sweeper::grace_after_restart(&bus).await?;
+    bus.delivery
+        .start(store.clone())
+        .context("starting the webhook delivery thread")?;
     let policy = Arc::new(Policy::new(
         config.token.clone(),
         config.insecure_no_auth,

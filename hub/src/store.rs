@@ -7,7 +7,12 @@
 //! fsync and are made durable by the next durable commit or a flush within
 //! about a second. Reads run on blocking threads in their own MVCC snapshot
 //! and never block the writer. No transaction lives across an `.await`.
+//!
+//! The webhook outbox lives here too: a publish enqueues its deliveries in
+//! the event's own transaction, and every commit that enqueued any wakes the
+//! delivery worker ([`Store::outbox_signal`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -21,9 +26,10 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use shared::level::SignalLevel;
 use shared::wire;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
-/// Counters: `next_event_id`, `next_webhook_id`, `schema_version`.
+/// Counters: `next_event_id`, `next_webhook_id`, `next_delivery_log_id`,
+/// `schema_version`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Event id → [`EventRecord`] as JSON.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -35,12 +41,28 @@ const CLIENTS: TableDefinition<&str, &str> = TableDefinition::new("clients");
 const LEASES: TableDefinition<(u64, &str), ()> = TableDefinition::new("leases");
 /// Webhook id → [`WebhookRecord`] as JSON.
 const WEBHOOKS: TableDefinition<u64, &[u8]> = TableDefinition::new("webhooks");
+/// Event id → the webhook ids (packed little-endian u64s) still awaiting
+/// their first attempt of it: one row per event, appended with the event, so
+/// a publish adds one row whatever the number of webhooks. With
+/// [`OUTBOX_RETRY`] this is the outbox: a delivery is in exactly one of the
+/// two until it is delivered or has failed.
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// (webhook id, due ms, event id) → attempts made: deliveries awaiting a
+/// retry (a redelivery is one due at once with none made).
+const OUTBOX_RETRY: TableDefinition<RetryKey, u32> = TableDefinition::new("outbox_retry");
+/// (webhook id, log seq) → [`AttemptRecord`] as JSON: the newest
+/// [`DELIVERY_LOG_KEEP`] rows per webhook.
+const DELIVERY_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("delivery_log");
+/// Webhook id → its row count in [`DELIVERY_LOG`], so trimming is one removal.
+const DELIVERY_LOG_LEN: TableDefinition<u64, u64> = TableDefinition::new("delivery_log_len");
 
 const SCHEMA_VERSION: u64 = 1;
 /// How long lazy writes may stay unsynced.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// The most jobs folded into one commit.
 const MAX_BATCH: usize = 4096;
+/// Delivery-log rows kept per webhook; older ones are dropped.
+pub const DELIVERY_LOG_KEEP: u64 = 1000;
 
 /// A storage failure. Its text is for logs, never for clients.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -116,6 +138,9 @@ pub struct SessionRecord {
     /// When the lease lapses (ms), for leased sessions.
     #[serde(default)]
     pub lease_deadline: Option<i64>,
+    /// The push routes its clients reported (`register_session(push=...)`).
+    #[serde(default)]
+    pub push: Vec<String>,
 }
 
 impl SessionRecord {
@@ -144,6 +169,7 @@ impl SessionRecord {
             .to_vec(),
             client_pid: self.client_pid,
             lease_seconds: self.lease_seconds,
+            push: self.push.clone(),
         }
     }
 }
@@ -229,9 +255,21 @@ pub struct WebhookRecord {
     pub secret: Option<String>,
     pub active: bool,
     pub created_at: i64,
+    /// Also deliver the hub's session lifecycle events.
+    #[serde(default)]
+    pub include_system: bool,
+    /// When the current run of failed attempts began (ms); `None` after a success.
+    #[serde(default)]
+    pub failing_since: Option<i64>,
+    /// Why the hub disabled it (410, failing too long); cleared on re-enable.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
 }
 
 impl WebhookRecord {
+    /// Whether a published event goes to this webhook (the original's rule).
     pub fn matches(&self, event: &EventRecord) -> bool {
         self.active
             && shared::channel::filter_matches(self.channel.as_deref(), &event.channel)
@@ -239,6 +277,18 @@ impl WebhookRecord {
                 .event_types
                 .as_ref()
                 .is_none_or(|types| types.contains(&event.event_type))
+    }
+
+    /// Whether a session lifecycle event goes to this webhook: only by opt-in.
+    pub fn matches_system(&self, event: &EventRecord) -> bool {
+        self.include_system && self.matches(event)
+    }
+
+    /// Whether every attempt for at least `limit_ms` has failed, so the
+    /// endpoint should be disabled.
+    pub fn failing_too_long(&self, now_ms: i64, limit_ms: i64) -> bool {
+        self.failing_since
+            .is_some_and(|since| now_ms.saturating_sub(since) >= limit_ms)
     }
 
     pub fn to_wire(&self) -> wire::WebhookInfo {
@@ -250,6 +300,106 @@ impl WebhookRecord {
             active: self.active,
             created_at: shared::time::format_ms(self.created_at),
             has_secret: self.secret.is_some(),
+            include_system: self.include_system,
+            disabled_reason: self.disabled_reason.clone(),
+            disabled_at: self.disabled_at.map(shared::time::format_ms),
+            failing_since: self.failing_since.map(shared::time::format_ms),
+        }
+    }
+}
+
+/// The `webhook-id` of one event's delivery to one webhook: the same on
+/// every attempt and redelivery, so receivers can de-duplicate on it.
+pub fn delivery_id(event_id: u64, webhook_id: u64) -> String {
+    format!("evt_{event_id}_wh_{webhook_id}")
+}
+
+/// Where an outbox entry waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queued {
+    /// In the first-attempt queue.
+    First,
+    /// In the retry queue, due at this time (ms).
+    Retry { due_ms: u64 },
+}
+
+/// An outbox entry the worker takes for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub webhook_id: u64,
+    pub event_id: u64,
+    pub queued: Queued,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// How an attempt ended, as the delivery worker judged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Try again at this time (ms).
+    RetryAt(i64),
+    /// No more attempts.
+    Failed,
+    /// The endpoint answered 410 Gone: fail, and disable the webhook.
+    Gone,
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub at_ms: i64,
+    pub status_code: Option<u16>,
+    pub latency_ms: Option<u64>,
+    pub error: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// A delivery-log row's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    Delivered,
+    Retrying,
+    Failed,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One row of a webhook's delivery log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptRecord {
+    pub event_id: u64,
+    pub delivery_id: String,
+    pub attempt: u32,
+    pub status: AttemptStatus,
+    pub at_ms: i64,
+    pub status_code: Option<u16>,
+    pub latency_ms: Option<u64>,
+    pub error: Option<String>,
+    pub next_attempt_ms: Option<i64>,
+}
+
+impl AttemptRecord {
+    pub fn to_wire(&self) -> wire::DeliveryInfo {
+        wire::DeliveryInfo {
+            event_id: self.event_id,
+            delivery_id: self.delivery_id.clone(),
+            attempt: self.attempt,
+            status: self.status.as_str().to_owned(),
+            attempted_at: shared::time::format_ms(self.at_ms),
+            status_code: self.status_code,
+            latency_ms: self.latency_ms,
+            error: self.error.clone(),
+            next_attempt_at: self.next_attempt_ms.map(shared::time::format_ms),
         }
     }
 }
@@ -361,6 +511,74 @@ fn read_webhooks(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<W
     Ok(out)
 }
 
+fn read_webhook(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<Option<WebhookRecord>> {
+    match table.get(id)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn read_event(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<Option<EventRecord>> {
+    match table.get(id)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// A retry-queue key: (webhook id, due ms, event id).
+type RetryKey = (u64, u64, u64);
+
+/// Every retry-queue key of one webhook, in due order, with attempts made.
+fn retry_keys(
+    table: &impl ReadableTable<RetryKey, u32>,
+    webhook_id: u64,
+) -> Result<Vec<(RetryKey, u32)>> {
+    let mut out = Vec::new();
+    for item in table.range((webhook_id, 0, 0)..=(webhook_id, u64::MAX, u64::MAX))? {
+        let (k, v) = item?;
+        out.push((k.value(), v.value()));
+    }
+    Ok(out)
+}
+
+fn pack_ids(ids: &[u64]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+}
+
+fn unpack_ids(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect()
+}
+
+/// Whether a packed id list holds `id`.
+fn packed_contains(bytes: &[u8], id: u64) -> bool {
+    let want = id.to_le_bytes();
+    bytes.chunks_exact(8).any(|c| c == want)
+}
+
+/// Event ids whose outbox row still holds a first attempt for `webhook_id`.
+fn first_events(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    webhook_id: u64,
+) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = item?;
+        if packed_contains(v.value(), webhook_id) {
+            out.push(k.value());
+        }
+    }
+    Ok(out)
+}
+
 fn read_tip(table: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
     Ok(table
         .get("next_event_id")?
@@ -413,6 +631,144 @@ impl Snapshot {
         }
     }
 
+    pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {
+        match self.table(WEBHOOKS)? {
+            Some(t) => read_webhook(&t, id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
+        match self.table(EVENTS)? {
+            Some(t) => read_event(&t, id),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `max` events awaiting their first attempt to `webhook_id`, in
+    /// event order from `from` (every older row is known to hold none for
+    /// it), passing over those in `skip` (in flight). Also returns where the
+    /// next scan may start: the oldest row still holding this webhook.
+    pub fn first_deliveries(
+        &self,
+        webhook_id: u64,
+        from: u64,
+        max: usize,
+        skip: &HashSet<u64>,
+    ) -> Result<(Vec<u64>, u64)> {
+        let mut out = Vec::new();
+        let mut next_from = from;
+        let Some(t) = self.table(OUTBOX)? else {
+            return Ok((out, next_from));
+        };
+        if max == 0 {
+            return Ok((out, next_from));
+        }
+        let mut found = false;
+        for item in t.range(from..)? {
+            let (k, v) = item?;
+            let event_id = k.value();
+            if !packed_contains(v.value(), webhook_id) {
+                if !found {
+                    next_from = event_id + 1;
+                }
+                continue;
+            }
+            if !found {
+                found = true;
+                next_from = event_id;
+            }
+            if !skip.contains(&event_id) {
+                out.push(event_id);
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok((out, next_from))
+    }
+
+    /// Up to `max` retries to `webhook_id` due at `now_ms`, the longest due
+    /// first, passing over events in `skip`: (due ms, event id, attempts made).
+    pub fn due_retries(
+        &self,
+        webhook_id: u64,
+        now_ms: u64,
+        max: usize,
+        skip: &HashSet<u64>,
+    ) -> Result<Vec<(u64, u64, u32)>> {
+        let mut out = Vec::new();
+        let Some(t) = self.table(OUTBOX_RETRY)? else {
+            return Ok(out);
+        };
+        if max == 0 {
+            return Ok(out);
+        }
+        for item in t.range((webhook_id, 0, 0)..=(webhook_id, now_ms, u64::MAX))? {
+            let (k, v) = item?;
+            let (_, due, event_id) = k.value();
+            if !skip.contains(&event_id) {
+                out.push((due, event_id, v.value()));
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the next retry to `webhook_id` after `now_ms` falls due.
+    pub fn next_retry(&self, webhook_id: u64, now_ms: u64) -> Result<Option<u64>> {
+        let Some(t) = self.table(OUTBOX_RETRY)? else {
+            return Ok(None);
+        };
+        let first = t
+            .range((webhook_id, now_ms.saturating_add(1), 0)..=(webhook_id, u64::MAX, u64::MAX))?
+            .next();
+        Ok(match first {
+            Some(item) => Some(item?.0.value().1),
+            None => None,
+        })
+    }
+
+    /// How many deliveries to `webhook_id` are waiting (first attempt or retry).
+    pub fn pending_deliveries(&self, webhook_id: u64) -> Result<usize> {
+        let first = match self.table(OUTBOX)? {
+            Some(t) => first_events(&t, webhook_id)?.len(),
+            None => 0,
+        };
+        let retry = match self.table(OUTBOX_RETRY)? {
+            Some(t) => retry_keys(&t, webhook_id)?.len(),
+            None => 0,
+        };
+        Ok(first + retry)
+    }
+
+    /// The newest `limit` delivery-log rows of `webhook_id`, newest first,
+    /// only those of `event_id` when given.
+    pub fn delivery_log(
+        &self,
+        webhook_id: u64,
+        limit: usize,
+        event_id: Option<u64>,
+    ) -> Result<Vec<AttemptRecord>> {
+        let mut out = Vec::new();
+        let Some(t) = self.table(DELIVERY_LOG)? else {
+            return Ok(out);
+        };
+        for item in t.range((webhook_id, 0)..=(webhook_id, u64::MAX))?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, v) = item?;
+            let row: AttemptRecord = decode(v.value())?;
+            if event_id.is_none_or(|e| e == row.event_id) {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// The newest event id (0 when none).
     pub fn tip(&self) -> Result<u64> {
         match self.table(META)? {
@@ -459,6 +815,12 @@ pub struct Tx<'t> {
     txn: &'t WriteTransaction,
     /// The newest event id appended in this batch, if any.
     appended_tip: Option<u64>,
+    /// Whether this batch put deliveries in the outbox (the worker is woken
+    /// after the commit).
+    enqueued: bool,
+    /// The webhooks, decoded once per batch for matching; cleared by any
+    /// write to them.
+    hooks: Option<Vec<WebhookRecord>>,
 }
 
 impl Tx<'_> {
@@ -556,6 +918,15 @@ impl Tx<'_> {
         read_webhooks(&self.txn.open_table(WEBHOOKS)?)
     }
 
+    /// The webhooks as of now, decoded once per batch (a publish matches
+    /// every event against them).
+    fn cached_webhooks(&mut self) -> Result<&[WebhookRecord]> {
+        if self.hooks.is_none() {
+            self.hooks = Some(self.webhooks()?);
+        }
+        Ok(self.hooks.as_deref().unwrap_or_default())
+    }
+
     /// Deletes up to `max` of the oldest events with ids up to `through`;
     /// returns how many went. Ids are never reused.
     pub fn prune_events(&mut self, through: u64, max: usize) -> Result<usize> {
@@ -572,10 +943,7 @@ impl Tx<'_> {
     }
 
     pub fn webhook(&self, id: u64) -> Result<Option<WebhookRecord>> {
-        match self.txn.open_table(WEBHOOKS)?.get(id)? {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        read_webhook(&self.txn.open_table(WEBHOOKS)?, id)
     }
 
     /// Assigns the next webhook id.
@@ -587,6 +955,7 @@ impl Tx<'_> {
     }
 
     pub fn put_webhook(&mut self, record: &WebhookRecord) -> Result<()> {
+        self.hooks = None;
         let bytes = encode(record)?;
         self.txn
             .open_table(WEBHOOKS)?
@@ -594,9 +963,299 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Deletes a webhook with its pending deliveries and its delivery log.
     pub fn delete_webhook(&mut self, id: u64) -> Result<bool> {
-        Ok(self.txn.open_table(WEBHOOKS)?.remove(id)?.is_some())
+        self.hooks = None;
+        let txn = self.txn;
+        let existed = txn.open_table(WEBHOOKS)?.remove(id)?.is_some();
+        drop_first_attempts(txn, id)?;
+        let mut retry = txn.open_table(OUTBOX_RETRY)?;
+        for (key, _) in retry_keys(&retry, id)? {
+            retry.remove(key)?;
+        }
+        let mut log = txn.open_table(DELIVERY_LOG)?;
+        let seqs: Vec<u64> = log
+            .range((id, 0)..=(id, u64::MAX))?
+            .map(|item| item.map(|(k, _)| k.value().1))
+            .collect::<std::result::Result<_, _>>()?;
+        for seq in seqs {
+            log.remove((id, seq))?;
+        }
+        txn.open_table(DELIVERY_LOG_LEN)?.remove(id)?;
+        Ok(existed)
     }
+
+    pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
+        read_event(&self.txn.open_table(EVENTS)?, id)
+    }
+
+    /// Puts a published event in the first-attempt queue of every webhook
+    /// it matches; returns how many. The delivery worker is woken once this
+    /// batch commits.
+    pub fn enqueue_deliveries(&mut self, event: &EventRecord) -> Result<usize> {
+        let hooks: Vec<u64> = self
+            .cached_webhooks()?
+            .iter()
+            .filter(|h| h.matches(event))
+            .map(|h| h.id)
+            .collect();
+        self.queue_first_attempts(event.id, &hooks)?;
+        Ok(hooks.len())
+    }
+
+    /// Appends a session lifecycle event and enqueues it for the webhooks
+    /// that opted in to those (`include_system`).
+    pub fn append_system_event(&mut self, new: NewEvent) -> Result<EventRecord> {
+        let event = self.append_event(new)?;
+        let hooks: Vec<u64> = self
+            .cached_webhooks()?
+            .iter()
+            .filter(|h| h.matches_system(&event))
+            .map(|h| h.id)
+            .collect();
+        self.queue_first_attempts(event.id, &hooks)?;
+        Ok(event)
+    }
+
+    fn queue_first_attempts(&mut self, event_id: u64, webhook_ids: &[u64]) -> Result<()> {
+        if webhook_ids.is_empty() {
+            return Ok(());
+        }
+        let mut outbox = self.txn.open_table(OUTBOX)?;
+        let mut ids = match outbox.get(event_id)? {
+            Some(v) => unpack_ids(v.value()),
+            None => Vec::new(),
+        };
+        for id in webhook_ids {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        outbox.insert(event_id, pack_ids(&ids).as_slice())?;
+        self.enqueued = true;
+        Ok(())
+    }
+
+    /// Queues one event for one webhook again: a retry due now with no
+    /// attempts made, replacing a pending retry of it (a first attempt
+    /// still waiting is left as it is).
+    pub fn redeliver(&mut self, webhook_id: u64, event_id: u64, now_ms: i64) -> Result<()> {
+        let waiting = match self.txn.open_table(OUTBOX)?.get(event_id)? {
+            Some(v) => packed_contains(v.value(), webhook_id),
+            None => false,
+        };
+        if waiting {
+            return Ok(());
+        }
+        let mut retry = self.txn.open_table(OUTBOX_RETRY)?;
+        for (key, _) in retry_keys(&retry, webhook_id)? {
+            if key.2 == event_id {
+                retry.remove(key)?;
+            }
+        }
+        retry.insert(
+            (webhook_id, u64::try_from(now_ms).unwrap_or(0), event_id),
+            0,
+        )?;
+        self.enqueued = true;
+        Ok(())
+    }
+
+    /// Records one attempt: its log row, the delivery's next step, and the
+    /// webhook's health. A 410, or every attempt failing for
+    /// `disable_after_ms`, disables the webhook and ends its other pending
+    /// deliveries. An attempt whose webhook was deleted meanwhile leaves no trace.
+    pub fn record_attempt(
+        &mut self,
+        due: &DueDelivery,
+        result: AttemptResult,
+        disable_after_ms: i64,
+    ) -> Result<()> {
+        let (webhook_id, event_id) = (due.webhook_id, due.event_id);
+        match due.queued {
+            Queued::First => {
+                let mut outbox = self.txn.open_table(OUTBOX)?;
+                let rest = match outbox.get(event_id)? {
+                    Some(v) => {
+                        let mut ids = unpack_ids(v.value());
+                        ids.retain(|id| *id != webhook_id);
+                        Some(ids)
+                    }
+                    None => None,
+                };
+                match rest {
+                    Some(ids) if ids.is_empty() => {
+                        outbox.remove(event_id)?;
+                    }
+                    Some(ids) => {
+                        outbox.insert(event_id, pack_ids(&ids).as_slice())?;
+                    }
+                    None => {}
+                }
+            }
+            Queued::Retry { due_ms } => {
+                self.txn
+                    .open_table(OUTBOX_RETRY)?
+                    .remove((webhook_id, due_ms, event_id))?;
+            }
+        }
+        let Some(mut hook) = self
+            .cached_webhooks()?
+            .iter()
+            .find(|h| h.id == webhook_id)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let at = result.at_ms;
+        let mut changed = false;
+        let mut disable = None;
+        if result.verdict == Verdict::Delivered {
+            changed = hook.failing_since.take().is_some();
+        } else {
+            if result.verdict == Verdict::Gone {
+                disable = Some("the endpoint answered 410 Gone".to_owned());
+            } else if hook.failing_too_long(at, disable_after_ms) {
+                disable = Some(format!(
+                    "every attempt failed for {} (since {})",
+                    crate::config::format_span(disable_after_ms),
+                    shared::time::format_ms(hook.failing_since.unwrap_or(at))
+                ));
+            }
+            if hook.failing_since.is_none() {
+                hook.failing_since = Some(at);
+                changed = true;
+            }
+        }
+        let disable = disable.filter(|_| hook.active);
+        let (status, next_attempt_ms) = match result.verdict {
+            Verdict::Delivered => (AttemptStatus::Delivered, None),
+            Verdict::RetryAt(when) if hook.active && disable.is_none() => {
+                self.txn.open_table(OUTBOX_RETRY)?.insert(
+                    (webhook_id, u64::try_from(when).unwrap_or(0), event_id),
+                    due.attempt,
+                )?;
+                (AttemptStatus::Retrying, Some(when))
+            }
+            _ => (AttemptStatus::Failed, None),
+        };
+        self.log_attempt(
+            webhook_id,
+            &AttemptRecord {
+                event_id,
+                delivery_id: delivery_id(event_id, webhook_id),
+                attempt: due.attempt,
+                status,
+                at_ms: at,
+                status_code: result.status_code,
+                latency_ms: result.latency_ms,
+                error: result.error,
+                next_attempt_ms,
+            },
+        )?;
+        if let Some(reason) = disable {
+            hook.active = false;
+            hook.disabled_at = Some(at);
+            let why = format!("webhook disabled: {reason}");
+            hook.disabled_reason = Some(reason);
+            self.put_webhook(&hook)?;
+            self.end_pending_deliveries(webhook_id, &why, at)?;
+        } else if changed {
+            self.put_webhook(&hook)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every pending delivery to `webhook_id` as failed, with `why` in
+    /// its log row (attempt = attempts made); returns how many ended.
+    pub fn end_pending_deliveries(
+        &mut self,
+        webhook_id: u64,
+        why: &str,
+        now_ms: i64,
+    ) -> Result<usize> {
+        let txn = self.txn;
+        let mut ended: Vec<(u64, u32)> = Vec::new();
+        {
+            for event_id in drop_first_attempts(txn, webhook_id)? {
+                ended.push((event_id, 0));
+            }
+            let mut retry = txn.open_table(OUTBOX_RETRY)?;
+            for (key, attempts) in retry_keys(&retry, webhook_id)? {
+                retry.remove(key)?;
+                ended.push((key.2, attempts));
+            }
+        }
+        ended.sort_unstable();
+        for &(event_id, attempts) in &ended {
+            self.log_attempt(
+                webhook_id,
+                &AttemptRecord {
+                    event_id,
+                    delivery_id: delivery_id(event_id, webhook_id),
+                    attempt: attempts,
+                    status: AttemptStatus::Failed,
+                    at_ms: now_ms,
+                    status_code: None,
+                    latency_ms: None,
+                    error: Some(why.to_owned()),
+                    next_attempt_ms: None,
+                },
+            )?;
+        }
+        Ok(ended.len())
+    }
+
+    /// Appends a delivery-log row, dropping the webhook's oldest beyond
+    /// [`DELIVERY_LOG_KEEP`].
+    pub fn log_attempt(&mut self, webhook_id: u64, record: &AttemptRecord) -> Result<()> {
+        let seq = {
+            let mut meta = self.meta()?;
+            let seq = meta.get("next_delivery_log_id")?.map_or(1, |v| v.value());
+            meta.insert("next_delivery_log_id", seq + 1)?;
+            seq
+        };
+        let bytes = encode(record)?;
+        let mut log = self.txn.open_table(DELIVERY_LOG)?;
+        log.insert((webhook_id, seq), bytes.as_slice())?;
+        let mut lens = self.txn.open_table(DELIVERY_LOG_LEN)?;
+        let mut len = lens.get(webhook_id)?.map_or(0, |v| v.value()) + 1;
+        if len > DELIVERY_LOG_KEEP {
+            let oldest = log
+                .range((webhook_id, 0)..=(webhook_id, u64::MAX))?
+                .next()
+                .transpose()?
+                .map(|(k, _)| k.value());
+            if let Some(key) = oldest {
+                log.remove(key)?;
+                len -= 1;
+            }
+        }
+        lens.insert(webhook_id, len)?;
+        Ok(())
+    }
+}
+
+/// Takes `webhook_id` out of every outbox row; returns the events it was
+/// waiting in. Scans the whole outbox: for the rare pause, disable, delete.
+fn drop_first_attempts(txn: &WriteTransaction, webhook_id: u64) -> Result<Vec<u64>> {
+    let mut outbox = txn.open_table(OUTBOX)?;
+    let events = first_events(&outbox, webhook_id)?;
+    for &event_id in &events {
+        let rest: Vec<u64> = match outbox.get(event_id)? {
+            Some(v) => unpack_ids(v.value())
+                .into_iter()
+                .filter(|id| *id != webhook_id)
+                .collect(),
+            None => continue,
+        };
+        if rest.is_empty() {
+            outbox.remove(event_id)?;
+        } else {
+            outbox.insert(event_id, pack_ids(&rest).as_slice())?;
+        }
+    }
+    Ok(events)
 }
 
 /// Microseconds within the current millisecond, so timestamps keep µs.
@@ -621,6 +1280,8 @@ pub struct Store {
     db: Arc<Database>,
     jobs: mpsc::Sender<Job>,
     tip: watch::Receiver<u64>,
+    /// Notified after each commit that put deliveries in the outbox.
+    outbox: Arc<Notify>,
     writer: Arc<std::sync::Mutex<Option<thread::JoinHandle<()>>>>,
     path: PathBuf,
 }
@@ -659,9 +1320,11 @@ impl Store {
         let (tip_tx, tip_rx) = watch::channel(tip);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let writer_db = db.clone();
+        let outbox = Arc::new(Notify::new());
+        let writer_outbox = outbox.clone();
         let handle = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, &jobs_rx, &tip_tx))
+            .spawn(move || writer_loop(&writer_db, &jobs_rx, &tip_tx, &writer_outbox))
             .map_err(|e| OpenError::Other {
                 path: display.clone(),
                 detail: format!("cannot start the writer thread: {e}"),
@@ -670,6 +1333,7 @@ impl Store {
             db,
             jobs: jobs_tx,
             tip: tip_rx,
+            outbox,
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
             path: path.to_owned(),
         })
@@ -721,6 +1385,12 @@ impl Store {
     /// commit that appended events.
     pub fn tip(&self) -> watch::Receiver<u64> {
         self.tip.clone()
+    }
+
+    /// Notified after every commit that put deliveries in the outbox (a
+    /// permit is stored when nobody waits, so no wake-up is lost).
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     /// Flushes lazy writes and stops the writer. Later writes fail.
@@ -798,12 +1468,21 @@ fn init_tables(db: &Database) -> Result<u64> {
         txn.open_table(CLIENTS)?;
         txn.open_table(LEASES)?;
         txn.open_table(WEBHOOKS)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(OUTBOX_RETRY)?;
+        txn.open_table(DELIVERY_LOG)?;
+        txn.open_table(DELIVERY_LOG_LEN)?;
     }
     txn.commit()?;
     Ok(tip)
 }
 
-fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, tip: &watch::Sender<u64>) {
+fn writer_loop(
+    db: &Database,
+    jobs: &mpsc::Receiver<Job>,
+    tip: &watch::Sender<u64>,
+    outbox: &Notify,
+) {
     let mut dirty = false;
     let mut last_durable = Instant::now();
     loop {
@@ -833,14 +1512,18 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, tip: &watch::Sender<u6
         let durable = batch.iter().any(|j| j.durability == Durability::Durable)
             || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
         match commit_batch(db, batch, durable) {
-            Ok(Some(new_tip)) => {
-                tip.send_if_modified(|t| {
-                    let changed = *t != new_tip;
-                    *t = new_tip;
-                    changed
-                });
+            Ok(done) => {
+                if let Some(new_tip) = done.tip {
+                    tip.send_if_modified(|t| {
+                        let changed = *t != new_tip;
+                        *t = new_tip;
+                        changed
+                    });
+                }
+                if done.enqueued {
+                    outbox.notify_one();
+                }
             }
-            Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "a write batch failed; its callers were told"),
         }
         if durable {
@@ -855,9 +1538,17 @@ fn writer_loop(db: &Database, jobs: &mpsc::Receiver<Job>, tip: &watch::Sender<u6
     }
 }
 
+/// What a committed batch changed.
+struct Committed {
+    /// The new tip, when events were appended.
+    tip: Option<u64>,
+    /// Whether deliveries were put in the outbox.
+    enqueued: bool,
+}
+
 /// Runs every job in one transaction and commits; every job hears the
-/// commit's outcome. Returns the new tip when events were appended.
-fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Option<u64>> {
+/// commit's outcome.
+fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committed> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
@@ -876,10 +1567,13 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Option<
     }
     let mut completions = Vec::with_capacity(batch.len());
     let appended;
+    let enqueued;
     {
         let mut tx = Tx {
             txn: &txn,
             appended_tip: None,
+            enqueued: false,
+            hooks: None,
         };
         for job in batch {
             let run = job.run;
@@ -895,12 +1589,16 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Option<
             }
         }
         appended = tx.appended_tip;
+        enqueued = tx.enqueued;
     }
     let outcome = txn.commit().map_err(StoreError::from);
     for done in completions {
         done(outcome.clone());
     }
-    outcome.map(|()| appended)
+    outcome.map(|()| Committed {
+        tip: appended,
+        enqueued,
+    })
 }
 
 #[cfg(test)]
@@ -953,6 +1651,280 @@ mod tests {
             .unwrap();
         assert_eq!(events.len(), 50);
         assert_eq!(*store.tip().borrow(), 50);
+    }
+
+    fn hook(id: u64) -> WebhookRecord {
+        WebhookRecord {
+            id,
+            url: "http://127.0.0.1:9/x".into(),
+            channel: None,
+            event_types: None,
+            secret: None,
+            active: true,
+            created_at: 0,
+            include_system: false,
+            failing_since: None,
+            disabled_reason: None,
+            disabled_at: None,
+        }
+    }
+
+    /// A store with webhook 1 and `n` events queued for it.
+    async fn outbox_with(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, move |t| {
+                t.put_webhook(&hook(1))?;
+                for _ in 0..n {
+                    let e = t.append_event(new_event("all"))?;
+                    t.enqueue_deliveries(&e)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn first(event_id: u64) -> DueDelivery {
+        DueDelivery {
+            webhook_id: 1,
+            event_id,
+            queued: Queued::First,
+            attempt: 1,
+        }
+    }
+
+    fn failed_at(at_ms: i64, verdict: Verdict) -> AttemptResult {
+        AttemptResult {
+            at_ms,
+            status_code: Some(500),
+            latency_ms: Some(3),
+            error: Some("answered 500".into()),
+            verdict,
+        }
+    }
+
+    async fn record(store: &Store, due: DueDelivery, result: AttemptResult, limit_ms: i64) {
+        store
+            .write(Durability::Lazy, move |t| {
+                t.record_attempt(&due, result, limit_ms)
+            })
+            .await
+            .unwrap();
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[tokio::test]
+    async fn first_attempts_go_in_event_order_and_a_retry_waits_on_its_own() {
+        let (_dir, store) = outbox_with(5).await;
+        // The enqueueing commit woke the worker's signal.
+        tokio::time::timeout(Duration::from_secs(5), store.outbox_signal().notified())
+            .await
+            .expect("the outbox signal fired");
+        let none = HashSet::new();
+        let (firsts, from) = store
+            .read(move |s| s.first_deliveries(1, 0, 3, &HashSet::from([1])))
+            .await
+            .unwrap();
+        assert_eq!(firsts, [2, 3, 4], "in flight ones are passed over");
+        assert_eq!(from, 1, "the next scan starts at the oldest still waiting");
+
+        let t0 = 1_000_000;
+        record(
+            &store,
+            first(2),
+            failed_at(t0, Verdict::RetryAt(t0 + 5000)),
+            DAY,
+        )
+        .await;
+        let (firsts, due_now, next, due_later, pending) = store
+            .read(move |s| {
+                Ok((
+                    s.first_deliveries(1, 0, 10, &none)?.0,
+                    s.due_retries(1, t0 as u64, 10, &none)?,
+                    s.next_retry(1, t0 as u64)?,
+                    s.due_retries(1, t0 as u64 + 5000, 10, &none)?,
+                    s.pending_deliveries(1)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            firsts,
+            [1, 3, 4, 5],
+            "the failed one no longer holds a place"
+        );
+        assert!(due_now.is_empty());
+        assert_eq!(next, Some(t0 as u64 + 5000));
+        assert_eq!(due_later, [(t0 as u64 + 5000, 2, 1)]);
+        assert_eq!(pending, 5);
+
+        let retry = DueDelivery {
+            webhook_id: 1,
+            event_id: 2,
+            queued: Queued::Retry {
+                due_ms: t0 as u64 + 5000,
+            },
+            attempt: 2,
+        };
+        let ok = AttemptResult {
+            at_ms: t0 + 5001,
+            status_code: Some(200),
+            latency_ms: Some(1),
+            error: None,
+            verdict: Verdict::Delivered,
+        };
+        record(&store, retry, ok, DAY).await;
+        let (log, hook, pending) = store
+            .read(|s| {
+                Ok((
+                    s.delivery_log(1, 10, Some(2))?,
+                    s.webhook(1)?,
+                    s.pending_deliveries(1)?,
+                ))
+            })
+            .await
+            .unwrap();
+        let states: Vec<(u32, AttemptStatus)> = log.iter().map(|r| (r.attempt, r.status)).collect();
+        assert_eq!(
+            states,
+            [(2, AttemptStatus::Delivered), (1, AttemptStatus::Retrying)],
+            "newest first"
+        );
+        assert_eq!(log[1].next_attempt_ms, Some(t0 + 5000));
+        assert_eq!(log[0].delivery_id, "evt_2_wh_1");
+        assert_eq!(
+            hook.unwrap().failing_since,
+            None,
+            "a success ends the streak"
+        );
+        assert_eq!(pending, 4);
+    }
+
+    #[tokio::test]
+    async fn failing_for_the_limit_disables_and_ends_what_is_pending() {
+        let (_dir, store) = outbox_with(3).await;
+        let t0 = 1_000_000;
+        record(
+            &store,
+            first(1),
+            failed_at(t0, Verdict::RetryAt(t0 + 1000)),
+            DAY,
+        )
+        .await;
+        record(
+            &store,
+            first(2),
+            failed_at(t0 + DAY - 1, Verdict::RetryAt(t0 + DAY)),
+            DAY,
+        )
+        .await;
+        let hook1 = store.read(|s| s.webhook(1)).await.unwrap().unwrap();
+        assert!(hook1.active, "23:59:59.999 of failures is not yet a day");
+        assert_eq!(hook1.failing_since, Some(t0));
+
+        record(
+            &store,
+            first(3),
+            failed_at(t0 + DAY, Verdict::RetryAt(t0 + DAY + 5000)),
+            DAY,
+        )
+        .await;
+        let (hook1, pending, log) = store
+            .read(|s| {
+                Ok((
+                    s.webhook(1)?.unwrap(),
+                    s.pending_deliveries(1)?,
+                    s.delivery_log(1, 10, None)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(!hook1.active);
+        assert_eq!(hook1.disabled_at, Some(t0 + DAY));
+        let reason = hook1.disabled_reason.clone().unwrap();
+        assert!(reason.contains("1d"), "{reason}");
+        let wire = hook1.to_wire();
+        assert!(wire.disabled_at.is_some() && wire.failing_since.is_some());
+        assert_eq!(pending, 0, "nothing waits for a disabled webhook");
+        // Event 3's attempt failed for good; 1 and 2 were ended, with why.
+        assert_eq!(log[0].status, AttemptStatus::Failed);
+        let ended: Vec<u64> = log
+            .iter()
+            .filter(|r| {
+                r.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("webhook disabled"))
+            })
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(ended, [2, 1]);
+        assert!(log[0].next_attempt_ms.is_none());
+    }
+
+    #[tokio::test]
+    async fn gone_disables_at_once_and_delete_purges() {
+        let (_dir, store) = outbox_with(2).await;
+        record(&store, first(1), failed_at(5, Verdict::Gone), DAY).await;
+        let hook1 = store.read(|s| s.webhook(1)).await.unwrap().unwrap();
+        assert!(!hook1.active);
+        assert!(hook1.disabled_reason.unwrap().contains("410"));
+
+        store
+            .write(Durability::Durable, |t| {
+                t.redeliver(1, 1, 7)?;
+                t.delete_webhook(1)
+            })
+            .await
+            .unwrap();
+        let (log, pending) = store
+            .read(|s| Ok((s.delivery_log(1, 10, None)?, s.pending_deliveries(1)?)))
+            .await
+            .unwrap();
+        assert!(log.is_empty() && pending == 0);
+        // An attempt that finishes after its webhook was deleted leaves no trace.
+        record(&store, first(2), failed_at(6, Verdict::Failed), DAY).await;
+        assert!(
+            store
+                .read(|s| s.delivery_log(1, 10, None))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_log_keeps_the_newest_rows() {
+        let (_dir, store) = outbox_with(0).await;
+        store
+            .write(Durability::Lazy, |t| {
+                for i in 0..(DELIVERY_LOG_KEEP + 5) {
+                    t.log_attempt(
+                        1,
+                        &AttemptRecord {
+                            event_id: i + 1,
+                            delivery_id: delivery_id(i + 1, 1),
+                            attempt: 1,
+                            status: AttemptStatus::Delivered,
+                            at_ms: 0,
+                            status_code: Some(200),
+                            latency_ms: Some(1),
+                            error: None,
+                            next_attempt_ms: None,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let log = store.read(|s| s.delivery_log(1, 5000, None)).await.unwrap();
+        assert_eq!(log.len() as u64, DELIVERY_LOG_KEEP);
+        assert_eq!(log[0].event_id, DELIVERY_LOG_KEEP + 5);
+        assert_eq!(log.last().unwrap().event_id, 6);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tool calls and tool lists, forwarded to the hub: fills in `session_id`,
-//! routes the agent's own register/unregister through [`Presence`], and
-//! turns a hub that cannot be reached into a tool error the agent can act on.
+//! routes the agent's own register/unregister through [`Presence`], shows
+//! `notify` on this machine (where the human is), and turns a hub that
+//! cannot be reached into a tool error the agent can act on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use shared::catalog::{self, SESSION_TOOLS};
 use shared::{ClientError, HubClient, ToolOutput};
 
 use crate::presence::Presence;
+use crate::push::Pusher;
 
 /// How long `tools/list` waits for the hub before serving the built-in catalog.
 const LIST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -18,11 +20,16 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Forwarder {
     hub: Arc<HubClient>,
     presence: Arc<Presence>,
+    pusher: Arc<Pusher>,
 }
 
 impl Forwarder {
-    pub fn new(hub: Arc<HubClient>, presence: Arc<Presence>) -> Self {
-        Self { hub, presence }
+    pub fn new(hub: Arc<HubClient>, presence: Arc<Presence>, pusher: Arc<Pusher>) -> Self {
+        Self {
+            hub,
+            presence,
+            pusher,
+        }
     }
 
     /// The hub's `tools/list`, or the built-in catalog when the hub is down,
@@ -50,6 +57,9 @@ impl Forwarder {
     /// hub is an `isError` result whose text says what to do).
     pub async fn call(&self, name: &str, args: Option<Map<String, Value>>) -> Value {
         let args = args.unwrap_or_default();
+        if name == "notify" {
+            return notify_here(args).await;
+        }
         let outcome = if name == "register_session" {
             self.presence.register_for_agent(args).await
         } else {
@@ -57,6 +67,16 @@ impl Forwarder {
             let own = self.presence.session_id().await;
             match name {
                 "unregister_session" => self.unregister(args, own).await,
+                "publish_event" => {
+                    if let Some(peer) = args
+                        .get("channel")
+                        .and_then(Value::as_str)
+                        .and_then(shared::channel::dm_target)
+                    {
+                        self.pusher.sent_to(peer);
+                    }
+                    self.session_call(name, args, own).await
+                }
                 _ if SESSION_TOOLS.contains(&name) => self.session_call(name, args, own).await,
                 _ => self.hub.call_tool(name, Value::Object(args)).await,
             }
@@ -145,6 +165,63 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// `notify(title, message, sound=false)` on the proxy's machine, with the
+/// hub's argument rules and reply (`{success, title, message}`).
+async fn notify_here(args: Map<String, Value>) -> Value {
+    let (title, message, sound) = match notify_args(&args) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            return json!({
+                "content": [{"type": "text", "text": format!("Invalid arguments for notify: {message}")}],
+                "isError": true,
+            });
+        }
+    };
+    let success = shared::notify::send(&title, &message, sound).await;
+    let reply = json!({"success": success, "title": title, "message": message});
+    json!({
+        "content": [{"type": "text", "text": reply.to_string()}],
+        "structuredContent": reply,
+        "isError": false,
+    })
+}
+
+/// `notify`'s arguments: `title` (≤ 256 characters) and `message` (≤ 4096)
+/// strings, `sound` a boolean (or "true"/"false").
+fn notify_args(args: &Map<String, Value>) -> Result<(String, String, bool), String> {
+    const ALLOWED: [&str; 3] = ["title", "message", "sound"];
+    let unknown: Vec<&str> = args
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !ALLOWED.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "unknown argument{} {}; this tool takes: {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            ALLOWED.join(", ")
+        ));
+    }
+    let text = |key: &str, max: usize| match args.get(key) {
+        Some(Value::String(s)) if s.chars().count() > max => Err(format!(
+            "{key} is {} characters; the limit is {max}",
+            s.chars().count()
+        )),
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(format!("{key} is required")),
+        Some(_) => Err(format!("{key} must be a string")),
+    };
+    let sound = match args.get("sound") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(_) => return Err("sound must be a boolean".to_owned()),
+    };
+    Ok((text("title", 256)?, text("message", 4096)?, sound))
 }
 
 /// The catalog from `shared`, as served when the hub is down.

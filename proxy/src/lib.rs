@@ -13,12 +13,17 @@
 //!   filled in; the hub-down error.
 //! - [`identity`]: name, machine, cwd, client_id, client PID and lease.
 //! - [`presence`]: lazy registration, lease renewal, re-registration,
-//!   unregistering on exit.
+//!   unregistering on exit; between renewals, the push long-poll.
+//! - [`push`]: events pushed into the session — channel notifications and
+//!   desktop notices.
+//! - [`flow`]: push flow control (rate cap, repeats, loop guard).
 //! - [`shutdown`]: signals and parent-death detection.
 
+pub mod flow;
 pub mod forward;
 pub mod identity;
 pub mod presence;
+pub mod push;
 pub mod server;
 pub mod shutdown;
 
@@ -31,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::forward::Forwarder;
 use crate::presence::Presence;
+use crate::push::Pusher;
 use crate::server::ProxyServer;
 
 /// How long exit cleanup (waiting for a registration in flight, then
@@ -51,6 +57,8 @@ pub struct Config {
     pub client_id: Option<String>,
     /// The presence lease (≥ 1 s), renewed every third of it.
     pub lease_seconds: u64,
+    /// Channels pushed into the session besides its direct messages.
+    pub push_channels: Vec<String>,
 }
 
 /// Serves MCP on stdin/stdout until the client leaves (EOF), a signal
@@ -64,9 +72,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     shutdown::watch(stop.clone(), client_pid)?;
 
-    let presence = Arc::new(Presence::new(hub.clone(), config, client_pid));
+    let (pusher, batches) = Pusher::new(hub.clone());
+    let deliveries = tokio::spawn(pusher.clone().deliver(batches));
+    let presence = Arc::new(Presence::new(
+        hub.clone(),
+        config,
+        client_pid,
+        pusher.clone(),
+    ));
     let renewals = tokio::spawn(presence.clone().run());
-    let server = ProxyServer::new(Forwarder::new(hub, presence.clone()), presence.clone());
+    let server = ProxyServer::new(
+        Forwarder::new(hub, presence.clone(), pusher.clone()),
+        presence.clone(),
+        pusher,
+    );
 
     let transport = rmcp::transport::stdio_pipes();
     match server.serve_with_ct(transport, stop.clone()).await {
@@ -86,5 +105,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     renewals.abort();
+    deliveries.abort();
     Ok(())
 }

@@ -26,6 +26,9 @@ struct Args {
     #[arg(long, env = config::ENV_LEASE_SECONDS, default_value_t = config::DEFAULT_LEASE_SECONDS,
           value_parser = clap::value_parser!(u64).range(1..))]
     lease_seconds: u64,
+    /// Channels pushed into the session besides its direct messages (comma-separated).
+    #[arg(long, env = config::ENV_PUSH_CHANNELS, default_value = "")]
+    push_channels: String,
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -49,6 +52,7 @@ fn main() {
         name: non_empty(args.name),
         client_id: non_empty(args.client_id).or_else(|| non_empty(args.claude_session_id)),
         lease_seconds: args.lease_seconds,
+        push_channels: shared::push::parse_channels(&args.push_channels),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

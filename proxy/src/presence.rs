@@ -3,18 +3,22 @@
 //! background loop that renews the lease every third of its length, and
 //! unregistered when the proxy exits.
 //!
-//! The loop is the seam for push: between renewals it sleeps, and that sleep
-//! is where a long-poll on the session's direct messages goes.
+//! Between renewals the same loop long-polls the session's push channels
+//! (its direct messages and `AGENT_EVENT_BUS_PUSH_CHANNELS`) from its
+//! registration cursor with a narrowed read, which never consumes the
+//! agent's own cursor, and hands what arrives to the [`Pusher`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+use shared::wire::EventsPage;
 use shared::{ClientError, HubClient, ToolOutput};
 use tokio::sync::Notify;
 
 use crate::Config;
 use crate::identity::{self, Identity};
+use crate::push::{Batch, Pusher, Target};
 
 /// How long one register or unregister round trip may take.
 const ROUND_TRIP: Duration = Duration::from_secs(5);
@@ -24,6 +28,14 @@ const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 /// How long the loop sleeps when nothing is due (it is woken for changes).
 const IDLE: Duration = Duration::from_secs(3600);
+/// Events asked for per push poll.
+const PUSH_PAGE: u64 = 100;
+/// The pause after a push poll failed (hub down, say) before the next one.
+const POLL_RETRY: Duration = Duration::from_secs(2);
+/// The shortest gap between renewals worth a push poll (polls wait whole
+/// seconds, so a short lease's poll may run up to a second past its renewal;
+/// the poll renews the lease itself).
+const POLL_MIN: Duration = Duration::from_millis(250);
 
 /// Where the session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +60,11 @@ struct State {
     renewed_at: Option<Instant>,
     /// Consecutive failed attempts, for the retry backoff.
     failures: u32,
+    /// Where push reads from next: the registration cursor, then the
+    /// `next_cursor` of each push poll. Never the agent's own cursor.
+    push_cursor: Option<u64>,
+    /// A copy of the identity, for push (the registrar lock may be busy).
+    identity: Option<Identity>,
 }
 
 /// The proxy's one session, shared by the MCP handlers and the loop.
@@ -63,6 +80,7 @@ pub struct Presence {
     /// The phase, readable without waiting for a round trip in flight.
     state: Mutex<State>,
     wake: Notify,
+    pusher: Arc<Pusher>,
 }
 
 /// Why a registration did not happen.
@@ -77,7 +95,7 @@ pub enum RegisterError {
 }
 
 impl Presence {
-    pub fn new(hub: Arc<HubClient>, config: Config, client_pid: u32) -> Self {
+    pub fn new(hub: Arc<HubClient>, config: Config, client_pid: u32, pusher: Arc<Pusher>) -> Self {
         Self {
             hub,
             renew_every: identity::renew_every(config.lease_seconds),
@@ -88,8 +106,11 @@ impl Presence {
                 phase: Phase::Idle,
                 renewed_at: None,
                 failures: 0,
+                push_cursor: None,
+                identity: None,
             }),
             wake: Notify::new(),
+            pusher,
         }
     }
 
@@ -127,7 +148,9 @@ impl Presence {
     /// The identity, resolved on first use. Needs the registrar lock.
     async fn identity<'a>(&self, slot: &'a mut Option<Identity>) -> &'a mut Identity {
         if slot.is_none() {
-            *slot = Some(Identity::resolve(&self.config, self.client_pid).await);
+            let identity = Identity::resolve(&self.config, self.client_pid).await;
+            self.state().identity = Some(identity.clone());
+            *slot = Some(identity);
         }
         // Filled just above.
         slot.as_mut().expect("the identity was just resolved")
@@ -227,6 +250,8 @@ impl Presence {
             .call_tool("register_session", Value::Object(args))
             .await?;
         if let Ok(id) = session_id_of(&out) {
+            self.note_cursor(&out);
+            self.state().identity = Some(next.clone());
             *identity = next;
             tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
             if self.phase() != Phase::Closed {
@@ -294,7 +319,24 @@ impl Presence {
             .hub
             .request("tools/call", Some(call), ROUND_TRIP)
             .await?;
-        session_id_of(&ToolOutput { result })
+        let out = ToolOutput { result };
+        let id = session_id_of(&out)?;
+        self.note_cursor(&out);
+        Ok(id)
+    }
+
+    /// Push starts at the first registration's cursor (later ones, which
+    /// resume at the agent's saved cursor, do not move it).
+    fn note_cursor(&self, out: &ToolOutput) {
+        let cursor = out
+            .value()
+            .get("cursor")
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse::<u64>().ok());
+        let mut state = self.state();
+        if state.push_cursor.is_none() {
+            state.push_cursor = cursor;
+        }
     }
 
     /// The background loop: registers when a session is wanted, renews it
@@ -305,10 +347,137 @@ impl Presence {
             let Some(wait) = self.step().await else {
                 return;
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified() => {}
+            match self.phase() {
+                Phase::Registered(id) if wait >= POLL_MIN => {
+                    self.listen(&id, wait).await;
+                }
+                _ => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.wake.notified() => {}
+                    }
+                }
             }
+        }
+    }
+
+    /// Long-polls session `id`'s push channels for up to `budget` (until the
+    /// next renewal is due), handing what arrives to the pusher. Returns
+    /// early when the phase changes. The polls name the session, so they
+    /// renew its lease on the hub as well.
+    async fn listen(&self, id: &str, budget: Duration) {
+        let until = Instant::now() + budget;
+        let channels = shared::push::watched(id, &self.config.push_channels);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left < POLL_MIN || self.phase() != Phase::Registered(id.to_owned()) {
+                return;
+            }
+            let wait = (left.as_secs_f64().ceil() as u64).min(shared::config::MAX_WAIT_SECONDS);
+            let Some(cursor) = self.push_start().await else {
+                self.pause(left.min(POLL_RETRY)).await;
+                return;
+            };
+            let args = json!({
+                "session_id": id,
+                "channels": channels,
+                "cursor": cursor.to_string(),
+                "order": "asc",
+                "limit": PUSH_PAGE,
+                "wait_seconds": wait,
+            });
+            let poll = self.hub.call_tool("get_events", args);
+            tokio::pin!(poll);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut poll => break Some(outcome),
+                    () = self.wake.notified() => {
+                        if self.phase() != Phase::Registered(id.to_owned()) {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(outcome) = outcome else { return };
+            let out = match outcome {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::debug!("push poll failed: {e}");
+                    self.pause(left.min(POLL_RETRY)).await;
+                    continue;
+                }
+            };
+            let value = out.value();
+            if value.get("session_deleted").and_then(Value::as_bool) == Some(true) {
+                // Ended on the hub: nothing to push until the next renewal
+                // (or the agent's next call) registers it again.
+                self.pause(left).await;
+                return;
+            }
+            let page = match serde_json::from_value::<EventsPage>(value) {
+                Ok(page) if !out.is_error() => page,
+                _ => {
+                    tracing::warn!(reply = %out.text(), "unexpected push poll reply");
+                    self.pause(left.min(POLL_RETRY)).await;
+                    continue;
+                }
+            };
+            if let Some(next) = page
+                .next_cursor
+                .as_deref()
+                .and_then(|c| c.parse::<u64>().ok())
+            {
+                let mut state = self.state();
+                state.push_cursor = Some(state.push_cursor.map_or(next, |c| c.max(next)));
+            }
+            let events: Vec<_> = page
+                .events
+                .into_iter()
+                .filter(|e| shared::push::worth_pushing(e, id))
+                .collect();
+            if !events.is_empty()
+                && let Some(target) = self.target(id)
+            {
+                self.pusher.offer(Batch { target, events }).await;
+            }
+        }
+    }
+
+    /// The cursor push reads after; the tip when registration gave none.
+    async fn push_start(&self) -> Option<u64> {
+        if let Some(cursor) = self.state().push_cursor {
+            return Some(cursor);
+        }
+        let tip = self
+            .hub
+            .call_tool("get_events", json!({"order": "desc", "limit": 1}))
+            .await
+            .ok()?
+            .value()
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map_or(Some(0), |c| c.parse::<u64>().ok())?;
+        let mut state = self.state();
+        Some(*state.push_cursor.get_or_insert(tip))
+    }
+
+    /// The session push delivers into.
+    fn target(&self, id: &str) -> Option<Target> {
+        let state = self.state();
+        let identity = state.identity.as_ref()?;
+        let repo = shared::channel::repo_from_cwd(&identity.cwd);
+        Some(Target {
+            id: id.to_owned(),
+            name: identity.name.clone(),
+            project: shared::notify::project(&repo, &identity.cwd),
+        })
+    }
+
+    /// Sleeps for `wait`, or until woken.
+    async fn pause(&self, wait: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = self.wake.notified() => {}
         }
     }
 
@@ -399,15 +568,17 @@ mod tests {
     use super::*;
 
     fn presence(lease_seconds: u64) -> Presence {
-        let hub = HubClient::new("http://127.0.0.1:1", None).unwrap();
+        let hub = Arc::new(HubClient::new("http://127.0.0.1:1", None).unwrap());
         let config = Config {
             url: "http://127.0.0.1:1".into(),
             token: None,
             name: Some("t".into()),
             client_id: Some("c".into()),
             lease_seconds,
+            push_channels: Vec::new(),
         };
-        Presence::new(Arc::new(hub), config, 1)
+        let (pusher, _) = Pusher::new(hub.clone());
+        Presence::new(hub, config, 1, pusher)
     }
 
     #[test]

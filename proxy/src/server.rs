@@ -19,6 +19,7 @@ use shared::catalog;
 
 use crate::forward::{self, Forwarder};
 use crate::presence::Presence;
+use crate::push::Pusher;
 
 /// What the agent reads about this server when it connects (Claude Code
 /// cuts instructions at 2 KB; a unit test keeps them under).
@@ -37,13 +38,15 @@ pub const MAX_PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 pub struct ProxyServer {
     forwarder: Forwarder,
     presence: Arc<Presence>,
+    pusher: Arc<Pusher>,
 }
 
 impl ProxyServer {
-    pub fn new(forwarder: Forwarder, presence: Arc<Presence>) -> Self {
+    pub fn new(forwarder: Forwarder, presence: Arc<Presence>, pusher: Arc<Pusher>) -> Self {
         Self {
             forwarder,
             presence,
+            pusher,
         }
     }
 }
@@ -79,8 +82,9 @@ impl ServerHandler for ProxyServer {
         Cow::Borrowed(ProtocolVersion::known_up_to(&MAX_PROTOCOL))
     }
 
-    async fn on_initialized(&self, _context: NotificationContext<RoleServer>) {
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         tracing::debug!("client initialized; registering after {SETTLE_DELAY:?}");
+        self.pusher.attach(context.peer);
         let presence = self.presence.clone();
         tokio::spawn(async move {
             tokio::time::sleep(SETTLE_DELAY).await;

@@ -11,7 +11,7 @@ pub const GUIDE_URI: &str = "agent-event-bus://guide";
 pub const GUIDE_NAME: &str = "usage_guide";
 
 /// Every tool name, in catalog order.
-pub const TOOL_NAMES: [&str; 12] = [
+pub const TOOL_NAMES: [&str; 15] = [
     "register_session",
     "list_sessions",
     "list_channels",
@@ -24,6 +24,9 @@ pub const TOOL_NAMES: [&str; 12] = [
     "list_webhooks",
     "set_webhook_active",
     "unregister_webhook",
+    "list_webhook_deliveries",
+    "redeliver_webhook",
+    "test_webhook",
 ];
 
 /// Tools whose calls carry a `session_id` the proxy may fill in.
@@ -64,6 +67,7 @@ pub fn tools() -> Vec<Value> {
                 "client_id": plain("string"),
                 "lease_seconds": {"type": "integer", "minimum": 1, "description": "Presence lease; renew by calling again"},
                 "client_pid": plain("integer"),
+                "push": {"type": "array", "items": {"type": "string", "enum": crate::push::ROUTES}, "description": "Push routes this client delivers (merged)"},
             }),
             &["name"],
         ),
@@ -151,6 +155,7 @@ pub fn tools() -> Vec<Value> {
                 "channel": plain("string"),
                 "event_types": strings(),
                 "secret": plain("string"),
+                "include_system": {"type": "boolean", "default": false, "description": "Also session_registered/unregistered"},
             }),
             &["url"],
         ),
@@ -169,6 +174,28 @@ pub fn tools() -> Vec<Value> {
         tool(
             "unregister_webhook",
             "Delete a webhook.",
+            json!({"webhook_id": plain("integer")}),
+            &["webhook_id"],
+        ),
+        tool(
+            "list_webhook_deliveries",
+            "A webhook's delivery log, newest first: attempt, status code, latency, error, next retry.",
+            json!({
+                "webhook_id": plain("integer"),
+                "event_id": plain("integer"),
+                "limit": {"type": "integer", "default": 20, "minimum": 1, "maximum": 1000},
+            }),
+            &["webhook_id"],
+        ),
+        tool(
+            "redeliver_webhook",
+            "Send one event to a webhook again.",
+            json!({"webhook_id": plain("integer"), "event_id": plain("integer")}),
+            &["webhook_id", "event_id"],
+        ),
+        tool(
+            "test_webhook",
+            "POST a ping event to a webhook now; returns the attempt.",
             json!({"webhook_id": plain("integer")}),
             &["webhook_id"],
         ),

@@ -13,6 +13,8 @@
 //! - [`config`]: environment variable names, defaults, URL rules.
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call.
 //! - [`time`]: RFC 3339 UTC timestamps.
+//! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
+//! - [`push`]: push routes, watched channels, how a pushed event is worded.
 
 pub mod catalog;
 pub mod channel;
@@ -20,6 +22,8 @@ pub mod client;
 pub mod config;
 pub mod cursor;
 pub mod level;
+pub mod notify;
+pub mod push;
 pub mod time;
 pub mod wire;
 

@@ -52,6 +52,10 @@ pub struct SessionInfo {
     /// The presence lease length; the session ends when it lapses unrenewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
+    /// How pushed events reach it (`channel`, `hook`, `notify`), as its proxy
+    /// and CLI report: a capability, not a delivery guarantee.
+    #[serde(default)]
+    pub push: Vec<String>,
 }
 
 /// A channel and how many live sessions are implicitly in it.
@@ -71,4 +75,40 @@ pub struct WebhookInfo {
     pub active: bool,
     pub created_at: String,
     pub has_secret: bool,
+    /// Session lifecycle events are delivered too (opt-in at registration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_system: bool,
+    /// Why the hub disabled this webhook (410 Gone, failing too long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// When the hub disabled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+    /// Every attempt since this time has failed; cleared by a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+}
+
+/// One row of a webhook's delivery log (`list_webhook_deliveries`): one
+/// attempt, or a delivery ended without one (say, its webhook was disabled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    /// The event delivered; 0 for a `test_webhook` ping.
+    pub event_id: u64,
+    /// The `webhook-id` header: the same on every attempt of one delivery.
+    pub delivery_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// `delivered`, `retrying` (see `next_attempt_at`) or `failed` (no more tries).
+    pub status: String,
+    pub attempted_at: String,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use shared::HubClient;
+use support::sink::WebhookSink;
 use support::{Hub, HubOptions};
+
+mod proxy;
 
 const RUN: Duration = Duration::from_secs(5);
 
@@ -18,6 +21,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    // `bench webhooks` runs only the webhook figures.
+    if std::env::args().nth(1).as_deref() == Some("webhooks") {
+        webhooks(&rt);
+        return;
+    }
+    // `bench proxy` runs only the proxy figures.
+    if std::env::args().nth(1).as_deref() == Some("proxy") {
+        proxy::run(&rt);
+        return;
+    }
     let hub = Hub::start_with(HubOptions {
         env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
         ..Default::default()
@@ -90,6 +103,9 @@ fn main() {
     if let Some(pid) = idle.pid() {
         println!("hub RSS idle:                 {:>8.1} MB", rss_mb(pid));
     }
+    drop(idle);
+    proxy::run(&rt);
+    webhooks(&rt);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -220,4 +236,98 @@ fn rss_mb(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+// ---- webhooks ----------------------------------------------------------
+
+/// Publish → receiver latency with 1 and 10 endpoints, and publish
+/// throughput with 10 endpoints registered beside the same run with none.
+fn webhooks(rt: &tokio::runtime::Runtime) {
+    println!();
+    for endpoints in [1usize, 10] {
+        let hub = quiet_hub();
+        let sinks = register_sinks(rt, &hub, endpoints);
+        let lat = webhook_latency(rt, &hub, &sinks, 200);
+        println!(
+            "publish -> webhook receiver, {endpoints:>2} endpoint(s): p50 {:>8.3} ms  p99 {:>8.3} ms",
+            ms(lat.p(50)),
+            ms(lat.p(99))
+        );
+    }
+    let bare = quiet_hub();
+    let (none, none_lat) = rt.block_on(publish_load(&bare, 32));
+    drop(bare);
+    let hub = quiet_hub();
+    let sinks = register_sinks(rt, &hub, 10);
+    let before: usize = sinks.iter().map(|s| s.received().len()).sum();
+    let started = Instant::now();
+    let (rate, lat) = rt.block_on(publish_load(&hub, 32));
+    let received: usize = sinks.iter().map(|s| s.received().len()).sum::<usize>() - before;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "durable publish, 32 clients, no webhooks:   {none:>10.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ms(none_lat.p(50)),
+        ms(none_lat.p(99))
+    );
+    println!(
+        "durable publish, 32 clients, 10 webhooks:   {rate:>10.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.0}% of none; receivers got {:.0} deliveries/s meanwhile)",
+        ms(lat.p(50)),
+        ms(lat.p(99)),
+        100.0 * rate / none.max(1.0),
+        received as f64 / secs
+    );
+}
+
+fn quiet_hub() -> Hub {
+    Hub::start_with(HubOptions {
+        env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
+        ..Default::default()
+    })
+}
+
+/// `n` local receivers, each registered for every event (with a secret, so
+/// each delivery is signed).
+fn register_sinks(rt: &tokio::runtime::Runtime, hub: &Hub, n: usize) -> Vec<WebhookSink> {
+    let client = hub.client();
+    (0..n)
+        .map(|_| {
+            let sink = WebhookSink::ok();
+            rt.block_on(support::call(
+                &client,
+                "register_webhook",
+                json!({"url": sink.url, "secret": "bench"}),
+            ));
+            sink
+        })
+        .collect()
+}
+
+/// For each of `rounds` publishes, the time until each receiver got it.
+fn webhook_latency(
+    rt: &tokio::runtime::Runtime,
+    hub: &Hub,
+    sinks: &[WebhookSink],
+    rounds: usize,
+) -> Lat {
+    let client = hub.client();
+    let mut out = Vec::with_capacity(rounds * sinks.len());
+    for round in 0..rounds + 20 {
+        let seen: Vec<usize> = sinks.iter().map(|s| s.received().len()).collect();
+        let sent = Instant::now();
+        rt.block_on(support::call(
+            &client,
+            "publish_event",
+            json!({"event_type": "bench", "payload": "hook", "channel": "repo:bench"}),
+        ));
+        for (sink, before) in sinks.iter().zip(seen) {
+            let got = support::wait_until("a webhook delivery", Duration::from_secs(30), || {
+                sink.received().get(before).cloned()
+            });
+            if round >= 20 {
+                out.push(got.at.saturating_duration_since(sent));
+            }
+        }
+    }
+    out.sort_unstable();
+    Lat(out)
 }

@@ -44,7 +44,10 @@ fn the_official_python_client_speaks_to_the_hub_over_http() {
     );
     let seen: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("one JSON line");
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        seen["tools"].as_array().unwrap().len(),
+        shared::catalog::TOOL_NAMES.len()
+    );
     assert_eq!(seen["register"]["session_id"], "py-1");
     assert_eq!(seen["publish"]["event_type"], "hello");
     assert_eq!(seen["sessions"]["result"][0]["session_id"], "py-1");

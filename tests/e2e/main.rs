@@ -8,5 +8,6 @@ mod durability;
 mod input;
 mod interop;
 mod proxy;
+mod push;
 mod tools;
 mod webhooks;

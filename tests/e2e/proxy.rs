@@ -356,7 +356,7 @@ fn a_client_that_connects_and_leaves_leaves_nothing_behind() {
     );
     assert!(probe.get("error").is_some());
     proxy.initialize();
-    assert_eq!(proxy.tools().len(), 12);
+    assert_eq!(proxy.tools().len(), shared::catalog::TOOL_NAMES.len());
     proxy.close_stdin();
     assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
     // Past the settle delay: still nothing registered, nothing published.
@@ -370,7 +370,11 @@ fn a_proxy_started_before_the_hub_lists_tools_explains_and_registers_later() {
     let mut hub = stopped_hub();
     let mut proxy = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "early")]);
     proxy.initialize();
-    assert_eq!(proxy.tools().len(), 12, "the built-in catalog");
+    assert_eq!(
+        proxy.tools().len(),
+        shared::catalog::TOOL_NAMES.len(),
+        "the built-in catalog"
+    );
 
     let out = proxy.call("list_sessions", json!({}));
     assert!(out.is_error(), "{:?}", out.result);
@@ -471,7 +475,7 @@ fn the_official_python_mcp_client_calls_tools_through_the_proxy() {
     assert_eq!(report["server"], json!("agent-event-bus"), "{report}");
     assert_eq!(
         report["tools"].as_array().map(Vec::len),
-        Some(12),
+        Some(shared::catalog::TOOL_NAMES.len()),
         "{report}"
     );
     assert_eq!(report["published_error"], json!(false), "{report}");

@@ -364,6 +364,16 @@ impl Proxy {
         lock(&self.stdout).notifications.clone()
     }
 
+    /// Waits until `check` finds what it wants among the notifications so
+    /// far (woken as each one arrives); `None` after `deadline`.
+    pub fn wait_notifications<R>(
+        &self,
+        deadline: Duration,
+        mut check: impl FnMut(&[Value]) -> Option<R>,
+    ) -> Option<R> {
+        wait_for(&self.stdout, deadline, |state| check(&state.notifications))
+    }
+
     /// Everything the proxy wrote to stderr so far.
     pub fn stderr(&self) -> String {
         lock(&self.stderr).clone()

@@ -1,5 +1,6 @@
 //! A real HTTP receiver for webhook tests: records each request and answers
-//! with a status chosen per request (so it can fail N times, hang, or 410).
+//! with a status chosen per request (so it can fail N times, hang, 410, or
+//! send `Retry-After`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,10 +18,29 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The status the sink answered (or will answer, while it holds the request).
+    pub status: u16,
+}
+
+impl Received {
+    /// The body as JSON (panics when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// How the sink answers one request.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub status: u16,
+    /// How long to hold the request before answering.
+    pub delay: Duration,
+    /// Extra response headers, e.g. `("retry-after", "2")`.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the sink answers to the n-th request (0-based).
-pub type Responder = dyn Fn(usize) -> (u16, Duration) + Send + Sync;
+pub type Responder = dyn Fn(usize) -> Answer + Send + Sync;
 
 /// A loopback HTTP server on port 0.
 pub struct WebhookSink {
@@ -35,8 +55,20 @@ impl WebhookSink {
         Self::with(|_| (200, Duration::ZERO))
     }
 
-    /// A sink whose answers come from `responder`.
+    /// A sink whose status and delay come from `responder`.
     pub fn with(responder: impl Fn(usize) -> (u16, Duration) + Send + Sync + 'static) -> Self {
+        Self::answering(move |n| {
+            let (status, delay) = responder(n);
+            Answer {
+                status,
+                delay,
+                headers: Vec::new(),
+            }
+        })
+    }
+
+    /// A sink whose whole answers come from `responder`.
+    pub fn answering(responder: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -56,7 +88,7 @@ impl WebhookSink {
                 let responder = responder.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
-                    let Some(request) = read_request(&mut socket).await else {
+                    let Some(mut request) = read_request(&mut socket).await else {
                         return;
                     };
                     let n = {
@@ -65,14 +97,21 @@ impl WebhookSink {
                         *c += 1;
                         n
                     };
+                    let answer = responder(n);
+                    request.status = answer.status;
                     store
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(request);
-                    let (status, delay) = responder(n);
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(answer.delay).await;
+                    let extra: String = answer
+                        .headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}\r\n"))
+                        .collect();
+                    let status = answer.status;
                     let reply = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok"
                     );
                     let _ = socket.write_all(reply.as_bytes()).await;
                     let _ = socket.shutdown().await;
@@ -143,5 +182,6 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
         headers,
         body,
         at: Instant::now(),
+        status: 0,
     })
 }

@@ -3,8 +3,10 @@
 
 pub mod doctor;
 pub mod events;
+pub mod hooks;
 pub mod notify;
 pub mod sessions;
+pub mod wait;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -29,6 +31,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Notify(args) => notify::notify(&hub, args).await,
         Command::Webhook(args) => webhook::run(&hub, args).await,
         Command::Doctor => doctor::doctor(&hub, global).await,
+        Command::Wait(args) => wait::wait(&hub, args).await,
+        Command::InstallHook(args) => hooks::install_hook(args).await,
     }
 }
 

@@ -1,11 +1,11 @@
-//! `webhook register|list|enable|disable|unregister`.
+//! `webhook register|list|enable|disable|unregister|deliveries|redeliver|test`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Subcommand};
 use serde_json::{Value, json};
-use shared::wire::WebhookInfo;
+use shared::wire::{DeliveryInfo, WebhookInfo};
 
 use super::split_list;
 use crate::args::Cli;
@@ -43,6 +43,36 @@ enum WebhookCommand {
         /// Webhook ID to remove
         webhook_id: u64,
     },
+    /// Show a webhook's delivery log, newest first
+    Deliveries {
+        /// Webhook ID
+        webhook_id: u64,
+        /// Only this event's attempts
+        #[arg(long = "event")]
+        event_id: Option<u64>,
+        /// Rows to show (1-1000)
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        /// Output the reply as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one event to a webhook again
+    Redeliver {
+        /// Webhook ID
+        webhook_id: u64,
+        /// The event to send again
+        #[arg(long = "event")]
+        event_id: u64,
+    },
+    /// POST a ping event to a webhook now and show how it went
+    Test {
+        /// Webhook ID
+        webhook_id: u64,
+        /// Output the attempt as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +89,9 @@ struct RegisterArgs {
     /// Shared secret for HMAC signing
     #[arg(long)]
     secret: Option<String>,
+    /// Also deliver session lifecycle events (session_registered/unregistered)
+    #[arg(long)]
+    include_system: bool,
 }
 
 pub async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
@@ -83,7 +116,84 @@ pub async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
                 .await?;
             outcome(&reply, &format!("Webhook #{webhook_id} removed"))
         }
+        Some(WebhookCommand::Deliveries {
+            webhook_id,
+            event_id,
+            limit,
+            json,
+        }) => deliveries(hub, webhook_id, event_id, limit, json).await,
+        Some(WebhookCommand::Redeliver {
+            webhook_id,
+            event_id,
+        }) => {
+            let reply = hub
+                .call(
+                    "redeliver_webhook",
+                    json!({"webhook_id": webhook_id, "event_id": event_id}),
+                )
+                .await?;
+            outcome(
+                &reply,
+                &format!("Event #{event_id} queued for webhook #{webhook_id}"),
+            )
+        }
+        Some(WebhookCommand::Test { webhook_id, json }) => test(hub, webhook_id, json).await,
     }
+}
+
+/// `webhook deliveries ID`: the log as text (or the reply as JSON).
+async fn deliveries(
+    hub: &Hub,
+    webhook_id: u64,
+    event_id: Option<u64>,
+    limit: u64,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut params = json!({"webhook_id": webhook_id, "limit": limit});
+    if let Some(event_id) = event_id {
+        params["event_id"] = json!(event_id);
+    }
+    let reply = hub.call("list_webhook_deliveries", params).await?;
+    if reply.get("error").is_some() {
+        return outcome(&reply, "");
+    }
+    if json {
+        line(&json_pretty(&reply))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<DeliveryInfo> = serde_json::from_value(reply["deliveries"].clone())
+        .context("list_webhook_deliveries sent an unexpected reply")?;
+    let pending = reply["pending"].as_u64().unwrap_or(0);
+    output::print(&output::deliveries_text(webhook_id, pending, &rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `webhook test ID`: one line saying how the ping went; exit 1 unless delivered.
+async fn test(hub: &Hub, webhook_id: u64, json: bool) -> Result<ExitCode> {
+    let reply = hub
+        .call("test_webhook", json!({"webhook_id": webhook_id}))
+        .await?;
+    if reply.get("error").is_some() && reply.get("status").is_none() {
+        return outcome(&reply, "");
+    }
+    let delivered = reply.get("success").and_then(Value::as_bool) == Some(true);
+    if json {
+        line(&json_pretty(&reply))?;
+    } else {
+        let attempt: DeliveryInfo =
+            serde_json::from_value(reply).context("test_webhook sent an unexpected reply")?;
+        let text = output::ping_text(webhook_id, &attempt);
+        if delivered {
+            line(&text)?;
+        } else {
+            note(&text);
+        }
+    }
+    Ok(if delivered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The reply as indented JSON, and `Webhook registered: #N` on stderr.
@@ -97,6 +207,9 @@ async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
     }
     if let Some(secret) = args.secret.filter(|s| !s.is_empty()) {
         params["secret"] = json!(secret);
+    }
+    if args.include_system {
+        params["include_system"] = json!(true);
     }
     let reply = hub.call("register_webhook", params).await?;
     line(&json_pretty(&reply))?;

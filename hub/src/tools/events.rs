@@ -97,7 +97,7 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
         title,
         tags,
     };
-    let (event, publisher, hooks, dm_target) = bus
+    let (event, publisher, dm_target) = bus
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
@@ -106,22 +106,16 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 _ => None,
             };
             let event = tx.append_event(new)?;
-            let hooks: Vec<_> = tx
-                .webhooks()?
-                .into_iter()
-                .filter(|h| h.matches(&event))
-                .collect();
+            // The deliveries commit with the event; the commit wakes the worker.
+            tx.enqueue_deliveries(&event)?;
             let dm_target = match shared::channel::dm_target(&event.channel) {
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
             };
-            Ok((event, publisher, hooks, dm_target))
+            Ok((event, publisher, dm_target))
         })
         .await?;
     tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
-    if !hooks.is_empty() {
-        bus.delivery.dispatch(&event, hooks);
-    }
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
     }

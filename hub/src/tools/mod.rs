@@ -1,4 +1,4 @@
-//! The twelve tools. Each module holds its tools' arguments, rules and
+//! The tools. Each module holds its tools' arguments, rules and
 //! replies; [`call`] only dispatches. Domain refusals are normal replies
 //! with an `"error"` key; bad arguments are [`ToolError::Args`].
 
@@ -51,6 +51,9 @@ pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult
         "list_webhooks" => webhooks::list(bus, arguments).await,
         "set_webhook_active" => webhooks::set_active(bus, arguments).await,
         "unregister_webhook" => webhooks::unregister(bus, arguments).await,
+        "list_webhook_deliveries" => webhooks::deliveries(bus, arguments).await,
+        "redeliver_webhook" => webhooks::redeliver(bus, arguments).await,
+        "test_webhook" => webhooks::test(bus, arguments).await,
         other => return Err(ToolError::Unknown(other.to_owned())),
     };
     result.map_err(|e| match e {
@@ -119,7 +122,7 @@ pub fn end_session(
         EndReason::ProcessGone => " (process gone)",
         EndReason::Idle => " (idle timeout)",
     };
-    tx.append_event(NewEvent::system(
+    tx.append_system_event(NewEvent::system(
         "session_unregistered",
         format!("{} ended on {}{suffix}", session.name, session.machine),
         &session.id,

@@ -16,7 +16,7 @@ const CLIENT_ID_MAX: usize = 256;
 /// The longest lease a session may ask for: one day.
 const LEASE_MAX: i64 = 86_400;
 
-/// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?)`
+/// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?)`
 pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let a = Args::new(
         arguments,
@@ -27,6 +27,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
             "client_id",
             "lease_seconds",
             "client_pid",
+            "push",
         ],
     )?;
     let name = a.req_str("name")?;
@@ -61,6 +62,19 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         }
         other => other.map(|p| p as u32),
     };
+    let push = match a.opt_strings("push")? {
+        None => Vec::new(),
+        Some(routes) => {
+            if let Some(bad) = routes.iter().find(|r| shared::push::route(r).is_none()) {
+                return Err(ArgError(format!(
+                    "push items must be one of {} (got '{bad}')",
+                    shared::push::ROUTES.join(", ")
+                ))
+                .into());
+            }
+            shared::push::merge_routes(&[], &routes)
+        }
+    };
     let repo = repo_from_cwd(&cwd);
     let reply = bus
         .store
@@ -73,8 +87,9 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 // A session that had ended (lease lapsed during a hub outage,
                 // say) is announced again, so peers who saw it leave see it
                 // come back; a live one resumes silently.
-                if session.is_deleted() {
-                    tx.append_event(NewEvent::system(
+                let revived = session.is_deleted();
+                if revived {
+                    tx.append_system_event(NewEvent::system(
                         "session_registered",
                         format!("{name} started on {machine} in {cwd} (resumed)"),
                         &session.id,
@@ -94,6 +109,10 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 if client_pid.is_some() {
                     session.client_pid = client_pid;
                 }
+                // Routes add up while the session lives (its proxy and its
+                // hooks each report theirs); a revived session starts afresh.
+                let known = if revived { &[][..] } else { &session.push[..] };
+                session.push = shared::push::merge_routes(known, &push);
                 tx.put_session(&session)?;
                 let cursor = match session.last_cursor {
                     Some(c) => c,
@@ -116,7 +135,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 .map(|s| s.display_id.as_str())
                 .collect();
             let display_id = crate::names::pick(&taken);
-            let event = tx.append_event(NewEvent::system(
+            let event = tx.append_system_event(NewEvent::system(
                 "session_registered",
                 format!("{name} started on {machine} in {cwd}"),
                 &id,
@@ -136,6 +155,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 client_pid,
                 lease_seconds,
                 lease_deadline,
+                push,
             };
             tx.put_session(&session)?;
             let tip = format!(
