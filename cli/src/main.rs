@@ -18,6 +18,7 @@
 //! - [`hub`]: the connection: tool calls, timeouts, domain-error replies.
 //! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
+//! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
 //!   notify, doctor, wait, hooks).
 
@@ -26,6 +27,7 @@ mod commands;
 mod hub;
 mod output;
 mod session;
+mod stop;
 
 use std::process::ExitCode;
 

@@ -19,14 +19,6 @@ fn host() -> String {
     shared::config::hostname()
 }
 
-/// The workspace root (examples/, deploy/).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_owned()
-}
-
 /// A URL where nothing listens: a port the OS just handed out and took back.
 fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -1215,7 +1207,7 @@ fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
 fn run_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) -> Output {
     let cli_dir = bin_path("agent-event-bus-cli").parent().unwrap().to_owned();
     let mut child = clean("bash")
-        .arg(repo_root().join("examples/hooks").join(script))
+        .arg(support::repo_root().join("examples/hooks").join(script))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
         .env("AGENT_EVENT_BUS_URL", &hub.url)
         .envs(env.iter().copied())
@@ -1266,15 +1258,6 @@ fn context_of(out: &Output, event: &str) -> String {
         .to_owned()
 }
 
-fn session_ids(hub: &Hub) -> Vec<String> {
-    hub.tool("list_sessions", json!({}))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["session_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
     let hub = Hub::start();
@@ -1316,7 +1299,7 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         "lifecycle events are left out: {context}"
     );
     assert!(
-        session_ids(&hub).contains(&cc.to_owned()),
+        hub.session_ids().contains(&cc.to_owned()),
         "registered with Claude Code's id"
     );
     let sessions = hub.tool("list_sessions", json!({}));
@@ -1366,7 +1349,7 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         &env,
     );
     assert_ok(&out);
-    assert!(!session_ids(&hub).contains(&cc.to_owned()));
+    assert!(!hub.session_ids().contains(&cc.to_owned()));
     assert_eq!(
         std::fs::read_dir(&state).unwrap().count(),
         0,
@@ -1390,7 +1373,7 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     ];
     // This test process plays the agent: the hook's ancestors include it.
     register_with_pid(&hub, "proxy-1", &host(), std::process::id());
-    let before = session_ids(&hub);
+    let before = hub.session_ids();
 
     let out = run_hook(
         &hub,
@@ -1400,7 +1383,7 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     );
     let context = context_of(&out, "SessionStart");
     assert!(context.contains("as session proxy-1"), "{context}");
-    assert_eq!(session_ids(&hub), before, "no second session for one agent");
+    assert_eq!(hub.session_ids(), before, "no second session for one agent");
 
     let dm = hub.publish("peer", "ping", "hello proxy", "session:proxy-1");
     let prompt = hook_input("UserPromptSubmit", cc, &project);
@@ -1423,7 +1406,7 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     );
     assert_ok(&out);
     assert_eq!(
-        session_ids(&hub),
+        hub.session_ids(),
         before,
         "the proxy's session is the proxy's to end"
     );
@@ -1461,7 +1444,7 @@ fn service_script(
     args: &[&str],
 ) -> Output {
     let out = clean("sh")
-        .arg(repo_root().join("deploy/service.sh"))
+        .arg(support::repo_root().join("deploy/service.sh"))
         .args(args)
         .env("HOME", home)
         .env_remove("XDG_CONFIG_HOME")

@@ -91,15 +91,7 @@ fn initialize_is_answered_at_once_with_channels_and_a_legacy_protocol() {
 
     // Claude Code's probe for the 2026-07-28 revision is refused, so it
     // falls back to initialize (channels need the legacy era).
-    let probe = proxy.request_with_id(
-        json!("server-discover-probe-1"),
-        "server/discover",
-        Some(json!({"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2"},
-        }})),
-    );
+    let probe = proxy.discover_probe();
     assert_eq!(probe["error"]["code"], json!(-32022), "{probe}");
 
     let init = proxy.result(

@@ -4,7 +4,7 @@
 //! Waits are generous deadlines, never speed asserts.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -99,15 +99,7 @@ fn a_direct_message_becomes_one_channel_notification_with_its_ids_in_meta() {
     let mut proxy = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "receiver")]);
     // Claude Code's probe is refused, so it negotiates the legacy era that
     // channels need.
-    let probe = proxy.request_with_id(
-        json!("server-discover-probe-1"),
-        "server/discover",
-        Some(json!({"_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2"},
-        }})),
-    );
+    let probe = proxy.discover_probe();
     assert_eq!(probe["error"]["code"], json!(-32022), "{probe}");
     let init = proxy.initialize();
     assert_eq!(init["protocolVersion"], "2025-11-25");
@@ -663,14 +655,6 @@ fn wait_usage_errors_and_failures_exit_1_never_2() {
     assert_eq!(cli.run(&["wait", "--help"]).code, 0);
 }
 
-/// The workspace root (examples/).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
-        .to_owned()
-}
-
 #[test]
 fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
     let hub = Hub::start();
@@ -689,7 +673,7 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
         hook.env_remove(var);
     }
     let mut child = hook
-        .arg(repo_root().join("examples/hooks/stop-wait.sh"))
+        .arg(support::repo_root().join("examples/hooks/stop-wait.sh"))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
         .env("AGENT_EVENT_BUS_URL", &hub.url)
         .env("AGENT_EVENT_BUS_HOOK_STATE", &hook_state)

@@ -39,6 +39,14 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The workspace root (for `examples/`, `deploy/`).
+pub fn repo_root() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned()
+}
+
 /// Environment variables the binaries read; cleared for every child so the
 /// developer's own setup never leaks into a test.
 pub const BUS_ENV: &[&str] = &[
@@ -384,6 +392,16 @@ impl Hub {
             args["client_id"] = Value::from(c);
         }
         self.tool("register_session", args)
+    }
+
+    /// The ids of the live sessions, most recently active first.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.tool("list_sessions", serde_json::json!({}))
+            .as_array()
+            .expect("list_sessions returns a list")
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Publishes an event and returns its id.

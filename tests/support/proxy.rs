@@ -266,6 +266,20 @@ impl Proxy {
         self.send(&json!({"jsonrpc": "2.0", "method": method}));
     }
 
+    /// Claude Code's first message: a `server/discover` probe for the
+    /// 2026-07-28 revision. Returns the whole reply.
+    pub fn discover_probe(&mut self) -> Value {
+        self.request_with_id(
+            json!("server-discover-probe-1"),
+            "server/discover",
+            Some(json!({"_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2"},
+            }})),
+        )
+    }
+
     /// `initialize` (protocol 2025-11-25, as Claude Code after its probe),
     /// then `notifications/initialized`. Returns the initialize result.
     pub fn initialize(&mut self) -> Value {

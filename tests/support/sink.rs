@@ -87,34 +87,34 @@ impl WebhookSink {
                 let store = store.clone();
                 let responder = responder.clone();
                 let counter = counter.clone();
+                // Keep-alive, as real receivers: one request after another.
                 tokio::spawn(async move {
-                    let Some(mut request) = read_request(&mut socket).await else {
-                        return;
-                    };
-                    let n = {
-                        let mut c = counter.lock().unwrap_or_else(|e| e.into_inner());
-                        let n = *c;
-                        *c += 1;
-                        n
-                    };
-                    let answer = responder(n);
-                    request.status = answer.status;
-                    store
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(request);
-                    tokio::time::sleep(answer.delay).await;
-                    let extra: String = answer
-                        .headers
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {v}\r\n"))
-                        .collect();
-                    let status = answer.status;
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok"
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                    let _ = socket.shutdown().await;
+                    while let Some(mut request) = read_request(&mut socket).await {
+                        let n = {
+                            let mut c = counter.lock().unwrap_or_else(|e| e.into_inner());
+                            let n = *c;
+                            *c += 1;
+                            n
+                        };
+                        let answer = responder(n);
+                        request.status = answer.status;
+                        store
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(request);
+                        tokio::time::sleep(answer.delay).await;
+                        let extra: String = answer
+                            .headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}\r\n"))
+                            .collect();
+                        let status = answer.status;
+                        let reply =
+                            format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}\r\nok");
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
                 });
             }
         });

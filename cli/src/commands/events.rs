@@ -376,7 +376,8 @@ async fn follow(
         Position::After(cursor) => format!("after event {cursor}"),
         _ => "the session's saved cursor".to_owned(),
     };
-    let stop = stop_signal()?;
+    // Stops on Ctrl-C, SIGTERM, or once stdout is a pipe nobody reads.
+    let stop = crate::stop::on_signal_or(stdout_closed())?;
     tokio::pin!(stop);
     note(&format!("Following events from {from} (Ctrl-C to stop)"));
     let mut backoff = Duration::from_secs(1);
@@ -428,22 +429,6 @@ fn unreachable(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<shared::ClientError>()
         .is_some_and(shared::ClientError::is_unreachable)
-}
-
-/// A future that resolves on Ctrl-C, SIGTERM, or once stdout is a pipe
-/// nobody reads. The handlers are installed here, before the future is
-/// first polled, so a signal that arrives early is not missed.
-fn stop_signal() -> Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-            () = stdout_closed() => {}
-        }
-    })
 }
 
 /// Polls stdout once a second for a hung-up reader (`POLLERR`/`POLLHUP` on

@@ -402,20 +402,10 @@ impl Claim {
 }
 
 /// Resolves on SIGTERM, SIGINT, or once a newer waiter replaced this one.
-/// The handlers are installed before the future is first polled.
 fn stop(claim: &Claim) -> Result<impl Future<Output = ()> + '_> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-            () = async {
-                while !claim.replaced() {
-                    tokio::time::sleep(OWNER_POLL).await;
-                }
-            } => {}
+    crate::stop::on_signal_or(async move {
+        while !claim.replaced() {
+            tokio::time::sleep(OWNER_POLL).await;
         }
     })
 }
