@@ -11,9 +11,9 @@
 //! redirect is not followed (and is a failure). Outcomes are recorded with
 //! lazy durability: a crash resends at most the last second's deliveries.
 //!
-//! The worker runs on its own thread and runtime at a lower CPU priority
-//! (Linux), so under load publishes win the CPU and deliveries catch up
-//! from the outbox afterwards.
+//! The worker runs on its own thread and runtime (at a lower CPU priority on
+//! Linux), so a flood of deliveries never takes the request handlers' place;
+//! what it cannot send yet waits in the outbox.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

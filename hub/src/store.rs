@@ -1154,6 +1154,7 @@ impl Tx<'_> {
             },
         )?;
         if let Some(reason) = disable {
+            tracing::warn!(webhook_id, reason = %reason, "webhook disabled");
             hook.active = false;
             hook.disabled_at = Some(at);
             let why = format!("webhook disabled: {reason}");
@@ -1802,6 +1803,70 @@ mod tests {
             "a success ends the streak"
         );
         assert_eq!(pending, 4);
+    }
+
+    #[tokio::test]
+    async fn each_webhook_scans_from_its_own_oldest_waiting_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, |t| {
+                t.put_webhook(&hook(1))?;
+                t.put_webhook(&WebhookRecord {
+                    channel: Some("repo:".into()),
+                    ..hook(2)
+                })?;
+                for channel in ["all", "all", "repo:x", "all", "repo:y"] {
+                    let e = t.append_event(new_event(channel))?;
+                    t.enqueue_deliveries(&e)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let none = HashSet::new();
+        let (firsts, from) = store
+            .read(move |s| s.first_deliveries(2, 0, 10, &none))
+            .await
+            .unwrap();
+        assert_eq!((firsts, from), (vec![3, 5], 3));
+        // Once webhook 2 has both, its next scan starts past every row.
+        for event_id in [3, 5] {
+            let due = DueDelivery {
+                webhook_id: 2,
+                ..first(event_id)
+            };
+            let ok = AttemptResult {
+                at_ms: 1,
+                status_code: Some(204),
+                latency_ms: Some(1),
+                error: None,
+                verdict: Verdict::Delivered,
+            };
+            record(&store, due, ok, DAY).await;
+        }
+        let none = HashSet::new();
+        let (again, from, one) = store
+            .read(move |s| {
+                let (again, from) = s.first_deliveries(2, 3, 10, &none)?;
+                Ok((again, from, s.first_deliveries(1, 0, 10, &none)?.0))
+            })
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        assert_eq!(from, 6);
+        assert_eq!(one, [1, 2, 3, 4, 5], "webhook 1 still has all five");
+        // A redelivery is a retry due at once with no attempts made.
+        store
+            .write(Durability::Durable, |t| t.redeliver(2, 3, 50))
+            .await
+            .unwrap();
+        let none = HashSet::new();
+        let due = store
+            .read(move |s| s.due_retries(2, 50, 10, &none))
+            .await
+            .unwrap();
+        assert_eq!(due, [(50, 3, 0)]);
     }
 
     #[tokio::test]

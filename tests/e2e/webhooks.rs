@@ -719,3 +719,26 @@ fn cli_shows_the_log_redelivers_and_pings() {
     );
     assert!(!hub.log().contains("pssst"), "secrets are never logged");
 }
+
+#[test]
+fn a_redirect_is_not_followed() {
+    let hub = hub_with(&["--webhook-retry-delays", "50ms"]);
+    let elsewhere = WebhookSink::ok();
+    let target = elsewhere.url.clone();
+    let moved = WebhookSink::answering(move |_| Answer {
+        status: 301,
+        headers: vec![("location".into(), target.clone())],
+        ..Default::default()
+    });
+    let id = register(&hub, json!({"url": moved.url}));
+    hub.publish("s", "t", "p", "all");
+    let rows = wait_for_log(&hub, id, "both attempts", |r| {
+        r.first().is_some_and(|r| r["status"] == "failed")
+    });
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1]["error"], "answered 301; redirects are not followed");
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was not followed"
+    );
+}
