@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use redb::{
     Database, Durability as RedbDurability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
-    ReadableTable, Table, TableDefinition, TableError, WriteTransaction,
+    ReadableTable, ReadableTableMetadata, Table, TableDefinition, TableError, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 use shared::level::SignalLevel;
@@ -37,6 +37,9 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// `machine \x1f client_id` → session id: resume lookups.
 const CLIENTS: TableDefinition<&str, &str> = TableDefinition::new("clients");
+/// Ids of the sessions that have not ended: ended ones stay in `SESSIONS`
+/// for ever (resume, attribution), so lists must not scan them.
+const LIVE: TableDefinition<&str, ()> = TableDefinition::new("live_sessions");
 /// (lease deadline in ms, session id) → (): the sweeper's index.
 const LEASES: TableDefinition<(u64, &str), ()> = TableDefinition::new("leases");
 /// Webhook id → [`WebhookRecord`] as JSON.
@@ -453,13 +456,16 @@ fn read_session(
     }
 }
 
-fn read_sessions(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
+fn read_live_sessions(
+    live: &impl ReadableTable<&'static str, ()>,
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Vec<SessionRecord>> {
     let mut out = Vec::new();
-    for item in table.iter()? {
-        let (_, v) = item?;
-        out.push(decode(v.value())?);
+    for item in live.iter()? {
+        let (id, _) = item?;
+        if let Some(s) = read_session(sessions, id.value())? {
+            out.push(s);
+        }
     }
     Ok(out)
 }
@@ -610,10 +616,11 @@ impl Snapshot {
         }
     }
 
-    pub fn sessions(&self) -> Result<Vec<SessionRecord>> {
-        match self.table(SESSIONS)? {
-            Some(t) => read_sessions(&t),
-            None => Ok(Vec::new()),
+    /// Every session that has not ended.
+    pub fn live_sessions(&self) -> Result<Vec<SessionRecord>> {
+        match (self.table(LIVE)?, self.table(SESSIONS)?) {
+            (Some(live), Some(sessions)) => read_live_sessions(&live, &sessions),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -832,8 +839,14 @@ impl Tx<'_> {
         read_session(&self.txn.open_table(SESSIONS)?, id)
     }
 
-    pub fn sessions(&self) -> Result<Vec<SessionRecord>> {
-        read_sessions(&self.txn.open_table(SESSIONS)?)
+    /// Every session that has not ended.
+    pub fn live_sessions(&self) -> Result<Vec<SessionRecord>> {
+        read_live_sessions(&self.txn.open_table(LIVE)?, &self.txn.open_table(SESSIONS)?)
+    }
+
+    /// How many sessions have not ended.
+    pub fn live_count(&self) -> Result<u64> {
+        Ok(self.txn.open_table(LIVE)?.len()?)
     }
 
     /// The session registered by `client_id` on `machine`, deleted or not.
@@ -869,6 +882,14 @@ impl Tx<'_> {
                 )?;
             }
         }
+        {
+            let mut live = self.txn.open_table(LIVE)?;
+            if record.deleted_at.is_none() {
+                live.insert(record.id.as_str(), ())?;
+            } else {
+                live.remove(record.id.as_str())?;
+            }
+        }
         if let Some(client_id) = &record.client_id {
             let mut clients = self.txn.open_table(CLIENTS)?;
             clients.insert(
@@ -901,7 +922,7 @@ impl Tx<'_> {
             event_type: new.event_type,
             payload: new.payload,
             session_id: new.session_id,
-            timestamp: shared::time::now_ms() * 1000 + i64::from(subsec_micros()),
+            timestamp: shared::time::now_micros(),
             channel: new.channel,
             correlation_id: new.correlation_id,
             signal_level: new.signal_level,
@@ -1259,16 +1280,11 @@ fn drop_first_attempts(txn: &WriteTransaction, webhook_id: u64) -> Result<Vec<u6
     Ok(events)
 }
 
-/// Microseconds within the current millisecond, so timestamps keep µs.
-fn subsec_micros() -> u32 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.subsec_micros() % 1000
-}
-
 type Completion = Box<dyn FnOnce(Result<()>) + Send>;
-type JobFn = Box<dyn FnOnce(&mut Tx<'_>) -> Completion + Send>;
+/// A job runs in the batch's transaction and returns its completion, and
+/// whether it succeeded: one failed job rolls the whole batch back, so no
+/// half-done write is ever committed.
+type JobFn = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send>;
 
 struct Job {
     durability: Durability,
@@ -1354,9 +1370,11 @@ impl Store {
         let (tx, rx) = oneshot::channel::<Result<R>>();
         let run: JobFn = Box::new(move |t: &mut Tx<'_>| {
             let outcome = f(t);
-            Box::new(move |commit: Result<()>| {
-                let _ = tx.send(commit.and(outcome));
-            })
+            let ok = outcome.is_ok();
+            let done: Completion = Box::new(move |commit: Result<()>| {
+                let _ = tx.send(outcome.and_then(|r| commit.map(|()| r)));
+            });
+            (done, ok)
         });
         self.jobs
             .send(Job { durability, run })
@@ -1401,9 +1419,10 @@ impl Store {
         let _ = self.jobs.send(Job {
             durability: Durability::Durable,
             run: Box::new(move |_| {
-                Box::new(move |_| {
+                let done: Completion = Box::new(move |_| {
                     let _ = tx.send(());
-                })
+                });
+                (done, true)
             }),
         });
         let _ = rx.recv_timeout(Duration::from_secs(10));
@@ -1467,6 +1486,7 @@ fn init_tables(db: &Database) -> Result<u64> {
         txn.open_table(EVENTS)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(CLIENTS)?;
+        rebuild_live_index(&txn)?;
         txn.open_table(LEASES)?;
         txn.open_table(WEBHOOKS)?;
         txn.open_table(OUTBOX)?;
@@ -1476,6 +1496,24 @@ fn init_tables(db: &Database) -> Result<u64> {
     }
     txn.commit()?;
     Ok(tip)
+}
+
+/// Fills the live-session index from the sessions table when it is empty
+/// (a database from before the index existed); a no-op otherwise.
+fn rebuild_live_index(txn: &WriteTransaction) -> Result<()> {
+    let mut live = txn.open_table(LIVE)?;
+    if !live.is_empty()? {
+        return Ok(());
+    }
+    let sessions = txn.open_table(SESSIONS)?;
+    for item in sessions.iter()? {
+        let (id, v) = item?;
+        let s: SessionRecord = decode(v.value())?;
+        if !s.is_deleted() {
+            live.insert(id.value(), ())?;
+        }
+    }
+    Ok(())
 }
 
 fn writer_loop(
@@ -1567,6 +1605,7 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committ
         tracing::error!(error = %e, "cannot set durability");
     }
     let mut completions = Vec::with_capacity(batch.len());
+    let mut failed = false;
     let appended;
     let enqueued;
     {
@@ -1579,7 +1618,10 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committ
         for job in batch {
             let run = job.run;
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx))) {
-                Ok(done) => completions.push(done),
+                Ok((done, ok)) => {
+                    failed |= !ok;
+                    completions.push(done);
+                }
                 Err(_) => {
                     // Abort the whole batch: dropping the completions tells
                     // every caller that its write did not happen.
@@ -1592,7 +1634,15 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committ
         appended = tx.appended_tip;
         enqueued = tx.enqueued;
     }
-    let outcome = txn.commit().map_err(StoreError::from);
+    let outcome = if failed {
+        // Every caller hears that its write did not happen; a retry is safe.
+        drop(txn);
+        Err(StoreError(
+            "a write in this batch failed; the batch was rolled back".into(),
+        ))
+    } else {
+        txn.commit().map_err(StoreError::from)
+    };
     for done in completions {
         done(outcome.clone());
     }
@@ -1990,6 +2040,36 @@ mod tests {
         assert_eq!(log.len() as u64, DELIVERY_LOG_KEEP);
         assert_eq!(log[0].event_id, DELIVERY_LOG_KEEP + 5);
         assert_eq!(log.last().unwrap().event_id, 6);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let err = store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("all"))?;
+                Err::<(), _>(StoreError("refused after writing".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("refused after writing"), "{err}");
+        let events = store
+            .read(|s| {
+                s.events(&EventQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+            })
+            .await
+            .unwrap();
+        assert!(events.is_empty(), "the half-done write was rolled back");
+        let id = store
+            .write(Durability::Durable, |t| t.append_event(new_event("all")))
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(id, 1, "ids stay gap-free after a rollback");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub async fn grace_after_restart(bus: &Bus) -> Result<(), crate::store::StoreErr
     bus.store
         .write(Durability::Durable, |tx| {
             let now = shared::time::now_ms();
-            for mut s in tx.sessions()? {
+            for mut s in tx.live_sessions()? {
                 if let (Some(l), Some(d), None) = (s.lease_seconds, s.lease_deadline, s.deleted_at)
                 {
                     let fresh = now + (l as i64) * 1000;
@@ -82,7 +82,7 @@ async fn sweep_idle(bus: &Bus) -> Result<(), crate::store::StoreError> {
     let cutoff = shared::time::now_ms() - bus.idle_timeout_ms;
     let idle: Vec<String> = bus
         .store
-        .read(|s| s.sessions())
+        .read(|s| s.live_sessions())
         .await?
         .into_iter()
         .filter(|s| !s.is_deleted() && s.lease_seconds.is_none() && s.last_heartbeat <= cutoff)

@@ -10,6 +10,11 @@ pub fn now_ms() -> i64 {
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Microseconds since the Unix epoch, the unit of event timestamps.
+pub fn now_micros() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
+}
+
 /// Formats epoch microseconds as RFC 3339 UTC.
 pub fn format_micros(micros: i64) -> String {
     let fmt =

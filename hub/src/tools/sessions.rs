@@ -128,7 +128,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 Some(cid) if !cid.is_empty() && tx.session(cid)?.is_none() => cid.clone(),
                 _ => uuid::Uuid::new_v4().to_string(),
             };
-            let live = tx.sessions()?;
+            let live = tx.live_sessions()?;
             let taken: Vec<&str> = live
                 .iter()
                 .filter(|s| !s.is_deleted())
@@ -175,7 +175,7 @@ fn register_reply(
     resumed: bool,
     tip: String,
 ) -> Result<Value, crate::store::StoreError> {
-    let active = tx.sessions()?.iter().filter(|s| !s.is_deleted()).count();
+    let active = tx.live_count()?;
     let mut reply = json!({
         "session_id": s.id,
         "display_id": s.display_id,
@@ -224,7 +224,7 @@ fn watched_pid(bus: &Bus, s: &SessionRecord) -> Option<u32> {
 pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store::StoreError> {
     let mut sessions: Vec<SessionRecord> = bus
         .store
-        .read(|s| s.sessions())
+        .read(|s| s.live_sessions())
         .await?
         .into_iter()
         .filter(|s| !s.is_deleted())
@@ -338,7 +338,7 @@ pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 ));
             }
             let ended = end_session(tx, found, shared::time::now_ms(), EndReason::Unregistered)?;
-            let active = tx.sessions()?.iter().filter(|s| !s.is_deleted()).count();
+            let active = tx.live_count()?;
             Ok(json!({
                 "success": true,
                 "session_id": ended.id,
