@@ -71,7 +71,7 @@ fn event(hub: &Hub, id: u64) -> Value {
 fn register_with_pid(hub: &Hub, client_id: &str, machine: &str, pid: u32) -> Value {
     hub.tool(
         "register_session",
-        json!({"name": client_id, "client_id": client_id, "machine": machine, "cwd": "/work/repo", "client_pid": pid}),
+        json!({"name": client_id, "client_id": client_id, "machine": machine, "cwd": "/src/repo", "client_pid": pid}),
     )
 }
 

@@ -665,7 +665,7 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
     let me = sid(&hub.tool(
         "register_session",
         json!({"name": "agent", "client_id": "agent-1", "machine": shared::config::hostname(),
-               "cwd": "/work/app", "client_pid": std::process::id()}),
+               "cwd": "/src/app", "client_pid": std::process::id()}),
     ));
     let cli_dir = bin_path("agent-event-bus-cli").parent().unwrap().to_owned();
     let mut hook = std::process::Command::new("bash");
@@ -684,7 +684,7 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("bash runs the hook");
-    let input = json!({"session_id": "cc-1", "cwd": "/work/app", "hook_event_name": "Stop",
+    let input = json!({"session_id": "cc-1", "cwd": "/src/app", "hook_event_name": "Stop",
                        "stop_hook_active": false});
     child
         .stdin
