@@ -1,7 +1,7 @@
 //! The HTTP surface: `POST /mcp` (stateless MCP Streamable HTTP, one
 //! JSON-RPC request per POST, answered as JSON or SSE-framed by `Accept`),
-//! `GET /health`, and JSON errors for everything else. Dispatch only: tool
-//! rules live in [`crate::tools`].
+//! `GET /health`, a read-only live view at `GET /`, and JSON errors for
+//! everything else. Dispatch only: tool rules live in [`crate::tools`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +23,9 @@ use crate::tools::{self, ToolError};
 /// Protocol revisions this hub speaks, oldest first. (2026-07-28 is left
 /// out: clients probe it with `server/discover`, get -32601, and fall back.)
 const PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// The live view served at `GET /`.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -128,7 +131,7 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())
-        .and(auth)
+        .and(auth.clone())
         .map(|| {
             json_response(
                 StatusCode::OK,
@@ -136,9 +139,24 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
             )
         });
 
+    // GET / — a read-only live view (sessions, channels, events, webhooks)
+    // that reads through POST /mcp like any other client.
+    let dashboard = warp::path::end().and(warp::get()).and(auth).map(|| {
+        let mut r = warp::reply::html(DASHBOARD).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            warp::http::HeaderValue::from_static(
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            ),
+        );
+        r
+    });
+
     post.or(other_mcp)
         .unify()
         .or(health)
+        .unify()
+        .or(dashboard)
         .unify()
         .recover(recover)
         .unify()
@@ -410,7 +428,7 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     if rejection.is_not_found() {
         return Ok(json_response(
             StatusCode::NOT_FOUND,
-            &json!({"error": "Not Found", "message": "this hub serves POST /mcp and GET /health"}),
+            &json!({"error": "Not Found", "message": "this hub serves POST /mcp, GET /health and GET /"}),
         ));
     }
     tracing::debug!(?rejection, "request rejected");

@@ -257,3 +257,22 @@ fn bad_tool_arguments_are_tool_errors_that_say_what_to_send() {
     assert_eq!(hub.tool("get_events", json!({}))["events"], json!([]));
     assert_alive(&hub);
 }
+
+#[test]
+fn the_live_view_is_served_behind_the_same_rules() {
+    let hub = Hub::start();
+    let page = raw(&hub, "GET", "/", &[], Vec::new());
+    assert_eq!(page.status, 200);
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
+    assert!(page.body.contains("agent-event-bus") && page.body.contains("list_sessions"));
+    assert!(
+        !page.body.contains("innerHTML"),
+        "the page must put hub data on screen as text only"
+    );
+    let rebinding = raw(&hub, "GET", "/", &[("host", "evil.example")], Vec::new());
+    assert_eq!(rebinding.status, 403);
+}
