@@ -3,7 +3,7 @@
 //! the session-id fallbacks, `--follow`/`--wait`, `doctor`, the hook recipes
 //! in `examples/hooks/`, and the service files in `deploy/`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -1205,24 +1205,11 @@ fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
 /// Runs a hook recipe as Claude Code does: the hook JSON on stdin, the CLI on
 /// PATH, the bus environment cleared.
 fn run_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) -> Output {
-    let cli_dir = bin_path("agent-event-bus-cli").parent().unwrap().to_owned();
-    let mut child = clean("bash")
-        .arg(support::repo_root().join("examples/hooks").join(script))
-        .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
-        .env("AGENT_EVENT_BUS_URL", &hub.url)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bash runs the hook");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    output_of(child.wait_with_output().unwrap())
+    output_of(
+        support::spawn_hook(hub, script, input, env)
+            .wait_with_output()
+            .expect("the hook runs"),
+    )
 }
 
 /// What Claude Code sends each hook (as recorded from Claude Code 2.1).

@@ -3,14 +3,13 @@
 //! CLI's `wait` and the `Stop` hook that runs it, and `install-hook`.
 //! Waits are generous deadlines, never speed asserts.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::proxy::Proxy;
-use support::{Cli, Hub, HubOptions, Output, bin_path, call, command, rt, wait_until};
+use support::{Cli, Hub, HubOptions, Output, call, command, rt, wait_until};
 
 /// Long enough for a registration, a rate-capped summary (2 s) and a loop
 /// guard's held batch (15 s) on a loaded machine.
@@ -667,31 +666,18 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
         json!({"name": "agent", "client_id": "agent-1", "machine": shared::config::hostname(),
                "cwd": "/src/app", "client_pid": std::process::id()}),
     ));
-    let cli_dir = bin_path("agent-event-bus-cli").parent().unwrap().to_owned();
-    let mut hook = std::process::Command::new("bash");
-    for var in support::BUS_ENV {
-        hook.env_remove(var);
-    }
-    let mut child = hook
-        .arg(support::repo_root().join("examples/hooks/stop-wait.sh"))
-        .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
-        .env("AGENT_EVENT_BUS_URL", &hub.url)
-        .env("AGENT_EVENT_BUS_HOOK_STATE", &hook_state)
-        .env("AGENT_EVENT_BUS_STATE_DIR", &wait_state)
-        .env("AGENT_EVENT_BUS_WAIT_SECONDS", "60")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bash runs the hook");
     let input = json!({"session_id": "cc-1", "cwd": "/src/app", "hook_event_name": "Stop",
                        "stop_hook_active": false});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
+    let child = support::spawn_hook(
+        &hub,
+        "stop-wait.sh",
+        &input,
+        &[
+            ("AGENT_EVENT_BUS_HOOK_STATE", hook_state.to_str().unwrap()),
+            ("AGENT_EVENT_BUS_STATE_DIR", wait_state.to_str().unwrap()),
+            ("AGENT_EVENT_BUS_WAIT_SECONDS", "60"),
+        ],
+    );
     wait_until("the hook to start waiting", DEADLINE, || {
         has_hook(&hub, &me).then_some(())
     });

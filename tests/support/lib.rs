@@ -80,6 +80,32 @@ pub fn command(name: &str) -> Command {
     cmd
 }
 
+/// Starts one of the hook recipes in `examples/hooks/` as Claude Code does:
+/// `input` (the hook JSON) on stdin, our CLI first on `PATH`, the bus
+/// environment cleared but for the hub's URL and `env`.
+pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) -> Child {
+    let cli_dir = bin_path("agent-event-bus-cli");
+    let cli_dir = cli_dir.parent().expect("the CLI sits in a directory");
+    let mut cmd = Command::new("bash");
+    for var in BUS_ENV {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .arg(repo_root().join("examples/hooks").join(script))
+        .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
+        .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash runs the hook");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.to_string().as_bytes());
+    }
+    child
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics with `what`
 /// after `deadline`.
 pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
