@@ -431,9 +431,12 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             &json!({"error": "Not Found", "message": "this hub serves POST /mcp, GET /health and GET /"}),
         ));
     }
-    tracing::debug!(?rejection, "request rejected");
+    // Anything else is a rejection this module did not foresee: its debug
+    // text names internals, so the client gets a fixed message and the
+    // server log gets the detail.
+    tracing::warn!(?rejection, "request rejected for an unforeseen reason");
     Ok(json_response(
         StatusCode::BAD_REQUEST,
-        &json!({"error": "Bad Request", "message": format!("{rejection:?}")}),
+        &json!({"error": "Bad Request", "message": "the hub could not accept this request; POST JSON-RPC to /mcp with Content-Type: application/json"}),
     ))
 }

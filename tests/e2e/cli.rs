@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{BUS_ENV, Cli, Hub, Output, bin_path, command, wait_until};
+use support::{Cli, Hub, Output, bin_path, command, wait_until};
 
 /// Generous: these wait for real processes, never measure them.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -30,9 +30,7 @@ fn dead_url() -> String {
 /// A command with the bus environment cleared, as the harness runs ours.
 fn clean(program: &str) -> Command {
     let mut cmd = Command::new(program);
-    for var in BUS_ENV {
-        cmd.env_remove(var);
-    }
+    support::clear_bus_env(&mut cmd);
     cmd
 }
 
@@ -184,10 +182,26 @@ fn the_url_works_with_or_without_mcp_and_an_empty_env_means_the_default() {
     let out = Cli::at(&dead_url()).run(&["--url", &hub.base(), "channels"]);
     assert_ok(&out);
     assert_eq!(out.stdout, "No active channels\n");
-    // An empty AGENT_EVENT_BUS_URL means the default address.
-    let out = Cli::at("").run(&["--url", "", "sessions"]);
+    // An empty AGENT_EVENT_BUS_URL means the default address. Run in a
+    // network namespace of its own, where nothing listens on 8080 whatever
+    // runs on this machine, so the CLI must name the default and fail.
+    let out = output_of(
+        clean("unshare")
+            .arg("--net")
+            .arg(bin_path("agent-event-bus-cli"))
+            .args(["--url", "", "sessions"])
+            .env("AGENT_EVENT_BUS_URL", "")
+            .output()
+            .expect("unshare (util-linux) runs"),
+    );
     assert!(
-        out.stderr.contains("127.0.0.1:8080") || out.code == 0,
+        !out.stderr.contains("unshare:"),
+        "this test needs a network namespace (run as root): {out:#?}"
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .starts_with("Error: hub not reachable at http://127.0.0.1:8080/mcp"),
         "{out:#?}"
     );
 }

@@ -7,6 +7,8 @@ use support::Hub;
 struct Raw {
     status: u16,
     content_type: String,
+    /// The `Allow` header, empty when absent.
+    allow: String,
     body: String,
 }
 
@@ -20,14 +22,17 @@ fn raw(hub: &Hub, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<
             req = req.header(*k, *v);
         }
         let resp = req.send().await.expect("the hub answers");
-        Raw {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
-                .to_owned(),
+                .to_owned()
+        };
+        Raw {
+            status: resp.status().as_u16(),
+            content_type: header("content-type"),
+            allow: header("allow"),
             body: resp.text().await.unwrap_or_default(),
         }
     })
@@ -112,10 +117,18 @@ fn http_level_refusals() {
     assert_eq!(r.status, 415);
     assert!(r.body.contains("application/json"));
 
-    let r = raw(&hub, "GET", "/mcp", &[], Vec::new());
-    assert_eq!(r.status, 405);
-    let r = raw(&hub, "DELETE", "/mcp", &[], Vec::new());
-    assert_eq!(r.status, 405);
+    for (method, says) in [
+        ("GET", "POST JSON-RPC requests to /mcp"),
+        ("DELETE", "there is no session to end"),
+    ] {
+        let r = raw(&hub, method, "/mcp", &[], Vec::new());
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.allow, "POST", "{method} names the method to use");
+        let body = json_of(&r);
+        assert_eq!(body["error"]["code"], -32600, "{method}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{method}: {body}");
+    }
     let r = raw(&hub, "GET", "/nowhere", &[], Vec::new());
     assert_eq!(r.status, 404);
     assert_eq!(json_of(&r)["error"], "Not Found");
@@ -125,6 +138,7 @@ fn http_level_refusals() {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     assert_eq!(r.status, 202, "notifications are accepted with no body");
+    assert_eq!(r.body, "", "a notification gets no reply body");
     assert_alive(&hub);
 }
 

@@ -143,7 +143,13 @@ fn a_receiver_gets_a_correctly_signed_body() {
 
 #[test]
 fn channel_prefix_type_and_active_filters() {
-    let hub = Hub::start();
+    // One delivery at a time per endpoint, in event order: the marker (the
+    // last event) arriving proves every earlier delivery to that endpoint
+    // has been made, so the lists below are complete without a pause.
+    let hub = Hub::start_with(HubOptions {
+        args: vec!["--webhook-concurrency".into(), "1".into()],
+        ..HubOptions::default()
+    });
     let dms = WebhookSink::ok();
     let typed = WebhookSink::ok();
     let paused = WebhookSink::ok();
@@ -170,7 +176,10 @@ fn channel_prefix_type_and_active_filters() {
 
     let got_dms = dms.wait_for(2, Duration::from_secs(10));
     let got_typed = typed.wait_for(2, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(500));
+    for got in [&got_dms, &got_typed] {
+        let last: Value = serde_json::from_slice(&got[got.len() - 1].body).unwrap();
+        assert_eq!(last["event_id"], json!(marker), "the marker comes last: {got:?}");
+    }
     let channels: Vec<Value> = dms
         .received()
         .iter()
@@ -191,11 +200,16 @@ fn channel_prefix_type_and_active_filters() {
         vec![json!("ci_failed"), json!("ci_failed")],
         "{got_typed:?}"
     );
+    let log = hub.tool(
+        "list_webhook_deliveries",
+        json!({"webhook_id": p["webhook_id"]}),
+    );
+    assert_eq!(log["pending"], json!(0), "{log}");
+    assert_eq!(log["deliveries"], json!([]), "{log}");
     assert!(
         paused.received().is_empty(),
         "a paused webhook gets nothing"
     );
-    assert!(marker > 0);
 }
 
 #[test]

@@ -47,36 +47,39 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// Environment variables the binaries read; cleared for every child so the
+/// Variables outside the `AGENT_EVENT_BUS_` family that the binaries (or
+/// the HTTP client inside them) read; cleared for every child so the
 /// developer's own setup never leaks into a test.
 pub const BUS_ENV: &[&str] = &[
-    "AGENT_EVENT_BUS_URL",
-    "AGENT_EVENT_BUS_TOKEN",
-    "AGENT_EVENT_BUS_DB",
-    "AGENT_EVENT_BUS_SESSION_ID",
     "CLAUDE_CODE_SESSION_ID",
-    "AGENT_EVENT_BUS_SESSION_NAME",
-    "AGENT_EVENT_BUS_CLIENT_ID",
-    "AGENT_EVENT_BUS_LEASE_SECONDS",
-    "AGENT_EVENT_BUS_PUSH_CHANNELS",
-    "AGENT_EVENT_BUS_AUTH_DISABLED",
-    "AGENT_EVENT_BUS_ICON",
-    "AGENT_EVENT_BUS_STATE_DIR",
-    "AGENT_EVENT_BUS_WEBHOOK_DENY_PRIVATE",
-    "AGENT_EVENT_BUS_WEBHOOK_DISABLE_AFTER",
-    "AGENT_EVENT_BUS_WEBHOOK_CONCURRENCY",
-    "AGENT_EVENT_BUS_WEBHOOK_TIMEOUT",
-    "AGENT_EVENT_BUS_WEBHOOK_RETRY_DELAYS",
     "HOST",
     "PORT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
 ];
+
+/// Removes from `cmd` every `AGENT_EVENT_BUS_*` variable of this process's
+/// environment (whatever the binaries read today or tomorrow) and the
+/// others in [`BUS_ENV`].
+pub fn clear_bus_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENT_EVENT_BUS_") {
+            cmd.env_remove(name);
+        }
+    }
+    for var in BUS_ENV {
+        cmd.env_remove(var);
+    }
+}
 
 /// A command for one of our binaries with the bus environment cleared.
 pub fn command(name: &str) -> Command {
     let mut cmd = Command::new(bin_path(name));
-    for var in BUS_ENV {
-        cmd.env_remove(var);
-    }
+    clear_bus_env(&mut cmd);
     cmd
 }
 
@@ -87,9 +90,7 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
     let cli_dir = bin_path("agent-event-bus-cli");
     let cli_dir = cli_dir.parent().expect("the CLI sits in a directory");
     let mut cmd = Command::new("bash");
-    for var in BUS_ENV {
-        cmd.env_remove(var);
-    }
+    clear_bus_env(&mut cmd);
     let mut child = cmd
         .arg(repo_root().join("examples/hooks").join(script))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))

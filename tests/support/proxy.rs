@@ -106,9 +106,7 @@ impl Proxy {
             // otherwise be /dev/null), reports the proxy's PID on stderr,
             // and waits: it is the proxy's parent until a test kills it.
             let mut sh = std::process::Command::new("sh");
-            for var in crate::BUS_ENV {
-                sh.env_remove(var);
-            }
+            crate::clear_bus_env(&mut sh);
             sh.arg("-c")
                 .arg(r#"exec 3<&0; "$0" <&3 3<&- & echo "proxy-pid $!" >&2; wait"#)
                 .arg(bin_path("agent-event-bus-proxy"));
