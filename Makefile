@@ -7,7 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
 CLAUDE ?= claude
 
-.PHONY: all build release run test check fmt clippy bench install register-proxy install-hooks clean
+.PHONY: all build release run test check fmt clippy doc bench install register-proxy install-hooks clean
 
 all: build
 
@@ -26,13 +26,17 @@ test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
-check: fmt clippy
+check: fmt clippy doc
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## API docs with every warning denied (broken intra-doc links included).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
 ## Print performance figures (release build; a benchmark, not a test).
 bench:

@@ -19,7 +19,7 @@ pub fn print(text: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// [`print`] with a newline, as Python's `print`.
+/// [`print()`] with a newline, as Python's `print`.
 pub fn line(text: &str) -> io::Result<()> {
     print(&format!("{text}\n"))
 }
