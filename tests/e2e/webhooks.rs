@@ -28,6 +28,16 @@ fn hub_with(args: &[&str]) -> Hub {
 }
 
 /// Registers a webhook and returns its id.
+/// Deliveries of `webhook_id` still owed an attempt, in flight included: an
+/// attempt leaves the outbox only when its outcome is recorded, so 0 proves
+/// nothing more will be sent without a fresh publish or redelivery.
+fn pending(hub: &Hub, webhook_id: u64) -> u64 {
+    let reply = hub.tool("list_webhook_deliveries", json!({"webhook_id": webhook_id}));
+    reply["pending"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pending count in {reply}"))
+}
+
 fn register(hub: &Hub, args: Value) -> u64 {
     let reply = hub.tool("register_webhook", args);
     reply["webhook_id"]
@@ -178,7 +188,11 @@ fn channel_prefix_type_and_active_filters() {
     let got_typed = typed.wait_for(2, Duration::from_secs(10));
     for got in [&got_dms, &got_typed] {
         let last: Value = serde_json::from_slice(&got[got.len() - 1].body).unwrap();
-        assert_eq!(last["event_id"], json!(marker), "the marker comes last: {got:?}");
+        assert_eq!(
+            last["event_id"],
+            json!(marker),
+            "the marker comes last: {got:?}"
+        );
     }
     let channels: Vec<Value> = dms
         .received()
@@ -254,7 +268,7 @@ fn a_receiver_failing_n_times_gets_retries_with_one_webhook_id() {
     assert!(rows[1]["next_attempt_at"].is_string());
     assert!(rows[0].get("next_attempt_at").is_none());
     assert_eq!(rows[1]["error"], "answered 500");
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pending(&hub, id), 0, "nothing left to send");
     assert_eq!(flaky.received().len(), 4, "nothing after the success");
     assert!(
         webhook_info(&hub, id).get("failing_since").is_none(),
@@ -273,10 +287,8 @@ fn a_delivery_that_runs_out_of_retries_fails_and_says_so() {
     });
     assert_eq!(rows.len(), 3, "three attempts: {rows:?}");
     assert_eq!(rows[0]["attempt"], 3);
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(pending(&hub, id), 0, "nothing left to send");
     assert_eq!(down.received().len(), 3);
-    let reply = hub.tool("list_webhook_deliveries", json!({"webhook_id": id}));
-    assert_eq!(reply["pending"], 0);
     let info = webhook_info(&hub, id);
     assert_eq!(info["active"], true, "one failed delivery does not disable");
     assert!(info["failing_since"].is_string(), "{info}");
@@ -429,7 +441,11 @@ fn gone_disables_the_webhook() {
 
     hub.publish("s", "t", "second", "all");
     marker.wait_for(2, DEADLINE);
-    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        pending(&hub, id),
+        0,
+        "nothing queued for a disabled endpoint"
+    );
     assert_eq!(
         gone.received().len(),
         1,
@@ -580,7 +596,7 @@ fn include_system_delivers_session_lifecycle_events() {
         json!({"url": system.url, "include_system": true}),
     );
     assert_eq!(reply["include_system"], true);
-    register(&hub, json!({"url": plain.url}));
+    let plain_id = register(&hub, json!({"url": plain.url}));
     let listed = hub.tool("list_webhooks", json!({}));
     assert_eq!(listed[1]["include_system"], true, "{listed}");
     assert!(listed[0].get("include_system").is_none(), "{listed}");
@@ -599,7 +615,7 @@ fn include_system_delivers_session_lifecycle_events() {
         ]
     );
     plain.wait_for(1, DEADLINE);
-    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pending(&hub, plain_id), 0, "nothing else queued for it");
     let plain_types: Vec<Value> = plain
         .received()
         .iter()
