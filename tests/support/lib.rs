@@ -152,6 +152,12 @@ impl Hub {
         Self::spawn(dir, options.args, options.env, 0)
     }
 
+    /// Starts a hub on 127.0.0.1 at `port` (one a test has just freed).
+    pub fn start_on_port(options: HubOptions, port: u16) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::spawn(dir, options.args, options.env, port)
+    }
+
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data.redb")
