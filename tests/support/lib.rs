@@ -47,8 +47,9 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// Environment variables the binaries read; cleared for every child so the
-/// developer's own setup never leaks into a test.
+/// Environment variables the binaries read (ours, and the proxy variables
+/// their HTTP clients honour); cleared for every child so the developer's
+/// own setup never leaks into a test.
 pub const BUS_ENV: &[&str] = &[
     "AGENT_EVENT_BUS_URL",
     "AGENT_EVENT_BUS_TOKEN",
@@ -69,6 +70,14 @@ pub const BUS_ENV: &[&str] = &[
     "AGENT_EVENT_BUS_WEBHOOK_RETRY_DELAYS",
     "HOST",
     "PORT",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// A command for one of our binaries with the bus environment cleared.
