@@ -193,7 +193,7 @@ pub enum ConfigError {
     #[error(
         "refusing to listen on {host} without authentication: anyone who can reach it could read and post events.\n\
          Do one of:\n  \
-         - keep HOST=127.0.0.1 and put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it;\n  \
+         - keep HOST=127.0.0.1, put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it\n    and name it with --public-host MACHINE.TAILNET.ts.net (AGENT_EVENT_BUS_PUBLIC_HOST);\n  \
          - set AGENT_EVENT_BUS_TOKEN (or --token) to a long random secret and give it to your clients;\n  \
          - or, on a network you fully trust, pass --insecure-no-auth (AGENT_EVENT_BUS_AUTH_DISABLED=1)."
     )]

@@ -16,6 +16,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::Verdict;
+use crate::server::Load;
 use crate::state::Bus;
 use crate::tools::{self, ToolError};
 
@@ -54,7 +55,7 @@ impl warp::reject::Reject for UnsupportedMediaType {}
 
 /// Every route, with JSON errors behind. Who may call is decided before
 /// any route, in [`crate::server`] (see [`crate::auth`]).
-pub fn routes(bus: Arc<Bus>) -> BoxedFilter<(Response,)> {
+pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
     let max_body = bus.limits.max_body_bytes;
     let mcp_path = warp::path("mcp").and(warp::path::end());
 
@@ -118,10 +119,15 @@ pub fn routes(bus: Arc<Bus>) -> BoxedFilter<(Response,)> {
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| {
+        .map(move || {
             json_response(
                 StatusCode::OK,
-                &json!({"status": "ok", "service": shared::SERVER_NAME, "version": shared::VERSION}),
+                &json!({
+                    "status": "ok",
+                    "service": shared::SERVER_NAME,
+                    "version": shared::VERSION,
+                    "connections": load.snapshot(),
+                }),
             )
         });
 

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,6 +39,10 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a connection over the cap waits for a slot to free up.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection is not closed to make room until it has been idle this
+/// long, so a client that has just connected gets to send its request.
+const EVICT_GRACE: Duration = Duration::from_millis(250);
 
 /// File descriptors kept back from the connection cap for the store,
 /// webhook deliveries, logs and the listener.
@@ -81,11 +85,11 @@ pub async fn run(
         &config.public_hosts,
         &config.host,
     ));
-    let cap = connection_cap(config.max_connections, fd_limit);
+    let load = Arc::new(Load::new(connection_cap(config.max_connections, fd_limit)));
     let addr = listener.local_addr()?;
     tracing::info!(db = %db_path.display(), "store open");
     tracing::info!(
-        max_connections = cap,
+        max_connections = load.max,
         open_files = fd_limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
         "connection limits"
     );
@@ -96,9 +100,9 @@ pub async fn run(
 
     let sweeper = tokio::spawn(crate::sweeper::run(bus.clone()));
     let server = Server {
-        routes: warp::service(crate::mcp::routes(bus.clone())),
+        routes: warp::service(crate::mcp::routes(bus.clone(), load.clone())),
         policy,
-        conns: Arc::new(Conns::new(cap)),
+        conns: Arc::new(Conns::new(load)),
         header_timeout: config.header_timeout,
     };
     let stop = token.clone();
@@ -124,24 +128,33 @@ pub async fn run(
     Ok(())
 }
 
-/// Raises the soft open-file limit to the hard one (each connection holds
-/// a descriptor) and returns the limit now in force (`None`: unlimited).
+/// Raises the soft open-file limit as far as the hard one allows (each
+/// connection holds a descriptor) and returns the limit now in force
+/// (`None`: unlimited).
 fn raise_fd_limit() -> Option<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some() && limit.current != limit.maximum {
-        // An unlimited hard limit is refused as a soft one on some systems
-        // (macOS); a million descriptors is plenty.
-        let wanted = limit.maximum.unwrap_or(1 << 20);
-        let raised = Rlimit {
-            current: Some(wanted),
-            maximum: limit.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+    if let Some(current) = limit.current
+        && limit.current != limit.maximum
+    {
+        // Some systems refuse an unlimited or very high soft limit (macOS
+        // caps it at kern.maxfilesperproc): try high, then lower.
+        let hard = limit.maximum.unwrap_or(u64::MAX);
+        let raised = [hard, 1 << 20, 1 << 16, 24_576, 10_240]
+            .into_iter()
+            .filter(|&n| n > current && n <= hard)
+            .any(|n| {
+                let wanted = Rlimit {
+                    current: Some(n),
+                    maximum: limit.maximum,
+                };
+                setrlimit(Resource::Nofile, wanted).is_ok()
+            });
+        if !raised {
             tracing::warn!(
-                soft = limit.current,
+                soft = current,
                 hard = limit.maximum,
-                "cannot raise the open-file limit: {e}"
+                "cannot raise the open-file limit"
             );
         }
     }
@@ -161,38 +174,80 @@ fn connection_cap(configured: Option<u32>, fd_limit: Option<u64>) -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
+/// How many connections are open and how many requests are in progress,
+/// for `/health`.
+#[derive(Debug, Default)]
+pub struct Load {
+    open: AtomicUsize,
+    busy: AtomicUsize,
+    max: usize,
+}
+
+impl Load {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            ..Self::default()
+        }
+    }
+
+    /// `{"open", "busy", "max"}`; `busy` counts the caller's own request.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "open": self.open.load(Ordering::Relaxed),
+            "busy": self.busy.load(Ordering::Relaxed),
+            "max": self.max,
+        })
+    }
+}
+
 /// What one served connection exposes to the others.
 struct Conn {
     /// Requests in progress on it; only a connection at 0 may be closed to
     /// make room.
     busy: AtomicUsize,
+    /// When it last became idle (opened, or finished a request), in
+    /// milliseconds since [`Conns::epoch`].
+    idle_since_ms: AtomicU64,
     /// Closes the connection when cancelled.
     evict: CancellationToken,
 }
 
 /// The open connections, oldest first, and the slots they hold.
 struct Conns {
+    epoch: Instant,
+    load: Arc<Load>,
     slots: Arc<Semaphore>,
     next_id: AtomicU64,
     open: Mutex<BTreeMap<u64, Arc<Conn>>>,
 }
 
 impl Conns {
-    fn new(cap: usize) -> Self {
+    fn new(load: Arc<Load>) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(cap.min(Semaphore::MAX_PERMITS))),
+            slots: Arc::new(Semaphore::new(load.max.min(Semaphore::MAX_PERMITS))),
+            load,
+            epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             open: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Closes the oldest connection with no request in progress; false
-    /// when every connection is busy.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes the oldest connection that has had no request in progress
+    /// for [`EVICT_GRACE`]; false when there is none.
     fn evict_oldest_idle(&self) -> bool {
+        let grace = u64::try_from(EVICT_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = open
-            .values()
-            .find(|c| c.busy.load(Ordering::Acquire) == 0 && !c.evict.is_cancelled());
+        let idle = open.values().find(|c| {
+            c.busy.load(Ordering::Acquire) == 0
+                && now.saturating_sub(c.idle_since_ms.load(Ordering::Acquire)) >= grace
+                && !c.evict.is_cancelled()
+        });
         match idle {
             Some(conn) => {
                 conn.evict.cancel();
@@ -202,16 +257,33 @@ impl Conns {
         }
     }
 
+    /// A slot for a connection over the cap: closes idle connections, oldest
+    /// first, until one frees up; `None` after [`SLOT_WAIT`] of every
+    /// connection being busy.
+    async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
+        let deadline = Instant::now() + SLOT_WAIT;
+        while Instant::now() < deadline {
+            self.evict_oldest_idle();
+            let waiting = self.slots.clone().acquire_owned();
+            if let Ok(Ok(slot)) = tokio::time::timeout(EVICT_GRACE, waiting).await {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
     fn register(self: &Arc<Self>) -> (Arc<Conn>, Registered) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             busy: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
             evict: CancellationToken::new(),
         });
         self.open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn.clone());
+        self.load.open.fetch_add(1, Ordering::Relaxed);
         (
             conn,
             Registered {
@@ -235,22 +307,34 @@ impl Drop for Registered {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
+        self.conns.load.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Counts a request in progress on a connection while alive.
-struct Busy(Arc<Conn>);
+struct Busy {
+    conn: Arc<Conn>,
+    conns: Arc<Conns>,
+}
 
 impl Busy {
-    fn new(conn: &Arc<Conn>) -> Self {
+    fn new(conn: &Arc<Conn>, conns: &Arc<Conns>) -> Self {
         conn.busy.fetch_add(1, Ordering::AcqRel);
-        Self(conn.clone())
+        conns.load.busy.fetch_add(1, Ordering::Relaxed);
+        Self {
+            conn: conn.clone(),
+            conns: conns.clone(),
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.conn
+            .idle_since_ms
+            .store(self.conns.now_ms(), Ordering::Release);
+        self.conn.busy.fetch_sub(1, Ordering::AcqRel);
+        self.conns.load.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -296,21 +380,15 @@ where
             };
             let _ = stream.set_nodelay(true);
             let slot = this.conns.slots.clone().try_acquire_owned().ok();
-            if slot.is_none() {
-                this.conns.evict_oldest_idle();
-            }
             let this = this.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let slot = match slot {
                     Some(slot) => slot,
-                    None => {
-                        let waiting = this.conns.slots.clone().acquire_owned();
-                        match tokio::time::timeout(SLOT_WAIT, waiting).await {
-                            Ok(Ok(slot)) => slot,
-                            _ => return overloaded(stream).await,
-                        }
-                    }
+                    None => match this.conns.make_room().await {
+                        Some(slot) => slot,
+                        None => return overloaded(stream).await,
+                    },
                 };
                 this.connection(stream, peer, slot, watcher).await;
             });
@@ -337,8 +415,9 @@ where
             let routes = self.routes.clone();
             let policy = self.policy.clone();
             let conn = conn.clone();
+            let conns = self.conns.clone();
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let busy = Busy::new(&conn);
+                let busy = Busy::new(&conn, &conns);
                 let verdict = policy.check(Some(peer), request.uri(), request.headers());
                 let mut routes = routes.clone();
                 async move {

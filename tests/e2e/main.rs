@@ -8,6 +8,7 @@ mod cursors;
 mod durability;
 mod input;
 mod interop;
+mod limits;
 mod proxy;
 mod push;
 mod tools;
