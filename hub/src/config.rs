@@ -37,14 +37,29 @@ pub struct Config {
     )]
     pub insecure_no_auth: bool,
 
-    /// Host names this hub is reached by besides localhost (e.g. the
-    /// `tailscale serve` name); requests naming another host are refused.
+    /// Host names this hub answers to besides localhost: the name
+    /// `tailscale serve` or a reverse proxy forwards (e.g.
+    /// `hub.tailnet.ts.net`). Forwarded requests must name one of them;
+    /// requests naming another host are refused.
     #[arg(
         long = "public-host",
         env = "AGENT_EVENT_BUS_PUBLIC_HOST",
         value_delimiter = ','
     )]
     pub public_hosts: Vec<String>,
+
+    /// Connections served at once. Past it, a new connection closes the
+    /// oldest one that has no request in progress, or gets a 503 when
+    /// every connection is busy. Default: 4096, less when the open-file
+    /// limit is lower.
+    #[arg(long, env = "AGENT_EVENT_BUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// A connection must send a complete request head within this long of
+    /// opening or of its previous reply, or it is closed (slow or idle
+    /// clients). A request in progress, such as a long-poll, is never cut.
+    #[arg(long, env = "AGENT_EVENT_BUS_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 
     /// Sessions without a lease that stay idle this long are ended.
     #[arg(long, env = "AGENT_EVENT_BUS_IDLE_TIMEOUT", default_value_t = 86_400)]
@@ -178,11 +193,17 @@ pub enum ConfigError {
     #[error(
         "refusing to listen on {host} without authentication: anyone who can reach it could read and post events.\n\
          Do one of:\n  \
-         - keep HOST=127.0.0.1 and put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it;\n  \
+         - keep HOST=127.0.0.1, put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it\n    and name it with --public-host MACHINE.TAILNET.ts.net (AGENT_EVENT_BUS_PUBLIC_HOST);\n  \
          - set AGENT_EVENT_BUS_TOKEN (or --token) to a long random secret and give it to your clients;\n  \
          - or, on a network you fully trust, pass --insecure-no-auth (AGENT_EVENT_BUS_AUTH_DISABLED=1)."
     )]
     OpenWithoutAuth { host: String, port: u16 },
+    #[error(
+        "--public-host '{0}' is not a host name; give the bare name, e.g. hub.tailnet.ts.net (no scheme, no path)"
+    )]
+    BadPublicHost(String),
+    #[error("--header-timeout must be at least 1ms")]
+    ZeroHeaderTimeout,
     #[error(
         "HOME is not set, so there is no default database path; pass --db or set AGENT_EVENT_BUS_DB"
     )]
@@ -232,6 +253,16 @@ impl Config {
                 host: self.host.clone(),
                 port: self.port,
             });
+        }
+        if let Some(bad) = self
+            .public_hosts
+            .iter()
+            .find(|h| crate::auth::parse_host(h.trim()).is_none())
+        {
+            return Err(ConfigError::BadPublicHost(bad.clone()));
+        }
+        if self.header_timeout.is_zero() {
+            return Err(ConfigError::ZeroHeaderTimeout);
         }
         Ok(())
     }

@@ -16,7 +16,7 @@
 //! what it cannot send yet waits in the outbox.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,8 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+use crate::egress::{is_private, private_literal};
 
 use crate::config::DeliveryConfig;
 use crate::store::{
@@ -147,36 +149,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Whether `--webhook-deny-private` refuses this address: loopback,
-/// private (RFC 1918, IPv6 ULA), link-local, CGNAT/Tailscale (100.64/10),
-/// unspecified, broadcast and multicast.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
-
 /// A target refused by `--webhook-deny-private`.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -206,17 +178,6 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
-/// The host of `url` when it is a literal address that the policy refuses.
-pub fn private_literal(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    let ip = match parsed.host()? {
-        url::Host::Ipv4(v4) => IpAddr::V4(v4),
-        url::Host::Ipv6(v6) => IpAddr::V6(v6),
-        url::Host::Domain(_) => return None,
-    };
-    is_private(ip).then(|| ip.to_string())
-}
-
 /// Sends webhook deliveries from the outbox; cheap to clone.
 #[derive(Clone)]
 pub struct Delivery {
@@ -242,7 +203,9 @@ impl Delivery {
             .user_agent(concat!("agent-event-bus/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout);
         if config.deny_private {
-            builder = builder.dns_resolver(PublicOnly);
+            // A proxy would resolve the name itself, out of the policy's
+            // sight: while the policy is on, connect directly.
+            builder = builder.dns_resolver(PublicOnly).no_proxy();
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -933,36 +896,5 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
-    }
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.100.1.1",
-            "0.0.0.0",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["1.1.1.1", "93.184.216.34", "100.128.0.1", "2606:4700::1111"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
-        assert_eq!(
-            private_literal("http://127.0.0.1:9/x").as_deref(),
-            Some("127.0.0.1")
-        );
-        assert_eq!(private_literal("http://[::1]/x").as_deref(), Some("::1"));
-        assert_eq!(private_literal("https://example.com/x"), None);
-        assert_eq!(private_literal("https://1.1.1.1/x"), None);
     }
 }

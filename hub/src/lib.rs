@@ -13,6 +13,7 @@
 //! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
+//! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod egress;
 pub mod mcp;
 pub mod names;
 pub mod server;

@@ -4,7 +4,6 @@
 //! everything else. Dispatch only: tool rules live in [`crate::tools`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,11 +11,12 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use shared::catalog;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method, StatusCode, header};
+use warp::http::{Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::auth::{Policy, Verdict};
+use crate::auth::Verdict;
+use crate::server::Load;
 use crate::state::Bus;
 use crate::tools::{self, ToolError};
 
@@ -50,43 +50,32 @@ impl RpcError {
 }
 
 #[derive(Debug)]
-struct Denied(Verdict);
-impl warp::reject::Reject for Denied {}
-
-#[derive(Debug)]
-struct UnsupportedMediaType(String);
+struct UnsupportedMediaType(Option<String>);
 impl warp::reject::Reject for UnsupportedMediaType {}
 
-/// Every route, with auth in front and JSON errors behind.
-pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
+/// Every route, with JSON errors behind. Who may call is decided before
+/// any route, in [`crate::server`] (see [`crate::auth`]).
+pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
     let max_body = bus.limits.max_body_bytes;
-    let auth = warp::addr::remote()
-        .and(warp::header::headers_cloned())
-        .and_then(move |peer: Option<SocketAddr>, headers: HeaderMap| {
-            let policy = policy.clone();
-            async move {
-                match policy.check(peer, &headers) {
-                    Verdict::Allow => Ok(()),
-                    denied => Err(warp::reject::custom(Denied(denied))),
-                }
-            }
-        })
-        .untuple_one();
-
     let mcp_path = warp::path("mcp").and(warp::path::end());
 
     // POST /mcp — one JSON-RPC request or notification.
     let with_bus = warp::any().map(move || bus.clone());
     let post = mcp_path
         .and(warp::post())
-        .and(auth.clone())
         .and(warp::header::optional::<String>("content-type"))
         .and_then(|content_type: Option<String>| async move {
-            match content_type {
-                Some(ct) if !ct.to_ascii_lowercase().starts_with("application/json") => {
-                    Err(warp::reject::custom(UnsupportedMediaType(ct)))
-                }
-                _ => Ok(()),
+            // A web page can send a body cross-origin without a preflight
+            // only as text/plain, form data or multipart; JSON is required.
+            let is_json = content_type.as_deref().is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+            });
+            if is_json {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(UnsupportedMediaType(content_type)))
             }
         })
         .untuple_one()
@@ -111,7 +100,6 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
                 Ok(method)
             }
         })
-        .and(auth.clone())
         .map(|method: Method| {
             let message = if method == Method::DELETE {
                 "Method Not Allowed: this hub is stateless; there is no session to end"
@@ -131,17 +119,21 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())
-        .and(auth.clone())
-        .map(|| {
+        .map(move || {
             json_response(
                 StatusCode::OK,
-                &json!({"status": "ok", "service": shared::SERVER_NAME, "version": shared::VERSION}),
+                &json!({
+                    "status": "ok",
+                    "service": shared::SERVER_NAME,
+                    "version": shared::VERSION,
+                    "connections": load.snapshot(),
+                }),
             )
         });
 
     // GET / — a read-only live view (sessions, channels, events, webhooks)
     // that reads through POST /mcp like any other client.
-    let dashboard = warp::path::end().and(warp::get()).and(auth).map(|| {
+    let dashboard = warp::path::end().and(warp::get()).map(|| {
         let mut r = warp::reply::html(DASHBOARD).into_response();
         r.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,
@@ -161,6 +153,17 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
         .recover(recover)
         .unify()
         .boxed()
+}
+
+/// The reply to a request [`crate::auth`] refused.
+pub fn refusal(verdict: &Verdict) -> Response {
+    let (status, error, message) = match verdict {
+        Verdict::Allow => (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new()),
+        Verdict::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad Request", (*m).to_owned()),
+        Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", (*m).to_owned()),
+        Verdict::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
+    };
+    json_response(status, &json!({"error": error, "message": message}))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -380,26 +383,15 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
 /// Turns every rejection into a JSON reply; nothing reaches the client as
 /// warp's plain-text defaults.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    if let Some(Denied(verdict)) = rejection.find::<Denied>() {
-        return Ok(match verdict {
-            Verdict::Forbidden(message) => json_response(
-                StatusCode::FORBIDDEN,
-                &json!({"error": "Forbidden", "message": message}),
-            ),
-            Verdict::Unauthorized(message) => json_response(
-                StatusCode::UNAUTHORIZED,
-                &json!({"error": "Unauthorized", "message": message}),
-            ),
-            Verdict::Allow => json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": "internal"}),
-            ),
-        });
-    }
     let refusal = if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
         Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Unsupported Media Type: send Content-Type: application/json (got '{ct}')"),
+            match ct {
+                Some(ct) => format!(
+                    "Unsupported Media Type: send Content-Type: application/json (got '{ct}')"
+                ),
+                None => "Unsupported Media Type: send Content-Type: application/json".to_owned(),
+            },
         ))
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         Some((

@@ -131,7 +131,9 @@ pub fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the hub's idle-connection timeout (30 s by default), so a
+        // pooled connection is dropped here before the hub closes it.
+        .pool_idle_timeout(Duration::from_secs(20))
 }
 
 impl HubClient {

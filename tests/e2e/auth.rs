@@ -1,5 +1,9 @@
 //! End-to-end tests: who may call the hub (loopback, token, a local reverse
-//! proxy with a Tailscale identity), and the refusal to run open.
+//! proxy with a Tailscale identity), what a web page can do to it (DNS
+//! rebinding, raw and in a real browser), and the refusal to run open.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
 
 use serde_json::{Value, json};
 use support::{Hub, HubOptions};
@@ -68,6 +72,43 @@ fn the_auth_matrix() {
             200,
         ),
         (
+            "DNS rebinding through the forwarded path: headers a page adds itself",
+            &[
+                ("host", "rebind.test:8080"),
+                ("x-forwarded-for", "100.64.0.9"),
+                ("tailscale-user-login", "me@example.com"),
+            ],
+            403,
+        ),
+        (
+            "a foreign page's Origin on the forwarded path",
+            &[
+                ("host", "box.tail.ts.net"),
+                ("origin", "http://rebind.test:8080"),
+                ("x-forwarded-for", "100.64.0.9"),
+                ("tailscale-user-login", "me@example.com"),
+            ],
+            403,
+        ),
+        (
+            "a foreign page's Origin with the token",
+            &[
+                ("origin", "http://rebind.test:8080"),
+                ("authorization", "Bearer s3cret-token"),
+            ],
+            403,
+        ),
+        (
+            "the hub's own page through tailscale serve",
+            &[
+                ("host", "box.tail.ts.net"),
+                ("origin", "https://box.tail.ts.net"),
+                ("x-forwarded-for", "100.64.0.9"),
+                ("tailscale-user-login", "me@example.com"),
+            ],
+            200,
+        ),
+        (
             "forwarded with the token",
             &[
                 ("x-forwarded-for", "10.0.0.9"),
@@ -97,6 +138,135 @@ fn the_auth_matrix() {
         !hub.log().contains("s3cret-token"),
         "the token is never logged"
     );
+}
+
+/// Sends `request` as written (a raw HTTP/1.x request) and returns the
+/// status and the body as JSON.
+fn send_raw(hub: &Hub, request: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", hub.port)).expect("the hub listens");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {reply:?}"));
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn requests_a_browser_could_forge_or_smuggle_are_refused() {
+    let hub = Hub::start_with(HubOptions {
+        args: vec!["--public-host".into(), "box.tail.ts.net".into()],
+        ..Default::default()
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    let request = |target: &str, headers: &str| {
+        format!(
+            "POST {target} HTTP/1.1\r\n{headers}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let cases: &[(&str, String, u16)] = &[
+        (
+            "a well-formed local request",
+            request("/mcp", "host: 127.0.0.1\r\n"),
+            200,
+        ),
+        (
+            "two Host headers",
+            request("/mcp", "host: 127.0.0.1\r\nhost: rebind.test\r\n"),
+            400,
+        ),
+        (
+            "a request line in absolute form",
+            request("http://127.0.0.1/mcp", "host: 127.0.0.1\r\n"),
+            400,
+        ),
+        (
+            "a Host that only starts like an address",
+            request("/mcp", "host: [::1]evil\r\n"),
+            400,
+        ),
+        (
+            "a Host with userinfo",
+            request("/mcp", "host: rebind.test@127.0.0.1\r\n"),
+            400,
+        ),
+        (
+            "no Host (HTTP/1.0) is not local",
+            format!(
+                "POST /mcp HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            401,
+        ),
+        (
+            "no Host on the forwarded path",
+            format!(
+                "POST /mcp HTTP/1.0\r\nx-forwarded-for: 100.64.0.9\r\ntailscale-user-login: me@example.com\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            401,
+        ),
+    ];
+    for (what, raw, want) in cases {
+        let (status, reply) = send_raw(&hub, raw);
+        assert_eq!(status, *want, "{what}: {reply}");
+        if *want != 200 {
+            assert!(reply["message"].is_string(), "{what}: {reply}");
+        }
+    }
+}
+
+#[test]
+fn a_post_without_a_json_content_type_is_refused() {
+    let hub = Hub::start();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "publish_event", "arguments": {"event_type": "x", "payload": "p"}}})
+    .to_string();
+    // What a form or a fetch without a preflight can send.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+    ] {
+        let header = content_type.map_or(String::new(), |ct| format!("content-type: {ct}\r\n"));
+        let (status, reply) = send_raw(
+            &hub,
+            &format!(
+                "POST /mcp HTTP/1.1\r\nhost: localhost\r\n{header}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert_eq!(status, 415, "{content_type:?}: {reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Content-Type: application/json")),
+            "{content_type:?}: {reply}"
+        );
+    }
+    let (status, reply) = send_raw(
+        &hub,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nhost: localhost\r\ncontent-type: Application/JSON; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let events = hub.tool("get_events", json!({"order": "asc"}));
+    let published: Vec<&Value> = events["events"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["event_type"] == "x").collect())
+        .unwrap_or_default();
+    assert_eq!(published.len(), 1, "only the JSON post published: {events}");
 }
 
 #[test]

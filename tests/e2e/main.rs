@@ -2,11 +2,13 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod browser;
 mod cli;
 mod cursors;
 mod durability;
 mod input;
 mod interop;
+mod limits;
 mod proxy;
 mod push;
 mod tools;

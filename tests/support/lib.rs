@@ -55,11 +55,13 @@ pub const BUS_ENV: &[&str] = &[
     "HOST",
     "PORT",
     "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
     "http_proxy",
+    "HTTPS_PROXY",
     "https_proxy",
+    "ALL_PROXY",
     "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// Removes from `cmd` every `AGENT_EVENT_BUS_*` variable of this process's
@@ -151,6 +153,12 @@ impl Hub {
     pub fn start_with(options: HubOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
         Self::spawn(dir, options.args, options.env, 0)
+    }
+
+    /// Starts a hub on 127.0.0.1 at `port` (one a test has just freed).
+    pub fn start_on_port(options: HubOptions, port: u16) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::spawn(dir, options.args, options.env, port)
     }
 
     /// The database file.

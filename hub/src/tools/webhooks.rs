@@ -34,7 +34,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         .into());
     }
     if bus.delivery.config().deny_private
-        && let Some(ip) = crate::delivery::private_literal(&url)
+        && let Some(ip) = crate::egress::private_literal(&url)
     {
         return Err(ArgError(format!(
             "url points at a private address ({ip}), which this hub refuses (--webhook-deny-private); use a public address"
@@ -85,7 +85,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         host = parsed.host_str().unwrap_or("-"),
         "webhook registered"
     );
-    let w = record.to_wire();
+    let w = shown(&record);
     let mut reply = json!({
         "webhook_id": w.webhook_id,
         "url": w.url,
@@ -108,9 +108,16 @@ pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     let items = hooks
         .iter()
-        .map(|h| serde_json::to_value(h.to_wire()).unwrap_or(Value::Null))
+        .map(|h| serde_json::to_value(shown(h)).unwrap_or(Value::Null))
         .collect();
     Ok(Reply::List(items))
+}
+
+/// A webhook as callers see it: credentials in its URL are redacted.
+fn shown(record: &WebhookRecord) -> shared::wire::WebhookInfo {
+    let mut info = record.to_wire();
+    info.url = crate::egress::redact_url(&info.url);
+    info
 }
 
 fn webhook_id(a: &Args) -> Result<u64, ArgError> {

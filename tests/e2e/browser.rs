@@ -1,0 +1,246 @@
+//! End-to-end test in a real browser: a web page whose name rebinds to
+//! 127.0.0.1 (headless Chromium, `--host-resolver-rules`) tries to use the
+//! hub from its own origin, with the forwarding headers it may add itself.
+//!
+//! The page is served on a free port P by a decoy server; once the page
+//! runs, the decoy stops and the hub starts on P, so the page's same-origin
+//! requests reach the hub. The page reports what it got to a second local
+//! listener. Needs `chromium` or `chromium-headless-shell` (`.ci/run`
+//! installs it); skipped when absent, except under CI.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Hub, HubOptions};
+
+/// The attack page. `REPORT` is replaced by the report listener's URL.
+const PAGE: &str = r#"<!doctype html>
+<title>rebinding</title>
+<script>
+const forged = {"x-forwarded-for": "100.64.0.9", "tailscale-user-login": "attacker@example.com"};
+const rpc = (name, args) => JSON.stringify({jsonrpc: "2.0", id: 1, method: "tools/call",
+  params: {name, arguments: args}});
+const publish = rpc("publish_event", {event_type: "pwned", payload: "from a web page"});
+async function attempt(name, path, init) {
+  try {
+    const r = await fetch(path, {cache: "no-store", ...init});
+    return {name, status: r.status, body: (await r.text()).slice(0, 300)};
+  } catch (e) {
+    return {name, status: 0, body: String(e)};
+  }
+}
+(async () => {
+  await fetch("/armed", {cache: "no-store"});
+  // Until the name answers with the hub rather than the decoy.
+  for (let i = 0; i < 600; i++) {
+    try {
+      const r = await fetch("/health", {cache: "no-store", headers: forged});
+      if (!(await r.text()).includes("decoy")) break;
+    } catch (e) {}
+    await new Promise(done => setTimeout(done, 100));
+  }
+  const json = {...forged, "content-type": "application/json"};
+  const results = [
+    await attempt("health with forwarding headers", "/health", {headers: forged}),
+    await attempt("the live view with forwarding headers", "/", {headers: forged}),
+    await attempt("publish with forwarding headers", "/mcp", {method: "POST", headers: json, body: publish}),
+    await attempt("read events with forwarding headers", "/mcp",
+      {method: "POST", headers: json, body: rpc("get_events", {})}),
+    await attempt("publish as text/plain (no preflight)", "/mcp",
+      {method: "POST", headers: {"content-type": "text/plain"}, body: publish}),
+    await attempt("publish as JSON, no extra headers", "/mcp",
+      {method: "POST", headers: {"content-type": "application/json"}, body: publish}),
+  ];
+  await fetch("REPORT", {method: "POST", mode: "no-cors", body: JSON.stringify(results)});
+})();
+</script>
+"#;
+
+/// The browser binary, if one is installed.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-headless-shell", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+/// Reads one HTTP request: the target and the body.
+fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let target = line.split(' ').nth(1)?.to_owned();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((target, body))
+}
+
+fn answer(stream: &mut TcpStream, content_type: &str, body: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Serves the page on `listener` until the page asks for `/armed`, then
+/// closes the listener (which frees the port for the hub).
+fn serve_decoy(listener: TcpListener, page: String, armed: mpsc::Sender<()>) {
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let done = Arc::new(AtomicBool::new(false));
+    while !done.load(Ordering::SeqCst) {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        let (page, armed, done) = (page.clone(), armed.clone(), done.clone());
+        std::thread::spawn(move || {
+            let Some((target, _)) = read_request(&mut stream) else {
+                return;
+            };
+            match target.as_str() {
+                "/" => answer(&mut stream, "text/html", &page),
+                "/armed" => {
+                    done.store(true, Ordering::SeqCst);
+                    answer(&mut stream, "application/json", r#"{"decoy":true}"#);
+                    let _ = armed.send(());
+                }
+                _ => answer(&mut stream, "application/json", r#"{"decoy":true}"#),
+            }
+        });
+    }
+}
+
+/// Kills the browser when the test ends, however it ends.
+struct Browser(Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is required under CI (.ci/run installs chromium-headless-shell)"
+        );
+        eprintln!(
+            "skipped: a_rebinding_web_page_in_chromium_cannot_use_the_hub needs chromium (apt-get install chromium-headless-shell)"
+        );
+        return;
+    };
+
+    let reports = TcpListener::bind("127.0.0.1:0").expect("a report listener");
+    let report_url = format!(
+        "http://127.0.0.1:{}/report",
+        reports.local_addr().unwrap().port()
+    );
+    let (report_tx, report_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in reports.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if let Some((_, body)) = read_request(&mut stream) {
+                answer(&mut stream, "text/plain", "");
+                let _ = report_tx.send(body);
+            }
+        }
+    });
+
+    let decoy = TcpListener::bind("127.0.0.1:0").expect("a decoy listener");
+    let port = decoy.local_addr().unwrap().port();
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let page = PAGE.replace("REPORT", &report_url);
+    let decoy_thread = std::thread::spawn(move || serve_decoy(decoy, page, armed_tx));
+
+    let profile = tempfile::tempdir().unwrap();
+    let _browser = Browser(
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--host-resolver-rules=MAP rebind.test 127.0.0.1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("http://rebind.test:{port}/"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium starts"),
+    );
+
+    armed_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the page loaded and ran its script");
+    decoy_thread.join().expect("the decoy stopped");
+    // The name now leads to the hub: same port, same origin for the page.
+    let hub = Hub::start_on_port(
+        HubOptions {
+            args: vec!["--public-host".into(), "box.tail.ts.net".into()],
+            ..Default::default()
+        },
+        port,
+    );
+
+    let report = report_rx
+        .recv_timeout(Duration::from_secs(90))
+        .expect("the page reported its results");
+    let results: Vec<Value> = serde_json::from_slice(&report).expect("a JSON report");
+    assert_eq!(results.len(), 6, "{results:#?}");
+    for r in &results {
+        let status = r["status"].as_u64().unwrap_or(0);
+        assert!(
+            [400, 401, 403, 415].contains(&status),
+            "the hub refused the page's request '{}': {r}",
+            r["name"]
+        );
+    }
+    let events = hub.tool("get_events", json!({"order": "asc"}));
+    assert!(
+        !events.to_string().contains("pwned"),
+        "nothing was published: {events}"
+    );
+}
