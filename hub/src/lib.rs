@@ -14,12 +14,14 @@
 //! - [`store`]: redb; the only module that names a table.
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
 
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod import;
 pub mod mcp;
 pub mod names;
 pub mod server;
