@@ -2175,6 +2175,29 @@ mod tests {
         assert_eq!(id, 1, "ids stay gap-free after a rollback");
     }
 
+    #[tokio::test]
+    async fn records_written_under_their_own_ids_move_the_counters_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (event, webhook) = store
+            .write(Durability::Durable, |t| {
+                let mut old = t.append_event(new_event("all"))?;
+                old.id = 1000;
+                t.insert_event(&old)?;
+                t.put_webhook(&hook(7))?;
+                t.bump_counter(Counter::Webhook, 3)?;
+                Ok((t.append_event(new_event("all"))?.id, t.next_webhook_id()?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((event, webhook), (1001, 8));
+        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 1001);
+        store.close();
+        store.join_writer();
+        let existing = inspect(&dir.path().join("data.redb")).unwrap();
+        assert_eq!((existing.events, existing.webhooks), (3, 1));
+    }
+
     #[test]
     fn refuses_sqlite_files() {
         let dir = tempfile::tempdir().unwrap();

@@ -543,9 +543,12 @@ fn check_not_in_use(path: &Path) -> Result<(), ImportError> {
                     format!(", last written {}s ago", d.as_secs())
                 });
             return Err(in_use(format!(
-                "{} holds {} bytes of writes not yet merged into the database{age}",
+                "{} holds {} bytes of writes not yet merged into the database{age} (if no \
+                 process has it open, the last one did not close cleanly: \
+                 `sqlite3 {} 'PRAGMA wal_checkpoint(TRUNCATE);'` merges them)",
                 file.display(),
-                meta.len()
+                meta.len(),
+                path.display()
             )));
         }
     }
