@@ -7,7 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
 CLAUDE ?= claude
 
-.PHONY: all build release run test check fmt clippy doc bench install register-proxy install-hooks clean
+.PHONY: all build release run test check fmt clippy doc bench install register-proxy install-hooks import clean
 
 all: build
 
@@ -42,6 +42,12 @@ doc:
 bench:
 	$(CARGO) build --workspace --bins --release
 	$(CARGO) run --release -p agent-event-bus-tests --bin bench
+
+## Bring the Python original's database into the hub's store (stop both hubs first):
+## make import [FROM=path/to/data.db] [DB=path/to/data.redb] [FORCE=1]
+FROM ?= $(HOME)/.claude/contrib/agent-event-bus/data.db
+import: release
+	target/release/agent-event-bus import "$(FROM)" $(if $(DB),--db "$(DB)") $(if $(FORCE),--force)
 
 install: release
 	mkdir -p $(BINDIR)

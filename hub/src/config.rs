@@ -4,13 +4,16 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Start the agent-event-bus hub: the bus that lets coding-agent sessions
 /// see each other, message each other and hand off work.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "agent-event-bus", version)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Keep 127.0.0.1 and put `tailscale serve` in
     /// front for remote use; any other address needs a token.
     #[arg(long, env = "HOST", default_value = shared::config::DEFAULT_HOST)]
@@ -115,6 +118,19 @@ pub struct Config {
         hide = true
     )]
     pub webhook_retry_delays: Vec<Duration>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Bring the Python original's database (events, sessions, webhooks)
+    /// into a new store, then start the hub on it.
+    Import(crate::import::ImportArgs),
+}
+
+/// The default database file, `~/.claude/contrib/agent-event-bus/data.redb`.
+pub fn default_db_path() -> Result<PathBuf, ConfigError> {
+    shared::config::default_store_path().ok_or(ConfigError::NoHome)
 }
 
 /// How webhooks are delivered (see [`crate::delivery`]).
@@ -269,17 +285,10 @@ impl Config {
 
     /// The database path: `--db`, else the default under `~/.claude`.
     pub fn db_path(&self) -> Result<PathBuf, ConfigError> {
-        if let Some(p) = &self.db {
-            return Ok(p.clone());
+        match &self.db {
+            Some(p) => Ok(p.clone()),
+            None => default_db_path(),
         }
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .ok_or(ConfigError::NoHome)?;
-        Ok(PathBuf::from(home)
-            .join(".claude")
-            .join("contrib")
-            .join("agent-event-bus")
-            .join("data.redb"))
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
 
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod delivery;
 pub mod egress;
+pub mod import;
 pub mod mcp;
 pub mod names;
 pub mod server;

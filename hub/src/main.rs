@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use hub::Config;
+use hub::config::Command;
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -17,6 +18,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if let Some(Command::Import(args)) = &config.command {
+        return import(args);
+    }
     if let Err(e) = config.validate() {
         eprintln!("agent-event-bus: {e}");
         return ExitCode::from(2);
@@ -39,6 +43,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("agent-event-bus: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `agent-event-bus import`: the summary on stdout, progress and errors on
+/// stderr; exit 1 when nothing was imported.
+fn import(args: &hub::import::ImportArgs) -> ExitCode {
+    match hub::import::run(args, true) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("agent-event-bus import: {e}");
+            eprintln!("Nothing was imported, and no file was changed.");
             ExitCode::FAILURE
         }
     }

@@ -60,6 +60,12 @@ pub async fn run(
     config.validate()?;
     let fd_limit = raise_fd_limit();
     let db_path = config.db_path()?;
+    if config.db.is_none()
+        && !db_path.exists()
+        && let Some(original) = shared::config::original_db_path().filter(|p| p.exists())
+    {
+        tracing::warn!("{}", shared::config::import_hint(&original));
+    }
     let store = {
         let path = db_path.clone();
         tokio::task::spawn_blocking(move || Store::open(&path))

@@ -587,9 +587,25 @@ fn first_events(
 
 fn read_tip(table: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
     Ok(table
-        .get("next_event_id")?
+        .get(Counter::Event.key())?
         .map_or(1, |v| v.value())
         .saturating_sub(1))
+}
+
+/// An id counter in the meta table: it holds the next id to hand out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Event,
+    Webhook,
+}
+
+impl Counter {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Event => "next_event_id",
+            Self::Webhook => "next_webhook_id",
+        }
+    }
 }
 
 /// A read snapshot. Methods mirror [`Tx`]'s reads.
@@ -911,12 +927,7 @@ impl Tx<'_> {
 
     /// Appends one event; ids are gap-free because a failed batch rolls back.
     pub fn append_event(&mut self, new: NewEvent) -> Result<EventRecord> {
-        let id = {
-            let mut meta = self.meta()?;
-            let id = meta.get("next_event_id")?.map_or(1, |v| v.value());
-            meta.insert("next_event_id", id + 1)?;
-            id
-        };
+        let id = self.counter(Counter::Event)?;
         let record = EventRecord {
             id,
             event_type: new.event_type,
@@ -929,10 +940,33 @@ impl Tx<'_> {
             title: new.title,
             tags: new.tags,
         };
-        let bytes = encode(&record)?;
-        self.txn.open_table(EVENTS)?.insert(id, bytes.as_slice())?;
-        self.appended_tip = Some(id);
+        self.insert_event(&record)?;
         Ok(record)
+    }
+
+    /// Writes an event under its own id (replacing one already there) and
+    /// moves the event counter past it: the one place an event is written.
+    pub fn insert_event(&mut self, record: &EventRecord) -> Result<()> {
+        let bytes = encode(record)?;
+        self.txn
+            .open_table(EVENTS)?
+            .insert(record.id, bytes.as_slice())?;
+        self.bump_counter(Counter::Event, record.id)?;
+        self.appended_tip = self.appended_tip.max(Some(record.id));
+        Ok(())
+    }
+
+    /// The next id `counter` will hand out.
+    pub fn counter(&self, counter: Counter) -> Result<u64> {
+        Ok(self.meta()?.get(counter.key())?.map_or(1, |v| v.value()))
+    }
+
+    /// Makes sure `counter` never hands out `used` or anything below it.
+    pub fn bump_counter(&mut self, counter: Counter, used: u64) -> Result<()> {
+        if used >= self.counter(counter)? {
+            self.meta()?.insert(counter.key(), used.saturating_add(1))?;
+        }
+        Ok(())
     }
 
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
@@ -969,19 +1003,20 @@ impl Tx<'_> {
 
     /// Assigns the next webhook id.
     pub fn next_webhook_id(&mut self) -> Result<u64> {
-        let mut meta = self.meta()?;
-        let id = meta.get("next_webhook_id")?.map_or(1, |v| v.value());
-        meta.insert("next_webhook_id", id + 1)?;
+        let id = self.counter(Counter::Webhook)?;
+        self.bump_counter(Counter::Webhook, id)?;
         Ok(id)
     }
 
+    /// Inserts or replaces a webhook under its id, and moves the webhook
+    /// counter past it: the one place a webhook is written.
     pub fn put_webhook(&mut self, record: &WebhookRecord) -> Result<()> {
         self.hooks = None;
         let bytes = encode(record)?;
         self.txn
             .open_table(WEBHOOKS)?
             .insert(record.id, bytes.as_slice())?;
-        Ok(())
+        self.bump_counter(Counter::Webhook, record.id)
     }
 
     /// Deletes a webhook with its pending deliveries and its delivery log.
@@ -1436,6 +1471,74 @@ impl Store {
             let _ = h.join();
         }
     }
+}
+
+/// What an existing database file holds, read without changing a byte of
+/// it. While this lives, no hub can open the file for writing.
+pub struct Existing {
+    _db: Option<redb::ReadOnlyDatabase>,
+    pub events: u64,
+    pub sessions: u64,
+    pub webhooks: u64,
+}
+
+impl Existing {
+    pub fn is_empty(&self) -> bool {
+        self.events == 0 && self.sessions == 0 && self.webhooks == 0
+    }
+}
+
+/// Counts what the database at `path` holds (a missing or empty file holds
+/// nothing), refusing a file another process has open ([`OpenError::InUse`])
+/// or one that is not a redb database.
+pub fn inspect(path: &Path) -> std::result::Result<Existing, OpenError> {
+    let display = path.display().to_string();
+    let nothing = Existing {
+        _db: None,
+        events: 0,
+        sessions: 0,
+        webhooks: 0,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nothing),
+        Ok(m) if m.len() == 0 => return Ok(nothing),
+        _ => {}
+    }
+    check_is_redb(path)?;
+    let other = |detail: String| OpenError::Other {
+        path: display.clone(),
+        detail,
+    };
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+            path: display.clone(),
+        },
+        e => other(e.to_string()),
+    })?;
+    let count = |def| -> Result<u64> {
+        let txn = db.begin_read()?;
+        match txn.open_table(def) {
+            Ok(t) => Ok(t.len()?),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let events = count(EVENTS).map_err(|e| other(e.0))?;
+    let webhooks = count(WEBHOOKS).map_err(|e| other(e.0))?;
+    let sessions = {
+        let txn = db.begin_read().map_err(|e| other(e.to_string()))?;
+        match txn.open_table(SESSIONS) {
+            Ok(t) => t.len().map_err(|e| other(e.to_string()))?,
+            Err(TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(other(e.to_string())),
+        }
+    };
+    Ok(Existing {
+        _db: Some(db),
+        events,
+        sessions,
+        webhooks,
+    })
 }
 
 /// Refuses a non-empty file that does not start with redb's magic number.
@@ -2070,6 +2173,29 @@ mod tests {
             .unwrap()
             .id;
         assert_eq!(id, 1, "ids stay gap-free after a rollback");
+    }
+
+    #[tokio::test]
+    async fn records_written_under_their_own_ids_move_the_counters_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (event, webhook) = store
+            .write(Durability::Durable, |t| {
+                let mut old = t.append_event(new_event("all"))?;
+                old.id = 1000;
+                t.insert_event(&old)?;
+                t.put_webhook(&hook(7))?;
+                t.bump_counter(Counter::Webhook, 3)?;
+                Ok((t.append_event(new_event("all"))?.id, t.next_webhook_id()?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((event, webhook), (1001, 8));
+        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 1001);
+        store.close();
+        store.join_writer();
+        let existing = inspect(&dir.path().join("data.redb")).unwrap();
+        assert_eq!((existing.events, existing.webhooks), (3, 1));
     }
 
     #[test]

@@ -90,6 +90,38 @@ pub fn truthy(value: &str) -> bool {
     )
 }
 
+/// The data directory both the hub and the Python original use by default:
+/// `~/.claude/contrib/agent-event-bus` (`None` without a `HOME`).
+pub fn data_dir() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(
+        std::path::PathBuf::from(home)
+            .join(".claude")
+            .join("contrib")
+            .join("agent-event-bus"),
+    )
+}
+
+/// The hub's default database file, `data.redb` in [`data_dir`].
+pub fn default_store_path() -> Option<std::path::PathBuf> {
+    data_dir().map(|d| d.join("data.redb"))
+}
+
+/// The Python original's default database file, `data.db` in [`data_dir`].
+pub fn original_db_path() -> Option<std::path::PathBuf> {
+    data_dir().map(|d| d.join("data.db"))
+}
+
+/// The hint given when the original's database sits unimported next to ours.
+pub fn import_hint(original: &std::path::Path) -> String {
+    format!(
+        "the Python original's database is at {path}; to bring its events, sessions and webhooks \
+         here, stop both hubs and run `agent-event-bus import {path}` (see \"Moving from the Python \
+         original\" in the README)",
+        path = original.display()
+    )
+}
+
 /// This machine's host name, as the original's `socket.gethostname()`.
 pub fn hostname() -> String {
     let uname = rustix::system::uname();

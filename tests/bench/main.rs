@@ -12,6 +12,7 @@ use shared::HubClient;
 use support::sink::WebhookSink;
 use support::{Hub, HubOptions};
 
+mod import;
 mod proxy;
 
 const RUN: Duration = Duration::from_secs(5);
@@ -24,6 +25,12 @@ fn main() {
     // `bench webhooks` runs only the webhook figures.
     if std::env::args().nth(1).as_deref() == Some("webhooks") {
         webhooks(&rt);
+        return;
+    }
+    // `bench import` runs only the import figures.
+    if std::env::args().nth(1).as_deref() == Some("import") {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        import::run(fsync_rate(dir.path()));
         return;
     }
     // `bench proxy` runs only the proxy figures.
@@ -106,6 +113,7 @@ fn main() {
     drop(idle);
     proxy::run(&rt);
     webhooks(&rt);
+    import::run(fsyncs);
 }
 
 fn ms(d: Duration) -> f64 {

@@ -87,7 +87,7 @@ fn event_id(r: &Received) -> u64 {
 
 /// Checks both signatures of one request independently of the hub's code,
 /// and that its Standard Webhooks timestamp is within a 5-minute window.
-fn assert_signed(r: &Received, secret: &str) {
+pub(crate) fn assert_signed(r: &Received, secret: &str) {
     let hex: String = hmac(secret, &r.body)
         .iter()
         .map(|b| format!("{b:02x}"))

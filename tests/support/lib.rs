@@ -6,8 +6,10 @@
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
+//! - [`original`]: databases in the Python original's SQLite format.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
+pub mod original;
 pub mod proxy;
 pub mod sink;
 
@@ -159,6 +161,12 @@ impl Hub {
     pub fn start_on_port(options: HubOptions, port: u16) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
         Self::spawn(dir, options.args, options.env, port)
+    }
+
+    /// Starts a hub on the store already in `dir` (`data.redb`), e.g. one
+    /// just imported.
+    pub fn start_on(dir: Arc<tempfile::TempDir>, options: HubOptions) -> Self {
+        Self::spawn(dir, options.args, options.env, 0)
     }
 
     /// The database file.

@@ -64,6 +64,7 @@ pub async fn doctor(hub: &Hub, global: &Global) -> Result<ExitCode> {
         }
     }
     check_claude(hub, &mut report, global).await?;
+    check_original(&mut report)?;
 
     if report.failures == 0 {
         line("All checks passed.")?;
@@ -73,6 +74,18 @@ pub async fn doctor(hub: &Hub, global: &Global) -> Result<ExitCode> {
         line(&format!("{} check{s} failed.", report.failures))?;
         Ok(ExitCode::from(1))
     }
+}
+
+/// Points at `agent-event-bus import` while the Python original's database
+/// sits in its default place on this machine (informational: not a failure).
+fn check_original(report: &mut Report) -> Result<()> {
+    if let Some(original) = config::original_db_path().filter(|p| p.exists()) {
+        report.skip(&format!(
+            "{}; once imported, move it away to silence this line",
+            config::import_hint(&original)
+        ))?;
+    }
+    Ok(())
 }
 
 enum Reach {
