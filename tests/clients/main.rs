@@ -6,9 +6,11 @@
 
 mod standin;
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -40,10 +42,49 @@ fn installed(what: &str, relative: &str) -> Option<PathBuf> {
     None
 }
 
-/// A loopback port where nothing listens, for the refusing proxy.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("a local address").port()
+/// The HTTP(S) proxy every client is pointed at: it notes where the client
+/// tried to go and refuses, so nothing leaves the machine.
+struct RefusingProxy {
+    url: String,
+    tried: Arc<Mutex<Vec<String>>>,
+}
+
+impl RefusingProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("a local address"));
+        let tried = Arc::new(Mutex::new(Vec::new()));
+        let noted = tried.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut line = String::new();
+                let mut reader = BufReader::new(&stream);
+                if reader.read_line(&mut line).is_ok() {
+                    let target = line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_owned();
+                    noted.lock().expect("the refusal log").push(target);
+                }
+                let _ = (&stream).write_all(
+                    b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, tried }
+    }
+
+    /// Where clients tried to go, each once, in order.
+    fn tried(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        for target in self.tried.lock().expect("the refusal log").iter() {
+            if !seen.contains(target) {
+                seen.push(target.clone());
+            }
+        }
+        seen
+    }
 }
 
 /// A temp HOME and project folder, and the environment every client runs in:
@@ -53,7 +94,7 @@ struct Sandbox {
     _dir: tempfile::TempDir,
     home: PathBuf,
     project: PathBuf,
-    refusing_proxy: String,
+    refusing_proxy: RefusingProxy,
 }
 
 impl Sandbox {
@@ -66,7 +107,7 @@ impl Sandbox {
         Self {
             home,
             project,
-            refusing_proxy: format!("http://127.0.0.1:{}", closed_port()),
+            refusing_proxy: RefusingProxy::start(),
             _dir: dir,
         }
     }
@@ -76,9 +117,16 @@ impl Sandbox {
         cmd.current_dir(&self.project).stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            let theirs = ["ANTHROPIC_", "CLAUDE", "GEMINI_", "GOOGLE_", "OPENAI_", "CODEX_"]
-                .iter()
-                .any(|p| key.starts_with(p));
+            let theirs = [
+                "ANTHROPIC_",
+                "CLAUDE",
+                "GEMINI_",
+                "GOOGLE_",
+                "OPENAI_",
+                "CODEX_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p));
             if theirs || support::BUS_ENV.contains(&key.as_str()) || key.ends_with("_proxy") {
                 cmd.env_remove(&key);
             }
@@ -93,8 +141,14 @@ impl Sandbox {
         ] {
             cmd.env(key, value);
         }
-        for key in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"] {
-            cmd.env(key, &self.refusing_proxy);
+        for key in [
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "ALL_PROXY",
+            "https_proxy",
+            "http_proxy",
+        ] {
+            cmd.env(key, &self.refusing_proxy.url);
         }
         cmd.env("NO_PROXY", "127.0.0.1,localhost")
             .env("no_proxy", "127.0.0.1,localhost")
@@ -119,7 +173,11 @@ fn run(what: &str, cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{what} failed ({}):\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
     text
 }
 
@@ -159,13 +217,20 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
                 "{what} exited ({status}) before its model saw the tool's result.\nmodel requests: {:#?}\noutput:\n{}",
-                standin.requests().iter().map(|(p, _)| p).collect::<Vec<_>>(),
+                standin
+                    .requests()
+                    .iter()
+                    .map(|(p, _)| p)
+                    .collect::<Vec<_>>(),
                 output()
             );
         }
         if started.elapsed() > RUN_LIMIT {
             let _ = child.kill();
-            panic!("{what} never sent the tool's result.\noutput:\n{}", output());
+            panic!(
+                "{what} never sent the tool's result.\noutput:\n{}",
+                output()
+            );
         }
     };
     let event = events(hub)
@@ -183,7 +248,9 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
     let session = live
         .iter()
         .find(|s| s["session_id"] == json!(session_id))
-        .unwrap_or_else(|| panic!("the event's session {session_id} is not live during the run: {live:?}"));
+        .unwrap_or_else(|| {
+            panic!("the event's session {session_id} is not live during the run: {live:?}")
+        });
     assert_eq!(
         session["cwd"].as_str().map(Path::new),
         Some(sandbox.project.as_path()),
@@ -203,9 +270,20 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
     let out = output();
     assert!(status.success(), "{what} failed ({status}):\n{out}");
     assert!(out.contains(standin::FINAL_TEXT), "{what} printed:\n{out}");
-    wait_until("the session to end with the client", Duration::from_secs(30), || {
-        (!live_sessions(hub).iter().any(|s| s["session_id"] == json!(session_id))).then_some(())
-    });
+    wait_until(
+        "the session to end with the client",
+        Duration::from_secs(30),
+        || {
+            (!live_sessions(hub)
+                .iter()
+                .any(|s| s["session_id"] == json!(session_id)))
+            .then_some(())
+        },
+    );
+    eprintln!(
+        "{what}: refused on its way out: {:?}",
+        sandbox.refusing_proxy.tried()
+    );
     event
 }
 
@@ -228,15 +306,22 @@ fn claude_code_lists_the_proxy_and_publishes_through_it() {
             .args(["mcp", "add", "agent-event-bus", "-e", &mcp_env(&hub), "--"])
             .arg(&proxy),
     );
-    let listed = run("claude mcp list", sandbox.command(&claude).args(["mcp", "list"]));
+    let listed = run(
+        "claude mcp list",
+        sandbox.command(&claude).args(["mcp", "list"]),
+    );
     assert!(
-        listed.lines().any(|l| l.starts_with("agent-event-bus:") && l.contains("Connected")),
+        listed
+            .lines()
+            .any(|l| l.starts_with("agent-event-bus:") && l.contains("Connected")),
         "{listed}"
     );
     // A health check connects and leaves: no session, not even a short one.
     assert_eq!(live_sessions(&hub), Vec::<Value>::new());
     assert!(
-        !events(&hub).iter().any(|e| e["event_type"] == "session_registered"),
+        !events(&hub)
+            .iter()
+            .any(|e| e["event_type"] == "session_registered"),
         "{:?}",
         events(&hub)
     );
@@ -280,11 +365,24 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
 
     let proxy = bin_path("agent-event-bus-proxy");
     let mut add = sandbox.command(&gemini);
-    add.args(["mcp", "add", "--trust", "-e", &mcp_env(&hub), "agent-event-bus"])
-        .arg(&proxy);
+    add.args([
+        "mcp",
+        "add",
+        "--trust",
+        "-e",
+        &mcp_env(&hub),
+        "agent-event-bus",
+    ])
+    .arg(&proxy);
     run("gemini mcp add", &mut add);
-    let listed = run("gemini mcp list", sandbox.command(&gemini).args(["mcp", "list"]));
-    assert!(listed.contains("agent-event-bus") && listed.contains("Connected"), "{listed}");
+    let listed = run(
+        "gemini mcp list",
+        sandbox.command(&gemini).args(["mcp", "list"]),
+    );
+    assert!(
+        listed.contains("agent-event-bus") && listed.contains("Connected"),
+        "{listed}"
+    );
 
     // As a Gemini model does when told to order dependent calls.
     let args = json!({"event_type": "gemini_said", "payload": "hello from Gemini CLI", "wait_for_previous": true});
@@ -293,7 +391,12 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
     cmd.env("GEMINI_API_KEY", "stand-in-key")
         .env("GOOGLE_GEMINI_BASE_URL", &standin.url)
         // A named model: `auto` would first ask a router model to rate the prompt.
-        .args(["-m", "gemini-2.5-flash", "-p", "Tell the other sessions hello."]);
+        .args([
+            "-m",
+            "gemini-2.5-flash",
+            "-p",
+            "Tell the other sessions hello.",
+        ]);
     let event = drive(&hub, &sandbox, &standin, "gemini", cmd);
     assert_eq!(event["payload"], "hello from Gemini CLI");
     // The client did add the argument to the tool it offered its model.
@@ -301,8 +404,17 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
         .requests()
         .into_iter()
         .flat_map(|(_, body)| body["tools"].as_array().cloned().unwrap_or_default())
-        .flat_map(|t| t["functionDeclarations"].as_array().cloned().unwrap_or_default())
-        .find(|d| d["name"].as_str().is_some_and(|n| n.ends_with("publish_event")))
+        .flat_map(|t| {
+            t["functionDeclarations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|d| {
+            d["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("publish_event"))
+        })
         .expect("publish_event was offered to the model");
     assert!(
         offered["parametersJsonSchema"]["properties"]
@@ -387,18 +499,31 @@ fn the_typescript_sdk_uses_every_tool_over_stdio_and_streamable_http() {
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no report from the script:\n{out}"));
     for transport in ["stdio", "http"] {
-        let called = report[transport]["called"].as_array().cloned().unwrap_or_default();
+        let called = report[transport]["called"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let names: Vec<&str> = called.iter().filter_map(Value::as_str).collect();
         let mut sorted = names.clone();
         sorted.sort_unstable();
         let mut all = shared::catalog::TOOL_NAMES.to_vec();
         all.sort_unstable();
         assert_eq!(sorted, all, "{transport}: {report}");
-        assert_eq!(report[transport]["guide"], json!(true), "{transport}: {report}");
-        assert_eq!(report[transport]["long_poll"], json!(true), "{transport}: {report}");
+        assert_eq!(
+            report[transport]["guide"],
+            json!(true),
+            "{transport}: {report}"
+        );
+        assert_eq!(
+            report[transport]["long_poll"],
+            json!(true),
+            "{transport}: {report}"
+        );
     }
     // The stdio client's session ended with it.
-    wait_until("the SDK's proxy session to end", Duration::from_secs(30), || {
-        live_sessions(&hub).is_empty().then_some(())
-    });
+    wait_until(
+        "the SDK's proxy session to end",
+        Duration::from_secs(30),
+        || live_sessions(&hub).is_empty().then_some(()),
+    );
 }

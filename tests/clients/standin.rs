@@ -78,10 +78,12 @@ impl StandIn {
         let route = warp::path::full()
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::body::bytes())
-            .then(move |path: warp::path::FullPath, query: String, body: warp::hyper::body::Bytes| {
-                let script = script.clone();
-                async move { script.answer(path.as_str(), &query, &body).await }
-            });
+            .then(
+                move |path: warp::path::FullPath, query: String, body: warp::hyper::body::Bytes| {
+                    let script = script.clone();
+                    async move { script.answer(path.as_str(), &query, &body).await }
+                },
+            );
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind a loopback port");
@@ -149,7 +151,9 @@ impl Script {
 type Call = Option<(String, Option<String>)>;
 
 fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn anthropic_turn(body: &Value) -> (Call, bool) {
@@ -162,7 +166,12 @@ fn anthropic_turn(body: &Value) -> (Call, bool) {
     (offered.then(|| (name.to_owned(), None)), answered)
 }
 
-fn anthropic_reply(body: &Value, call: Call, args: &Value, streaming: bool) -> (&'static str, String) {
+fn anthropic_reply(
+    body: &Value,
+    call: Call,
+    args: &Value,
+    streaming: bool,
+) -> (&'static str, String) {
     let (block, delta, stop) = match call {
         Some((name, _)) => (
             json!({"type": "tool_use", "id": "toolu_standin_1", "name": name, "input": {}}),
@@ -200,7 +209,12 @@ fn anthropic_reply(body: &Value, call: Call, args: &Value, streaming: bool) -> (
     ];
     let text = events
         .iter()
-        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "event: {}\ndata: {e}\n\n",
+                e["type"].as_str().unwrap_or_default()
+            )
+        })
         .collect();
     ("text/event-stream", text)
 }
@@ -281,7 +295,12 @@ fn responses_reply(call: Call, args: &Value) -> (&'static str, String) {
     ];
     let text = events
         .iter()
-        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "event: {}\ndata: {e}\n\n",
+                e["type"].as_str().unwrap_or_default()
+            )
+        })
         .collect();
     ("text/event-stream", text)
 }
