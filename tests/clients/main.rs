@@ -303,7 +303,8 @@ fn claude_code_lists_the_proxy_and_publishes_through_it() {
         "claude mcp add",
         sandbox
             .command(&claude)
-            .args(["mcp", "add", "agent-event-bus", "-e", &mcp_env(&hub), "--"])
+            .args(["mcp", "add", "--scope", "user", "agent-event-bus"])
+            .args(["-e", &mcp_env(&hub), "--"])
             .arg(&proxy),
     );
     let listed = run(
@@ -368,12 +369,13 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
     add.args([
         "mcp",
         "add",
+        "--scope",
+        "user",
         "--trust",
-        "-e",
-        &mcp_env(&hub),
         "agent-event-bus",
     ])
-    .arg(&proxy);
+    .arg(&proxy)
+    .args(["-e", &mcp_env(&hub)]);
     run("gemini mcp add", &mut add);
     let listed = run(
         "gemini mcp list",
