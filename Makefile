@@ -7,7 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
 CLAUDE ?= claude
 
-.PHONY: all build release run test check fmt clippy doc bench install register-proxy install-hooks import clean
+.PHONY: all build release run test test-clients check fmt clippy doc bench install register-proxy install-hooks import clean
 
 all: build
 
@@ -25,6 +25,16 @@ run:
 test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+## The real MCP clients, pinned, against the built hub and proxy, offline:
+## Claude Code, Gemini CLI and Codex driven by a stand-in of their model API,
+## and the TypeScript SDK. Installs them into .cache/clients with npm first.
+CLIENTS := @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0 \
+	@openai/codex@0.171.0 @modelcontextprotocol/sdk@1.32.2
+test-clients:
+	sh tests/clients/install.sh $(CLIENTS)
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p agent-event-bus-tests --features clients --test clients
 
 check: fmt clippy doc
 

@@ -56,7 +56,10 @@ impl Forwarder {
     /// One `tools/call`; always a `CallToolResult` (a failure to reach the
     /// hub is an `isError` result whose text says what to do).
     pub async fn call(&self, name: &str, args: Option<Map<String, Value>>) -> Value {
-        let args = args.unwrap_or_default();
+        let mut args = args.unwrap_or_default();
+        // Dropped here as well as in the hub, for `notify` (answered here)
+        // and for hubs older than the list.
+        args.retain(|key, _| !catalog::is_client_injected(key));
         if name == "notify" {
             return notify_here(args).await;
         }

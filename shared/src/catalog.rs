@@ -29,6 +29,28 @@ pub const TOOL_NAMES: [&str; 15] = [
     "test_webhook",
 ];
 
+/// Argument names MCP clients add to tool calls on their own, for their own
+/// bookkeeping. They are dropped before a call's arguments are checked (in
+/// the hub, so direct HTTP clients and the proxy alike are served); every
+/// other unknown argument is still refused, so a misspelt `chanel` never
+/// turns a direct message into a broadcast. Add a name only with evidence of
+/// a client that sends it:
+///
+/// - `wait_for_previous`: Gemini CLI (`@google/gemini-cli`, seen in 0.61.0).
+///   Its `addWaitForPreviousParameter` adds a boolean of that name to every
+///   tool's parameter schema, MCP tools included, its scheduler reads it to
+///   run dependent calls in order, and the call goes on to the server with
+///   the argument still in it.
+/// - `random_string`: Cursor. For a tool whose schema has no properties it
+///   has the model fill a placeholder string of that name, which then reaches
+///   the server (reported by server authors; Cursor's source is closed).
+pub const CLIENT_INJECTED_ARGS: [&str; 2] = ["wait_for_previous", "random_string"];
+
+/// Whether `name` is one of [`CLIENT_INJECTED_ARGS`].
+pub fn is_client_injected(name: &str) -> bool {
+    CLIENT_INJECTED_ARGS.contains(&name)
+}
+
 /// Tools whose calls carry a `session_id` the proxy may fill in.
 pub const SESSION_TOOLS: [&str; 4] = [
     "publish_event",

@@ -290,3 +290,54 @@ fn the_live_view_is_served_behind_the_same_rules() {
     let rebinding = raw(&hub, "GET", "/", &[("host", "evil.example")], Vec::new());
     assert_eq!(rebinding.status, 403);
 }
+
+#[test]
+fn arguments_a_client_adds_for_itself_are_dropped_and_typos_still_refused() {
+    let hub = Hub::start();
+    let session = hub.register("gemini", None)["session_id"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
+    // Gemini CLI adds `wait_for_previous` to every tool's parameters.
+    let stored = hub.tool(
+        "publish_event",
+        json!({"session_id": session, "event_type": "ordered", "payload": "p", "wait_for_previous": true}),
+    );
+    let listed = hub.tool("list_channels", json!({"random_string": "x"}));
+    assert!(listed.is_array(), "{listed}");
+
+    // A misspelt `channel` must never turn a direct message into a broadcast.
+    let typo = hub.tool_raw(
+        "publish_event",
+        json!({"session_id": session, "event_type": "dm", "payload": "p", "chanel": "direct:someone", "wait_for_previous": false}),
+    );
+    assert!(typo.is_error(), "a typo must be refused: {}", typo.text());
+    assert!(
+        typo.text().contains("unknown argument chanel;")
+            && typo.text().contains("this tool takes: ")
+            && typo.text().contains("channel"),
+        "{}",
+        typo.text()
+    );
+    assert!(
+        !typo.text().contains("wait_for_previous"),
+        "{}",
+        typo.text()
+    );
+    let events = hub.tool("get_events", json!({"order": "asc"}))["events"].clone();
+    let types: Vec<&str> = events
+        .as_array()
+        .expect("a page of events")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .filter(|t| !t.starts_with("session_"))
+        .collect();
+    assert_eq!(types, ["ordered"], "{events}");
+    assert_eq!(
+        events
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["id"] == stored["event_id"]))
+            .map(|e| e["session_id"].clone()),
+        Some(json!(session))
+    );
+}

@@ -183,6 +183,44 @@ fn tools_are_forwarded_and_session_id_is_filled_in() {
 }
 
 #[test]
+fn arguments_a_client_adds_for_itself_pass_the_proxy_and_typos_are_still_refused() {
+    let hub = Hub::start();
+    let (mut proxy, id) = registered_proxy(&hub, "gemini-like", &[]);
+    let out = proxy.call_ok(
+        "publish_event",
+        json!({"event_type": "ordered", "payload": "p", "wait_for_previous": true}),
+    );
+    let stored = events(&hub)
+        .into_iter()
+        .find(|e| e["id"] == out["event_id"])
+        .unwrap_or_else(|| panic!("event {out} is not on the hub"));
+    assert_eq!(stored["session_id"], json!(id));
+    // notify is answered by the proxy itself, with the same rule.
+    let typo = proxy.call(
+        "notify",
+        json!({"title": "t", "mesage": "m", "wait_for_previous": true}),
+    );
+    assert!(typo.is_error(), "{}", typo.text());
+    assert!(
+        typo.text().contains("unknown argument mesage;")
+            && !typo.text().contains("wait_for_previous"),
+        "{}",
+        typo.text()
+    );
+    let typo = proxy.call(
+        "publish_event",
+        json!({"event_type": "dm", "payload": "p", "chanel": "direct:x", "wait_for_previous": false}),
+    );
+    assert!(typo.is_error(), "{}", typo.text());
+    assert!(
+        typo.text().contains("unknown argument chanel;") && typo.text().contains("channel"),
+        "{}",
+        typo.text()
+    );
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
 fn two_proxies_see_each_other_and_exchange_a_direct_message() {
     let hub = Hub::start();
     // One of them is given the base URL, without /mcp.

@@ -3,6 +3,7 @@
 //! that say what to send instead.
 
 use serde_json::{Map, Value};
+use shared::catalog::is_client_injected;
 
 /// A bad argument; becomes an `isError: true` result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +29,11 @@ fn kind(v: &Value) -> &'static str {
 
 impl Args {
     /// Takes the `arguments` value; refuses anything but an object (or none)
-    /// and names unknown keys.
+    /// and names unknown keys. Arguments a client adds for itself
+    /// ([`CLIENT_INJECTED_ARGS`](shared::catalog::CLIENT_INJECTED_ARGS)) are
+    /// dropped first.
     pub fn new(value: Option<Value>, allowed: &[&str]) -> ArgResult<Self> {
-        let map = match value {
+        let mut map = match value {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map,
             Some(other) => {
@@ -40,6 +43,7 @@ impl Args {
                 )));
             }
         };
+        map.retain(|key, _| allowed.contains(&key.as_str()) || !is_client_injected(key));
         let unknown: Vec<&str> = map
             .keys()
             .map(String::as_str)
@@ -213,5 +217,22 @@ mod tests {
             err.0
         );
         assert!(Args::new(Some(json!([1])), &[]).is_err());
+    }
+
+    #[test]
+    fn client_injected_arguments_are_dropped_before_the_check() {
+        let a = Args::new(
+            Some(json!({"s": "x", "wait_for_previous": true, "random_string": "r"})),
+            &["s"],
+        )
+        .unwrap();
+        assert!(a.get("wait_for_previous").is_none());
+        let err = Args::new(
+            Some(json!({"chanel": "x", "wait_for_previous": 1})),
+            &["channel"],
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.0, "unknown argument chanel; this tool takes: channel");
     }
 }
