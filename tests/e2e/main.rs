@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod cursors;
 mod durability;
+mod faults;
 mod input;
 mod interop;
 mod proxy;
