@@ -18,6 +18,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::auth::{Policy, Verdict};
 use crate::state::Bus;
+use crate::store::STORAGE_REFUSAL;
 use crate::tools::{self, ToolError};
 
 /// Protocol revisions this hub speaks, oldest first. (2026-07-28 is left
@@ -76,6 +77,10 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
     let mcp_path = warp::path("mcp").and(warp::path::end());
 
     // POST /mcp — one JSON-RPC request or notification.
+    let health_bus = {
+        let bus = bus.clone();
+        warp::any().map(move || bus.clone())
+    };
     let with_bus = warp::any().map(move || bus.clone());
     let post = mcp_path
         .and(warp::post())
@@ -127,17 +132,13 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
             r
         });
 
-    // GET /health
+    // GET /health — 200 `ok`, or 503 `degraded` while storage fails.
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())
         .and(auth.clone())
-        .map(|| {
-            json_response(
-                StatusCode::OK,
-                &json!({"status": "ok", "service": shared::SERVER_NAME, "version": shared::VERSION}),
-            )
-        });
+        .and(health_bus)
+        .map(|bus: Arc<Bus>| health(&bus));
 
     // GET / — a read-only live view (sessions, channels, events, webhooks)
     // that reads through POST /mcp like any other client.
@@ -161,6 +162,27 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
         .recover(recover)
         .unify()
         .boxed()
+}
+
+/// The `/health` reply: `{"status":"ok",...}` with 200, or with 503
+/// `{"status":"degraded","storage":"error: ..."}` while writes fail (a full
+/// disk), so a monitor alerts on the status code alone.
+fn health(bus: &Bus) -> Response {
+    match bus.store.storage_fault() {
+        None => json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "service": shared::SERVER_NAME, "version": shared::VERSION}),
+        ),
+        Some(fault) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "degraded",
+                "storage": format!("error: {fault}"),
+                "service": shared::SERVER_NAME,
+                "version": shared::VERSION,
+            }),
+        ),
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -364,10 +386,12 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
         }
         Err(ToolError::Internal(e)) => {
             tracing::error!(tool = %name, error = %e, "tool failed");
-            json!({
-                "content": [{"type": "text", "text": "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"}],
-                "isError": true,
-            })
+            let text = if e.is_unavailable() {
+                STORAGE_REFUSAL
+            } else {
+                "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"
+            };
+            json!({"content": [{"type": "text", "text": text}], "isError": true})
         }
         Err(e) => {
             tracing::debug!(tool = %name, "refused: {e}");

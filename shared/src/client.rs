@@ -213,7 +213,8 @@ impl HubClient {
         Ok(ToolOutput { result })
     }
 
-    /// `GET /health` on the hub's base URL.
+    /// `GET /health` on the hub's base URL: `status` is `ok`, or `degraded`
+    /// (HTTP 503) with the reason in `storage`.
     pub async fn health(&self) -> Result<Value, ClientError> {
         let url = config::base_of(&self.endpoint)
             .join("health")
@@ -223,6 +224,18 @@ impl HubClient {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.map_err(|e| self.send_error(e))?;
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            // A degraded hub (its storage failing) still sends its health.
+            let text = response.text().await.map_err(|e| self.send_error(e))?;
+            return serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|v| v.get("status").is_some())
+                .ok_or_else(|| ClientError::Status {
+                    url: self.endpoint.to_string(),
+                    status: 503,
+                    body: text.chars().take(300).collect(),
+                });
+        }
         self.decode(response).await
     }
 

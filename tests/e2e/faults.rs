@@ -95,3 +95,150 @@ fn a_stalled_hub_gives_live_leases_a_fresh_term_and_still_ends_dead_ones() {
     alive.call_ok("list_sessions", json!({}));
     alive.assert_stdout_is_json_rpc();
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (needs root); `None` when this machine
+    /// cannot, which fails under CI, where it must.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI must be able to mount a tmpfs (run as root): {why}"
+                );
+                eprintln!("SKIPPED: cannot mount a small tmpfs here ({why}); run as root to test a full disk");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).expect("the filler file");
+        let chunk = vec![0x5a_u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// `GET /health`: the status code and the body.
+fn health(hub: &Hub) -> (u16, Value) {
+    rt().block_on(async {
+        let r = reqwest::get(format!("{}/health", hub.base()))
+            .await
+            .expect("/health answers");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.expect("/health is JSON"))
+    })
+}
+
+fn publish_raw(hub: &Hub, session: &str, payload: &str) -> shared::ToolOutput {
+    hub.tool_raw(
+        "publish_event",
+        json!({"session_id": session, "event_type": "fill", "payload": payload, "channel": "all"}),
+    )
+}
+
+fn event_ids(hub: &Hub) -> Vec<u64> {
+    events(hub).iter().filter_map(|e| e["id"].as_u64()).collect()
+}
+
+#[test]
+fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
+    let Some(disk) = SmallDisk::mount("6m") else {
+        return;
+    };
+    let mut hub = Hub::start_on(disk.path().join("data.redb"), Default::default());
+    let me = hub.register("filler", Some("fill-1"))["session_id"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
+    let mut acknowledged: Vec<u64> = (0..20)
+        .map(|i| hub.publish(&me, "before", &format!("event {i}"), "all"))
+        .collect();
+
+    let filler = disk.fill();
+    // Large events until one cannot be stored: the file's own free pages
+    // take a few first.
+    let payload = "x".repeat(48 * 1024);
+    let refusal = (0..200)
+        .find_map(|_| {
+            let out = publish_raw(&hub, &me, &payload);
+            if out.is_error() {
+                return Some(out.text());
+            }
+            acknowledged.push(out.value()["event_id"].as_u64().expect("an event id"));
+            None
+        })
+        .expect("a publish fails once the disk is full");
+    assert!(
+        refusal.contains("storage error (disk full?)") && refusal.contains("Retry"),
+        "{refusal}"
+    );
+
+    // Still up: /health says degraded with a status a monitor alerts on,
+    // and reads carry on.
+    let (status, body) = health(&hub);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert!(
+        body["storage"].as_str().is_some_and(|s| s.starts_with("error: ")),
+        "{body}"
+    );
+    let during = rt().block_on(hub.client().health()).expect("the client reads a degraded /health");
+    assert_eq!(during["status"], "degraded");
+    let ids = event_ids(&hub);
+    for id in &acknowledged {
+        assert!(ids.contains(id), "acknowledged event {id} is readable while the disk is full");
+    }
+
+    // Room again: the next write succeeds without a restart.
+    std::fs::remove_file(filler).expect("the filler goes");
+    let after = publish_raw(&hub, &me, "after");
+    assert!(!after.is_error(), "{}", after.text());
+    acknowledged.push(after.value()["event_id"].as_u64().expect("an event id"));
+    let (status, body) = health(&hub);
+    assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
+
+    // Every acknowledged event is there, now and after a restart.
+    let ids = event_ids(&hub);
+    for id in &acknowledged {
+        assert!(ids.contains(id), "acknowledged event {id} survived");
+    }
+    hub.restart();
+    let ids = event_ids(&hub);
+    for id in &acknowledged {
+        assert!(ids.contains(id), "acknowledged event {id} survived a restart");
+    }
+}

@@ -129,6 +129,8 @@ pub struct Hub {
     pub dir: Arc<tempfile::TempDir>,
     pub url: String,
     pub port: u16,
+    /// The database file (in `dir` unless [`Hub::start_on`] put it elsewhere).
+    db: PathBuf,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
@@ -149,16 +151,24 @@ impl Hub {
 
     pub fn start_with(options: HubOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        Self::spawn(dir, options.args, options.env, 0)
+        let db = dir.path().join("data.redb");
+        Self::spawn(dir, db, options.args, options.env, 0)
+    }
+
+    /// Starts a hub whose database is `db` (say, on a small filesystem).
+    pub fn start_on(db: PathBuf, options: HubOptions) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("data.redb")
+        self.db.clone()
     }
 
     fn spawn(
         dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
         args: Vec<String>,
         env: Vec<(String, String)>,
         port: u16,
@@ -170,7 +180,7 @@ impl Hub {
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--db")
-            .arg(dir.path().join("data.redb"))
+            .arg(&db)
             .args(&args)
             .env("RUST_LOG", "hub=debug,warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -217,6 +227,7 @@ impl Hub {
             dir,
             url: format!("{}/mcp", base.trim_end_matches('/')),
             port,
+            db,
             extra_args: args,
             extra_env: env,
             log,
@@ -269,6 +280,7 @@ impl Hub {
         self.stop();
         let next = Self::spawn(
             self.dir.clone(),
+            self.db.clone(),
             self.extra_args.clone(),
             self.extra_env.clone(),
             0,
@@ -282,6 +294,7 @@ impl Hub {
         let port = self.port;
         let next = Self::spawn(
             self.dir.clone(),
+            self.db.clone(),
             self.extra_args.clone(),
             self.extra_env.clone(),
             port,
