@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         eprintln!("agent-event-bus: {e}");
         return ExitCode::from(2);
     }
+    if config.check {
+        return check(&config);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -37,6 +40,24 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent-event-bus: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check`: verifies the database file as the hub does at start.
+fn check(config: &Config) -> ExitCode {
+    let report = config
+        .db_path()
+        .map_err(anyhow::Error::from)
+        .and_then(|path| Ok((hub::store::Store::check(&path)?, path)));
+    match report {
+        Ok((tip, path)) => {
+            println!("{} is sound (newest event id {tip})", path.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("agent-event-bus: {e:#}");
             ExitCode::FAILURE

@@ -135,7 +135,8 @@ pub enum OpenError {
     #[error(
         "{path} is damaged ({detail}). The hub will not write into a damaged file. \
          Stop here and restore a copy of it from a backup (or move it aside to start \
-         afresh with an empty bus); `agent-event-bus --check` tells whether a file is sound"
+         afresh with an empty bus); `agent-event-bus --check --db FILE` tells whether \
+         a copy is sound"
     )]
     Damaged { path: String, detail: String },
     #[error("cannot open the database {path}: {detail}")]
@@ -1418,6 +1419,30 @@ impl Store {
         &self.path
     }
 
+    /// Checks the file at `path` as [`Store::open`] does, without serving:
+    /// returns the newest event id when it is sound.
+    pub fn check(path: &Path) -> std::result::Result<u64, OpenError> {
+        let display = path.display().to_string();
+        if !path.exists() {
+            return Err(OpenError::Other {
+                path: display,
+                detail: "no such file".into(),
+            });
+        }
+        check_is_redb(path)?;
+        let db = open_database(path, true)?;
+        let other = |e: StoreError| OpenError::Other {
+            path: display.clone(),
+            detail: e.0,
+        };
+        let txn = db.begin_read().map_err(|e| other(e.into()))?;
+        match txn.open_table(META) {
+            Ok(meta) => read_tip(&meta).map_err(other),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(other(e.into())),
+        }
+    }
+
     /// Runs `f` in the writer's next batch; resolves after that batch commits
     /// (after its fsync when `durability` is [`Durability::Durable`]).
     pub async fn write<R, F>(&self, durability: Durability, f: F) -> Result<R>
@@ -2277,6 +2302,18 @@ mod tests {
             .unwrap()
             .id;
         assert_eq!(id, 1, "ids stay gap-free after a rollback");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panics_fails_that_call_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let err = store
+            .read(|_| -> Result<()> { panic!("a damaged record") })
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("damaged record"), "{err}");
+        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 0);
     }
 
     #[test]

@@ -242,3 +242,123 @@ fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
         assert!(ids.contains(id), "acknowledged event {id} survived a restart");
     }
 }
+
+/// A hub with `n` events whose payloads carry `marker`, stopped cleanly:
+/// its database file is left for a test to damage.
+fn stopped_hub_with_events(n: usize, marker: &str) -> Hub {
+    let mut hub = Hub::start();
+    let me = hub.register("writer", Some("writer-1"))["session_id"]
+        .as_str()
+        .expect("a session id")
+        .to_owned();
+    for i in 0..n {
+        let payload = format!("{marker}-{i:05}-{}", "p".repeat(900));
+        hub.publish(&me, "note", &payload, "all");
+    }
+    hub.stop();
+    hub
+}
+
+/// Every offset in `bytes` where `needle` starts.
+fn find_all(bytes: &[u8], needle: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter_map(|(i, w)| (w == needle).then_some(i))
+        .collect()
+}
+
+/// Runs the hub binary on `db` until it exits (it must refuse to serve);
+/// one still running after the deadline is killed and the test fails.
+fn refused_start(db: &std::path::Path) -> (i32, String) {
+    let mut child = support::command("agent-event-bus")
+        .args(["--host", "127.0.0.1", "--port", "0", "--db"])
+        .arg(db)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the hub runs");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the hub can be waited on") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the hub served a damaged file: {}", reader.join().unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code().unwrap_or(-1), reader.join().unwrap_or_default())
+}
+
+fn check_db(db: &std::path::Path) -> (i32, String) {
+    let out = support::command("agent-event-bus")
+        .arg("--check")
+        .arg("--db")
+        .arg(db)
+        .output()
+        .expect("the hub runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn assert_refused_as_damaged(db: &std::path::Path) {
+    let (code, stderr) = refused_start(db);
+    assert_ne!(code, 0, "a damaged file must not be served: {stderr}");
+    assert!(
+        stderr.contains("is damaged") && stderr.contains("restore a copy"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (code, text) = check_db(db);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is damaged"), "{text}");
+}
+
+#[test]
+fn a_file_with_kibibytes_overwritten_is_refused_with_how_to_recover() {
+    let hub = stopped_hub_with_events(300, "overwrite");
+    let db = hub.db_path();
+    let (code, text) = check_db(&db);
+    assert_eq!(code, 0, "the intact file is sound: {text}");
+    assert!(text.contains("is sound (newest event id"), "{text}");
+
+    // 4 KiB of garbage over every page holding one event's payload.
+    let mut bytes = std::fs::read(&db).expect("the database file");
+    let hits = find_all(&bytes, b"overwrite-00150-");
+    assert!(!hits.is_empty(), "the payload is in the file");
+    for at in hits {
+        let page = at / 4096 * 4096;
+        let end = (page + 4096).min(bytes.len());
+        bytes[page..end].fill(0xa5);
+    }
+    std::fs::write(&db, &bytes).expect("the damaged file is written");
+    assert_refused_as_damaged(&db);
+}
+
+#[test]
+fn a_file_with_one_bit_flipped_is_refused() {
+    let hub = stopped_hub_with_events(300, "flip");
+    let db = hub.db_path();
+    let mut bytes = std::fs::read(&db).expect("the database file");
+    let hits = find_all(&bytes, b"flip-00150-");
+    assert!(!hits.is_empty(), "the payload is in the file");
+    for at in hits {
+        bytes[at + 7] ^= 0x01;
+    }
+    std::fs::write(&db, &bytes).expect("the damaged file is written");
+    assert_refused_as_damaged(&db);
+}
