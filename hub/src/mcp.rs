@@ -159,7 +159,7 @@ pub fn routes(bus: Arc<Bus>, policy: Arc<Policy>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(dashboard)
         .unify()
-        .recover(recover)
+        .recover(move |rejection| recover(rejection, max_body))
         .unify()
         .boxed()
 }
@@ -403,7 +403,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
 
 /// Turns every rejection into a JSON reply; nothing reaches the client as
 /// warp's plain-text defaults.
-async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
     if let Some(Denied(verdict)) = rejection.find::<Denied>() {
         return Ok(match verdict {
             Verdict::Forbidden(message) => json_response(
@@ -428,8 +428,9 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         Some((
             StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload Too Large: the request body is over the hub's limit (1 MiB by default)"
-                .to_owned(),
+            format!(
+                "Payload Too Large: the request body is over the hub's limit of {max_body} bytes (its --max-body)"
+            ),
         ))
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         Some((
