@@ -16,6 +16,8 @@
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
+//! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
+//!   coercion; `make fuzz` runs them for minutes.
 
 pub mod auth;
 pub mod config;
@@ -27,6 +29,9 @@ pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tools;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use config::Config;
 pub use server::run;

@@ -217,7 +217,8 @@ fn rpc_response(status: StatusCode, body: &Value, sse: bool) -> Response {
     r
 }
 
-async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
+/// One POST body: parsed, dispatched, answered (`fuzz` drives it directly).
+pub(crate) async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
