@@ -118,6 +118,11 @@ pub struct Config {
         hide = true
     )]
     pub webhook_retry_delays: Vec<Duration>,
+
+    /// Check the database file's integrity (every page, as at start) and
+    /// exit: 0 when it is sound, 1 when it is damaged. Does not serve.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// What to do instead of serving.

@@ -18,6 +18,8 @@
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
+//! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
+//!   coercion; `make fuzz` runs them for minutes.
 
 pub mod auth;
 pub mod config;
@@ -31,6 +33,9 @@ pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tools;
+
+#[cfg(test)]
+mod fuzz;
 
 pub use config::Config;
 pub use server::run;

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         eprintln!("agent-event-bus: {e}");
         return ExitCode::from(2);
     }
+    if config.check {
+        return check(&config);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -59,6 +62,24 @@ fn import(args: &hub::import::ImportArgs) -> ExitCode {
         Err(e) => {
             eprintln!("agent-event-bus import: {e}");
             eprintln!("Nothing was imported, and no file was changed.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check`: verifies the database file as the hub does at start.
+fn check(config: &Config) -> ExitCode {
+    let report = config
+        .db_path()
+        .map_err(anyhow::Error::from)
+        .and_then(|path| Ok((hub::store::Store::check(&path)?, path)));
+    match report {
+        Ok((tip, path)) => {
+            println!("{} is sound (newest event id {tip})", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("agent-event-bus: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -18,6 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::auth::Verdict;
 use crate::server::Load;
 use crate::state::Bus;
+use crate::store::STORAGE_REFUSAL;
 use crate::tools::{self, ToolError};
 
 /// Protocol revisions this hub speaks, oldest first. (2026-07-28 is left
@@ -60,6 +61,10 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
     let mcp_path = warp::path("mcp").and(warp::path::end());
 
     // POST /mcp — one JSON-RPC request or notification.
+    let health_bus = {
+        let bus = bus.clone();
+        warp::any().map(move || bus.clone())
+    };
     let with_bus = warp::any().map(move || bus.clone());
     let post = mcp_path
         .and(warp::post())
@@ -115,21 +120,12 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
             r
         });
 
-    // GET /health
+    // GET /health — 200 `ok`, or 503 `degraded` while storage fails.
     let health = warp::path("health")
         .and(warp::path::end())
         .and(warp::get())
-        .map(move || {
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "status": "ok",
-                    "service": shared::SERVER_NAME,
-                    "version": shared::VERSION,
-                    "connections": load.snapshot(),
-                }),
-            )
-        });
+        .and(health_bus)
+        .map(move |bus: Arc<Bus>| health(&bus, &load));
 
     // GET / — a read-only live view (sessions, channels, events, webhooks)
     // that reads through POST /mcp like any other client.
@@ -150,9 +146,37 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(dashboard)
         .unify()
-        .recover(recover)
+        .recover(move |rejection| recover(rejection, max_body))
         .unify()
         .boxed()
+}
+
+/// The `/health` reply: `{"status":"ok",...}` with 200, or with 503
+/// `{"status":"degraded","storage":"error: ..."}` while writes fail (a full
+/// disk), so a monitor alerts on the status code alone. Both carry the
+/// connection counts.
+fn health(bus: &Bus, load: &Load) -> Response {
+    match bus.store.storage_fault() {
+        None => json_response(
+            StatusCode::OK,
+            &json!({
+                "status": "ok",
+                "service": shared::SERVER_NAME,
+                "version": shared::VERSION,
+                "connections": load.snapshot(),
+            }),
+        ),
+        Some(fault) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({
+                "status": "degraded",
+                "storage": format!("error: {fault}"),
+                "service": shared::SERVER_NAME,
+                "version": shared::VERSION,
+                "connections": load.snapshot(),
+            }),
+        ),
+    }
 }
 
 /// The reply to a request [`crate::auth`] refused.
@@ -198,7 +222,8 @@ fn rpc_response(status: StatusCode, body: &Value, sse: bool) -> Response {
     r
 }
 
-async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
+/// One POST body: parsed, dispatched, answered (`fuzz` drives it directly).
+pub(crate) async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -367,10 +392,12 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
         }
         Err(ToolError::Internal(e)) => {
             tracing::error!(tool = %name, error = %e, "tool failed");
-            json!({
-                "content": [{"type": "text", "text": "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"}],
-                "isError": true,
-            })
+            let text = if e.is_unavailable() {
+                STORAGE_REFUSAL
+            } else {
+                "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"
+            };
+            json!({"content": [{"type": "text", "text": text}], "isError": true})
         }
         Err(e) => {
             tracing::debug!(tool = %name, "refused: {e}");
@@ -382,7 +409,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
 
 /// Turns every rejection into a JSON reply; nothing reaches the client as
 /// warp's plain-text defaults.
-async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
     let refusal = if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
         Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -396,8 +423,9 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         Some((
             StatusCode::PAYLOAD_TOO_LARGE,
-            "Payload Too Large: the request body is over the hub's limit (1 MiB by default)"
-                .to_owned(),
+            format!(
+                "Payload Too Large: the request body is over the hub's limit of {max_body} bytes (its --max-body)"
+            ),
         ))
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         Some((

@@ -1,6 +1,7 @@
 //! The shared state every request handler sees.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use tokio_util::sync::CancellationToken;
@@ -8,6 +9,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Limits, Retention};
 use crate::delivery::Delivery;
 use crate::store::{SessionRecord, Store};
+
+/// How many deleted-session warnings are remembered; an older one may be
+/// logged again, which is all forgetting it costs.
+const WARNED_KEEP: usize = 4096;
 
 /// The hub's state: the store, settings, background workers.
 pub struct Bus {
@@ -24,8 +29,9 @@ pub struct Bus {
     pub delivery: Delivery,
     /// Cancelled when the hub shuts down; long-polls return at once.
     pub shutdown: CancellationToken,
-    /// Deleted-session refusals already logged: (session, deleted_at, tool).
-    warned: Mutex<HashSet<(String, i64, &'static str)>>,
+    /// Deleted-session refusals already logged: (session, deleted_at, tool),
+    /// the newest [`WARNED_KEEP`] only, so an orphan storm cannot grow it.
+    warned: Mutex<Recent<(String, i64, &'static str)>>,
 }
 
 impl Bus {
@@ -48,7 +54,7 @@ impl Bus {
             retention,
             delivery,
             shutdown,
-            warned: Mutex::new(HashSet::new()),
+            warned: Mutex::new(Recent::new(WARNED_KEEP)),
         }
     }
 
@@ -69,5 +75,60 @@ impl Bus {
                 "{tool}: rejecting calls from a deleted session - an orphaned client is still calling the bus"
             );
         }
+    }
+}
+
+/// A set that remembers only its newest `cap` keys (oldest out first).
+struct Recent<K> {
+    cap: usize,
+    keys: HashSet<K>,
+    order: VecDeque<K>,
+}
+
+impl<K: Hash + Eq + Clone> Recent<K> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            keys: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Adds `key`; false when it is already remembered.
+    fn insert(&mut self, key: K) -> bool {
+        if self.keys.contains(&key) {
+            return false;
+        }
+        if self.order.len() >= self.cap
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.keys.remove(&oldest);
+        }
+        self.keys.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn the_warned_set_keeps_only_the_newest_keys() {
+        let mut recent = Recent::new(3);
+        for k in 0..100 {
+            assert!(recent.insert(k), "{k} is new");
+            assert!(!recent.insert(k), "{k} is remembered");
+            assert!(recent.len() <= 3);
+        }
+        assert!(!recent.insert(99) && !recent.insert(98) && !recent.insert(97));
+        assert!(recent.insert(0), "the oldest was forgotten");
+        assert_eq!(recent.len(), 3);
     }
 }

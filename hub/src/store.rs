@@ -8,14 +8,22 @@
 //! about a second. Reads run on blocking threads in their own MVCC snapshot
 //! and never block the writer. No transaction lives across an `.await`.
 //!
+//! A failed commit (a full disk, an I/O error) leaves redb's handle refusing
+//! everything, so the writer closes and reopens the file itself: the failed
+//! batch was never acknowledged, so nothing acknowledged is lost. While it
+//! cannot write, every write is refused with [`STORAGE_REFUSAL`] and
+//! [`Store::storage_fault`] says why (for `/health`); reads carry on from the
+//! reopened file. The file's integrity is checked at open: a damaged file is
+//! refused, never written to.
+//!
 //! The webhook outbox lives here too: a publish enqueues its deliveries in
 //! the event's own transaction, and every commit that enqueued any wakes the
 //! delivery worker ([`Store::outbox_signal`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -93,6 +101,23 @@ store_error_from!(
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// What a caller is told when the storage cannot take a write (or serve a
+/// read) at the moment. The detail stays in the log and `/health`.
+pub const STORAGE_REFUSAL: &str = "storage error (disk full?): the hub could not save or read this, and nothing was acknowledged. Retry in a moment; the hub's /health says when storage is back";
+
+impl StoreError {
+    /// A failure of the storage itself, as opposed to a refused write.
+    fn unavailable(detail: impl std::fmt::Display) -> Self {
+        Self(format!("{STORAGE_REFUSAL} [{detail}]"))
+    }
+
+    /// Whether the storage itself failed (disk full, I/O error, reopening):
+    /// callers may be told [`STORAGE_REFUSAL`] and retry.
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with(STORAGE_REFUSAL)
+    }
+}
+
 /// Why the database file cannot be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -107,6 +132,13 @@ pub enum OpenError {
          (only one hub can own a database file)"
     )]
     InUse { path: String },
+    #[error(
+        "{path} is damaged ({detail}). The hub will not write into a damaged file. \
+         Stop here and restore a copy of it from a backup (or move it aside to start \
+         afresh with an empty bus); `agent-event-bus --check --db FILE` tells whether \
+         a copy is sound"
+    )]
+    Damaged { path: String, detail: String },
     #[error("cannot open the database {path}: {detail}")]
     Other { path: String, detail: String },
 }
@@ -1326,10 +1358,41 @@ struct Job {
     run: JobFn,
 }
 
+/// The open database, shared by the readers and the writer thread, which
+/// swaps it to reopen the file after a failed commit. Readers hold it only
+/// while they begin a snapshot, so the old handle can be closed.
+struct Shared {
+    db: RwLock<Option<Arc<Database>>>,
+    /// Why writes fail, from a failed commit until one succeeds again.
+    fault: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn begin_read(&self) -> Result<ReadTransaction> {
+        let db = self
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::unavailable("the database is being reopened"))?;
+        db.begin_read().map_err(StoreError::unavailable)
+    }
+
+    fn set_fault(&self, fault: Option<String>) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    /// Records a failure of the storage; returns what its callers are told.
+    fn fail(&self, detail: impl std::fmt::Display) -> StoreError {
+        self.set_fault(Some(detail.to_string()));
+        StoreError::unavailable(detail)
+    }
+}
+
 /// The database handle: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
     jobs: mpsc::Sender<Job>,
     tip: watch::Receiver<u64>,
     /// Notified after each commit that put deliveries in the outbox.
@@ -1352,37 +1415,33 @@ impl Store {
                 detail: format!("cannot create its directory: {e}"),
             })?;
         }
-        let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
-                    path: display.clone(),
-                },
-                other => OpenError::Other {
-                    path: display.clone(),
-                    detail: other.to_string(),
-                },
-            })?;
-        let db = Arc::new(db);
+        let db = open_database(path, true)?;
         let tip = init_tables(&db).map_err(|e| OpenError::Other {
             path: display.clone(),
             detail: e.0,
         })?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            fault: Mutex::new(None),
+        });
         let (tip_tx, tip_rx) = watch::channel(tip);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
-        let writer_db = db.clone();
-        let outbox = Arc::new(Notify::new());
-        let writer_outbox = outbox.clone();
+        let writer = Writer {
+            shared: shared.clone(),
+            path: path.to_owned(),
+            tip: tip_tx,
+            outbox: Arc::new(Notify::new()),
+        };
+        let outbox = writer.outbox.clone();
         let handle = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, &jobs_rx, &tip_tx, &writer_outbox))
+            .spawn(move || writer.run(&jobs_rx))
             .map_err(|e| OpenError::Other {
                 path: display.clone(),
                 detail: format!("cannot start the writer thread: {e}"),
             })?;
         Ok(Self {
-            db,
+            shared,
             jobs: jobs_tx,
             tip: tip_rx,
             outbox,
@@ -1393,6 +1452,30 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the file at `path` as [`Store::open`] does, without serving:
+    /// returns the newest event id when it is sound.
+    pub fn check(path: &Path) -> std::result::Result<u64, OpenError> {
+        let display = path.display().to_string();
+        if !path.exists() {
+            return Err(OpenError::Other {
+                path: display,
+                detail: "no such file".into(),
+            });
+        }
+        check_is_redb(path)?;
+        let db = open_database(path, true)?;
+        let other = |e: StoreError| OpenError::Other {
+            path: display.clone(),
+            detail: e.0,
+        };
+        let txn = db.begin_read().map_err(|e| other(e.into()))?;
+        match txn.open_table(META) {
+            Ok(meta) => read_tip(&meta).map_err(other),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(other(e.into())),
+        }
     }
 
     /// Runs `f` in the writer's next batch; resolves after that batch commits
@@ -1414,25 +1497,46 @@ impl Store {
         self.jobs
             .send(Job { durability, run })
             .map_err(|_| StoreError("the store is closed".into()))?;
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError("the writer stopped".into())))
+        rx.await.unwrap_or_else(|_| {
+            // The writer dropped the job: the storage failed, or it stopped.
+            Err(match self.storage_fault() {
+                Some(fault) => StoreError::unavailable(fault),
+                None => StoreError("the writer stopped".into()),
+            })
+        })
     }
 
-    /// Runs `f` on a blocking thread against a fresh snapshot.
+    /// Runs `f` on a blocking thread against a fresh snapshot. A read that
+    /// meets a damaged record fails with an error, never a panic.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Snapshot) -> Result<R> + Send + 'static,
     {
-        let db = self.db.clone();
+        let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             let snapshot = Snapshot {
-                txn: db.begin_read()?,
+                txn: shared.begin_read()?,
             };
-            f(&snapshot)
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&snapshot))).unwrap_or_else(
+                |_| {
+                    tracing::error!("a read panicked: the database file may be damaged");
+                    Err(StoreError("a read met a damaged record".into()))
+                },
+            )
         })
         .await
         .map_err(|e| StoreError(format!("read task failed: {e}")))?
+    }
+
+    /// Why writes are failing (a full disk, an I/O error), from a failed
+    /// commit until a write succeeds again; `None` while storage is fine.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.shared
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// A receiver of the newest committed event id; it changes after each
@@ -1541,6 +1645,30 @@ pub fn inspect(path: &Path) -> std::result::Result<Existing, OpenError> {
     })
 }
 
+/// Opens the redb file, checking every page of it first when `check`
+/// (at start): a damaged file is refused rather than trusted, where a plain
+/// open may panic on it.
+fn open_database(path: &Path, check: bool) -> std::result::Result<Database, OpenError> {
+    let display = path.display().to_string();
+    Database::builder()
+        .set_cache_size(64 * 1024 * 1024)
+        .set_check_integrity_on_open(check)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: display },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                OpenError::Damaged {
+                    path: display,
+                    detail,
+                }
+            }
+            other => OpenError::Other {
+                path: display,
+                detail: other.to_string(),
+            },
+        })
+}
+
 /// Refuses a non-empty file that does not start with redb's magic number.
 fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
     use std::io::Read;
@@ -1619,64 +1747,165 @@ fn rebuild_live_index(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(
-    db: &Database,
-    jobs: &mpsc::Receiver<Job>,
-    tip: &watch::Sender<u64>,
-    outbox: &Notify,
-) {
-    let mut dirty = false;
-    let mut last_durable = Instant::now();
-    loop {
-        let first = match jobs.recv_timeout(FLUSH_INTERVAL) {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if dirty {
-                    match commit_batch(db, Vec::new(), true) {
-                        Ok(_) => {
-                            dirty = false;
-                            last_durable = Instant::now();
+/// The writer thread's state: the one place that commits and reopens.
+struct Writer {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    tip: watch::Sender<u64>,
+    /// Notified after each commit that put deliveries in the outbox.
+    outbox: Arc<Notify>,
+}
+
+impl Writer {
+    fn run(&self, jobs: &mpsc::Receiver<Job>) {
+        let mut dirty = false;
+        let mut last_durable = Instant::now();
+        loop {
+            let first = match jobs.recv_timeout(FLUSH_INTERVAL) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if dirty {
+                        match self.commit(Vec::new(), true) {
+                            Ok(_) => {
+                                dirty = false;
+                                last_durable = Instant::now();
+                            }
+                            Err(e) => tracing::error!(error = %e, "flushing lazy writes failed"),
                         }
-                        Err(e) => tracing::error!(error = %e, "flushing lazy writes failed"),
+                    } else if self.current().is_none() {
+                        self.reopen();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let durable = batch.iter().any(|j| j.durability == Durability::Durable)
+                || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
+            match self.commit(batch, durable) {
+                Ok(done) => {
+                    if let Some(new_tip) = done.tip {
+                        self.publish_tip(new_tip);
+                    }
+                    if done.enqueued {
+                        self.outbox.notify_one();
                     }
                 }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let durable = batch.iter().any(|j| j.durability == Durability::Durable)
-            || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
-        match commit_batch(db, batch, durable) {
-            Ok(done) => {
-                if let Some(new_tip) = done.tip {
-                    tip.send_if_modified(|t| {
-                        let changed = *t != new_tip;
-                        *t = new_tip;
-                        changed
-                    });
-                }
-                if done.enqueued {
-                    outbox.notify_one();
+                Err(e) => {
+                    tracing::error!(error = %e, "a write batch failed; its callers were told");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "a write batch failed; its callers were told"),
+            if durable {
+                dirty = false;
+                last_durable = Instant::now();
+            } else {
+                dirty = true;
+            }
         }
-        if durable {
-            dirty = false;
-            last_durable = Instant::now();
-        } else {
-            dirty = true;
+        if dirty && let Err(e) = self.commit(Vec::new(), true) {
+            tracing::error!(error = %e, "final flush failed");
         }
     }
-    if dirty && let Err(e) = commit_batch(db, Vec::new(), true) {
-        tracing::error!(error = %e, "final flush failed");
+
+    fn current(&self) -> Option<Arc<Database>> {
+        self.shared
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish_tip(&self, new_tip: u64) {
+        self.tip.send_if_modified(|t| {
+            let changed = *t != new_tip;
+            *t = new_tip;
+            changed
+        });
+    }
+
+    /// Commits `batch` on the open database; after a failure of the storage
+    /// itself, records the fault and reopens the file. Every job hears the
+    /// outcome.
+    fn commit(&self, batch: Vec<Job>, durable: bool) -> Result<Committed> {
+        let Some(db) = self.current().or_else(|| self.reopen()) else {
+            // The fault is recorded; dropping the jobs drops their reply
+            // channels, and their callers are told it.
+            drop(batch);
+            return Err(StoreError::unavailable("the database is not open"));
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_batch(&db, &self.shared, batch, durable)
+        }))
+        .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
+        drop(db);
+        match &outcome {
+            Ok(_) => self.shared.set_fault(None),
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(error = %e, "storage failed; reopening the database");
+                self.reopen();
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Closes the current handle (redb refuses everything after an I/O
+    /// error) and opens the file again. Returns the new handle.
+    fn reopen(&self) -> Option<Arc<Database>> {
+        let old = self
+            .shared
+            .db
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut old) = old {
+            // Readers hold a handle only while they begin a snapshot.
+            let waited = Instant::now();
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        if let Err(e) = db.close() {
+                            tracing::warn!(error = %e, "closing the failed database handle");
+                        }
+                        break;
+                    }
+                    Err(still) if waited.elapsed() < Duration::from_secs(5) => {
+                        old = still;
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(_) => break, // closes with its last reader; retried later
+                }
+            }
+        }
+        match open_database(&self.path, false) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                match db.begin_read().map_err(StoreError::from).and_then(|txn| {
+                    match txn.open_table(META) {
+                        Ok(meta) => read_tip(&meta),
+                        Err(e) => Err(e.into()),
+                    }
+                }) {
+                    Ok(tip) => self.publish_tip(tip),
+                    Err(e) => tracing::warn!(error = %e, "reading the tip after reopening"),
+                }
+                *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
+                tracing::info!("database reopened");
+                Some(db)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the database; writes are refused");
+                self.shared
+                    .set_fault(Some(format!("cannot reopen the database: {e}")));
+                None
+            }
+        }
     }
 }
 
@@ -1690,13 +1919,16 @@ struct Committed {
 
 /// Runs every job in one transaction and commits; every job hears the
 /// commit's outcome.
-fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committed> {
+/// A failure of the storage itself is recorded in `shared` before any
+/// caller hears of it, so `/health` already tells when they do.
+fn commit_batch(db: &Database, shared: &Shared, batch: Vec<Job>, durable: bool) -> Result<Committed> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {
+            let e = shared.fail(e);
             // Dropping the jobs drops their reply channels: callers get an error.
             drop(batch);
-            return Err(StoreError::from(e));
+            return Err(e);
         }
     };
     let mode = if durable {
@@ -1744,7 +1976,7 @@ fn commit_batch(db: &Database, batch: Vec<Job>, durable: bool) -> Result<Committ
             "a write in this batch failed; the batch was rolled back".into(),
         ))
     } else {
-        txn.commit().map_err(StoreError::from)
+        txn.commit().map_err(|e| shared.fail(e))
     };
     for done in completions {
         done(outcome.clone());
@@ -2196,6 +2428,18 @@ mod tests {
         store.join_writer();
         let existing = inspect(&dir.path().join("data.redb")).unwrap();
         assert_eq!((existing.events, existing.webhooks), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panics_fails_that_call_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let err = store
+            .read(|_| -> Result<()> { panic!("a damaged record") })
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("damaged record"), "{err}");
+        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 0);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The sweeper: ends leased sessions whose lease lapsed (within about a
 //! second of the deadline, from the lease index) and idle sessions without a
-//! lease, each with a `session_unregistered` event.
+//! lease, each with a `session_unregistered` event. When the wall clock moved
+//! much further than one tick (the process was stopped, the machine slept),
+//! every lease gets a fresh term first, as after a restart: proxies could not
+//! renew while the hub did not run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +14,8 @@ use crate::tools::EndReason;
 use crate::tools::sessions::end_sessions;
 
 const LEASE_TICK: Duration = Duration::from_millis(250);
+/// A gap between ticks longer than this is a stall, not a slow tick.
+const STALL_GAP_MS: i64 = 3_000;
 const IDLE_EVERY: Duration = Duration::from_secs(30);
 const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// Events deleted per transaction, so a large prune never stalls publishes.
@@ -46,10 +51,25 @@ pub async fn run(bus: Arc<Bus>) {
     ));
     let mut last_idle_sweep = tokio::time::Instant::now();
     let mut last_retention = tokio::time::Instant::now() - RETENTION_EVERY;
+    let mut last_tick_ms = shared::time::now_ms();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = bus.shutdown.cancelled() => return,
+        }
+        // Measured from the end of the last pass, so a slow pass is no stall.
+        let gap_ms = shared::time::now_ms() - last_tick_ms;
+        if gap_ms > STALL_GAP_MS {
+            tracing::warn!(
+                gap_ms,
+                "the hub did not run for a while (stopped or asleep): every lease gets a fresh term"
+            );
+            if let Err(e) = grace_after_restart(&bus).await {
+                // Sweeping now would end sessions whose proxies are alive:
+                // the next tick tries again.
+                tracing::error!(error = %e, "renewing leases after a stall failed");
+                continue;
+            }
         }
         if let Err(e) = sweep_leases(&bus).await {
             tracing::error!(error = %e, "lease sweep failed");
@@ -66,6 +86,7 @@ pub async fn run(bus: Arc<Bus>) {
                 tracing::error!(error = %e, "idle sweep failed");
             }
         }
+        last_tick_ms = shared::time::now_ms();
     }
 }
 

@@ -18,9 +18,12 @@
 //!   desktop notices.
 //! - [`flow`]: push flow control (rate cap, repeats, loop guard).
 //! - [`shutdown`]: signals and parent-death detection.
+//! - [`frames`]: the stdio framing in front of rmcp (frame limit, errors for
+//!   lines it cannot take).
 
 pub mod flow;
 pub mod forward;
+pub mod frames;
 pub mod identity;
 pub mod presence;
 pub mod push;
@@ -87,7 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pusher,
     );
 
-    let transport = rmcp::transport::stdio_pipes();
+    let transport = frames::transport();
     match server.serve_with_ct(transport, stop.clone()).await {
         Ok(running) => match running.waiting().await {
             Ok(reason) => tracing::debug!(?reason, "client session ended"),

@@ -15,6 +15,10 @@ use crate::config::{self, UrlError};
 /// long-poll adds its own `wait_seconds` on top.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A request body this large that fails mid-send met the hub's size limit
+/// (1 MiB by default), not a hub that is down.
+const SUSPECT_TOO_LARGE: usize = 1024 * 1024;
+
 /// What went wrong talking to the hub. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,6 +28,8 @@ pub enum ClientError {
         "hub not reachable at {url} — start it with `agent-event-bus` or set AGENT_EVENT_BUS_URL ({detail})"
     )]
     Unreachable { url: String, detail: String },
+    #[error("request too large for the hub at {url} ({detail}): send less, e.g. a smaller payload")]
+    TooLarge { url: String, detail: String },
     #[error("hub at {url} did not answer within {secs} s")]
     Timeout { url: String, secs: u64 },
     #[error(
@@ -199,9 +205,11 @@ impl HubClient {
 
     /// Calls one tool. A long-poll (`wait_seconds`) extends the timeout.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<ToolOutput, ClientError> {
+        // Read as the hub reads it ("15" and 15.0 wait too).
         let wait = arguments
             .get("wait_seconds")
-            .and_then(Value::as_u64)
+            .and_then(crate::coerce::whole_number)
+            .and_then(|w| u64::try_from(w).ok())
             .unwrap_or(0)
             .min(config::MAX_WAIT_SECONDS);
         let timeout = DEFAULT_TIMEOUT + Duration::from_secs(wait);
@@ -215,7 +223,8 @@ impl HubClient {
         Ok(ToolOutput { result })
     }
 
-    /// `GET /health` on the hub's base URL.
+    /// `GET /health` on the hub's base URL: `status` is `ok`, or `degraded`
+    /// (HTTP 503) with the reason in `storage`.
     pub async fn health(&self) -> Result<Value, ClientError> {
         let url = config::base_of(&self.endpoint)
             .join("health")
@@ -225,20 +234,48 @@ impl HubClient {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.map_err(|e| self.send_error(e))?;
+        if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            // A degraded hub (its storage failing) still sends its health.
+            let text = response.text().await.map_err(|e| self.send_error(e))?;
+            return serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|v| v.get("status").is_some())
+                .ok_or_else(|| ClientError::Status {
+                    url: self.endpoint.to_string(),
+                    status: 503,
+                    body: text.chars().take(300).collect(),
+                });
+        }
         self.decode(response).await
     }
 
     async fn post(&self, url: &Url, body: &Value, timeout: Duration) -> Result<Value, ClientError> {
+        let body = body.to_string();
+        let len = body.len();
         let mut request = self
             .http
             .post(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .timeout(timeout);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| self.send_error(e))?;
+        let response = request.send().await.map_err(|e| {
+            // The hub refuses an oversize body before reading it, and may
+            // close the connection before its 413 can be read.
+            if !e.is_connect() && !e.is_timeout() && len > SUSPECT_TOO_LARGE {
+                ClientError::TooLarge {
+                    url: self.endpoint.to_string(),
+                    detail: format!(
+                        "{len} bytes; the hub closed the connection while it was sent, as it does past its limit (--max-body, 1 MiB by default)"
+                    ),
+                }
+            } else {
+                self.send_error(e)
+            }
+        })?;
         self.decode(response).await
     }
 
@@ -256,6 +293,17 @@ impl HubClient {
             });
         }
         let parsed = parse_body(&text);
+        if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+            let message = parsed.as_ref().and_then(|v| {
+                v.pointer("/error/message")
+                    .or_else(|| v.get("message"))
+                    .and_then(Value::as_str)
+            });
+            return Err(ClientError::TooLarge {
+                url: self.endpoint.to_string(),
+                detail: message.unwrap_or("413 Payload Too Large").to_owned(),
+            });
+        }
         match parsed {
             Some(value) if status.is_success() || value.get("error").is_some() => Ok(value),
             _ => Err(ClientError::Status {

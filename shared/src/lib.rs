@@ -10,6 +10,7 @@
 //! - [`channel`]: channel names, the implicit per-session channels, repo names.
 //! - [`level`]: signal levels and how an event's level is derived.
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
+//! - [`coerce`]: the hub's lax argument coercion (`"15"` and `15.0` are 15).
 //! - [`config`]: environment variable names, defaults, URL rules.
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call.
 //! - [`time`]: RFC 3339 UTC timestamps.
@@ -19,6 +20,7 @@
 pub mod catalog;
 pub mod channel;
 pub mod client;
+pub mod coerce;
 pub mod config;
 pub mod cursor;
 pub mod level;

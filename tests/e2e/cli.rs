@@ -833,6 +833,9 @@ struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads reading the pipes: joined once the child has exited, so
+    /// what it wrote last is in `stdout`/`stderr` before a test reads them.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -850,16 +853,18 @@ impl Running {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let out = child.stdout.take().expect("piped");
+        let mut readers = Vec::new();
         if read_stdout {
-            collect(out, stdout.clone());
+            readers.push(collect(out, stdout.clone()));
         } else {
             drop(out);
         }
-        collect(child.stderr.take().expect("piped"), stderr.clone());
+        readers.push(collect(child.stderr.take().expect("piped"), stderr.clone()));
         Self {
             child,
             stdout,
             stderr,
+            readers,
         }
     }
 
@@ -893,6 +898,9 @@ impl Running {
         let status = wait_until("the CLI to exit", DEADLINE, || {
             self.child.try_wait().ok().flatten()
         });
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
         status.code().unwrap_or(-1)
     }
 }
@@ -904,7 +912,10 @@ impl Drop for Running {
     }
 }
 
-fn collect(pipe: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let mut text = into.lock().unwrap();

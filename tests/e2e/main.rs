@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod cursors;
 mod durability;
+mod faults;
 mod import;
 mod input;
 mod interop;

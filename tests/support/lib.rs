@@ -134,6 +134,8 @@ pub struct Hub {
     pub dir: Arc<tempfile::TempDir>,
     pub url: String,
     pub port: u16,
+    /// The database file (in `dir` unless [`Hub::start_on`] put it elsewhere).
+    db: PathBuf,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
@@ -154,28 +156,38 @@ impl Hub {
 
     pub fn start_with(options: HubOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        Self::spawn(dir, options.args, options.env, 0)
+        let db = dir.path().join("data.redb");
+        Self::spawn(dir, db, options.args, options.env, 0)
+    }
+
+    /// Starts a hub whose database is `db` (say, on a small filesystem).
+    pub fn start_on_db(db: PathBuf, options: HubOptions) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// Starts a hub on 127.0.0.1 at `port` (one a test has just freed).
     pub fn start_on_port(options: HubOptions, port: u16) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        Self::spawn(dir, options.args, options.env, port)
+        let db = dir.path().join("data.redb");
+        Self::spawn(dir, db, options.args, options.env, port)
     }
 
     /// Starts a hub on the store already in `dir` (`data.redb`), e.g. one
     /// just imported.
     pub fn start_on(dir: Arc<tempfile::TempDir>, options: HubOptions) -> Self {
-        Self::spawn(dir, options.args, options.env, 0)
+        let db = dir.path().join("data.redb");
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("data.redb")
+        self.db.clone()
     }
 
     fn spawn(
         dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
         args: Vec<String>,
         env: Vec<(String, String)>,
         port: u16,
@@ -187,7 +199,7 @@ impl Hub {
         cmd.arg("--port")
             .arg(port.to_string())
             .arg("--db")
-            .arg(dir.path().join("data.redb"))
+            .arg(&db)
             .args(&args)
             .env("RUST_LOG", "hub=debug,warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -234,6 +246,7 @@ impl Hub {
             dir,
             url: format!("{}/mcp", base.trim_end_matches('/')),
             port,
+            db,
             extra_args: args,
             extra_env: env,
             log,
@@ -286,6 +299,7 @@ impl Hub {
         self.stop();
         let next = Self::spawn(
             self.dir.clone(),
+            self.db.clone(),
             self.extra_args.clone(),
             self.extra_env.clone(),
             0,
@@ -299,6 +313,7 @@ impl Hub {
         let port = self.port;
         let next = Self::spawn(
             self.dir.clone(),
+            self.db.clone(),
             self.extra_args.clone(),
             self.extra_env.clone(),
             port,

@@ -214,6 +214,48 @@ impl Proxy {
         }
     }
 
+    /// Writes raw bytes on the proxy's stdin (say, a line that is not JSON).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open").writer();
+        if let Err(e) = stdin.write_all(bytes).and_then(|()| stdin.flush()) {
+            panic!(
+                "writing to the proxy failed ({e}); stderr:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Waits for the reply with this id (`null` for a parse error) and
+    /// takes it.
+    pub fn wait_reply(&mut self, id: &Value) -> Value {
+        let key = id.to_string();
+        let found = wait_for(&self.stdout, REPLY_DEADLINE, |state| {
+            state
+                .replies
+                .remove(&key)
+                .map(Some)
+                .or_else(|| state.closed.then_some(None))
+        });
+        match found {
+            Some(Some(reply)) => reply,
+            _ => panic!(
+                "no reply for id {key} within {REPLY_DEADLINE:?}; stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// The proxy's resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("the proxy's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
     /// Sends a request with the given id and waits for its reply (the whole
     /// JSON-RPC message, `result` or `error`).
     pub fn request_with_id(&mut self, id: Value, method: &str, params: Option<Value>) -> Value {

@@ -103,6 +103,14 @@ async fn check_hub(hub: &Hub, report: &mut Report, endpoint: &str) -> Result<Rea
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             report.pass(&format!("hub reachable at {endpoint}"))?;
+            if let Some(storage) = health.get("storage").and_then(Value::as_str)
+                && health.get("status").and_then(Value::as_str) != Some("ok")
+            {
+                report.fail(
+                    &format!("the hub's storage is failing: {storage}"),
+                    "free disk space where the hub keeps its database (see its log); writes resume by themselves, no restart needed",
+                )?;
+            }
             Ok(Reach::Up(version))
         }
         Err(ClientError::Unauthorized { .. }) => {

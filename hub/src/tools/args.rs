@@ -91,24 +91,14 @@ impl Args {
     pub fn opt_i64(&self, key: &str) -> ArgResult<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-                        .map(|f| f as i64)
-                })
-                .map(Some)
-                .ok_or_else(|| ArgError(format!("{key} must be a whole number, got {n}"))),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| ArgError(format!("{key} must be a whole number, got \"{s}\""))),
-            Some(other) => Err(ArgError(format!(
-                "{key} must be a whole number, got {}",
-                kind(other)
-            ))),
+            Some(v) => shared::coerce::whole_number(v).map(Some).ok_or_else(|| {
+                let got = match v {
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => format!("\"{s}\""),
+                    other => kind(other).to_owned(),
+                };
+                ArgError(format!("{key} must be a whole number, got {got}"))
+            }),
         }
     }
 

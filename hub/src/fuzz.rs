@@ -1,0 +1,284 @@
+//! Property tests, a fuzzer that runs on stable: random bytes and random
+//! but well-formed JSON-RPC calls through the hub's own dispatch (a real
+//! store in a temp dir), and random JSON values through the argument
+//! coercion. A crash, a 5xx, a reply that is not JSON-RPC or an internal
+//! error fails them (and proptest shrinks the input it found).
+//!
+//! `FUZZ_CASES` sets the inputs per property (64 by default, as `make test`
+//! runs them); `FUZZ_SECONDS` instead runs each for that long (`make fuzz`).
+//! Each prints how many inputs it ran.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use http_body_util::BodyExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::delivery::Delivery;
+use crate::state::Bus;
+use crate::store::Store;
+use crate::tools::args::Args;
+
+/// Tools left out: they reach outside the process (a webhook ping, a
+/// desktop notification).
+const LEFT_OUT: [&str; 2] = ["test_webhook", "notify"];
+
+/// Runs `check` on inputs from `strategy` for `FUZZ_SECONDS`, or for
+/// `FUZZ_CASES` inputs; panics with the smallest failing input.
+fn fuzz<S: Strategy>(
+    name: &str,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let seconds = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(64);
+    let batch = if seconds.is_some() { 256 } else { cases };
+    let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut ran: u64 = 0;
+    loop {
+        let mut runner = TestRunner::new(RunnerConfig {
+            cases: batch,
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        });
+        if let Err(e) = runner.run(&strategy, &check) {
+            panic!("fuzz {name}: {e}");
+        }
+        ran += u64::from(batch);
+        if deadline.is_none_or(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    eprintln!("fuzz {name}: {ran} inputs, nothing found");
+}
+
+/// A hub's state on a fresh store, with shutdown already signalled so a
+/// long-poll returns at once.
+struct Hub {
+    rt: tokio::runtime::Runtime,
+    bus: Arc<Bus>,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Store::open(&dir.path().join("data.redb")).expect("a fresh store");
+        let config = Config::parse_from(["agent-event-bus"]);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let bus = Arc::new(Bus::new(
+            store,
+            config.limits(),
+            86_400_000,
+            config.retention(),
+            Delivery::new(config.delivery()).expect("a delivery client"),
+            shutdown,
+        ));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        Self { rt, bus, _dir: dir }
+    }
+
+    /// POSTs `body` as `/mcp` does: (status, body).
+    fn post(&self, body: &[u8]) -> (u16, Vec<u8>) {
+        self.rt.block_on(async {
+            let response = crate::mcp::handle_post(&self.bus, body, false).await;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes().to_vec())
+                .unwrap_or_default();
+            (status, bytes)
+        })
+    }
+}
+
+/// Any JSON value, leaning on what coercion cares about: numbers as text,
+/// whole floats, booleans as words, and nesting.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+            .prop_map(Value::from),
+        (-1000i64..1000).prop_map(|n| Value::from(n as f64)),
+        (-1000i64..1000).prop_map(|n| Value::from(n.to_string())),
+        prop::sample::select(vec![
+            "true", "false", "yes", "off", "1.5", " 7 ", "", "all", "session:x", "asc", "desc",
+            "latest", "0", "-1", "9999999999999999999999",
+        ])
+        .prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every tool's name (but [`LEFT_OUT`]) and every argument name any tool takes.
+fn catalog_names() -> (Vec<String>, Vec<String>) {
+    let mut tools = Vec::new();
+    let mut keys = Vec::new();
+    for tool in shared::catalog::tools() {
+        let Some(name) = tool["name"].as_str() else {
+            continue;
+        };
+        if !LEFT_OUT.contains(&name) {
+            tools.push(name.to_owned());
+        }
+        if let Some(props) = tool["inputSchema"]["properties"].as_object() {
+            keys.extend(props.keys().cloned());
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    (tools, keys)
+}
+
+/// A JSON-RPC request: a known method (or not), an id of any kind, and for
+/// `tools/call` a known tool (or not) with arguments named as tools name them.
+fn rpc_request() -> impl Strategy<Value = Value> {
+    let (tools, keys) = catalog_names();
+    let tool = prop_oneof![
+        4 => prop::sample::select(tools),
+        1 => "[a-z_]{0,16}",
+    ];
+    let key = prop_oneof![
+        6 => prop::sample::select(keys),
+        1 => "[a-z_]{1,10}",
+    ];
+    let arguments = prop_oneof![
+        8 => prop::collection::btree_map(key, json_value(), 0..6)
+            .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        1 => json_value(),
+    ];
+    let call = (tool, arguments).prop_map(|(name, arguments)| {
+        json!({"method": "tools/call", "params": {"name": name, "arguments": arguments}})
+    });
+    let other = (
+        prop::sample::select(vec![
+            "initialize",
+            "ping",
+            "tools/list",
+            "resources/list",
+            "resources/read",
+            "resources/templates/list",
+            "prompts/list",
+            "tools/call",
+            "nope/nothing",
+        ]),
+        json_value(),
+    )
+        .prop_map(|(method, params)| json!({"method": method, "params": params}));
+    let id = prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        "[ -~]{0,10}".prop_map(Value::from),
+        json_value(),
+    ];
+    (prop_oneof![4 => call, 1 => other], prop::option::of(id)).prop_map(|(mut message, id)| {
+        message["jsonrpc"] = json!("2.0");
+        if let Some(id) = id {
+            message["id"] = id;
+        }
+        message
+    })
+}
+
+/// What every reply must be: a 200/202/400, JSON-RPC 2.0 when it has a
+/// body, and never an internal error.
+fn check_reply(status: u16, body: &[u8]) -> Result<(), TestCaseError> {
+    prop_assert!(
+        matches!(status, 200 | 202 | 400),
+        "status {status}: {}",
+        String::from_utf8_lossy(body)
+    );
+    if status == 202 {
+        return Ok(());
+    }
+    let reply: Value = serde_json::from_slice(body)
+        .map_err(|e| TestCaseError::fail(format!("the reply is not JSON: {e}")))?;
+    prop_assert_eq!(&reply["jsonrpc"], &json!("2.0"));
+    prop_assert!(
+        reply.get("result").is_some() != reply.get("error").is_some(),
+        "{reply}"
+    );
+    let text = reply["result"]["content"][0]["text"].as_str().unwrap_or("");
+    prop_assert!(
+        !text.starts_with("internal error") && !text.starts_with("storage error"),
+        "{reply}"
+    );
+    Ok(())
+}
+
+#[test]
+fn fuzz_raw_bodies_through_dispatch() {
+    let hub = Hub::new();
+    let bodies = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        any::<String>().prop_map(String::into_bytes),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+    ];
+    fuzz("raw bodies", bodies, |body| {
+        let (status, reply) = hub.post(&body);
+        check_reply(status, &reply)
+    });
+}
+
+#[test]
+fn fuzz_json_rpc_calls_through_dispatch() {
+    let hub = Hub::new();
+    fuzz("JSON-RPC calls", rpc_request(), |request| {
+        let (status, reply) = hub.post(request.to_string().as_bytes());
+        check_reply(status, &reply)
+    });
+}
+
+#[test]
+fn fuzz_argument_coercion() {
+    fuzz("argument coercion", json_value(), |value| {
+        let args = Args::new(Some(json!({"k": value.clone()})), &["k"])
+            .map_err(|e| TestCaseError::fail(e.0))?;
+        let number = args.opt_i64("k");
+        match (&value, shared::coerce::whole_number(&value)) {
+            (Value::Null, _) => prop_assert_eq!(number, Ok(None)),
+            (_, Some(n)) => prop_assert_eq!(number, Ok(Some(n))),
+            (_, None) => prop_assert!(number.is_err_and(|e| e.0.starts_with("k must be"))),
+        }
+        for outcome in [
+            args.opt_bool("k").map(|_| ()),
+            args.opt_str("k").map(|_| ()),
+            args.opt_str_or_int("k").map(|_| ()),
+            args.opt_strings("k").map(|_| ()),
+        ] {
+            if let Err(e) = outcome {
+                prop_assert!(e.0.starts_with("k "), "{}", e.0);
+            }
+        }
+        Ok(())
+    });
+}
