@@ -44,7 +44,7 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features agent-event-bus-tests/clients -- -D warnings
 
 ## Print performance figures (release build; a benchmark, not a test).
 bench:
