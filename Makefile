@@ -36,7 +36,7 @@ CLIENTS := @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0 \
 test-clients:
 	sh tests/clients/install.sh $(CLIENTS)
 	$(CARGO) build --workspace --bins
-	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1
+	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1 --nocapture
 
 check: fmt clippy
 
