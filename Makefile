@@ -29,12 +29,14 @@ test:
 ## The real MCP clients, pinned, against the built hub and proxy, offline:
 ## Claude Code, Gemini CLI and Codex driven by a stand-in of their model API,
 ## and the TypeScript SDK. Installs them into .cache/clients with npm first.
+## One client at a time: `claude mcp list` must come and go before the proxy
+## registers (a second), which a loaded machine could otherwise stretch.
 CLIENTS := @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0 \
 	@openai/codex@0.171.0 @modelcontextprotocol/sdk@1.32.2
 test-clients:
 	sh tests/clients/install.sh $(CLIENTS)
 	$(CARGO) build --workspace --bins
-	$(CARGO) test -p agent-event-bus-tests --features clients --test clients
+	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1 --nocapture
 
 ## Fuzz the hub's JSON-RPC parsing and dispatch and its argument coercion
 ## (property tests on random inputs) for FUZZ_SECONDS per target, three
@@ -50,7 +52,7 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features agent-event-bus-tests/clients -- -D warnings
 
 ## API docs with every warning denied (broken intra-doc links included).
 doc:
