@@ -922,7 +922,7 @@ fn collect(
             text.push_str(&line);
             text.push('\n');
         }
-    });
+    })
 }
 
 #[test]
