@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - [`config`]: flags and env, limits, the refusal to run open without auth.
-//! - [`server`]: [`run`] — startup, serving, and the shutdown drain order.
-//! - [`auth`]: who may call (loopback, token, `tailscale serve`).
+//! - [`server`]: [`run`] — startup, the connection cap and timeouts, auth
+//!   before any route, and the shutdown drain order.
+//! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
 //! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.

@@ -221,6 +221,8 @@ struct Conn {
 
 /// The open connections, oldest first, and the slots they hold.
 struct Conns {
+    /// Connections over the cap waiting in [`Conns::make_room`].
+    waiting: AtomicUsize,
     epoch: Instant,
     load: Arc<Load>,
     slots: Arc<Semaphore>,
@@ -234,6 +236,7 @@ impl Conns {
             slots: Arc::new(Semaphore::new(load.max.min(Semaphore::MAX_PERMITS))),
             load,
             epoch: Instant::now(),
+            waiting: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             open: Mutex::new(BTreeMap::new()),
         }
@@ -244,8 +247,8 @@ impl Conns {
     }
 
     /// Closes the oldest connection that has had no request in progress
-    /// for [`EVICT_GRACE`]; false when there is none.
-    fn evict_oldest_idle(&self) -> bool {
+    /// for [`EVICT_GRACE`], if there is one.
+    fn evict_oldest_idle(&self) {
         let grace = u64::try_from(EVICT_GRACE.as_millis()).unwrap_or(u64::MAX);
         let now = self.now_ms();
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -254,19 +257,20 @@ impl Conns {
                 && now.saturating_sub(c.idle_since_ms.load(Ordering::Acquire)) >= grace
                 && !c.evict.is_cancelled()
         });
-        match idle {
-            Some(conn) => {
-                conn.evict.cancel();
-                true
-            }
-            None => false,
+        if let Some(conn) = idle {
+            conn.evict.cancel();
         }
     }
 
     /// A slot for a connection over the cap: closes idle connections, oldest
     /// first, until one frees up; `None` after [`SLOT_WAIT`] of every
-    /// connection being busy.
+    /// connection being busy, or at once when as many connections as the
+    /// cap are already waiting (each holds a descriptor).
     async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
+        let waiting = WaitingGuard::enter(&self.waiting);
+        if waiting.count > self.load.max {
+            return None;
+        }
         let deadline = Instant::now() + SLOT_WAIT;
         while Instant::now() < deadline {
             self.evict_oldest_idle();
@@ -297,6 +301,26 @@ impl Conns {
                 id,
             },
         )
+    }
+}
+
+/// Counts a connection waiting for a slot while alive.
+struct WaitingGuard<'a> {
+    waiting: &'a AtomicUsize,
+    /// How many were waiting, this one included, when it started.
+    count: usize,
+}
+
+impl<'a> WaitingGuard<'a> {
+    fn enter(waiting: &'a AtomicUsize) -> Self {
+        let count = waiting.fetch_add(1, Ordering::AcqRel) + 1;
+        Self { waiting, count }
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
