@@ -30,11 +30,8 @@ const LEFT_OUT: [&str; 2] = ["test_webhook", "notify"];
 
 /// Runs `check` on inputs from `strategy` for `FUZZ_SECONDS`, or for
 /// `FUZZ_CASES` inputs; panics with the smallest failing input.
-fn fuzz<S: Strategy>(
-    name: &str,
-    strategy: S,
-    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) where
+fn fuzz<S: Strategy>(name: &str, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
     S::Value: std::fmt::Debug,
 {
     let seconds = std::env::var("FUZZ_SECONDS")
@@ -125,8 +122,21 @@ fn json_value() -> impl Strategy<Value = Value> {
         (-1000i64..1000).prop_map(|n| Value::from(n as f64)),
         (-1000i64..1000).prop_map(|n| Value::from(n.to_string())),
         prop::sample::select(vec![
-            "true", "false", "yes", "off", "1.5", " 7 ", "", "all", "session:x", "asc", "desc",
-            "latest", "0", "-1", "9999999999999999999999",
+            "true",
+            "false",
+            "yes",
+            "off",
+            "1.5",
+            " 7 ",
+            "",
+            "all",
+            "session:x",
+            "asc",
+            "desc",
+            "latest",
+            "0",
+            "-1",
+            "9999999999999999999999",
         ])
         .prop_map(Value::from),
         any::<String>().prop_map(Value::from),

@@ -1818,7 +1818,12 @@ struct Committed {
 /// commit's outcome.
 /// A failure of the storage itself is recorded in `shared` before any
 /// caller hears of it, so `/health` already tells when they do.
-fn commit_batch(db: &Database, shared: &Shared, batch: Vec<Job>, durable: bool) -> Result<Committed> {
+fn commit_batch(
+    db: &Database,
+    shared: &Shared,
+    batch: Vec<Job>,
+    durable: bool,
+) -> Result<Committed> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
         Err(e) => {

@@ -49,15 +49,18 @@ impl Oversize {
             let take = (KEEP - self.head.len()).min(bytes.len());
             self.head.extend_from_slice(&bytes[..take]);
         }
-        self.tail.extend_from_slice(&bytes[bytes.len().saturating_sub(KEEP)..]);
+        self.tail
+            .extend_from_slice(&bytes[bytes.len().saturating_sub(KEEP)..]);
         let excess = self.tail.len().saturating_sub(KEEP);
         self.tail.drain(..excess);
     }
 
     /// The reply: an error for the line's id, or a parse error.
     fn reply(&self) -> Value {
-        let message =
-            format!("message too large: {} bytes; this proxy takes at most {MAX_FRAME} bytes per message", self.len);
+        let message = format!(
+            "message too large: {} bytes; this proxy takes at most {MAX_FRAME} bytes per message",
+            self.len
+        );
         match find_id(&self.head).or_else(|| find_id(&self.tail)) {
             Some(id) => error_reply(id, INVALID_REQUEST, &message),
             None => error_reply(Value::Null, PARSE_ERROR, &message),

@@ -84,7 +84,10 @@ fn a_stalled_hub_gives_live_leases_a_fresh_term_and_still_ends_dead_ones() {
     // proves nothing ended it in between.
     let sentinel = hub.publish(&alive_id, "sentinel", "after the stall", "all");
     let seen = events(&hub);
-    assert!(seen.iter().any(|e| e["id"] == sentinel), "the sentinel is in");
+    assert!(
+        seen.iter().any(|e| e["id"] == sentinel),
+        "the sentinel is in"
+    );
     assert_eq!(
         unregistered(&seen, &alive_id),
         0,
@@ -121,7 +124,9 @@ impl SmallDisk {
                     std::env::var("CI").as_deref() != Ok("true"),
                     "CI must be able to mount a tmpfs (run as root): {why}"
                 );
-                eprintln!("SKIPPED: cannot mount a small tmpfs here ({why}); run as root to test a full disk");
+                eprintln!(
+                    "SKIPPED: cannot mount a small tmpfs here ({why}); run as root to test a full disk"
+                );
                 None
             }
         }
@@ -171,7 +176,10 @@ fn publish_raw(hub: &Hub, session: &str, payload: &str) -> shared::ToolOutput {
 }
 
 fn event_ids(hub: &Hub) -> Vec<u64> {
-    events(hub).iter().filter_map(|e| e["id"].as_u64()).collect()
+    events(hub)
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect()
 }
 
 #[test]
@@ -213,14 +221,21 @@ fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "degraded", "{body}");
     assert!(
-        body["storage"].as_str().is_some_and(|s| s.starts_with("error: ")),
+        body["storage"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("error: ")),
         "{body}"
     );
-    let during = rt().block_on(hub.client().health()).expect("the client reads a degraded /health");
+    let during = rt()
+        .block_on(hub.client().health())
+        .expect("the client reads a degraded /health");
     assert_eq!(during["status"], "degraded");
     let ids = event_ids(&hub);
     for id in &acknowledged {
-        assert!(ids.contains(id), "acknowledged event {id} is readable while the disk is full");
+        assert!(
+            ids.contains(id),
+            "acknowledged event {id} is readable while the disk is full"
+        );
     }
 
     // Room again: the next write succeeds without a restart.
@@ -239,7 +254,10 @@ fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
     hub.restart();
     let ids = event_ids(&hub);
     for id in &acknowledged {
-        assert!(ids.contains(id), "acknowledged event {id} survived a restart");
+        assert!(
+            ids.contains(id),
+            "acknowledged event {id} survived a restart"
+        );
     }
 }
 
@@ -293,11 +311,17 @@ fn refused_start(db: &std::path::Path) -> (i32, String) {
         if started.elapsed() > DEADLINE {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the hub served a damaged file: {}", reader.join().unwrap_or_default());
+            panic!(
+                "the hub served a damaged file: {}",
+                reader.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status.code().unwrap_or(-1), reader.join().unwrap_or_default())
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
 }
 
 fn check_db(db: &std::path::Path) -> (i32, String) {

@@ -627,7 +627,11 @@ fn lines_it_cannot_take_get_json_rpc_errors_and_memory_stays_bounded() {
             "publish_event",
             json!({"event_type": "big", "payload": payload, "channel": "all"}),
         );
-        assert!(out.is_error() && out.text().contains("too large"), "{}", out.text());
+        assert!(
+            out.is_error() && out.text().contains("too large"),
+            "{}",
+            out.text()
+        );
     }
 
     // It carries on, and did not keep the big lines' memory.
