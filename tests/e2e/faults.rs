@@ -230,6 +230,13 @@ fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
         .block_on(hub.client().health())
         .expect("the client reads a degraded /health");
     assert_eq!(during["status"], "degraded");
+    let doctor = support::Cli::new(&hub).run(&["doctor"]);
+    assert!(
+        doctor.stdout.contains("the hub's storage is failing"),
+        "{}{}",
+        doctor.stdout,
+        doctor.stderr
+    );
     let ids = event_ids(&hub);
     for id in &acknowledged {
         assert!(
