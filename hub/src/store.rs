@@ -60,6 +60,8 @@ const DELIVERY_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("d
 const DELIVERY_LOG_LEN: TableDefinition<u64, u64> = TableDefinition::new("delivery_log_len");
 
 const SCHEMA_VERSION: u64 = 1;
+/// redb's page cache for a serving hub.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// How long lazy writes may stay unsynced.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// The most jobs folded into one commit.
@@ -1342,6 +1344,15 @@ impl Store {
     /// Opens (or creates) the database at `path`, refusing files that are
     /// not redb databases, and starts the writer thread.
     pub fn open(path: &Path) -> std::result::Result<Self, OpenError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (a bulk load
+    /// that writes each page once needs little).
+    pub fn open_with_cache(
+        path: &Path,
+        cache_bytes: usize,
+    ) -> std::result::Result<Self, OpenError> {
         let display = path.display().to_string();
         check_is_redb(path)?;
         if let Some(parent) = path.parent()
@@ -1353,7 +1364,7 @@ impl Store {
             })?;
         }
         let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
+            .set_cache_size(cache_bytes)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
