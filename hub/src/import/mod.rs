@@ -494,12 +494,13 @@ pub fn grouped(n: u64) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let version = self
-            .version
-            .map_or_else(|| "before version 1".to_owned(), |v| v.to_string());
+        let version = self.version.map_or_else(
+            || "no schema version: the earliest schema".to_owned(),
+            |v| format!("schema version {v}"),
+        );
         writeln!(
             f,
-            "Imported {} (schema version {version}) into {}{}",
+            "Imported {} ({version}) into {}{}",
             self.source.display(),
             self.target.display(),
             if self.replaced {
