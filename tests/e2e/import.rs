@@ -436,10 +436,12 @@ fn the_first_schema_imports_with_the_defaults_the_original_read() {
 struct Writer(std::process::Child);
 
 impl Writer {
-    fn hold(path: &Path) -> Self {
+    /// `journal_mode` is the original's `WAL`, or `DELETE` (a rollback
+    /// journal, as databases older than its WAL switch were written).
+    fn hold(path: &Path, journal_mode: &str) -> Self {
         let script = "import sqlite3, sys\n\
                       c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-                      c.execute('PRAGMA journal_mode=WAL')\n\
+                      c.execute('PRAGMA journal_mode=' + sys.argv[2])\n\
                       c.execute('BEGIN IMMEDIATE')\n\
                       c.execute(\"INSERT INTO events (event_type, payload, session_id, timestamp) VALUES ('x', 'y', 'z', '2026-11-29T16:00:00')\")\n\
                       print('ready', flush=True)\n\
@@ -448,6 +450,7 @@ impl Writer {
             .arg("-c")
             .arg(script)
             .arg(path)
+            .arg(journal_mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -500,7 +503,10 @@ fn refusals_leave_both_files_as_they_were() {
     std::fs::write(&text, "not a database\n").unwrap();
     let busy = dir.path().join("busy.db");
     std::fs::copy(&good, &busy).unwrap();
-    let writer = Writer::hold(&busy);
+    let writer = Writer::hold(&busy, "WAL");
+    let journaled = dir.path().join("journaled.db");
+    std::fs::copy(&good, &journaled).unwrap();
+    let rollback_writer = Writer::hold(&journaled, "DELETE");
 
     let cases: Vec<(PathBuf, Vec<&str>, String)> = vec![
         (dir.path().join("missing.db"), vec![], "cannot read".into()),
@@ -523,6 +529,11 @@ fn refusals_leave_both_files_as_they_were() {
             busy.clone(),
             vec!["--force"],
             format!("is in use: process {} has it open", writer.pid()),
+        ),
+        (
+            journaled.clone(),
+            vec!["--force"],
+            "journaled.db-journal holds".into(),
         ),
         (
             good.clone(),
@@ -554,6 +565,7 @@ fn refusals_leave_both_files_as_they_were() {
         assert_eq!(names_in(dir.path()), listing, "nothing left behind");
     }
     drop(writer);
+    drop(rollback_writer);
 
     // --force replaces a store that holds data.
     let old = dir.path().join("old.db");
