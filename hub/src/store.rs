@@ -68,6 +68,8 @@ const DELIVERY_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("d
 const DELIVERY_LOG_LEN: TableDefinition<u64, u64> = TableDefinition::new("delivery_log_len");
 
 const SCHEMA_VERSION: u64 = 1;
+/// redb's page cache for a serving hub.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// How long lazy writes may stay unsynced.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// The most jobs folded into one commit.
@@ -1405,6 +1407,15 @@ impl Store {
     /// Opens (or creates) the database at `path`, refusing files that are
     /// not redb databases, and starts the writer thread.
     pub fn open(path: &Path) -> std::result::Result<Self, OpenError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (a bulk load
+    /// that writes each page once needs little).
+    pub fn open_with_cache(
+        path: &Path,
+        cache_bytes: usize,
+    ) -> std::result::Result<Self, OpenError> {
         let display = path.display().to_string();
         check_is_redb(path)?;
         if let Some(parent) = path.parent()
@@ -1415,7 +1426,7 @@ impl Store {
                 detail: format!("cannot create its directory: {e}"),
             })?;
         }
-        let db = open_database(path, true)?;
+        let db = open_database(path, true, cache_bytes)?;
         let tip = init_tables(&db).map_err(|e| OpenError::Other {
             path: display.clone(),
             detail: e.0,
@@ -1465,7 +1476,7 @@ impl Store {
             });
         }
         check_is_redb(path)?;
-        let db = open_database(path, true)?;
+        let db = open_database(path, true, CACHE_BYTES)?;
         let other = |e: StoreError| OpenError::Other {
             path: display.clone(),
             detail: e.0,
@@ -1648,10 +1659,14 @@ pub fn inspect(path: &Path) -> std::result::Result<Existing, OpenError> {
 /// Opens the redb file, checking every page of it first when `check`
 /// (at start): a damaged file is refused rather than trusted, where a plain
 /// open may panic on it.
-fn open_database(path: &Path, check: bool) -> std::result::Result<Database, OpenError> {
+fn open_database(
+    path: &Path,
+    check: bool,
+    cache_bytes: usize,
+) -> std::result::Result<Database, OpenError> {
     let display = path.display().to_string();
     Database::builder()
-        .set_cache_size(64 * 1024 * 1024)
+        .set_cache_size(cache_bytes)
         .set_check_integrity_on_open(check)
         .create(path)
         .map_err(|e| match e {
@@ -1883,7 +1898,7 @@ impl Writer {
                 }
             }
         }
-        match open_database(&self.path, false) {
+        match open_database(&self.path, false, CACHE_BYTES) {
             Ok(db) => {
                 let db = Arc::new(db);
                 match db.begin_read().map_err(StoreError::from).and_then(|txn| {

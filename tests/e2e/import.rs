@@ -146,6 +146,18 @@ fn current_original(path: &Path, sink: &WebhookSink, now: i64) {
     db.close();
 }
 
+/// Asserts the import succeeded and its summary has every one of `lines`.
+fn assert_summary(out: &Output, lines: &[&str]) {
+    assert_eq!(out.code, 0, "{out:#?}");
+    for line in lines {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} not in:\n{}",
+            out.stdout
+        );
+    }
+}
+
 fn ids(page: &Value) -> Vec<u64> {
     page["events"]
         .as_array()
@@ -181,21 +193,17 @@ fn an_imported_bus_answers_as_the_original_did() {
     let before = std::fs::read(&source).expect("read the original");
 
     let out = import(&[&source], &["--db", target.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out:#?}");
-    for line in [
-        "(schema version 5)",
-        "events:   120 (ids 1 to 120); the next published event gets id 121",
-        "sessions: 3 (2 live, 1 ended)",
-        "webhooks: 2 (1 active, 1 paused); the next registered gets id 4",
-        "skipped:  nothing",
-        "1 events whose payload_meta is not a JSON object",
-    ] {
-        assert!(
-            out.stdout.contains(line),
-            "{line:?} not in:\n{}",
-            out.stdout
-        );
-    }
+    assert_summary(
+        &out,
+        &[
+            "(schema version 5)",
+            "events:   120 (ids 1 to 120); the next published event gets id 121",
+            "sessions: 3 (2 live, 1 ended)",
+            "webhooks: 2 (1 active, 1 paused); the next registered gets id 4",
+            "skipped:  nothing",
+            "1 events whose payload_meta is not a JSON object",
+        ],
+    );
     assert_eq!(
         std::fs::read(&source).unwrap(),
         before,
@@ -386,18 +394,14 @@ fn the_first_schema_imports_with_the_defaults_the_original_read() {
         &[&source],
         &["--db", dir.path().join("data.redb").to_str().unwrap()],
     );
-    assert_eq!(out.code, 0, "{out:#?}");
-    assert!(out.stdout.contains("(schema version 1)"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("events:   3 (ids 1 to 3)"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("webhooks: 0 (0 active, 0 paused); the next registered gets id 1"),
-        "{}",
-        out.stdout
+    assert_summary(
+        &out,
+        &[
+            "(schema version 1)",
+            "events:   3 (ids 1 to 3)",
+            "sessions: 1 (1 live, 0 ended)",
+            "webhooks: 0 (0 active, 0 paused); the next registered gets id 1",
+        ],
     );
 
     let hub = Hub::start_on(dir, HubOptions::default());
@@ -432,10 +436,12 @@ fn the_first_schema_imports_with_the_defaults_the_original_read() {
 struct Writer(std::process::Child);
 
 impl Writer {
-    fn hold(path: &Path) -> Self {
+    /// `journal_mode` is the original's `WAL`, or `DELETE` (a rollback
+    /// journal, as databases older than its WAL switch were written).
+    fn hold(path: &Path, journal_mode: &str) -> Self {
         let script = "import sqlite3, sys\n\
                       c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
-                      c.execute('PRAGMA journal_mode=WAL')\n\
+                      c.execute('PRAGMA journal_mode=' + sys.argv[2])\n\
                       c.execute('BEGIN IMMEDIATE')\n\
                       c.execute(\"INSERT INTO events (event_type, payload, session_id, timestamp) VALUES ('x', 'y', 'z', '2026-11-29T16:00:00')\")\n\
                       print('ready', flush=True)\n\
@@ -444,6 +450,7 @@ impl Writer {
             .arg("-c")
             .arg(script)
             .arg(path)
+            .arg(journal_mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -477,8 +484,7 @@ fn refusals_leave_both_files_as_they_were() {
     let good = dir.path().join("good.db");
     current_original(&good, &sink, now_secs());
     let target = dir.path().join("data.redb");
-    let out = import(&[&good], &["--db", target.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{out:#?}");
+    assert_summary(&import(&[&good], &["--db", target.to_str().unwrap()]), &[]);
 
     let corrupt = dir.path().join("corrupt.db");
     let mut bytes = std::fs::read(&good).unwrap();
@@ -497,7 +503,10 @@ fn refusals_leave_both_files_as_they_were() {
     std::fs::write(&text, "not a database\n").unwrap();
     let busy = dir.path().join("busy.db");
     std::fs::copy(&good, &busy).unwrap();
-    let writer = Writer::hold(&busy);
+    let writer = Writer::hold(&busy, "WAL");
+    let journaled = dir.path().join("journaled.db");
+    std::fs::copy(&good, &journaled).unwrap();
+    let rollback_writer = Writer::hold(&journaled, "DELETE");
 
     let cases: Vec<(PathBuf, Vec<&str>, String)> = vec![
         (dir.path().join("missing.db"), vec![], "cannot read".into()),
@@ -520,6 +529,11 @@ fn refusals_leave_both_files_as_they_were() {
             busy.clone(),
             vec!["--force"],
             format!("is in use: process {} has it open", writer.pid()),
+        ),
+        (
+            journaled.clone(),
+            vec!["--force"],
+            "journaled.db-journal holds".into(),
         ),
         (
             good.clone(),
@@ -551,6 +565,7 @@ fn refusals_leave_both_files_as_they_were() {
         assert_eq!(names_in(dir.path()), listing, "nothing left behind");
     }
     drop(writer);
+    drop(rollback_writer);
 
     // --force replaces a store that holds data.
     let old = dir.path().join("old.db");
@@ -560,16 +575,9 @@ fn refusals_leave_both_files_as_they_were() {
         .unwrap();
     db.close();
     let out = import(&[&old], &["--db", target.to_str().unwrap(), "--force"]);
-    assert_eq!(out.code, 0, "{out:#?}");
-    assert!(
-        out.stdout.contains("(replacing what it held)"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("events:   1 (ids 1 to 1)"),
-        "{}",
-        out.stdout
+    assert_summary(
+        &out,
+        &["(replacing what it held)", "events:   1 (ids 1 to 1)"],
     );
 }
 

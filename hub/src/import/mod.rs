@@ -26,6 +26,9 @@ use source::Source;
 
 /// Events per committed transaction: bounds the memory an import holds.
 const BATCH: usize = 10_000;
+/// The store's page cache while importing: pages are written once, in key
+/// order, so a small cache loses nothing and keeps memory flat.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Batches read ahead of the writer.
 const READ_AHEAD: usize = 2;
 
@@ -173,7 +176,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
         });
     }
     let temp = TempFile::beside(&target)?;
-    let store = Store::open(&temp.0)?;
+    let store = Store::open_with_cache(&temp.0, CACHE_BYTES)?;
     let written = copy(source, &store, progress);
     store.close();
     store.join_writer();
@@ -246,42 +249,19 @@ fn copy(source: Source, store: &Store, progress: bool) -> Result<(Source, Summar
 }
 
 async fn write_batch(store: &Store, batch: Batch, meter: &mut Meter) -> Result<(), ImportError> {
-    match batch {
-        Batch::Events(events) => {
-            let last = events.last().map(|e| e.id);
-            let n = events.len() as u64;
-            store
-                .write(Durability::Lazy, move |t| {
-                    for e in &events {
-                        t.insert_event(e)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            if let Some(last) = last {
-                meter.advance(last, n);
-            }
-        }
-        Batch::Sessions(sessions) => {
-            store
-                .write(Durability::Lazy, move |t| {
-                    for s in &sessions {
-                        t.put_session(s)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        Batch::Webhooks(hooks) => {
-            store
-                .write(Durability::Lazy, move |t| {
-                    for h in &hooks {
-                        t.put_webhook(h)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
+    let events = match &batch {
+        Batch::Events(events) => events.last().map(|e| (e.id, events.len() as u64)),
+        _ => None,
+    };
+    store
+        .write(Durability::Lazy, move |t| match &batch {
+            Batch::Events(events) => events.iter().try_for_each(|e| t.insert_event(e)),
+            Batch::Sessions(sessions) => sessions.iter().try_for_each(|s| t.put_session(s)),
+            Batch::Webhooks(hooks) => hooks.iter().try_for_each(|h| t.put_webhook(h)),
+        })
+        .await?;
+    if let Some((last, n)) = events {
+        meter.advance(last, n);
     }
     Ok(())
 }
@@ -514,12 +494,13 @@ pub fn grouped(n: u64) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let version = self
-            .version
-            .map_or_else(|| "before version 1".to_owned(), |v| v.to_string());
+        let version = self.version.map_or_else(
+            || "no schema version: the earliest schema".to_owned(),
+            |v| format!("schema version {v}"),
+        );
         writeln!(
             f,
-            "Imported {} (schema version {version}) into {}{}",
+            "Imported {} ({version}) into {}{}",
             self.source.display(),
             self.target.display(),
             if self.replaced {
