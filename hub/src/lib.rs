@@ -12,12 +12,14 @@
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
 //! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.
+//! - [`codec`]: the compact binary form of a stored event.
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
 
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod mcp;
