@@ -35,9 +35,10 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Print performance figures (release build; a benchmark, not a test).
+## `make bench SECTION=fleet` (or webhooks, proxy) runs one section.
 bench:
 	$(CARGO) build --workspace --bins --release
-	$(CARGO) run --release -p agent-event-bus-tests --bin bench
+	$(CARGO) run --release -p agent-event-bus-tests --bin bench -- $(SECTION)
 
 install: release
 	mkdir -p $(BINDIR)

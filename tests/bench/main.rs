@@ -12,6 +12,7 @@ use shared::HubClient;
 use support::sink::WebhookSink;
 use support::{Hub, HubOptions};
 
+mod fleet;
 mod proxy;
 
 const RUN: Duration = Duration::from_secs(5);
@@ -24,6 +25,11 @@ fn main() {
     // `bench webhooks` runs only the webhook figures.
     if std::env::args().nth(1).as_deref() == Some("webhooks") {
         webhooks(&rt);
+        return;
+    }
+    // `bench fleet` runs only the fleet and history figures.
+    if std::env::args().nth(1).as_deref() == Some("fleet") {
+        fleet::run(&rt);
         return;
     }
     // `bench proxy` runs only the proxy figures.
@@ -106,6 +112,7 @@ fn main() {
     drop(idle);
     proxy::run(&rt);
     webhooks(&rt);
+    fleet::run(&rt);
 }
 
 fn ms(d: Duration) -> f64 {
