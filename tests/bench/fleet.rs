@@ -144,8 +144,10 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Hub CPU per publish (µs) while four long-polls wait on a quiet channel
-/// from cursor 0 — the old push loop's worst case — minus the same
+/// Hub CPU per publish (µs) while four long-polls wait from cursor 0 — the
+/// old push loop's worst case — two on quiet channels (woken only by their
+/// channels) and two on a quiet event type (woken by every publish, each
+/// wake an index lookup from where the call got to), minus the same
 /// publishes with none waiting.
 async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
     let per_publish = |client: Arc<HubClient>| async move {
@@ -162,13 +164,16 @@ async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
         let (client, stop) = (client.clone(), stop.clone());
         waiters.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let _ = client
-                    .call_tool(
-                        "get_events",
-                        json!({"cursor": "0", "order": "asc", "wait_seconds": 2,
-                               "channels": [format!("session:quiet-{w}")]}),
-                    )
-                    .await;
+                let filter = if w % 2 == 0 {
+                    json!({"channels": [format!("session:quiet-{w}")]})
+                } else {
+                    json!({"event_types": [format!("quiet-{w}")]})
+                };
+                let mut args = json!({"cursor": "0", "order": "asc", "wait_seconds": 2});
+                for (k, v) in filter.as_object().into_iter().flatten() {
+                    args[k] = v.clone();
+                }
+                let _ = client.call_tool("get_events", args).await;
             }
         }));
     }
