@@ -59,9 +59,10 @@ doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
 ## Print performance figures (release build; a benchmark, not a test).
+## `make bench SECTION=fleet` (or webhooks, proxy) runs one section.
 bench:
 	$(CARGO) build --workspace --bins --release
-	$(CARGO) run --release -p agent-event-bus-tests --bin bench
+	$(CARGO) run --release -p agent-event-bus-tests --bin bench -- $(SECTION)
 
 ## Bring the Python original's database into the hub's store (stop both hubs first):
 ## make import [FROM=path/to/data.db] [DB=path/to/data.redb] [FORCE=1]

@@ -13,6 +13,7 @@
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
 //! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.
+//! - [`codec`]: the compact binary form of a stored event.
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
@@ -23,6 +24,7 @@
 //!   coercion; `make fuzz` runs them for minutes.
 
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod egress;

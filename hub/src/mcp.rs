@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use shared::catalog;
 use warp::filters::BoxedFilter;
@@ -32,6 +33,7 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
 const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC error.
@@ -190,7 +192,7 @@ pub fn refusal(verdict: &Verdict) -> Response {
     json_response(status, &json!({"error": error, "message": message}))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut r = warp::reply::with_status(warp::reply::json(body), status).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -204,10 +206,11 @@ fn rpc_error_body(id: Value, e: &RpcError) -> Value {
 }
 
 /// Frames one JSON-RPC message as JSON or as a single SSE event.
-fn rpc_response(status: StatusCode, body: &Value, sse: bool) -> Response {
+fn rpc_response(status: StatusCode, body: &impl serde::Serialize, sse: bool) -> Response {
     if !sse {
         return json_response(status, body);
     }
+    let body = serde_json::to_string(body).unwrap_or_default();
     let text = format!("event: message\ndata: {body}\n\n");
     let mut r = warp::reply::with_status(text, status).into_response();
     let headers = r.headers_mut();
@@ -286,19 +289,46 @@ pub(crate) async fn handle_post(bus: &Bus, body: &[u8], sse: bool) -> Response {
         return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
     };
     let params = obj.get("params").cloned();
-    let body = match dispatch(bus, method, params).await {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => rpc_error_body(id, &e),
-    };
-    rpc_response(StatusCode::OK, &body, sse)
+    match dispatch(bus, method, params).await {
+        Ok(result) => rpc_response(
+            StatusCode::OK,
+            &RpcResult {
+                jsonrpc: "2.0",
+                id: &id,
+                result: &result,
+            },
+            sse,
+        ),
+        Err(e) => rpc_response(StatusCode::OK, &rpc_error_body(id, &e), sse),
+    }
 }
 
-async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+/// A JSON-RPC success whose result is already serialised (written as is).
+#[derive(serde::Serialize)]
+struct RpcResult<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: &'a RawValue,
+}
+
+async fn dispatch(
+    bus: &Bus,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Box<RawValue>, RpcError> {
+    if method == "tools/call" {
+        return call_tool(bus, params).await;
+    }
+    let value = dispatch_value(method, params)?;
+    serde_json::value::to_raw_value(&value)
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("Internal error: {e}")))
+}
+
+fn dispatch_value(method: &str, params: Option<Value>) -> Result<Value, RpcError> {
     match method {
         "initialize" => Ok(initialize(params.as_ref())),
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({"tools": catalog::tools()})),
-        "tools/call" => call_tool(bus, params).await,
         "resources/list" => Ok(json!({"resources": [catalog::guide_resource()]})),
         "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
         "resources/read" => read_resource(params.as_ref()),
@@ -349,7 +379,7 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
     Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
 }
 
-async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> {
+async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Box<RawValue>, RpcError> {
     let Some(Value::Object(mut params)) = params else {
         return Err(RpcError::new(
             INVALID_PARAMS,
@@ -372,23 +402,15 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
     let outcome = tools::call(bus, &name, arguments).await;
     let micros = started.elapsed().as_micros() as u64;
     let result = match outcome {
-        Ok(tools::Reply::Object(value)) => {
-            let summary = value.get("error").and_then(Value::as_str).unwrap_or("ok");
+        Ok(reply) => {
+            let summary = match &reply {
+                tools::Reply::Object(value) => {
+                    value.get("error").and_then(Value::as_str).unwrap_or("ok")
+                }
+                _ => "ok",
+            };
             tracing::debug!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
-            json!({
-                "content": [{"type": "text", "text": value.to_string()}],
-                "structuredContent": value,
-                "isError": false,
-            })
-        }
-        Ok(tools::Reply::List(items)) => {
-            tracing::debug!(tool = %name, micros, items = items.len(), "ok");
-            let list = Value::Array(items);
-            json!({
-                "content": [{"type": "text", "text": list.to_string()}],
-                "structuredContent": {"result": list},
-                "isError": false,
-            })
+            return Ok(reply.render());
         }
         Err(ToolError::Internal(e)) => {
             tracing::error!(tool = %name, error = %e, "tool failed");
@@ -404,7 +426,8 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Value, RpcError> 
             json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})
         }
     };
-    Ok(result)
+    serde_json::value::to_raw_value(&result)
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("Internal error: {e}")))
 }
 
 /// Turns every rejection into a JSON reply; nothing reaches the client as
@@ -437,7 +460,15 @@ async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infall
     };
     if let Some((status, message)) = refusal {
         let err = RpcError::new(INVALID_REQUEST, message);
-        return Ok(json_response(status, &rpc_error_body(Value::Null, &err)));
+        let mut r = json_response(status, &rpc_error_body(Value::Null, &err));
+        // The body of a refused request may be left unread on the wire, so
+        // the connection cannot carry another request: say so, or a client
+        // that pools connections sends its next call into a closed socket.
+        r.headers_mut().insert(
+            header::CONNECTION,
+            warp::http::HeaderValue::from_static("close"),
+        );
+        return Ok(r);
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(json_response(

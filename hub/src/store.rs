@@ -20,8 +20,9 @@
 //! the event's own transaction, and every commit that enqueued any wakes the
 //! delivery worker ([`Store::outbox_signal`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -34,13 +35,25 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use shared::level::SignalLevel;
 use shared::wire;
+
+use crate::codec;
 use tokio::sync::{Notify, oneshot, watch};
 
-/// Counters: `next_event_id`, `next_webhook_id`, `next_delivery_log_id`,
-/// `schema_version`.
+/// Counters: `next_webhook_id`, `next_delivery_log_id`, `schema_version`,
+/// and `next_event_id`: a floor under the next event id, written only when
+/// pruning (the next id is otherwise one past the newest row, so an append
+/// touches no counter page); `index_built_through` while an older store's
+/// event index is being built.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Event id → [`EventRecord`] as JSON.
+/// Event id → [`EventRecord`] in the compact encoding of [`encode_event`]
+/// (rows written before schema version 2 are JSON; both decode).
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Index key name → its number: `c\0<channel>`, `t\0<event type>`,
+/// `r\0<correlation id>`. Never shrinks, so a number is never reused.
+const EVENT_KEYS: TableDefinition<&str, u64> = TableDefinition::new("event_keys");
+/// (index key number, event id) → (): the posting lists of the channel,
+/// type and correlation filters, written with the event.
+const EVENT_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("event_index");
 /// Session id → [`SessionRecord`] as JSON.
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// `machine \x1f client_id` → session id: resume lookups.
@@ -67,7 +80,8 @@ const DELIVERY_LOG: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("d
 /// Webhook id → its row count in [`DELIVERY_LOG`], so trimming is one removal.
 const DELIVERY_LOG_LEN: TableDefinition<u64, u64> = TableDefinition::new("delivery_log_len");
 
-const SCHEMA_VERSION: u64 = 1;
+/// 2: compact event rows and [`EVENT_INDEX`].
+const SCHEMA_VERSION: u64 = 2;
 /// redb's page cache for a serving hub.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// How long lazy writes may stay unsynced.
@@ -98,7 +112,8 @@ store_error_from!(
     redb::CommitError,
     redb::SetDurabilityError,
     serde_json::Error,
-    std::io::Error
+    std::io::Error,
+    codec::CodecError
 );
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -456,6 +471,8 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
+    /// Whether an event passes the filters: what the index answers, by scan.
+    #[cfg(test)]
     fn accepts(&self, e: &EventRecord) -> bool {
         (self.channels.is_empty() || self.channels.contains(&e.channel))
             && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
@@ -464,6 +481,16 @@ impl EventQuery {
                 .as_ref()
                 .is_none_or(|c| e.correlation_id.as_ref() == Some(c))
     }
+}
+
+/// The number of index key `name`, assigned on first use.
+fn key_number(keys: &mut Table<'_, &'static str, u64>, name: &str) -> Result<u64> {
+    if let Some(k) = keys.get(name)? {
+        return Ok(k.value());
+    }
+    let key = keys.len()? + 1;
+    keys.insert(name, key)?;
+    Ok(key)
 }
 
 fn client_key(machine: &str, client_id: &str) -> String {
@@ -504,42 +531,253 @@ fn read_live_sessions(
     Ok(out)
 }
 
-fn read_events(
-    table: &impl ReadableTable<u64, &'static [u8]>,
-    q: &EventQuery,
-) -> Result<Vec<EventRecord>> {
-    let start = q.after.map_or(0, |a| a.saturating_add(1));
-    let mut out = Vec::new();
-    if q.limit == 0 {
-        return Ok(out);
+/// What one event query found, and how far it looked.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<EventRecord>,
+    /// Every event above the query's `after` and up to this id was looked
+    /// at, matched or not: a later read of the same query may start here.
+    /// It is `after` (or 0) when the page says nothing about what follows
+    /// (a full page in descending order).
+    pub through: u64,
+    /// Event rows decoded to answer: the matches, and nothing else.
+    pub rows_read: usize,
+    /// Index entries stepped over to find them.
+    pub postings_read: usize,
+}
+
+/// An index key's name: one namespace per filter.
+fn index_name(kind: char, value: &str) -> String {
+    format!("{kind}\0{value}")
+}
+
+/// The index entries an event has: its channel, its type, its correlation id.
+fn index_names(channel: &str, event_type: &str, correlation_id: Option<&str>) -> Vec<String> {
+    let mut out = vec![index_name('c', channel), index_name('t', event_type)];
+    if let Some(c) = correlation_id {
+        out.push(index_name('r', c));
     }
-    let range = table.range(start..)?;
-    let mut push = |item: std::result::Result<
-        (redb::AccessGuard<u64>, redb::AccessGuard<&[u8]>),
-        redb::StorageError,
-    >|
-     -> Result<bool> {
-        let (_, v) = item?;
-        let e: EventRecord = decode(v.value())?;
-        if q.accepts(&e) {
-            out.push(e);
+    out
+}
+
+/// One key's posting list walked in one direction within `lo..=hi`, with
+/// the id under its head.
+struct Postings<'t> {
+    key: u64,
+    lo: u64,
+    hi: u64,
+    desc: bool,
+    iter: redb::Range<'t, (u64, u64), ()>,
+    head: Option<u64>,
+}
+
+/// How many entries a seek steps over before it searches the tree again.
+const SEEK_STEPS: usize = 8;
+
+impl<'t> Postings<'t> {
+    fn open<T: ReadableTable<(u64, u64), ()>>(
+        table: &'t T,
+        key: u64,
+        lo: u64,
+        hi: u64,
+        desc: bool,
+        stats: &mut EventPage,
+    ) -> Result<Self> {
+        let mut p = Self {
+            key,
+            lo,
+            hi,
+            desc,
+            iter: table.range((key, lo)..=(key, hi))?,
+            head: None,
+        };
+        p.advance(stats)?;
+        Ok(p)
+    }
+
+    fn advance(&mut self, stats: &mut EventPage) -> Result<()> {
+        let item = if self.desc {
+            self.iter.next_back()
+        } else {
+            self.iter.next()
+        };
+        self.head = item.transpose()?.map(|(k, _)| k.value().1);
+        if self.head.is_some() {
+            stats.postings_read += 1;
         }
-        Ok(out.len() >= q.limit)
-    };
-    if q.descending {
-        for item in range.rev() {
-            if push(item)? {
+        Ok(())
+    }
+
+    /// Whether `id` comes before `target` in this walk's direction.
+    fn before(&self, id: u64, target: u64) -> bool {
+        if self.desc { id > target } else { id < target }
+    }
+
+    /// The first id at or past `target` in this walk's direction: a few
+    /// steps, then a fresh search of the tree (so a long gap costs O(log n)).
+    fn seek<T: ReadableTable<(u64, u64), ()>>(
+        &mut self,
+        table: &'t T,
+        target: u64,
+        stats: &mut EventPage,
+    ) -> Result<Option<u64>> {
+        let mut steps = 0;
+        while let Some(id) = self.head
+            && self.before(id, target)
+        {
+            if steps == SEEK_STEPS {
+                let (lo, hi) = if self.desc {
+                    (self.lo, target)
+                } else {
+                    (target, self.hi)
+                };
+                self.iter = table.range((self.key, lo)..=(self.key, hi))?;
+                self.advance(stats)?;
                 break;
             }
+            self.advance(stats)?;
+            steps += 1;
         }
-    } else {
-        for item in range {
-            if push(item)? {
-                break;
+        Ok(self.head)
+    }
+}
+
+/// The ids matching every filter (each a union of keys), walked by leapfrog
+/// over the posting lists: each step seeks the next id all lists share, so
+/// the work follows the smallest list in range, never the history.
+fn matching_ids<T: ReadableTable<(u64, u64), ()>>(
+    index: &T,
+    filters: &[Vec<u64>],
+    lo: u64,
+    hi: u64,
+    desc: bool,
+    limit: usize,
+    stats: &mut EventPage,
+) -> Result<Vec<u64>> {
+    let mut lists = Vec::with_capacity(filters.len());
+    for keys in filters {
+        let mut union = Vec::with_capacity(keys.len());
+        for &key in keys {
+            union.push(Postings::open(index, key, lo, hi, desc, stats)?);
+        }
+        lists.push(union);
+    }
+    let mut out = Vec::new();
+    let mut candidate = if desc { hi } else { lo };
+    'search: loop {
+        for union in &mut lists {
+            let mut found: Option<u64> = None;
+            for p in union.iter_mut() {
+                if let Some(id) = p.seek(index, candidate, stats)? {
+                    found = Some(match found {
+                        Some(f) if desc => f.max(id),
+                        Some(f) => f.min(id),
+                        None => id,
+                    });
+                }
+            }
+            match found {
+                None => break 'search,
+                Some(id) if id != candidate => {
+                    candidate = id;
+                    continue 'search;
+                }
+                Some(_) => {}
             }
         }
+        out.push(candidate);
+        if out.len() >= limit {
+            break;
+        }
+        candidate = match (desc, candidate) {
+            (true, c) if c <= lo => break,
+            (true, c) => c - 1,
+            (false, c) if c >= hi => break,
+            (false, c) => c + 1,
+        };
     }
     Ok(out)
+}
+
+/// The key numbers of each filter in `q`; an unknown name matches nothing,
+/// so a filter left with no key makes the answer empty.
+fn query_filters(
+    keys: &impl ReadableTable<&'static str, u64>,
+    q: &EventQuery,
+) -> Result<Vec<Vec<u64>>> {
+    let mut filters = Vec::new();
+    let groups: [(char, Vec<&str>); 3] = [
+        ('c', q.channels.iter().map(String::as_str).collect()),
+        ('t', q.event_types.iter().map(String::as_str).collect()),
+        ('r', q.correlation_id.iter().map(String::as_str).collect()),
+    ];
+    for (kind, names) in groups {
+        if names.is_empty() {
+            continue;
+        }
+        let mut found = Vec::new();
+        for name in names {
+            if let Some(k) = keys.get(index_name(kind, name).as_str())? {
+                found.push(k.value());
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        filters.push(found);
+    }
+    Ok(filters)
+}
+
+/// Events above `q.after` up to `tip`: an unfiltered read walks the events
+/// themselves; a filtered one walks the index and decodes only its matches.
+fn read_events(
+    events: &impl ReadableTable<u64, &'static [u8]>,
+    keys: &impl ReadableTable<&'static str, u64>,
+    index: &impl ReadableTable<(u64, u64), ()>,
+    tip: u64,
+    q: &EventQuery,
+) -> Result<EventPage> {
+    let after = q.after.unwrap_or(0);
+    let lo = after.saturating_add(1);
+    let mut page = EventPage {
+        through: after,
+        ..EventPage::default()
+    };
+    if q.limit == 0 {
+        return Ok(page);
+    }
+    if lo > tip {
+        return Ok(page);
+    }
+    let filters = query_filters(keys, q)?;
+    if filters.is_empty() {
+        let range = events.range(lo..=tip)?;
+        let rows: Box<dyn Iterator<Item = _>> = if q.descending {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for item in rows.take(q.limit) {
+            let (k, v) = item?;
+            page.events.push(codec::decode_event(k.value(), v.value())?);
+        }
+    } else if filters.iter().all(|f| !f.is_empty()) {
+        let ids = matching_ids(index, &filters, lo, tip, q.descending, q.limit, &mut page)?;
+        for id in ids {
+            if let Some(v) = events.get(id)? {
+                page.events.push(codec::decode_event(id, v.value())?);
+            }
+        }
+    }
+    page.rows_read = page.events.len();
+    page.through = if page.events.len() < q.limit {
+        tip
+    } else if q.descending {
+        after
+    } else {
+        page.events.last().map_or(after, |e| e.id)
+    };
+    Ok(page)
 }
 
 fn read_webhooks(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<WebhookRecord>> {
@@ -566,7 +804,7 @@ fn read_event(
     id: u64,
 ) -> Result<Option<EventRecord>> {
     match table.get(id)? {
-        Some(v) => Ok(Some(decode(v.value())?)),
+        Some(v) => Ok(Some(codec::decode_event(id, v.value())?)),
         None => Ok(None),
     }
 }
@@ -619,11 +857,35 @@ fn first_events(
     Ok(out)
 }
 
-fn read_tip(table: &impl ReadableTable<&'static str, u64>) -> Result<u64> {
-    Ok(table
+/// The newest event id (0 when none): the newest row, or the pruned floor
+/// when retention took every row.
+fn read_tip(
+    meta: &impl ReadableTable<&'static str, u64>,
+    events: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<u64> {
+    let floor = meta
         .get(Counter::Event.key())?
         .map_or(1, |v| v.value())
-        .saturating_sub(1))
+        .saturating_sub(1);
+    let newest = events.last()?.map_or(0, |(k, _)| k.value());
+    Ok(floor.max(newest))
+}
+
+/// The newest event id in a read snapshot (0 in a file with no tables yet).
+fn committed_tip(txn: &ReadTransaction) -> Result<u64> {
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    match txn.open_table(EVENTS) {
+        Ok(events) => read_tip(&meta, &events),
+        Err(TableError::TableDoesNotExist(_)) => Ok(meta
+            .get(Counter::Event.key())?
+            .map_or(1, |v| v.value())
+            .saturating_sub(1)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An id counter in the meta table: it holds the next id to hand out.
@@ -675,9 +937,21 @@ impl Snapshot {
     }
 
     pub fn events(&self, q: &EventQuery) -> Result<Vec<EventRecord>> {
-        match self.table(EVENTS)? {
-            Some(t) => read_events(&t, q),
-            None => Ok(Vec::new()),
+        Ok(self.event_page(q)?.events)
+    }
+
+    /// The events `q` asks for, with how far the read looked and what it cost.
+    pub fn event_page(&self, q: &EventQuery) -> Result<EventPage> {
+        match (
+            self.table(EVENTS)?,
+            self.table(EVENT_KEYS)?,
+            self.table(EVENT_INDEX)?,
+        ) {
+            (Some(events), Some(keys), Some(index)) => {
+                let tip = self.tip()?;
+                read_events(&events, &keys, &index, tip, q)
+            }
+            _ => Ok(EventPage::default()),
         }
     }
 
@@ -828,9 +1102,9 @@ impl Snapshot {
 
     /// The newest event id (0 when none).
     pub fn tip(&self) -> Result<u64> {
-        match self.table(META)? {
-            Some(t) => read_tip(&t),
-            None => Ok(0),
+        match (self.table(META)?, self.table(EVENTS)?) {
+            (Some(meta), Some(events)) => read_tip(&meta, &events),
+            _ => Ok(0),
         }
     }
 
@@ -843,7 +1117,7 @@ impl Snapshot {
         let mut last = None;
         for item in t.iter()? {
             let (k, v) = item?;
-            let e: EventRecord = decode(v.value())?;
+            let e = codec::decode_head(k.value(), v.value())?;
             if e.timestamp >= micros {
                 break;
             }
@@ -878,6 +1152,9 @@ pub struct Tx<'t> {
     /// The webhooks, decoded once per batch for matching; cleared by any
     /// write to them.
     hooks: Option<Vec<WebhookRecord>>,
+    /// Channels of the events the running job appended: their waiters are
+    /// woken once the batch commits.
+    appended_channels: Vec<String>,
 }
 
 impl Tx<'_> {
@@ -956,12 +1233,15 @@ impl Tx<'_> {
 
     /// The newest event id (0 when none), including this batch's appends.
     pub fn tip(&self) -> Result<u64> {
-        read_tip(&self.meta()?)
+        match self.appended_tip {
+            Some(t) => Ok(t),
+            None => read_tip(&self.meta()?, &self.txn.open_table(EVENTS)?),
+        }
     }
 
     /// Appends one event; ids are gap-free because a failed batch rolls back.
     pub fn append_event(&mut self, new: NewEvent) -> Result<EventRecord> {
-        let id = self.counter(Counter::Event)?;
+        let id = self.tip()? + 1;
         let record = EventRecord {
             id,
             event_type: new.event_type,
@@ -978,15 +1258,49 @@ impl Tx<'_> {
         Ok(record)
     }
 
-    /// Writes an event under its own id (replacing one already there) and
-    /// moves the event counter past it: the one place an event is written.
+    /// Writes one event row under its own id with all its index entries
+    /// (replacing a row of that id and its entries). Every event write
+    /// goes through here, so the index never disagrees with the rows.
     pub fn insert_event(&mut self, record: &EventRecord) -> Result<()> {
-        let bytes = encode(record)?;
-        self.txn
-            .open_table(EVENTS)?
-            .insert(record.id, bytes.as_slice())?;
-        self.bump_counter(Counter::Event, record.id)?;
-        self.appended_tip = self.appended_tip.max(Some(record.id));
+        let bytes = codec::encode_event(record);
+        let old = {
+            let mut events = self.txn.open_table(EVENTS)?;
+            let old = events.insert(record.id, bytes.as_slice())?;
+            match old {
+                Some(v) => Some(codec::decode_head(record.id, v.value())?),
+                None => None,
+            }
+        };
+        if let Some(old) = old {
+            self.remove_index_entries(record.id, &old)?;
+        }
+        let mut keys = self.txn.open_table(EVENT_KEYS)?;
+        let mut index = self.txn.open_table(EVENT_INDEX)?;
+        for name in index_names(
+            &record.channel,
+            &record.event_type,
+            record.correlation_id.as_deref(),
+        ) {
+            let key = key_number(&mut keys, &name)?;
+            index.insert((key, record.id), ())?;
+        }
+        self.appended_tip = Some(self.appended_tip.map_or(record.id, |t| t.max(record.id)));
+        self.appended_channels.push(record.channel.clone());
+        Ok(())
+    }
+
+    fn remove_index_entries(&mut self, id: u64, head: &codec::OwnedHead) -> Result<()> {
+        let keys = self.txn.open_table(EVENT_KEYS)?;
+        let mut index = self.txn.open_table(EVENT_INDEX)?;
+        for name in index_names(
+            &head.channel,
+            &head.event_type,
+            head.correlation_id.as_deref(),
+        ) {
+            if let Some(key) = keys.get(name.as_str())?.map(|k| k.value()) {
+                index.remove((key, id))?;
+            }
+        }
         Ok(())
     }
 
@@ -1019,14 +1333,24 @@ impl Tx<'_> {
     /// Deletes up to `max` of the oldest events with ids up to `through`;
     /// returns how many went. Ids are never reused.
     pub fn prune_events(&mut self, through: u64, max: usize) -> Result<usize> {
-        let mut events = self.txn.open_table(EVENTS)?;
-        let doomed: Vec<u64> = events
-            .range(..=through)?
-            .take(max)
-            .map(|item| item.map(|(k, _)| k.value()))
-            .collect::<std::result::Result<_, _>>()?;
-        for id in &doomed {
-            events.remove(*id)?;
+        let tip = self.tip()?;
+        let doomed: Vec<(u64, codec::OwnedHead)> = {
+            let events = self.txn.open_table(EVENTS)?;
+            let mut out = Vec::new();
+            for item in events.range(..=through)?.take(max) {
+                let (k, v) = item?;
+                out.push((k.value(), codec::decode_head(k.value(), v.value())?));
+            }
+            out
+        };
+        for (id, head) in &doomed {
+            self.txn.open_table(EVENTS)?.remove(*id)?;
+            self.remove_index_entries(*id, head)?;
+        }
+        // The next id stays past every id handed out, even with no row left.
+        let mut meta = self.meta()?;
+        if meta.get("next_event_id")?.map_or(0, |v| v.value()) <= tip {
+            meta.insert("next_event_id", tip + 1)?;
         }
         Ok(doomed.len())
     }
@@ -1401,6 +1725,65 @@ pub struct Store {
     outbox: Arc<Notify>,
     writer: Arc<std::sync::Mutex<Option<thread::JoinHandle<()>>>>,
     path: PathBuf,
+    channel_waiters: Arc<ChannelWaiters>,
+}
+
+/// Long-polls waiting for events on particular channels, woken only by a
+/// commit that appended an event on one of them (a bus with thousands of
+/// quiet waiters does no work for them on every publish).
+#[derive(Default)]
+struct ChannelWaiters {
+    by_channel: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
+    next: AtomicU64,
+}
+
+impl ChannelWaiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
+        // A poisoned lock only means a panic elsewhere; the map is plain data.
+        self.by_channel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
+        let map = self.lock();
+        if map.is_empty() {
+            return;
+        }
+        for channel in channels {
+            for notify in map.get(channel).into_iter().flat_map(HashMap::values) {
+                notify.notify_one();
+            }
+        }
+    }
+}
+
+/// One long-poll's interest in some channels; dropping it ends the interest.
+pub struct ChannelWait {
+    waiters: Arc<ChannelWaiters>,
+    id: u64,
+    channels: Vec<String>,
+    notify: Arc<Notify>,
+}
+
+impl ChannelWait {
+    /// Resolves once an event on one of the channels has committed since
+    /// this wait was made or last resolved (a wake-up is never lost).
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for ChannelWait {
+    fn drop(&mut self) {
+        let mut map = self.waiters.lock();
+        for channel in &self.channels {
+            if let Some(waiting) = map.get_mut(channel) {
+                waiting.remove(&self.id);
+                if waiting.is_empty() {
+                    map.remove(channel);
+                }
+            }
+        }
+    }
 }
 
 impl Store {
@@ -1431,6 +1814,10 @@ impl Store {
             path: display.clone(),
             detail: e.0,
         })?;
+        build_event_index(&db).map_err(|e| OpenError::Other {
+            path: display.clone(),
+            detail: format!("building the event index: {}", e.0),
+        })?;
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::new(db))),
             fault: Mutex::new(None),
@@ -1458,6 +1845,7 @@ impl Store {
             outbox,
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
             path: path.to_owned(),
+            channel_waiters: Arc::default(),
         })
     }
 
@@ -1482,11 +1870,7 @@ impl Store {
             detail: e.0,
         };
         let txn = db.begin_read().map_err(|e| other(e.into()))?;
-        match txn.open_table(META) {
-            Ok(meta) => read_tip(&meta).map_err(other),
-            Err(TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(e) => Err(other(e.into())),
-        }
+        committed_tip(&txn).map_err(other)
     }
 
     /// Runs `f` in the writer's next batch; resolves after that batch commits
@@ -1497,10 +1881,15 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<R>>();
+        let waiters = self.channel_waiters.clone();
         let run: JobFn = Box::new(move |t: &mut Tx<'_>| {
             let outcome = f(t);
             let ok = outcome.is_ok();
+            let appended = std::mem::take(&mut t.appended_channels);
             let done: Completion = Box::new(move |commit: Result<()>| {
+                if commit.is_ok() && ok {
+                    waiters.wake(&appended);
+                }
                 let _ = tx.send(outcome.and_then(|r| commit.map(|()| r)));
             });
             (done, ok)
@@ -1548,6 +1937,30 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Interest in events on `channels`: [`ChannelWait::changed`] resolves
+    /// after a commit that appended one on any of them.
+    pub fn wait_channels(&self, channels: &[String]) -> ChannelWait {
+        let id = self.channel_waiters.next.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        let mut channels = channels.to_vec();
+        channels.sort_unstable();
+        channels.dedup();
+        {
+            let mut map = self.channel_waiters.lock();
+            for channel in &channels {
+                map.entry(channel.clone())
+                    .or_default()
+                    .insert(id, notify.clone());
+            }
+        }
+        ChannelWait {
+            waiters: self.channel_waiters.clone(),
+            id,
+            channels,
+            notify,
+        }
     }
 
     /// A receiver of the newest committed event id; it changes after each
@@ -1728,8 +2141,9 @@ fn init_tables(db: &Database) -> Result<u64> {
             }
             Some(_) => {}
         }
-        tip = read_tip(&meta)?;
-        txn.open_table(EVENTS)?;
+        tip = read_tip(&meta, &txn.open_table(EVENTS)?)?;
+        txn.open_table(EVENT_KEYS)?;
+        txn.open_table(EVENT_INDEX)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(CLIENTS)?;
         rebuild_live_index(&txn)?;
@@ -1759,6 +2173,90 @@ fn rebuild_live_index(txn: &WriteTransaction) -> Result<()> {
             live.insert(id.value(), ())?;
         }
     }
+    Ok(())
+}
+
+/// Events indexed per transaction while an older store's index is built.
+const INDEX_BUILD_BATCH: usize = 50_000;
+
+/// Gives a store from before the event index (schema version 1) its index,
+/// once: every row is read in id order and its entries written, in batches
+/// that each commit, with a progress line per batch. Rows keep their ids and
+/// their bytes. A build cut short resumes where it stopped
+/// (`index_built_through`); the version is raised only when it is complete.
+fn build_event_index(db: &Database) -> Result<()> {
+    let (version, mut done, total) = {
+        let txn = db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let events = txn.open_table(EVENTS)?;
+        (
+            meta.get("schema_version")?
+                .map_or(SCHEMA_VERSION, |v| v.value()),
+            meta.get("index_built_through")?.map_or(0, |v| v.value()),
+            events.len()?,
+        )
+    };
+    if version >= 2 {
+        return Ok(());
+    }
+    tracing::info!(
+        events = total,
+        "building the event index of a store from an older version (one time)"
+    );
+    let started = Instant::now();
+    let mut indexed = 0u64;
+    loop {
+        let txn = db.begin_write()?;
+        let mut last = None;
+        let mut n = 0;
+        {
+            let events = txn.open_table(EVENTS)?;
+            let mut keys = txn.open_table(EVENT_KEYS)?;
+            let mut index = txn.open_table(EVENT_INDEX)?;
+            for item in events
+                .range(done.saturating_add(1)..)?
+                .take(INDEX_BUILD_BATCH)
+            {
+                let (k, v) = item?;
+                let id = k.value();
+                let head = codec::decode_head(id, v.value())?;
+                for name in index_names(
+                    &head.channel,
+                    &head.event_type,
+                    head.correlation_id.as_deref(),
+                ) {
+                    index.insert((key_number(&mut keys, &name)?, id), ())?;
+                }
+                last = Some(id);
+                n += 1;
+            }
+            let mut meta = txn.open_table(META)?;
+            match last {
+                Some(id) => {
+                    meta.insert("index_built_through", id)?;
+                }
+                None => {
+                    meta.remove("index_built_through")?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+        }
+        txn.commit()?;
+        let Some(id) = last else { break };
+        done = id;
+        indexed += n;
+        tracing::info!(
+            indexed,
+            of = total,
+            "event index: {}%",
+            (indexed * 100).checked_div(total).unwrap_or(100)
+        );
+    }
+    tracing::info!(
+        events = indexed,
+        seconds = started.elapsed().as_secs_f64(),
+        "event index built"
+    );
     Ok(())
 }
 
@@ -1901,12 +2399,11 @@ impl Writer {
         match open_database(&self.path, false, CACHE_BYTES) {
             Ok(db) => {
                 let db = Arc::new(db);
-                match db.begin_read().map_err(StoreError::from).and_then(|txn| {
-                    match txn.open_table(META) {
-                        Ok(meta) => read_tip(&meta),
-                        Err(e) => Err(e.into()),
-                    }
-                }) {
+                match db
+                    .begin_read()
+                    .map_err(StoreError::from)
+                    .and_then(|txn| committed_tip(&txn))
+                {
                     Ok(tip) => self.publish_tip(tip),
                     Err(e) => tracing::warn!(error = %e, "reading the tip after reopening"),
                 }
@@ -1969,6 +2466,7 @@ fn commit_batch(
             appended_tip: None,
             enqueued: false,
             hooks: None,
+            appended_channels: Vec::new(),
         };
         for job in batch {
             let run = job.run;
@@ -2460,6 +2958,264 @@ mod tests {
             .unwrap_err();
         assert!(err.0.contains("damaged record"), "{err}");
         assert_eq!(store.read(|s| s.tip()).await.unwrap(), 0);
+    }
+
+    fn varied(i: u64) -> NewEvent {
+        NewEvent {
+            event_type: ["note", "task_completed", "help_needed"][(i % 3) as usize].into(),
+            channel: ["all", "repo:x", "session:a", "session:b", "machine:m"][(i % 5) as usize]
+                .into(),
+            correlation_id: (i % 7 == 0).then(|| format!("req-{}", i % 2)),
+            ..NewEvent::system("t", format!("payload {i}"), "s")
+        }
+    }
+
+    async fn store_with(n: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, move |t| {
+                for i in 0..n {
+                    t.append_event(varied(i))?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn page(store: &Store, q: EventQuery) -> EventPage {
+        store.read(move |s| s.event_page(&q)).await.unwrap()
+    }
+
+    /// Every combination of filters, orders, cursors and limits answers
+    /// what a scan of every event would.
+    #[tokio::test]
+    async fn the_index_answers_what_a_scan_would() {
+        let (_dir, store) = store_with(400).await;
+        let all = page(
+            &store,
+            EventQuery {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .events;
+        assert_eq!(all.len(), 400);
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let channel_sets = [
+            vec![],
+            strings(&["session:a"]),
+            strings(&["all", "session:b"]),
+            strings(&["nowhere"]),
+            strings(&["nowhere", "repo:x"]),
+        ];
+        let type_sets = [
+            vec![],
+            strings(&["help_needed"]),
+            strings(&["note", "help_needed"]),
+        ];
+        let correlations = [None, Some("req-1".to_owned()), Some("none".to_owned())];
+        for channels in &channel_sets {
+            for event_types in &type_sets {
+                for correlation_id in &correlations {
+                    for (after, descending, limit) in [
+                        (None, false, 1000),
+                        (Some(97), false, 7),
+                        (Some(13), true, 5),
+                        (None, true, 1000),
+                    ] {
+                        let q = EventQuery {
+                            after,
+                            descending,
+                            limit,
+                            channels: channels.clone(),
+                            event_types: event_types.clone(),
+                            correlation_id: correlation_id.clone(),
+                        };
+                        let mut want: Vec<u64> = all
+                            .iter()
+                            .filter(|e| e.id > after.unwrap_or(0) && q.accepts(e))
+                            .map(|e| e.id)
+                            .collect();
+                        want.sort_unstable();
+                        if descending {
+                            want.reverse();
+                        }
+                        want.truncate(limit);
+                        let got = page(&store, q.clone()).await;
+                        let ids: Vec<u64> = got.events.iter().map(|e| e.id).collect();
+                        assert_eq!(ids, want, "{q:?}");
+                        assert_eq!(got.rows_read, want.len(), "only matches are decoded: {q:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The regression guard for "a filtered read scans history": at many
+    /// events, one match costs one row and a handful of index entries, and
+    /// an empty page says it looked up to the newest id.
+    #[tokio::test]
+    async fn a_filtered_read_examines_only_its_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, |t| {
+                for i in 0..20_000u64 {
+                    let channel = if i == 10 { "session:quiet" } else { "all" };
+                    t.append_event(new_event(channel))?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let dm = |after: Option<u64>, descending: bool| EventQuery {
+            after,
+            descending,
+            limit: 50,
+            channels: vec!["session:quiet".into()],
+            event_types: vec!["t".into()],
+            ..Default::default()
+        };
+        for descending in [false, true] {
+            let got = page(&store, dm(None, descending)).await;
+            assert_eq!(got.events.iter().map(|e| e.id).collect::<Vec<_>>(), [11]);
+            assert_eq!(got.rows_read, 1);
+            // The type list holds all 20,000: a seek steps a few, then searches.
+            assert!(
+                got.postings_read <= 2 * SEEK_STEPS + 4,
+                "{}",
+                got.postings_read
+            );
+            assert_eq!(got.through, 20_000);
+        }
+        let quiet = page(&store, dm(Some(11), false)).await;
+        assert!(quiet.events.is_empty());
+        assert_eq!((quiet.rows_read, quiet.through), (0, 20_000));
+        assert!(quiet.postings_read <= 2, "{}", quiet.postings_read);
+    }
+
+    /// A store written before the index existed (JSON rows, a counter
+    /// table, schema version 1) gains the index on open, keeps every id and
+    /// answers every read as before.
+    #[tokio::test]
+    async fn an_older_store_gains_its_index_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let old: Vec<EventRecord> = (1..=120u64)
+            .map(|id| {
+                let n = varied(id);
+                EventRecord {
+                    id,
+                    event_type: n.event_type,
+                    payload: n.payload,
+                    session_id: n.session_id,
+                    timestamp: 1_700_000_000_000_000 + id as i64,
+                    channel: n.channel,
+                    correlation_id: n.correlation_id,
+                    signal_level: None,
+                    title: None,
+                    tags: None,
+                }
+            })
+            .collect();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("schema_version", 1).unwrap();
+                meta.insert("next_event_id", 121).unwrap();
+                let mut events = txn.open_table(EVENTS).unwrap();
+                for e in &old {
+                    events
+                        .insert(e.id, serde_json::to_vec(e).unwrap().as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(*store.tip().borrow(), 120);
+        let q = EventQuery {
+            limit: 1000,
+            channels: vec!["session:a".into()],
+            ..Default::default()
+        };
+        let got = page(&store, q.clone()).await;
+        let want: Vec<&EventRecord> = old.iter().filter(|e| q.accepts(e)).collect();
+        assert_eq!(got.events.iter().collect::<Vec<_>>(), want);
+        let id = store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("session:a"))
+            })
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(id, 121, "ids continue where the older store left off");
+        let version = store
+            .read(|s| {
+                Ok(s.table(META)?
+                    .unwrap()
+                    .get("schema_version")?
+                    .unwrap()
+                    .value())
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn pruning_drops_index_entries_and_never_reuses_ids() {
+        let (_dir, store) = store_with(10).await;
+        let removed = store
+            .write(Durability::Durable, |t| t.prune_events(10, 100))
+            .await
+            .unwrap();
+        assert_eq!(removed, 10);
+        let got = page(
+            &store,
+            EventQuery {
+                limit: 10,
+                channels: vec!["all".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(got.events.is_empty());
+        let id = store
+            .write(Durability::Durable, |t| t.append_event(new_event("all")))
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(id, 11);
+    }
+
+    #[tokio::test]
+    async fn a_channel_wait_wakes_only_for_its_channels() {
+        let (_dir, store) = store_with(0).await;
+        let wait = store.wait_channels(&["session:a".to_owned()]);
+        store
+            .write(Durability::Durable, |t| t.append_event(new_event("all")))
+            .await
+            .unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(0), wait.changed()).await;
+        assert!(quiet.is_err(), "an event elsewhere does not wake it");
+        store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("session:a"))
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), wait.changed())
+            .await
+            .expect("woken by an event on its channel");
+        drop(wait);
+        assert!(store.channel_waiters.lock().is_empty());
     }
 
     #[test]

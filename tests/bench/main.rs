@@ -12,6 +12,7 @@ use shared::HubClient;
 use support::sink::WebhookSink;
 use support::{Hub, HubOptions};
 
+mod fleet;
 mod import;
 mod proxy;
 
@@ -31,6 +32,11 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("import") {
         let dir = tempfile::tempdir().expect("a temp dir");
         import::run(fsync_rate(dir.path()));
+        return;
+    }
+    // `bench fleet` runs only the fleet and history figures.
+    if std::env::args().nth(1).as_deref() == Some("fleet") {
+        fleet::run(&rt);
         return;
     }
     // `bench proxy` runs only the proxy figures.
@@ -65,13 +71,16 @@ fn main() {
     );
     println!();
 
+    let health = rt.block_on(health_load(&hub, 32));
+    println!("machine: no-op GET /health, 32 clients {health:>10.0} /s");
     for clients in [1usize, 32] {
         let (rate, lat) = rt.block_on(publish_load(&hub, clients));
         println!(
-            "durable publish, {clients:>2} clients: {rate:>10.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.1} publishes per fsync the disk allows)",
+            "durable publish, {clients:>2} clients: {rate:>10.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.2} publishes per fsync the disk allows; {:.0}% of GET /health at 32)",
             ms(lat.p(50)),
             ms(lat.p(99)),
-            rate / fsyncs.max(1.0)
+            rate / fsyncs.max(1.0),
+            100.0 * rate / health.max(1.0)
         );
     }
 
@@ -114,6 +123,7 @@ fn main() {
     proxy::run(&rt);
     webhooks(&rt);
     import::run(fsyncs);
+    fleet::run(&rt);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -182,6 +192,29 @@ async fn publish_load(hub: &Hub, clients: usize) -> (f64, Lat) {
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort_unstable();
     (rate, Lat(all))
+}
+
+/// No-op `GET /health` requests per second from `clients` connections.
+async fn health_load(hub: &Hub, clients: usize) -> f64 {
+    let deadline = Instant::now() + RUN;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let client = HubClient::new(&hub.url, None).expect("a client");
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                client.health().await.expect("health");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let started = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("a client");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn long_poll_latency(hub: &Hub, rounds: usize) -> Lat {

@@ -266,3 +266,77 @@ fn a_resumed_long_poll_consumes_what_it_returns() {
     let next = hub.tool("get_events", json!({"session_id": "w3", "resume": true}));
     assert_eq!(ids(&next), Vec::<u64>::new());
 }
+
+/// A filtered read that finds nothing says how far it looked: its
+/// next_cursor is the newest id, so the next round (a push loop, `wait`)
+/// starts there instead of where the last match was. The session's saved
+/// cursor is untouched: narrowed reads never consume.
+#[test]
+fn a_quiet_filtered_read_moves_its_cursor_to_the_tip() {
+    let hub = Hub::start();
+    let reg = hub.register("quiet", Some("q"));
+    let saved = reg["cursor"].as_str().unwrap().to_owned();
+    let dm = hub.publish("w", "note", "for q", "session:q");
+    let mut tip = dm;
+    for i in 0..5 {
+        tip = hub.publish("w", "note", &i.to_string(), "all");
+    }
+    let quiet = json!({"channel": "session:q", "cursor": dm.to_string(), "order": "asc"});
+    let page = hub.tool("get_events", quiet.clone());
+    assert_eq!(
+        page,
+        json!({"events": [], "next_cursor": tip.to_string(), "has_more": false})
+    );
+    // The same with a session and a long-poll that reaches its deadline.
+    let mut waited = quiet.clone();
+    waited["session_id"] = json!("q");
+    waited["wait_seconds"] = json!(1);
+    let page = hub.tool("get_events", waited);
+    assert_eq!(page["events"], json!([]));
+    assert_eq!(page["next_cursor"], tip.to_string());
+    // From the moved cursor, the next DM is the whole page.
+    let next = hub.publish("w", "note", "again", "session:q");
+    let mut from_tip = quiet;
+    from_tip["cursor"] = json!(tip.to_string());
+    let page = hub.tool("get_events", from_tip);
+    assert_eq!(ids(&page), vec![next]);
+    assert_eq!(page["next_cursor"], next.to_string());
+    // Unfiltered and with nothing stored past the cursor, it stays put.
+    let page = hub.tool("get_events", json!({"cursor": next.to_string()}));
+    assert_eq!(page["next_cursor"], next.to_string());
+    // The saved cursor did not move: a resumed read still starts after it.
+    let resumed = hub.tool(
+        "get_events",
+        json!({"session_id": "q", "resume": true, "order": "asc", "peek": true, "limit": 1}),
+    );
+    let first: u64 = saved.parse::<u64>().unwrap() + 1;
+    assert_eq!(ids(&resumed), vec![first]);
+}
+
+/// A long-poll narrowed to a channel sleeps through publishes elsewhere
+/// and returns the first event on its channel, with next_cursor at it.
+#[test]
+fn a_channel_long_poll_returns_the_first_event_on_its_channel() {
+    let hub = Hub::start();
+    let tip = hub.publish("w", "note", "before", "all");
+    let url = hub.url.clone();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let client = shared::HubClient::new(&url, None).unwrap();
+        started_tx.send(()).unwrap();
+        support::rt().block_on(support::call(
+            &client,
+            "get_events",
+            json!({"cursor": tip.to_string(), "order": "asc", "wait_seconds": 30, "channels": ["session:c", "repo:c"]}),
+        ))
+    });
+    started_rx.recv().unwrap();
+    for i in 0..20 {
+        hub.publish("w", "noise", &i.to_string(), "all");
+    }
+    let id = hub.publish("w", "dm", "for c", "repo:c");
+    let page = waiter.join().unwrap();
+    // Whenever the poll started, only the event on its channels can be in it.
+    assert_eq!(ids(&page), vec![id]);
+    assert_eq!(page["next_cursor"], id.to_string());
+}

@@ -252,27 +252,45 @@ impl Read {
 enum Pass {
     /// A finished reply (an error, or the resume bootstrap).
     Done(Value),
-    /// A page; empty pages may wait for more.
-    Page(Value, bool),
+    /// A page; empty pages may wait for more. With its next cursor: every
+    /// event up to it was examined, so a later pass starts there.
+    Page(Value, bool, Option<u64>),
 }
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
 /// waits and the page is empty.
 pub async fn get(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let read = Read::parse(arguments)?;
+    let mut read = Read::parse(arguments)?;
     let deadline = tokio::time::Instant::now() + read.wait;
     let mut tip = bus.store.tip();
+    // A read narrowed to channels wakes only for events on them; others
+    // wake on every commit that appended events.
+    let on_channels = (!read.wait.is_zero() && !read.channels.is_empty())
+        .then(|| bus.store.wait_channels(&read.channels));
     loop {
         tip.borrow_and_update();
         match pass(bus, &read).await? {
             Pass::Done(reply) => return Ok(Reply::Object(reply)),
-            Pass::Page(reply, empty) => {
+            Pass::Page(reply, empty, next) => {
                 if !empty || read.wait.is_zero() {
                     return Ok(Reply::Object(reply));
                 }
+                // The next pass never examines again what this one did.
+                if next.is_some() {
+                    read.cursor = next;
+                }
+                let woken = async {
+                    match &on_channels {
+                        Some(wait) => {
+                            wait.changed().await;
+                            true
+                        }
+                        None => tip.changed().await.is_ok(),
+                    }
+                };
                 tokio::select! {
-                    changed = tip.changed() => {
-                        if changed.is_err() {
+                    woken = woken => {
+                        if !woken {
                             return Ok(Reply::Object(reply));
                         }
                     }
@@ -308,7 +326,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                     },
                 }
             }
-            let events = snap.events(&EventQuery {
+            let page = snap.event_page(&EventQuery {
                 after,
                 descending: r.descending,
                 limit: r.limit,
@@ -316,7 +334,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                 event_types: r.event_types.clone(),
                 correlation_id: r.correlation_id.clone(),
             })?;
-            Ok((session, tip, Some(events), after))
+            Ok((session, tip, Some(page), after))
         })
         .await?;
 
@@ -348,7 +366,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                     .await?;
                 let reply =
                     json!({"events": [], "next_cursor": tip.to_string(), "has_more": false});
-                Ok(Pass::Page(reply, true))
+                Ok(Pass::Page(reply, true, Some(tip)))
             }
             (None, _) => Ok(Pass::Done(
                 json!({"events": [], "next_cursor": after.map(|a| a.to_string()), "has_more": false}),
@@ -356,9 +374,16 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
         };
     };
 
+    let through = raw.through;
+    let raw = raw.events;
     let max_id = raw.iter().map(|e| e.id).max();
     let has_more = raw.len() == read.limit;
-    let next_cursor = max_id.or(after).map(|c| c.to_string());
+    // An empty page says how far it looked: a quiet filtered read moves on
+    // to the newest id it examined instead of handing back its own cursor.
+    let next = max_id
+        .or_else(|| (through > after.unwrap_or(0)).then_some(through))
+        .or(after);
+    let next_cursor = next.map(|c| c.to_string());
     if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
         let consume = if read.peek || read.narrowed() {
             None
@@ -387,7 +412,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
         .collect();
     let empty = events.is_empty();
     let reply = json!({"events": events, "next_cursor": next_cursor, "has_more": has_more});
-    Ok(Pass::Page(reply, empty))
+    Ok(Pass::Page(reply, empty, next))
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`

@@ -8,6 +8,7 @@ pub mod notify;
 pub mod sessions;
 pub mod webhooks;
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::state::Bus;
@@ -21,6 +22,39 @@ pub enum Reply {
     Object(Value),
     /// A list reply (`structuredContent` is `{"result": [...]}`).
     List(Vec<Value>),
+    /// A reply already rendered as a `tools/call` result by [`render`]
+    /// (large ones are rendered off the async workers).
+    Rendered(Box<RawValue>),
+}
+
+impl Reply {
+    /// The `tools/call` result: the reply serialised once, as the text
+    /// content and, spliced in unparsed, as `structuredContent`.
+    pub fn render(&self) -> Box<RawValue> {
+        match self {
+            Self::Object(value) => render(value, false),
+            Self::List(items) => render(items, true),
+            Self::Rendered(raw) => raw.clone(),
+        }
+    }
+}
+
+/// Renders a successful `tools/call` result for `value` (a list is wrapped
+/// as `{"result": [...]}` in `structuredContent`, as MCP wants an object).
+pub fn render(value: &impl serde::Serialize, list: bool) -> Box<RawValue> {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+    let escaped = serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_owned());
+    let structured = if list {
+        format!("{{\"result\":{text}}}")
+    } else {
+        text
+    };
+    let result = format!(
+        "{{\"content\":[{{\"type\":\"text\",\"text\":{escaped}}}],\"structuredContent\":{structured},\"isError\":false}}"
+    );
+    RawValue::from_string(result).unwrap_or_else(|_| {
+        RawValue::from_string("{\"content\":[],\"isError\":true}".to_owned()).unwrap_or_default()
+    })
 }
 
 /// Why a call produced no reply.

@@ -1,6 +1,8 @@
 //! Sessions: register/resume, list, channels, unregister, and the liveness
 //! rules (leases, local PIDs, idle timeout) the sweeper and lists apply.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 use shared::channel::repo_from_cwd;
 
@@ -211,8 +213,8 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// The process a session without a lease is tied to, when it is local:
 /// its `client_pid`, else a numeric `client_id` (the original's rule).
-fn watched_pid(bus: &Bus, s: &SessionRecord) -> Option<u32> {
-    if s.lease_seconds.is_some() || s.machine != bus.hostname {
+fn watched_pid(hostname: &str, s: &SessionRecord) -> Option<u32> {
+    if s.lease_seconds.is_some() || s.machine != hostname {
         return None;
     }
     s.client_pid
@@ -222,24 +224,36 @@ fn watched_pid(bus: &Bus, s: &SessionRecord) -> Option<u32> {
 /// Live sessions, most recently active first. Local sessions whose process
 /// is gone are ended on the way (with a `session_unregistered` event).
 pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store::StoreError> {
-    let mut sessions: Vec<SessionRecord> = bus
+    live_and(bus, |sessions| sessions).await
+}
+
+/// Live sessions as [`live_sessions`] finds them, passed through `then`:
+/// the read, the process checks and `then` run on a blocking thread, so
+/// work proportional to the number of sessions never holds an async worker.
+async fn live_and<R: Send + 'static>(
+    bus: &Bus,
+    then: impl FnOnce(Vec<SessionRecord>) -> R + Send + 'static,
+) -> Result<R, crate::store::StoreError> {
+    let hostname = bus.hostname.clone();
+    let (out, dead) = bus
         .store
-        .read(|s| s.live_sessions())
-        .await?
-        .into_iter()
-        .filter(|s| !s.is_deleted())
-        .collect();
-    let dead: Vec<String> = sessions
-        .iter()
-        .filter(|s| watched_pid(bus, s).is_some_and(|pid| !pid_alive(pid)))
-        .map(|s| s.id.clone())
-        .collect();
+        .read(move |snap| {
+            let mut sessions = snap.live_sessions()?;
+            sessions.retain(|s| !s.is_deleted());
+            let dead: HashSet<String> = sessions
+                .iter()
+                .filter(|s| watched_pid(&hostname, s).is_some_and(|pid| !pid_alive(pid)))
+                .map(|s| s.id.clone())
+                .collect();
+            sessions.retain(|s| !dead.contains(&s.id));
+            sessions.sort_by_key(|s| std::cmp::Reverse(s.last_heartbeat));
+            Ok((then(sessions), dead))
+        })
+        .await?;
     if !dead.is_empty() {
-        sessions.retain(|s| !dead.contains(&s.id));
-        end_sessions(bus, dead, EndReason::ProcessGone).await?;
+        end_sessions(bus, dead.into_iter().collect(), EndReason::ProcessGone).await?;
     }
-    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_heartbeat));
-    Ok(sessions)
+    Ok(out)
 }
 
 /// Ends the named sessions that are still live, in one durable write.
@@ -276,28 +290,33 @@ pub async fn end_sessions(
 /// `list_sessions()`
 pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
     Args::new(arguments, &[])?;
-    let now = shared::time::now_ms();
-    let items = live_sessions(bus)
-        .await?
-        .iter()
-        .map(|s| serde_json::to_value(s.to_wire(now)).unwrap_or(Value::Null))
-        .collect();
-    Ok(Reply::List(items))
+    // Rendered where it is read: a reply proportional to the number of
+    // sessions is never built on an async worker.
+    let rendered = live_and(bus, |sessions| {
+        let now = shared::time::now_ms();
+        let items: Vec<_> = sessions.iter().map(|s| s.to_wire(now)).collect();
+        super::render(&items, true)
+    })
+    .await?;
+    Ok(Reply::Rendered(rendered))
 }
 
 /// `list_channels()`: the implicit channels of live sessions with counts.
 pub async fn channels(bus: &Bus, arguments: Option<Value>) -> Outcome {
     Args::new(arguments, &[])?;
-    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-    for s in live_sessions(bus).await? {
-        for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {
-            *counts.entry(c).or_default() += 1;
+    let items = live_and(bus, |sessions| {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for s in sessions {
+            for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {
+                *counts.entry(c).or_default() += 1;
+            }
         }
-    }
-    let items = counts
-        .into_iter()
-        .map(|(channel, subscribers)| json!({"channel": channel, "subscribers": subscribers}))
-        .collect();
+        counts
+            .into_iter()
+            .map(|(channel, subscribers)| json!({"channel": channel, "subscribers": subscribers}))
+            .collect()
+    })
+    .await?;
     Ok(Reply::List(items))
 }
 
