@@ -452,6 +452,19 @@ impl EventQuery {
     }
 }
 
+/// Writes event `id`'s entries under each of `names`.
+fn add_index_entries(
+    keys: &mut Table<'_, &'static str, u64>,
+    index: &mut Table<'_, (u64, u64), ()>,
+    id: u64,
+    names: Vec<String>,
+) -> Result<()> {
+    for name in names {
+        index.insert((key_number(keys, &name)?, id), ())?;
+    }
+    Ok(())
+}
+
 /// Counts one more (or one fewer) live session holding display id `name`.
 fn count_name(names: &mut Table<'_, &'static str, u64>, name: &str, up: bool) -> Result<()> {
     let n = names.get(name)?.map_or(0, |v| v.value());
@@ -1244,16 +1257,16 @@ impl Tx<'_> {
         if let Some(old) = old {
             self.remove_index_entries(record.id, &old)?;
         }
-        let mut keys = self.txn.open_table(EVENT_KEYS)?;
-        let mut index = self.txn.open_table(EVENT_INDEX)?;
-        for name in index_names(
-            &record.channel,
-            &record.event_type,
-            record.correlation_id.as_deref(),
-        ) {
-            let key = key_number(&mut keys, &name)?;
-            index.insert((key, record.id), ())?;
-        }
+        add_index_entries(
+            &mut self.txn.open_table(EVENT_KEYS)?,
+            &mut self.txn.open_table(EVENT_INDEX)?,
+            record.id,
+            index_names(
+                &record.channel,
+                &record.event_type,
+                record.correlation_id.as_deref(),
+            ),
+        )?;
         self.appended_tip = Some(self.appended_tip.map_or(record.id, |t| t.max(record.id)));
         self.appended_channels.push(record.channel.clone());
         Ok(())
@@ -2019,13 +2032,16 @@ fn build_event_index(db: &Database) -> Result<()> {
                 let (k, v) = item?;
                 let id = k.value();
                 let head = codec::decode_head(id, v.value())?;
-                for name in index_names(
-                    &head.channel,
-                    &head.event_type,
-                    head.correlation_id.as_deref(),
-                ) {
-                    index.insert((key_number(&mut keys, &name)?, id), ())?;
-                }
+                add_index_entries(
+                    &mut keys,
+                    &mut index,
+                    id,
+                    index_names(
+                        &head.channel,
+                        &head.event_type,
+                        head.correlation_id.as_deref(),
+                    ),
+                )?;
                 last = Some(id);
                 n += 1;
             }
