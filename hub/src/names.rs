@@ -64,27 +64,27 @@ const DINOSAURS: [&str; 50] = [
     "velociraptor",
 ];
 
-/// Picks a display id not in `taken` (after a few tries any will do: the
-/// session id stays the real identity).
-pub fn pick(taken: &[&str]) -> String {
+/// Picks a display id `taken` says is free (after a few tries any will do:
+/// the session id stays the real identity).
+pub fn pick<E>(mut taken: impl FnMut(&str) -> Result<bool, E>) -> Result<String, E> {
     let mut rng = rand::rng();
     let mut candidate = String::new();
     for _ in 0..32 {
         let adjective = ADJECTIVES.choose(&mut rng).copied().unwrap_or("brave");
         let dino = DINOSAURS.choose(&mut rng).copied().unwrap_or("troodon");
         candidate = format!("{adjective}-{dino}");
-        if !taken.contains(&candidate.as_str()) {
-            return candidate;
+        if !taken(&candidate)? {
+            return Ok(candidate);
         }
     }
-    candidate
+    Ok(candidate)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn two_lowercase_words() {
-        let name = super::pick(&[]);
+        let name = super::pick(|_| Ok::<_, ()>(false)).unwrap();
         let parts: Vec<&str> = name.split('-').collect();
         assert_eq!(parts.len(), 2);
         assert!(

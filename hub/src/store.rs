@@ -61,6 +61,9 @@ const CLIENTS: TableDefinition<&str, &str> = TableDefinition::new("clients");
 /// Ids of the sessions that have not ended: ended ones stay in `SESSIONS`
 /// for ever (resume, attribution), so lists must not scan them.
 const LIVE: TableDefinition<&str, ()> = TableDefinition::new("live_sessions");
+/// Display id → how many live sessions hold it: a new session's name is
+/// picked without reading every live session.
+const LIVE_NAMES: TableDefinition<&str, u64> = TableDefinition::new("live_display_ids");
 /// (lease deadline in ms, session id) → (): the sweeper's index.
 const LEASES: TableDefinition<(u64, &str), ()> = TableDefinition::new("leases");
 /// Webhook id → [`WebhookRecord`] as JSON.
@@ -481,6 +484,31 @@ impl EventQuery {
                 .as_ref()
                 .is_none_or(|c| e.correlation_id.as_ref() == Some(c))
     }
+}
+
+/// Writes event `id`'s entries under each of `names`.
+fn add_index_entries(
+    keys: &mut Table<'_, &'static str, u64>,
+    index: &mut Table<'_, (u64, u64), ()>,
+    id: u64,
+    names: Vec<String>,
+) -> Result<()> {
+    for name in names {
+        index.insert((key_number(keys, &name)?, id), ())?;
+    }
+    Ok(())
+}
+
+/// Counts one more (or one fewer) live session holding display id `name`.
+fn count_name(names: &mut Table<'_, &'static str, u64>, name: &str, up: bool) -> Result<()> {
+    let n = names.get(name)?.map_or(0, |v| v.value());
+    let n = if up { n + 1 } else { n.saturating_sub(1) };
+    if n == 0 {
+        names.remove(name)?;
+    } else {
+        names.insert(name, n)?;
+    }
+    Ok(())
 }
 
 /// The number of index key `name`, assigned on first use.
@@ -1171,6 +1199,11 @@ impl Tx<'_> {
         read_live_sessions(&self.txn.open_table(LIVE)?, &self.txn.open_table(SESSIONS)?)
     }
 
+    /// Whether a live session holds display id `name`.
+    pub fn display_id_live(&self, name: &str) -> Result<bool> {
+        Ok(self.txn.open_table(LIVE_NAMES)?.get(name)?.is_some())
+    }
+
     /// How many sessions have not ended.
     pub fn live_count(&self) -> Result<u64> {
         Ok(self.txn.open_table(LIVE)?.len()?)
@@ -1207,6 +1240,23 @@ impl Tx<'_> {
                     (u64::try_from(deadline).unwrap_or(0), record.id.as_str()),
                     (),
                 )?;
+            }
+        }
+        let was = old
+            .as_ref()
+            .filter(|o| o.deleted_at.is_none())
+            .map(|o| o.display_id.as_str());
+        let is = record
+            .deleted_at
+            .is_none()
+            .then_some(record.display_id.as_str());
+        if was != is {
+            let mut names = self.txn.open_table(LIVE_NAMES)?;
+            if let Some(name) = was {
+                count_name(&mut names, name, false)?;
+            }
+            if let Some(name) = is {
+                count_name(&mut names, name, true)?;
             }
         }
         {
@@ -1274,16 +1324,16 @@ impl Tx<'_> {
         if let Some(old) = old {
             self.remove_index_entries(record.id, &old)?;
         }
-        let mut keys = self.txn.open_table(EVENT_KEYS)?;
-        let mut index = self.txn.open_table(EVENT_INDEX)?;
-        for name in index_names(
-            &record.channel,
-            &record.event_type,
-            record.correlation_id.as_deref(),
-        ) {
-            let key = key_number(&mut keys, &name)?;
-            index.insert((key, record.id), ())?;
-        }
+        add_index_entries(
+            &mut self.txn.open_table(EVENT_KEYS)?,
+            &mut self.txn.open_table(EVENT_INDEX)?,
+            record.id,
+            index_names(
+                &record.channel,
+                &record.event_type,
+                record.correlation_id.as_deref(),
+            ),
+        )?;
         self.appended_tip = Some(self.appended_tip.map_or(record.id, |t| t.max(record.id)));
         self.appended_channels.push(record.channel.clone());
         Ok(())
@@ -2147,6 +2197,7 @@ fn init_tables(db: &Database) -> Result<u64> {
         txn.open_table(SESSIONS)?;
         txn.open_table(CLIENTS)?;
         rebuild_live_index(&txn)?;
+        rebuild_live_names(&txn)?;
         txn.open_table(LEASES)?;
         txn.open_table(WEBHOOKS)?;
         txn.open_table(OUTBOX)?;
@@ -2160,6 +2211,21 @@ fn init_tables(db: &Database) -> Result<u64> {
 
 /// Fills the live-session index from the sessions table when it is empty
 /// (a database from before the index existed); a no-op otherwise.
+/// Fills the live display-id counts from the live-session index when they
+/// are empty (a database from before the counts existed); a no-op otherwise.
+fn rebuild_live_names(txn: &WriteTransaction) -> Result<()> {
+    let mut names = txn.open_table(LIVE_NAMES)?;
+    if !names.is_empty()? {
+        return Ok(());
+    }
+    let live = txn.open_table(LIVE)?;
+    let sessions = txn.open_table(SESSIONS)?;
+    for s in read_live_sessions(&live, &sessions)? {
+        count_name(&mut names, &s.display_id, true)?;
+    }
+    Ok(())
+}
+
 fn rebuild_live_index(txn: &WriteTransaction) -> Result<()> {
     let mut live = txn.open_table(LIVE)?;
     if !live.is_empty()? {
@@ -2220,13 +2286,16 @@ fn build_event_index(db: &Database) -> Result<()> {
                 let (k, v) = item?;
                 let id = k.value();
                 let head = codec::decode_head(id, v.value())?;
-                for name in index_names(
-                    &head.channel,
-                    &head.event_type,
-                    head.correlation_id.as_deref(),
-                ) {
-                    index.insert((key_number(&mut keys, &name)?, id), ())?;
-                }
+                add_index_entries(
+                    &mut keys,
+                    &mut index,
+                    id,
+                    index_names(
+                        &head.channel,
+                        &head.event_type,
+                        head.correlation_id.as_deref(),
+                    ),
+                )?;
                 last = Some(id);
                 n += 1;
             }
@@ -2965,7 +3034,7 @@ mod tests {
             event_type: ["note", "task_completed", "help_needed"][(i % 3) as usize].into(),
             channel: ["all", "repo:x", "session:a", "session:b", "machine:m"][(i % 5) as usize]
                 .into(),
-            correlation_id: (i % 7 == 0).then(|| format!("req-{}", i % 2)),
+            correlation_id: i.is_multiple_of(7).then(|| format!("req-{}", i % 2)),
             ..NewEvent::system("t", format!("payload {i}"), "s")
         }
     }
@@ -3216,6 +3285,66 @@ mod tests {
             .expect("woken by an event on its channel");
         drop(wait);
         assert!(store.channel_waiters.lock().is_empty());
+    }
+
+    /// A new session's display id is checked against the live ones by
+    /// lookup: the counts follow registrations, renames and endings.
+    #[tokio::test]
+    async fn live_display_ids_are_counted() {
+        let (_dir, store) = store_with(0).await;
+        let session = |id: &str| SessionRecord {
+            id: id.into(),
+            display_id: "calm-troodon".into(),
+            name: "n".into(),
+            machine: "m".into(),
+            cwd: "/".into(),
+            repo: "r".into(),
+            registered_at: 0,
+            last_heartbeat: 0,
+            client_id: None,
+            last_cursor: None,
+            deleted_at: None,
+            client_pid: None,
+            lease_seconds: None,
+            lease_deadline: None,
+            push: Vec::new(),
+        };
+        async fn held(store: &Store) -> Result<(bool, bool)> {
+            store
+                .write(Durability::Lazy, |t| {
+                    Ok((
+                        t.display_id_live("calm-troodon")?,
+                        t.display_id_live("zany-minmi")?,
+                    ))
+                })
+                .await
+        }
+        store
+            .write(Durability::Lazy, move |t| {
+                t.put_session(&session("a"))?;
+                t.put_session(&session("b"))?;
+                t.put_session(&SessionRecord {
+                    deleted_at: Some(1),
+                    ..session("a")
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            held(&store).await.unwrap(),
+            (true, false),
+            "b still holds it"
+        );
+        store
+            .write(Durability::Lazy, move |t| {
+                t.put_session(&SessionRecord {
+                    display_id: "zany-minmi".into(),
+                    ..session("b")
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(held(&store).await.unwrap(), (false, true));
     }
 
     #[test]

@@ -130,13 +130,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 Some(cid) if !cid.is_empty() && tx.session(cid)?.is_none() => cid.clone(),
                 _ => uuid::Uuid::new_v4().to_string(),
             };
-            let live = tx.live_sessions()?;
-            let taken: Vec<&str> = live
-                .iter()
-                .filter(|s| !s.is_deleted())
-                .map(|s| s.display_id.as_str())
-                .collect();
-            let display_id = crate::names::pick(&taken);
+            let display_id = crate::names::pick(|name| tx.display_id_live(name))?;
             let event = tx.append_system_event(NewEvent::system(
                 "session_registered",
                 format!("{name} started on {machine} in {cwd}"),
