@@ -2352,7 +2352,11 @@ impl Writer {
                                 dirty = false;
                                 last_durable = Instant::now();
                             }
-                            Err(e) => tracing::error!(error = %e, "flushing lazy writes failed"),
+                            Err(e) => {
+                                // Reopened: the unsynced writes are gone.
+                                dirty &= !e.is_unavailable();
+                                tracing::error!(error = %e, "flushing lazy writes failed");
+                            }
                         }
                     } else if self.current().is_none() {
                         self.reopen();
@@ -2370,6 +2374,7 @@ impl Writer {
             }
             let durable = batch.iter().any(|j| j.durability == Durability::Durable)
                 || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
+            let mut reopened = false;
             match self.commit(batch, durable) {
                 Ok(done) => {
                     if let Some(new_tip) = done.tip {
@@ -2380,10 +2385,12 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    // After a reopen, unsynced lazy writes are gone: nothing to flush.
+                    reopened = e.is_unavailable();
                     tracing::error!(error = %e, "a write batch failed; its callers were told");
                 }
             }
-            if durable {
+            if durable || reopened {
                 dirty = false;
                 last_durable = Instant::now();
             } else {
@@ -2415,6 +2422,8 @@ impl Writer {
     /// itself, records the fault and reopens the file. Every job hears the
     /// outcome.
     fn commit(&self, batch: Vec<Job>, durable: bool) -> Result<Committed> {
+        // Only a batch that wrote something proves storage is back.
+        let writes = !batch.is_empty();
         let Some(db) = self.current().or_else(|| self.reopen()) else {
             // The fault is recorded; dropping the jobs drops their reply
             // channels, and their callers are told it.
@@ -2427,7 +2436,8 @@ impl Writer {
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
         match &outcome {
-            Ok(_) => self.shared.set_fault(None),
+            Ok(_) if writes => self.shared.set_fault(None),
+            Ok(_) => {}
             Err(e) if e.is_unavailable() => {
                 tracing::error!(error = %e, "storage failed; reopening the database");
                 self.reopen();

@@ -23,15 +23,17 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
 /// The transport rmcp serves on: reads what [`filter_stdin`] passed on,
-/// writes what [`write_stdout`] puts on stdout. Spawns both tasks.
-pub fn transport() -> (DuplexStream, DuplexStream) {
+/// writes what [`write_stdout`] puts on stdout. Spawns both tasks; the
+/// handle ends once everything rmcp wrote is on stdout (after rmcp let go
+/// of its end).
+pub fn transport() -> ((DuplexStream, DuplexStream), tokio::task::JoinHandle<()>) {
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
     let (rmcp_in, to_rmcp) = tokio::io::duplex(64 * 1024);
     let (rmcp_out, from_rmcp) = tokio::io::duplex(64 * 1024);
     let (errors_tx, errors_rx) = mpsc::channel(64);
     tokio::spawn(filter_stdin(stdin, to_rmcp, errors_tx));
-    tokio::spawn(write_stdout(from_rmcp, stdout, errors_rx));
-    (rmcp_in, rmcp_out)
+    let written = tokio::spawn(write_stdout(from_rmcp, stdout, errors_rx));
+    ((rmcp_in, rmcp_out), written)
 }
 
 /// A line too long to keep: its length so far, its start and its end.

@@ -47,6 +47,9 @@ use crate::server::ProxyServer;
 /// ends a session the proxy could not unregister.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long the proxy waits for its last replies to reach stdout.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Everything the proxy is told; `main` fills it from flags and environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,7 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pusher,
     );
 
-    let transport = frames::transport();
+    let (transport, written) = frames::transport();
     match server.serve_with_ct(transport, stop.clone()).await {
         Ok(running) => match running.waiting().await {
             Ok(reason) => tracing::debug!(?reason, "client session ended"),
@@ -98,6 +101,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         Err(e) => tracing::debug!("no MCP session: {e}"),
     }
+    // The last replies reach stdout before the process exits.
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, written).await;
 
     if tokio::time::timeout(CLOSE_TIMEOUT, presence.close())
         .await
