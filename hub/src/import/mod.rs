@@ -87,7 +87,10 @@ pub enum ImportError {
         sessions: u64,
         webhooks: u64,
     },
-    #[error("{original} and the store {target} are the same file")]
+    #[error(
+        "{original} and the store {target} are the same file; name the store with --db \
+         (is AGENT_EVENT_BUS_DB still set for the original?)"
+    )]
     SameFile { original: String, target: String },
     #[error("the store: {0}")]
     Target(#[from] OpenError),
