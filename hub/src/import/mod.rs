@@ -178,6 +178,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
             webhooks: existing.webhooks,
         });
     }
+    let replaced = !existing.is_empty();
     let temp = TempFile::beside(&target)?;
     let store = Store::open_with_cache(&temp.0, CACHE_BYTES)?;
     let written = copy(source, &store, progress);
@@ -190,7 +191,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
     drop(existing);
     summary.source = args.source.clone();
     summary.target = target;
-    summary.replaced = args.force;
+    summary.replaced = replaced;
     Ok(summary)
 }
 
