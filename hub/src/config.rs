@@ -129,7 +129,7 @@ pub struct Config {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Bring the Python original's database (events, sessions, webhooks)
-    /// into a new store, then start the hub on it.
+    /// into a new store for this hub; start the hub on it afterwards.
     Import(crate::import::ImportArgs),
 }
 

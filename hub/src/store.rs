@@ -2163,7 +2163,11 @@ fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
         return Ok(());
     }
     let kind = if head.starts_with(b"SQLite format 3") {
-        "a SQLite database (the original Python hub's data.db)".to_owned()
+        format!(
+            "a SQLite database (the original Python hub's data.db; `agent-event-bus import {}` \
+             brings its data into a new store)",
+            path.display()
+        )
     } else {
         "some other file".to_owned()
     };

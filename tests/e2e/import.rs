@@ -566,6 +566,12 @@ fn refusals_leave_both_files_as_they_were() {
     }
     drop(writer);
     drop(rollback_writer);
+    let onto_itself = import(&[&good], &["--db", good.to_str().unwrap(), "--force"]);
+    assert_ne!(onto_itself.code, 0);
+    assert!(
+        onto_itself.stderr.contains("are the same file"),
+        "{onto_itself:#?}"
+    );
 
     // --force replaces a store that holds data.
     let old = dir.path().join("old.db");

@@ -87,7 +87,10 @@ pub enum ImportError {
         sessions: u64,
         webhooks: u64,
     },
-    #[error("{original} and the store {target} are the same file")]
+    #[error(
+        "{original} and the store {target} are the same file; name the store with --db \
+         (is AGENT_EVENT_BUS_DB still set for the original?)"
+    )]
     SameFile { original: String, target: String },
     #[error("the store: {0}")]
     Target(#[from] OpenError),
@@ -175,6 +178,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
             webhooks: existing.webhooks,
         });
     }
+    let replaced = !existing.is_empty();
     let temp = TempFile::beside(&target)?;
     let store = Store::open_with_cache(&temp.0, CACHE_BYTES)?;
     let written = copy(source, &store, progress);
@@ -187,7 +191,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
     drop(existing);
     summary.source = args.source.clone();
     summary.target = target;
-    summary.replaced = args.force;
+    summary.replaced = replaced;
     Ok(summary)
 }
 

@@ -347,11 +347,6 @@ impl Source {
             cursor = Self::column_or(cols, "last_cursor", "NULL"),
             del_utc = utc_seconds_sql(&deleted),
         );
-        let time = |t: ValueRef<'_>, s: ValueRef<'_>| {
-            text(t)
-                .zip(integer(s))
-                .map(|(text, utc_seconds)| Time { text, utc_seconds })
-        };
         self.each_row(
             &sql,
             |r| {
@@ -405,9 +400,7 @@ impl Source {
                     url: text(r.get_ref(1)?),
                     channel_filter: text(r.get_ref(2)?),
                     event_types: text(r.get_ref(3)?),
-                    created_at: text(r.get_ref(4)?)
-                        .zip(integer(r.get_ref(5)?))
-                        .map(|(text, utc_seconds)| Time { text, utc_seconds }),
+                    created_at: time(r.get_ref(4)?, r.get_ref(5)?),
                     active: integer(r.get_ref(6)?).is_none_or(|a| a != 0),
                     secret: text(r.get_ref(7)?),
                 }))
@@ -459,6 +452,13 @@ fn text(v: ValueRef<'_>) -> Option<String> {
         ValueRef::Real(f) => Some(f.to_string()),
         ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8(b.to_vec()).ok(),
     }
+}
+
+/// A stored time and the UTC seconds SQLite read from it.
+fn time(text_value: ValueRef<'_>, utc_seconds: ValueRef<'_>) -> Option<Time> {
+    text(text_value)
+        .zip(integer(utc_seconds))
+        .map(|(text, utc_seconds)| Time { text, utc_seconds })
 }
 
 fn integer(v: ValueRef<'_>) -> Option<i64> {
