@@ -5,9 +5,12 @@
 use crate::store::{DueDelivery, Queued};
 
 /// What the outbox holds for one active webhook, as one scan read it.
+/// `H` is what an attempt needs of the webhook (the worker passes its
+/// record), handed back with each attempt the plan starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Found {
+pub(super) struct Found<H> {
     pub webhook_id: u64,
+    pub hook: H,
     /// Attempts to this webhook started and not yet recorded.
     pub in_flight: usize,
     /// Retries due now, the longest due first, at most [`free_slots`] of
@@ -24,10 +27,10 @@ pub(super) struct Found {
 
 /// What one scan decides.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Plan {
-    /// The attempts to start now: per webhook (in the order found), its
-    /// retries, then its first attempts.
-    pub start: Vec<DueDelivery>,
+pub(super) struct Plan<H> {
+    /// The attempts to start now, each with its webhook's `H`: per webhook
+    /// (in the order found), its retries, then its first attempts.
+    pub start: Vec<(DueDelivery, H)>,
     /// When the earliest retry not started falls due (ms); `None` when only
     /// a new event or a finished attempt can bring more work.
     pub wake_at: Option<u64>,
@@ -45,8 +48,11 @@ pub(super) fn free_slots(concurrency: usize, in_flight: usize) -> usize {
 /// (the caller alternates turns), and a queue that cannot use its share
 /// leaves it to the other. So a failing receiver's retries never hold back
 /// new events, nor new events the retries.
-pub(super) fn plan(found: &[Found], concurrency: usize, odd_turn: bool) -> Plan {
-    let mut plan = Plan::default();
+pub(super) fn plan<H: Clone>(found: &[Found<H>], concurrency: usize, odd_turn: bool) -> Plan<H> {
+    let mut plan = Plan {
+        start: Vec::new(),
+        wake_at: None,
+    };
     for hook in found {
         let free = free_slots(concurrency, hook.in_flight);
         if free == 0 {
@@ -78,7 +84,8 @@ pub(super) fn plan(found: &[Found], concurrency: usize, odd_turn: bool) -> Plan 
             queued: Queued::First,
             attempt: 1,
         });
-        plan.start.extend(retries.chain(firsts));
+        plan.start
+            .extend(retries.chain(firsts).map(|due| (due, hook.hook.clone())));
     }
     plan
 }
@@ -89,7 +96,7 @@ mod tests {
 
     /// A webhook with `retries` due (event ids, each with one attempt made)
     /// and `firsts` waiting.
-    fn found(webhook_id: u64, retries: &[u64], firsts: &[u64]) -> Found {
+    fn found(webhook_id: u64, retries: &[u64], firsts: &[u64]) -> Found<()> {
         Found {
             webhook_id,
             retries: retries.iter().map(|&e| (e * 10, e, 1)).collect(),
@@ -99,10 +106,10 @@ mod tests {
     }
 
     /// The started attempts as (webhook, event, attempt number).
-    fn started(plan: &Plan) -> Vec<(u64, u64, u32)> {
+    fn started(plan: &Plan<()>) -> Vec<(u64, u64, u32)> {
         plan.start
             .iter()
-            .map(|d| (d.webhook_id, d.event_id, d.attempt))
+            .map(|(d, ())| (d.webhook_id, d.event_id, d.attempt))
             .collect()
     }
 
@@ -115,11 +122,11 @@ mod tests {
             "two retries, then two first attempts in event order"
         );
         assert_eq!(
-            plan.start[0].queued,
+            plan.start[0].0.queued,
             Queued::Retry { due_ms: 10 },
             "a retry names the queue key it came from"
         );
-        assert_eq!(plan.start[2].queued, Queued::First);
+        assert_eq!(plan.start[2].0.queued, Queued::First);
         assert_eq!(plan.wake_at, None);
     }
 
@@ -189,6 +196,7 @@ mod tests {
     fn the_attempt_number_never_overflows() {
         let hook = Found {
             webhook_id: 1,
+            hook: (),
             retries: vec![(0, 9, u32::MAX)],
             ..Found::default()
         };

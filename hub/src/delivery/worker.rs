@@ -17,6 +17,7 @@ use crate::store::{AttemptResult, DueDelivery, Durability, Store, Verdict, Webho
 
 /// The worker rescans at least this often, whatever it expects.
 const RESCAN_MAX: Duration = Duration::from_secs(60);
+
 /// An attempt about to start: the delivery, its webhook and the body (none
 /// when the event is no longer stored).
 struct Job {
@@ -122,7 +123,6 @@ impl Worker {
                 let hooks: Vec<WebhookRecord> = snap.webhooks()?;
                 heads.retain(|id, _| hooks.iter().any(|h| h.id == *id));
                 let mut found = Vec::new();
-                let mut records = HashMap::new();
                 for hook in hooks.into_iter().filter(|h| h.active) {
                     let skip = inflight.get(&hook.id).unwrap_or(&empty);
                     let free = plan::free_slots(concurrency, skip.len());
@@ -142,17 +142,17 @@ impl Worker {
                     };
                     found.push(Found {
                         webhook_id: hook.id,
+                        hook: Arc::new(hook),
                         in_flight: skip.len(),
                         retries,
                         firsts,
                         next_retry,
                     });
-                    records.insert(hook.id, Arc::new(hook));
                 }
                 let plan = plan::plan(&found, concurrency, odd_turn);
                 let mut bodies: HashMap<u64, Option<Bytes>> = HashMap::new();
                 let mut jobs = Vec::with_capacity(plan.start.len());
-                for due in plan.start {
+                for (due, hook) in plan.start {
                     let body = match bodies.get(&due.event_id) {
                         Some(body) => body.clone(),
                         None => {
@@ -164,14 +164,7 @@ impl Worker {
                             body
                         }
                     };
-                    let Some(hook) = records.get(&due.webhook_id) else {
-                        unreachable!("the plan starts only deliveries to webhooks it was given");
-                    };
-                    jobs.push(Job {
-                        due,
-                        hook: hook.clone(),
-                        body,
-                    });
+                    jobs.push(Job { due, hook, body });
                 }
                 Ok(Scan {
                     jobs,
