@@ -22,8 +22,8 @@ const SHRINK_ABOVE: usize = 256 * 1024;
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-/// The transport rmcp serves on: reads what [`filter_stdin`] passed on,
-/// writes what [`write_stdout`] puts on stdout. Spawns both tasks.
+/// The transport rmcp serves on: reads what `filter_stdin` passed on,
+/// writes what `write_stdout` puts on stdout. Spawns both tasks.
 pub fn transport() -> (DuplexStream, DuplexStream) {
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
     let (rmcp_in, to_rmcp) = tokio::io::duplex(64 * 1024);
