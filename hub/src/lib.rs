@@ -14,7 +14,9 @@
 //! - [`tools`]: the tools, one module per group.
 //! - [`store`]: redb; the only module that names a table.
 //! - [`codec`]: the compact binary form of a stored event.
-//! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
+//! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,
+//!   record), `plan` (what starts now), `send`, `sign`, `schedule` (backoff,
+//!   jitter, `Retry-After`).
 //! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.

@@ -22,8 +22,8 @@ const SHRINK_ABOVE: usize = 256 * 1024;
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-/// The transport rmcp serves on: reads what [`filter_stdin`] passed on,
-/// writes what [`write_stdout`] puts on stdout. Spawns both tasks; the
+/// The transport rmcp serves on: reads what `filter_stdin` passed on,
+/// writes what `write_stdout` puts on stdout. Spawns both tasks; the
 /// handle ends once everything rmcp wrote is on stdout (after rmcp let go
 /// of its end).
 pub fn transport() -> ((DuplexStream, DuplexStream), tokio::task::JoinHandle<()>) {

@@ -1,7 +1,7 @@
 //! `agent-event-bus import`: brings the Python original's SQLite database
 //! (any of its schema versions, 1 to 5) into a new store, all or nothing.
 //!
-//! One thread streams the original's rows in id order ([`source`]); this one
+//! One thread streams the original's rows in id order (`source.rs`); this one
 //! writes them through the store's own verbs into a temporary file beside
 //! the target, one committed transaction per batch, so memory stays flat
 //! whatever the size. Only when every row is in, the source is unchanged
