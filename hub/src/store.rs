@@ -28,6 +28,11 @@ use shared::level::SignalLevel;
 use shared::wire;
 use tokio::sync::{Notify, oneshot, watch};
 
+mod claims;
+mod receipts;
+pub use claims::ClaimRecord;
+pub use receipts::{Mark, Receipt};
+
 /// Counters: `next_event_id`, `next_webhook_id`, `next_delivery_log_id`,
 /// `schema_version`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -1493,6 +1498,8 @@ fn init_tables(db: &Database) -> Result<u64> {
         txn.open_table(OUTBOX_RETRY)?;
         txn.open_table(DELIVERY_LOG)?;
         txn.open_table(DELIVERY_LOG_LEN)?;
+        claims::init(&txn)?;
+        receipts::init(&txn)?;
     }
     txn.commit()?;
     Ok(tip)

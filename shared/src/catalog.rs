@@ -11,7 +11,7 @@ pub const GUIDE_URI: &str = "agent-event-bus://guide";
 pub const GUIDE_NAME: &str = "usage_guide";
 
 /// Every tool name, in catalog order.
-pub const TOOL_NAMES: [&str; 15] = [
+pub const TOOL_NAMES: [&str; 17] = [
     "register_session",
     "list_sessions",
     "list_channels",
@@ -20,6 +20,8 @@ pub const TOOL_NAMES: [&str; 15] = [
     "ack_events",
     "unregister_session",
     "notify",
+    "claim",
+    "list_claims",
     "register_webhook",
     "list_webhooks",
     "set_webhook_active",
@@ -30,11 +32,12 @@ pub const TOOL_NAMES: [&str; 15] = [
 ];
 
 /// Tools whose calls carry a `session_id` the proxy may fill in.
-pub const SESSION_TOOLS: [&str; 4] = [
+pub const SESSION_TOOLS: [&str; 5] = [
     "publish_event",
     "get_events",
     "ack_events",
     "unregister_session",
+    "claim",
 ];
 
 fn plain(ty: &str) -> Value {
@@ -148,6 +151,24 @@ pub fn tools() -> Vec<Value> {
             &["title", "message"],
         ),
         tool(
+            "claim",
+            "Advisory claim on a resource (file:<repo>/<path>, task:<id>; a prefix ending in / covers all under it) until release or your session ends. Conflict: error Claimed, held_by.",
+            json!({
+                "resource": plain("string"),
+                "session_id": plain("string"),
+                "exclusive": {"type": "boolean", "default": true},
+                "note": plain("string"),
+                "release": {"type": "boolean", "default": false},
+            }),
+            &["resource", "session_id"],
+        ),
+        tool(
+            "list_claims",
+            "List claims under a prefix and those covering it.",
+            json!({"prefix": plain("string")}),
+            &[],
+        ),
+        tool(
             "register_webhook",
             "POST matching events to an HTTP endpoint (channel: exact or prefix), HMAC-signed when a secret is given.",
             json!({
@@ -210,7 +231,10 @@ pub fn tools() -> Vec<Value> {
 
 /// Whether the named tool returns a list (wrapped as `{"result": [...]}`).
 pub fn returns_list(name: &str) -> bool {
-    matches!(name, "list_sessions" | "list_channels" | "list_webhooks")
+    matches!(
+        name,
+        "list_sessions" | "list_channels" | "list_webhooks" | "list_claims"
+    )
 }
 
 /// The guide as a `resources/list` entry.

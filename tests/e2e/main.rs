@@ -2,6 +2,7 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod claims;
 mod cli;
 mod cursors;
 mod durability;
