@@ -1,12 +1,13 @@
 //! End-to-end tests: claims — advisory holds on resources that end with
 //! their session — through real proxies and the hub.
 
+use std::path::Path;
 use std::time::Duration;
 
 use rustix::process::Signal;
 use serde_json::{Value, json};
 use support::proxy::Proxy;
-use support::{Hub, wait_until};
+use support::{Cli, Hub, Output, wait_until};
 
 /// A registration, a lease lapse plus the sweeper, or a hub restart, on a
 /// loaded 2-core machine.
@@ -224,4 +225,192 @@ fn bad_claims_are_refused_and_change_nothing() {
     let unknown = claim(&hub, "no-such-session", "task:1", true);
     assert_eq!(unknown["error"], "Session not found");
     assert_eq!(hub.tool("list_claims", json!({})), json!([]));
+}
+
+// ---------------------------------------------------------------- CLI and hook
+
+fn run_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) -> Output {
+    let out = support::spawn_hook(hub, script, input, env)
+        .wait_with_output()
+        .expect("the hook runs");
+    let out = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(out.code, 0, "a hook never fails the tool call: {out:#?}");
+    out
+}
+
+/// A `PreToolUse` input as Claude Code 2.1 sends it for an `Edit`.
+fn pre_tool_use(cc_session: &str, cwd: &Path, file: &Path) -> Value {
+    json!({
+        "session_id": cc_session,
+        "transcript_path": format!("/home/dev/.claude/projects/-work-my-app/{cc_session}.jsonl"),
+        "cwd": cwd,
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Edit",
+        "tool_input": {
+            "file_path": file,
+            "old_string": "fn old() {}",
+            "new_string": "fn new() {}",
+            "replace_all": false,
+        },
+        "tool_use_id": "toolu_01ABCDEF",
+    })
+}
+
+#[test]
+fn cli_claim_release_and_claims_print_upstream_style_text_and_json() {
+    let hub = Hub::start();
+    let a = session(&hub, "alice");
+    let b = session(&hub, "bob");
+    let cli_a = Cli::new(&hub).env("AGENT_EVENT_BUS_SESSION_ID", &a);
+    let cli_b = Cli::new(&hub).env("AGENT_EVENT_BUS_SESSION_ID", &b);
+
+    let out = cli_a.run(&["claim", FILE, "--note", "splitting x.rs"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Claimed file:r/src/x.rs (exclusive)\n"),
+        "{out:#?}"
+    );
+    let out = cli_a.run(&["claim", FILE]);
+    assert_eq!(out.stdout, "Already holding file:r/src/x.rs (exclusive)\n");
+
+    let out = cli_b.run(&["claim", FILE]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr
+            .starts_with("Error: Claimed\n  file:r/src/x.rs  exclusive\n    held by: alice ("),
+        "{out:#?}"
+    );
+    assert!(out.stderr.contains("    note: splitting x.rs"), "{out:#?}");
+    let refused = cli_b.run(&["claim", FILE, "--json"]);
+    assert_eq!(refused.code, 1);
+    assert_eq!(refused.json()["held_by"][0]["session_id"], a.as_str());
+
+    assert!(
+        cli_b
+            .run(&["claim", "task:9", "--shared"])
+            .stdout
+            .contains("(shared)")
+    );
+    let out = cli_b.run(&["claims"]);
+    assert!(
+        out.stdout
+            .starts_with("Claims (2):\n\n  file:r/src/x.rs  exclusive\n    held by: alice ("),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("  task:9  shared\n    held by: bob ("),
+        "{out:#?}"
+    );
+    let listed = cli_b.run(&["claims", "task:", "--json"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    let out = cli_a.run(&["release", FILE]);
+    assert_eq!(out.stdout, "Released file:r/src/x.rs\n");
+    let out = cli_a.run(&["release", FILE]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Not holding file:r/src/x.rs\n")
+    );
+    assert_eq!(cli_a.run(&["claims", "file:"]).stdout, "No claims\n");
+    let out = cli_a.run(&["claim"]);
+    assert_ne!(out.code, 0, "no resource: {out:#?}");
+}
+
+#[test]
+fn the_pre_tool_use_hook_tells_the_agent_who_holds_the_file_and_can_claim_on_edit() {
+    let hub = Hub::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("my-app");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    let state = tmp.path().join("state");
+    let env = [("AGENT_EVENT_BUS_HOOK_STATE", state.to_str().unwrap())];
+    let alice = session(&hub, "alice");
+    hub.tool(
+        "claim",
+        json!({"session_id": alice, "resource": "file:my-app/src/", "note": "renaming the API"}),
+    );
+
+    // This Claude Code session goes on the bus through its SessionStart hook.
+    let cc = "0b9e1c2d-3f4a-4b5c-8d6e-7f8091a2b3c4";
+    let start = json!({
+        "session_id": cc,
+        "transcript_path": "/tmp/t.jsonl",
+        "cwd": project,
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    });
+    run_hook(&hub, "session-start.sh", &start, &env);
+    assert!(hub.session_ids().contains(&cc.to_owned()));
+
+    let x = project.join("src/x.rs");
+    let out = run_hook(
+        &hub,
+        "pre-tool-use-claims.sh",
+        &pre_tool_use(cc, &project, &x),
+        &env,
+    );
+    let reply: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:#?}"));
+    let output = &reply["hookSpecificOutput"];
+    assert_eq!(output["hookEventName"], "PreToolUse");
+    assert!(
+        output.get("permissionDecision").is_none(),
+        "the user's settings decide: {reply}"
+    );
+    let context = output["additionalContext"]
+        .as_str()
+        .expect("additionalContext");
+    assert!(context.contains("file:my-app/src/: alice ("), "{context}");
+    assert!(context.contains(&format!("session {alice}")), "{context}");
+    assert!(context.contains("note: renaming the API"), "{context}");
+    assert!(
+        reply["systemMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("alice"))
+    );
+
+    // A file nobody else holds: nothing to say, and nothing claimed by default.
+    let readme = project.join("README.md");
+    let out = run_hook(
+        &hub,
+        "pre-tool-use-claims.sh",
+        &pre_tool_use(cc, &project, &readme),
+        &env,
+    );
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert_eq!(
+        hub.tool("list_claims", json!({"prefix": "file:my-app/README"})),
+        json!([])
+    );
+
+    // Claim on first edit, when asked to; the own claim is never reported.
+    let on_edit = [env[0], ("AGENT_EVENT_BUS_CLAIM_ON_EDIT", "1")];
+    for _ in 0..2 {
+        let out = run_hook(
+            &hub,
+            "pre-tool-use-claims.sh",
+            &pre_tool_use(cc, &project, &readme),
+            &on_edit,
+        );
+        assert!(out.stdout.is_empty(), "{out:#?}");
+    }
+    let mine = hub.tool("list_claims", json!({"prefix": "file:my-app/README"}));
+    assert_eq!(mine[0]["resource"], "file:my-app/README.md", "{mine}");
+    assert_eq!(mine[0]["session_id"], cc);
+    // A file someone else holds is not claimed on edit.
+    run_hook(
+        &hub,
+        "pre-tool-use-claims.sh",
+        &pre_tool_use(cc, &project, &x),
+        &on_edit,
+    );
+    let under = hub.tool("list_claims", json!({"prefix": "file:my-app/src/"}));
+    assert_eq!(under.as_array().map(Vec::len), Some(1), "{under}");
 }
