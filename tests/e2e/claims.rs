@@ -92,7 +92,7 @@ fn a_claim_is_refused_naming_its_holder_and_passes_on_when_the_holders_lease_lap
     assert_eq!(again["already_held"], true);
 
     let refused = b.call_ok("claim", json!({"resource": FILE}));
-    assert_eq!(holders(&refused), [a_id.clone()]);
+    assert_eq!(holders(&refused), [a_id.as_str()]);
     let held = &refused["held_by"][0];
     assert_eq!(held["name"], "alice");
     assert_eq!(held["note"], "splitting x.rs");
@@ -139,8 +139,8 @@ fn prefixes_overlap_both_ways_and_shared_claims_coexist() {
 
     // A directory claim covers the files under it, and the other way round.
     assert!(claim(&hub, &a, "file:r/src/", true)["claim_id"].is_u64());
-    assert_eq!(holders(&claim(&hub, &b, FILE, true)), [a.clone()]);
-    assert_eq!(holders(&claim(&hub, &b, "file:r/", false)), [a.clone()]);
+    assert_eq!(holders(&claim(&hub, &b, FILE, true)), [a.as_str()]);
+    assert_eq!(holders(&claim(&hub, &b, "file:r/", false)), [a.as_str()]);
     assert!(claim(&hub, &b, "file:r/srcx/y.rs", true)["claim_id"].is_u64());
     assert!(claim(&hub, &b, "file:r/docs/a.md", true)["claim_id"].is_u64());
     assert_eq!(
@@ -159,9 +159,9 @@ fn prefixes_overlap_both_ways_and_shared_claims_coexist() {
     assert_eq!(both, want);
     // An exclusive holder keeps shared claimers out too.
     assert!(claim(&hub, &c, "task:8", true)["claim_id"].is_u64());
-    assert_eq!(holders(&claim(&hub, &a, "task:8", false)), [c.clone()]);
+    assert_eq!(holders(&claim(&hub, &a, "task:8", false)), [c.as_str()]);
     // Upgrading a shared claim to exclusive is refused while others share it.
-    assert_eq!(holders(&claim(&hub, &a, "task:7", true)), [b.clone()]);
+    assert_eq!(holders(&claim(&hub, &a, "task:7", true)), [b.as_str()]);
 
     // Release frees it, with a claim_released that says so.
     let released = hub.tool(
@@ -194,7 +194,7 @@ fn claims_survive_a_hub_restart_and_end_when_their_session_does() {
     hub.restart();
     let listed = hub.tool("list_claims", json!({}));
     assert_eq!(listed[0]["resource"], FILE, "{listed}");
-    assert_eq!(holders(&claim(&hub, &b, FILE, true)), [a.clone()]);
+    assert_eq!(holders(&claim(&hub, &b, FILE, true)), [a.as_str()]);
 
     hub.tool("unregister_session", json!({"session_id": a}));
     assert!(claim(&hub, &b, FILE, true)["claim_id"].is_u64());
