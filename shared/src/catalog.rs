@@ -11,7 +11,7 @@ pub const GUIDE_URI: &str = "agent-event-bus://guide";
 pub const GUIDE_NAME: &str = "usage_guide";
 
 /// Every tool name, in catalog order.
-pub const TOOL_NAMES: [&str; 17] = [
+pub const TOOL_NAMES: [&str; 18] = [
     "register_session",
     "list_sessions",
     "list_channels",
@@ -22,6 +22,7 @@ pub const TOOL_NAMES: [&str; 17] = [
     "notify",
     "claim",
     "list_claims",
+    "message_status",
     "register_webhook",
     "list_webhooks",
     "set_webhook_active",
@@ -117,6 +118,7 @@ pub fn tools() -> Vec<Value> {
                 "correlation_id": plain("string"),
                 "min_level": levels,
                 "wait_seconds": {"type": "integer", "default": 0, "minimum": 0, "maximum": 60},
+                "receipts": plain("boolean"),
             }),
             &[],
         ),
@@ -167,6 +169,12 @@ pub fn tools() -> Vec<Value> {
             "List claims under a prefix and those covering it.",
             json!({"prefix": plain("string")}),
             &[],
+        ),
+        tool(
+            "message_status",
+            "Receipts of direct messages: stored, pushed or read; recipient live or ended. get_events(receipts=true) adds them to yours.",
+            json!({"event_ids": {"type": "array", "items": {"type": "integer"}}}),
+            &["event_ids"],
         ),
         tool(
             "register_webhook",
@@ -233,7 +241,7 @@ pub fn tools() -> Vec<Value> {
 pub fn returns_list(name: &str) -> bool {
     matches!(
         name,
-        "list_sessions" | "list_channels" | "list_webhooks" | "list_claims"
+        "list_sessions" | "list_channels" | "list_webhooks" | "list_claims" | "message_status"
     )
 }
 

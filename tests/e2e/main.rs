@@ -10,5 +10,6 @@ mod input;
 mod interop;
 mod proxy;
 mod push;
+mod receipts;
 mod tools;
 mod webhooks;

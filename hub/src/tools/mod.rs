@@ -6,6 +6,7 @@ pub mod args;
 pub mod claims;
 pub mod events;
 pub mod notify;
+pub mod receipts;
 pub mod sessions;
 pub mod webhooks;
 
@@ -50,6 +51,8 @@ pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult
         "notify" => notify::tool(bus, arguments).await,
         "claim" => claims::claim(bus, arguments).await,
         "list_claims" => claims::list(bus, arguments).await,
+        "message_status" => receipts::message_status(bus, arguments).await,
+        "message_pushed" => receipts::message_pushed(bus, arguments).await,
         "register_webhook" => webhooks::register(bus, arguments).await,
         "list_webhooks" => webhooks::list(bus, arguments).await,
         "set_webhook_active" => webhooks::set_active(bus, arguments).await,
