@@ -57,9 +57,10 @@ fn a_direct_message_goes_from_stored_to_pushed_to_read() {
     let (mut bob, resumed) =
         proxy_named(&hub, "bob", &[("AGENT_EVENT_BUS_CLIENT_ID", "bob-client")]);
     assert_eq!(resumed, bob_id);
+    let meta_id = id.to_string();
     bob.wait_notifications(DEADLINE, |all| {
         all.iter()
-            .find(|n| n["params"]["meta"]["event_id"] == id.to_string())
+            .find(|n| n["params"]["meta"]["event_id"] == meta_id.as_str())
             .cloned()
     })
     .expect("bob's proxy pushed the message");
