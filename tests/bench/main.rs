@@ -326,7 +326,11 @@ fn claims(rt: &tokio::runtime::Runtime) {
         ms(lat.p(99)),
         100.0 * rate / none.max(1.0)
     );
-    let (rate, lat) = rt.block_on(publish_load_to(&hub, 32, &format!("session:{}", sessions[0])));
+    let (rate, lat) = rt.block_on(publish_load_to(
+        &hub,
+        32,
+        &format!("session:{}", sessions[0]),
+    ));
     println!(
         "durable publish, 32 clients, direct messages:        {rate:>8.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.0}% of none)",
         ms(lat.p(50)),
@@ -342,10 +346,16 @@ async fn claim_many(hub: &Hub, sessions: usize, each: usize) -> Vec<String> {
     for s in 0..sessions {
         let client = HubClient::new(&hub.url, None).expect("a client");
         tasks.push(tokio::spawn(async move {
-            let reply = support::call(&client, "register_session", json!({"name": format!("claimer-{s}"), "cwd": "/src/bench"})).await;
+            let reply = support::call(
+                &client,
+                "register_session",
+                json!({"name": format!("claimer-{s}"), "cwd": "/src/bench"}),
+            )
+            .await;
             let id = reply["session_id"].as_str().expect("a session").to_owned();
             for i in 0..each {
-                let claim = json!({"session_id": id, "resource": format!("file:bench/src/{s}/{i}.rs")});
+                let claim =
+                    json!({"session_id": id, "resource": format!("file:bench/src/{s}/{i}.rs")});
                 let granted = support::call(&client, "claim", claim).await;
                 assert!(granted["claim_id"].is_u64(), "{granted}");
             }

@@ -67,13 +67,15 @@ impl Tx<'_> {
         mark: Mark,
         now_ms: i64,
     ) -> Result<usize> {
-        let dms = self.txn.open_table(DIRECT_MESSAGES)?;
-        let mine: Vec<u64> = ids
-            .iter()
-            .copied()
-            .filter(|&id| matches!(dms.get((recipient, id)), Ok(Some(_))))
-            .collect();
-        drop(dms);
+        let mut mine = Vec::with_capacity(ids.len());
+        {
+            let dms = self.txn.open_table(DIRECT_MESSAGES)?;
+            for &id in ids {
+                if dms.get((recipient, id))?.is_some() {
+                    mine.push(id);
+                }
+            }
+        }
         self.mark_ids(&mine, mark, now_ms)
     }
 
@@ -121,4 +123,62 @@ pub(super) fn init(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(DIRECT_MESSAGES)?;
     txn.open_table(RECEIPTS)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Durability, NewEvent, Store};
+
+    #[tokio::test]
+    async fn receipts_keep_the_first_time_and_only_mark_messages_to_their_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let ids = store
+            .write(Durability::Durable, |t| {
+                let mut ids = Vec::new();
+                for channel in ["session:b", "all", "session:b", "session:c"] {
+                    let e = t.append_event(NewEvent {
+                        channel: channel.to_owned(),
+                        ..NewEvent::system("dm", "hi".into(), "a")
+                    })?;
+                    t.index_direct_message(&e)?;
+                    ids.push(e.id);
+                }
+                Ok(ids)
+            })
+            .await
+            .unwrap();
+        let marked = store
+            .write(Durability::Lazy, move |t| {
+                Ok((
+                    t.mark_messages("b", &[1, 2, 3, 4], Mark::Pushed, 10)?,
+                    t.mark_messages("b", &[1], Mark::Pushed, 20)?,
+                    t.mark_read_through("b", 1, 4, 30)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        assert_eq!(marked, (2, 0, 1), "only b's messages, each once");
+        let got = store
+            .read(|s| Ok((s.receipt(1)?, s.receipt(3)?, s.receipt(4)?)))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.0,
+            Receipt {
+                pushed_at: Some(10),
+                read_at: None
+            }
+        );
+        assert_eq!(
+            got.1,
+            Receipt {
+                pushed_at: Some(10),
+                read_at: Some(30)
+            }
+        );
+        assert_eq!(got.2, Receipt::default(), "c's message is c's");
+    }
 }
