@@ -14,15 +14,12 @@ use support::{Cli, Hub, Output, wait_until};
 const DEADLINE: Duration = Duration::from_secs(30);
 const FILE: &str = "file:r/src/x.rs";
 
-/// A proxy registered under `name` with a 3 s lease; returns its session id.
-fn proxy_session(hub: &Hub, name: &str) -> (Proxy, String) {
-    let mut proxy = Proxy::spawn(
-        hub,
-        &[
-            ("AGENT_EVENT_BUS_SESSION_NAME", name),
-            ("AGENT_EVENT_BUS_LEASE_SECONDS", "3"),
-        ],
-    );
+/// A proxy that has initialized and registered under `name`; returns its
+/// session id.
+pub fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
+    let mut env = env.to_vec();
+    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
+    let mut proxy = Proxy::spawn(hub, &env);
     proxy.initialize();
     let id = wait_until(&format!("{name} to register"), DEADLINE, || {
         hub.tool("list_sessions", json!({}))
@@ -32,6 +29,11 @@ fn proxy_session(hub: &Hub, name: &str) -> (Proxy, String) {
             .map(|s| s["session_id"].as_str().unwrap_or_default().to_owned())
     });
     (proxy, id)
+}
+
+/// A proxy registered under `name` with a 3 s lease.
+fn proxy_session(hub: &Hub, name: &str) -> (Proxy, String) {
+    registered_proxy(hub, name, &[("AGENT_EVENT_BUS_LEASE_SECONDS", "3")])
 }
 
 fn session(hub: &Hub, name: &str) -> String {

@@ -8,27 +8,14 @@ use serde_json::{Value, json};
 use support::proxy::Proxy;
 use support::{Hub, wait_until};
 
+use crate::claims::registered_proxy as proxy_named;
+
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn status_of(proxy: &mut Proxy, event_id: u64) -> Value {
     let list = proxy.call_ok("message_status", json!({"event_ids": [event_id]}));
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     list[0].clone()
-}
-
-fn proxy_named(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
-    let mut env = env.to_vec();
-    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
-    let mut proxy = Proxy::spawn(hub, &env);
-    proxy.initialize();
-    let id = wait_until(&format!("{name} to register"), DEADLINE, || {
-        hub.tool("list_sessions", json!({}))
-            .as_array()?
-            .iter()
-            .find(|s| s["name"] == name)
-            .map(|s| s["session_id"].as_str().unwrap_or_default().to_owned())
-    });
-    (proxy, id)
 }
 
 #[test]
