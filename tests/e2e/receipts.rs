@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::proxy::Proxy;
-use support::{Hub, wait_until};
+use support::{Cli, Hub, wait_until};
 
 use crate::claims::registered_proxy as proxy_named;
 
@@ -134,4 +134,33 @@ fn a_message_to_an_ended_session_shows_the_recipient_ended() {
     assert!(bad.is_error(), "{}", bad.text());
     let bad = alice.call("message_status", json!({}));
     assert!(bad.is_error(), "{}", bad.text());
+}
+
+#[test]
+fn a_wait_hook_that_prints_a_message_reports_it_pushed_and_an_ack_reads_it() {
+    let hub = Hub::start();
+    let state = tempfile::tempdir().unwrap();
+    let sid = |reply: Value| reply["session_id"].as_str().expect("a session").to_owned();
+    let me = sid(hub.register("sleeper", Some("sleeper-1")));
+    let other = sid(hub.register("caller", Some("caller-1")));
+    let waiter = Cli::new(&hub).env("AGENT_EVENT_BUS_STATE_DIR", state.path().to_str().unwrap());
+    let status =
+        |id: u64| hub.tool("message_status", json!({"event_ids": [id]}))[0]["status"].clone();
+
+    // A first wait saves where it stands; the message arrives after it.
+    let out = waiter.run(&["wait", "--session-id", &me, "--timeout", "1"]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let dm = hub.publish(&other, "question", "ship it?", &format!("session:{me}"));
+    assert_eq!(status(dm), "stored");
+    let out = waiter.run(&["wait", "--session-id", &me, "--timeout", "30"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("ship it?"), "{out:#?}");
+    assert_eq!(status(dm), "pushed");
+
+    let acked = hub.tool(
+        "ack_events",
+        json!({"session_id": me, "cursor": dm.to_string()}),
+    );
+    assert_eq!(acked["success"], true, "{acked}");
+    assert_eq!(status(dm), "read");
 }
