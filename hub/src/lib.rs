@@ -10,8 +10,9 @@
 //! - [`server`]: [`run`] — startup, serving, and the shutdown drain order.
 //! - [`auth`]: who may call (loopback, token, `tailscale serve`).
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
-//! - [`tools`]: the tools, one module per group.
-//! - [`store`]: redb; the only module that names a table.
+//! - [`tools`]: the tools, one module per group (claims and receipts included).
+//! - [`store`]: redb; the only module that names a table (with its
+//!   `claims` and `receipts` submodules).
 //! - [`delivery`]: the webhook outbox worker: signed POSTs, retries, the log.
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`state`]: what every handler shares.

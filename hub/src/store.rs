@@ -11,6 +11,9 @@
 //! The webhook outbox lives here too: a publish enqueues its deliveries in
 //! the event's own transaction, and every commit that enqueued any wakes the
 //! delivery worker ([`Store::outbox_signal`]).
+//!
+//! Submodules add their own tables and verbs: [`claims`] (advisory holds
+//! that end with their session) and [`receipts`] (direct-message receipts).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -28,8 +31,8 @@ use shared::level::SignalLevel;
 use shared::wire;
 use tokio::sync::{Notify, oneshot, watch};
 
-mod claims;
-mod receipts;
+pub mod claims;
+pub mod receipts;
 pub use claims::ClaimRecord;
 pub use receipts::{Mark, Receipt};
 
