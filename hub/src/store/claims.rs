@@ -115,6 +115,14 @@ impl Snapshot {
         }
     }
 
+    /// The claims overlapping `resource`, any session's.
+    pub fn overlapping_claims(&self, resource: &str) -> Result<Vec<ClaimRecord>> {
+        match self.table(CLAIMS)? {
+            Some(t) => overlapping(&t, resource),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// How many claims are held.
     pub fn claim_count(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;

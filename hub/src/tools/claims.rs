@@ -122,7 +122,12 @@ pub async fn claim(bus: &Bus, arguments: Option<Value>) -> Outcome {
         note,
         release,
     };
-    let mut decision = decide(bus, attempt.clone()).await?;
+    // A refusal is decided on a snapshot, without a write; a grant is
+    // decided again in the write.
+    let mut decision = match refused(bus, attempt.clone()).await? {
+        Some(holders) => Decision::Claimed(holders),
+        None => decide(bus, attempt.clone()).await?,
+    };
     // A holder whose local process is gone is ended (with its claims) and
     // the claim tried once more.
     if let Decision::Claimed(holders) = &decision {
@@ -155,6 +160,41 @@ struct Attempt {
     release: bool,
 }
 
+/// The claims standing in the way of `a`, with their holders.
+fn in_the_way(
+    overlapping: &[ClaimRecord],
+    a: &Attempt,
+    holder: impl Fn(&str) -> Result<Option<SessionRecord>, StoreError>,
+) -> Result<Vec<(ClaimRecord, Option<SessionRecord>)>, StoreError> {
+    overlapping
+        .iter()
+        .filter(|c| c.conflicts_with(&a.session_id, a.exclusive))
+        .map(|c| Ok((c.clone(), holder(&c.session_id)?)))
+        .collect()
+}
+
+/// The holders that refuse `a` as of a snapshot, if any (a live session's
+/// claim only; everything else is for the write to answer).
+async fn refused(
+    bus: &Bus,
+    a: Attempt,
+) -> Result<Option<Vec<(ClaimRecord, Option<SessionRecord>)>>, StoreError> {
+    bus.store
+        .read(move |snap| {
+            let live = snap
+                .session(&a.session_id)?
+                .is_some_and(|s| !s.is_deleted());
+            if a.release || !live {
+                return Ok(None);
+            }
+            let holders = in_the_way(&snap.overlapping_claims(&a.resource)?, &a, |id| {
+                snap.session(id)
+            })?;
+            Ok((!holders.is_empty()).then_some(holders))
+        })
+        .await
+}
+
 async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
     bus.store
         .write(Durability::Durable, move |tx| {
@@ -181,17 +221,8 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
                 return Ok(Decision::Reply(reply));
             }
             let overlapping = tx.overlapping_claims(&a.resource)?;
-            let in_the_way: Vec<ClaimRecord> = overlapping
-                .iter()
-                .filter(|c| c.conflicts_with(&session.id, a.exclusive))
-                .cloned()
-                .collect();
-            if !in_the_way.is_empty() {
-                let mut holders = Vec::with_capacity(in_the_way.len());
-                for c in in_the_way {
-                    let s = tx.session(&c.session_id)?;
-                    holders.push((c, s));
-                }
+            let holders = in_the_way(&overlapping, &a, |id| tx.session(id))?;
+            if !holders.is_empty() {
                 return Ok(Decision::Claimed(holders));
             }
             let held = overlapping
