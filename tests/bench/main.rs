@@ -339,8 +339,9 @@ fn claims(rt: &tokio::runtime::Runtime) {
     );
 }
 
-/// Registers `sessions` sessions that claim `each` files of repo `bench`;
-/// returns their ids.
+/// Registers `sessions` leased sessions (so a direct message to one shows no
+/// desktop notice on the hub's machine) that claim `each` files of repo
+/// `bench`; returns their ids.
 async fn claim_many(hub: &Hub, sessions: usize, each: usize) -> Vec<String> {
     let mut tasks = Vec::new();
     for s in 0..sessions {
@@ -349,7 +350,7 @@ async fn claim_many(hub: &Hub, sessions: usize, each: usize) -> Vec<String> {
             let reply = support::call(
                 &client,
                 "register_session",
-                json!({"name": format!("claimer-{s}"), "cwd": "/src/bench"}),
+                json!({"name": format!("claimer-{s}"), "cwd": "/src/bench", "lease_seconds": 3600}),
             )
             .await;
             let id = reply["session_id"].as_str().expect("a session").to_owned();
