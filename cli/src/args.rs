@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{events, hooks, notify, sessions, wait, webhook};
+use crate::commands::{claims, events, hooks, notify, sessions, wait, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -16,6 +16,8 @@ Examples:
   agent-event-bus-cli events --follow --min-level info
   agent-event-bus-cli events --session-id \"$SID\" --resume --wait 30
   agent-event-bus-cli ack --session-id \"$SID\" --cursor 42
+  agent-event-bus-cli claim --file src/x.rs --note \"splitting it\"
+  agent-event-bus-cli claims file:my-project/
   agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
   agent-event-bus-cli doctor
 
@@ -70,6 +72,12 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Advance the session cursor to an event id you already hold
     Ack(events::AckArgs),
+    /// Claim a resource (advisory) until you release it or your session ends
+    Claim(claims::ClaimArgs),
+    /// Release a claim
+    Release(claims::ReleaseArgs),
+    /// List claims (under a prefix, and those covering it)
+    Claims(claims::ClaimsArgs),
     /// Send system notification
     Notify(notify::NotifyArgs),
     /// Manage webhooks

@@ -11,8 +11,9 @@
 //!   before any route, and the shutdown drain order.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
-//! - [`tools`]: the tools, one module per group.
-//! - [`store`]: redb; the only module that names a table.
+//! - [`tools`]: the tools, one module per group (claims and receipts included).
+//! - [`store`]: redb; the only module that names a table (with its
+//!   `claims` and `receipts` submodules).
 //! - [`codec`]: the compact binary form of a stored event.
 //! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,
 //!   record), `plan` (what starts now), `send`, `sign`, `schedule` (backoff,

@@ -19,6 +19,9 @@
 //! The webhook outbox lives here too: a publish enqueues its deliveries in
 //! the event's own transaction, and every commit that enqueued any wakes the
 //! delivery worker ([`Store::outbox_signal`]).
+//!
+//! Submodules add their own tables and verbs: [`claims`] (advisory holds
+//! that end with their session) and [`receipts`] (direct-message receipts).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +41,11 @@ use shared::wire;
 
 use crate::codec;
 use tokio::sync::{Notify, oneshot, watch};
+
+pub mod claims;
+pub mod receipts;
+pub use claims::ClaimRecord;
+pub use receipts::{Mark, Receipt};
 
 /// Counters: `next_webhook_id`, `next_delivery_log_id`, `schema_version`,
 /// and `next_event_id`: a floor under the next event id, written only when
@@ -2208,6 +2216,8 @@ fn init_tables(db: &Database) -> Result<u64> {
         txn.open_table(OUTBOX_RETRY)?;
         txn.open_table(DELIVERY_LOG)?;
         txn.open_table(DELIVERY_LOG_LEN)?;
+        claims::init(&txn)?;
+        receipts::init(&txn)?;
     }
     txn.commit()?;
     Ok(tip)

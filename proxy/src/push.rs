@@ -204,7 +204,8 @@ impl Deliverer {
                             .unwrap_or_else(|| event.session_id.clone()),
                     ),
                 ]);
-                if is_dm_to(&event, &target.id) {
+                let dm = is_dm_to(&event, &target.id);
+                if dm {
                     let (title, body) = shared::notify::dm_text(
                         &target.name,
                         &target.project,
@@ -213,7 +214,9 @@ impl Deliverer {
                     );
                     desktop(title, body);
                 }
-                self.channel(content, meta).await;
+                if self.channel(content, meta).await && dm {
+                    self.report_pushed(&target.id, event.id);
+                }
             }
             Push::Summary(s) => self.summary(&target, s).await,
             Push::LoopGuard { peer, count } => {
@@ -294,19 +297,36 @@ impl Deliverer {
     }
 
     /// Sends one channel notification, once the client has initialized.
-    async fn channel(&self, content: String, meta: Map<String, Value>) {
+    /// Sends one channel notification; whether it went out.
+    async fn channel(&self, content: String, meta: Map<String, Value>) -> bool {
         let Some(peer) = self.pusher.peer.get() else {
             tracing::debug!("no client attached yet; the event stays readable with get_events");
-            return;
+            return false;
         };
         let params = json!({"content": content, "meta": meta});
         let note = CustomNotification::new(CHANNEL_METHOD, Some(params));
-        if let Err(e) = peer
+        match peer
             .send_notification(ServerNotification::CustomNotification(note))
             .await
         {
-            tracing::debug!("cannot send a channel notification: {e}");
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("cannot send a channel notification: {e}");
+                false
+            }
         }
+    }
+
+    /// Tells the hub a direct message was pushed into the session (its
+    /// sender's `message_status` shows it), in the background.
+    fn report_pushed(&self, session_id: &str, event_id: u64) {
+        let hub = self.pusher.hub.clone();
+        let args = json!({"session_id": session_id, "event_ids": [event_id]});
+        tokio::spawn(async move {
+            if let Err(e) = hub.call_tool("message_pushed", args).await {
+                tracing::debug!("cannot report a pushed message: {e}");
+            }
+        });
     }
 }
 

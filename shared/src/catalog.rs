@@ -11,7 +11,7 @@ pub const GUIDE_URI: &str = "agent-event-bus://guide";
 pub const GUIDE_NAME: &str = "usage_guide";
 
 /// Every tool name, in catalog order.
-pub const TOOL_NAMES: [&str; 15] = [
+pub const TOOL_NAMES: [&str; 18] = [
     "register_session",
     "list_sessions",
     "list_channels",
@@ -20,6 +20,9 @@ pub const TOOL_NAMES: [&str; 15] = [
     "ack_events",
     "unregister_session",
     "notify",
+    "claim",
+    "list_claims",
+    "message_status",
     "register_webhook",
     "list_webhooks",
     "set_webhook_active",
@@ -52,11 +55,12 @@ pub fn is_client_injected(name: &str) -> bool {
 }
 
 /// Tools whose calls carry a `session_id` the proxy may fill in.
-pub const SESSION_TOOLS: [&str; 4] = [
+pub const SESSION_TOOLS: [&str; 5] = [
     "publish_event",
     "get_events",
     "ack_events",
     "unregister_session",
+    "claim",
 ];
 
 fn plain(ty: &str) -> Value {
@@ -136,6 +140,7 @@ pub fn tools() -> Vec<Value> {
                 "correlation_id": plain("string"),
                 "min_level": levels,
                 "wait_seconds": {"type": "integer", "default": 0, "minimum": 0, "maximum": 60},
+                "receipts": plain("boolean"),
             }),
             &[],
         ),
@@ -168,6 +173,30 @@ pub fn tools() -> Vec<Value> {
                 "sound": {"type": "boolean", "default": false},
             }),
             &["title", "message"],
+        ),
+        tool(
+            "claim",
+            "Advisory claim on a resource (file:<repo>/<path>, task:<id>; a prefix ending in / covers all under it) until release or your session ends. Conflict: error Claimed, held_by.",
+            json!({
+                "resource": plain("string"),
+                "session_id": plain("string"),
+                "exclusive": {"type": "boolean", "default": true},
+                "note": plain("string"),
+                "release": {"type": "boolean", "default": false},
+            }),
+            &["resource", "session_id"],
+        ),
+        tool(
+            "list_claims",
+            "List claims under a prefix and those covering it.",
+            json!({"prefix": plain("string")}),
+            &[],
+        ),
+        tool(
+            "message_status",
+            "Receipts of direct messages: stored, pushed or read; recipient live or ended. get_events(receipts=true) adds them to yours.",
+            json!({"event_ids": {"type": "array", "items": {"type": "integer"}}}),
+            &["event_ids"],
         ),
         tool(
             "register_webhook",
@@ -232,7 +261,10 @@ pub fn tools() -> Vec<Value> {
 
 /// Whether the named tool returns a list (wrapped as `{"result": [...]}`).
 pub fn returns_list(name: &str) -> bool {
-    matches!(name, "list_sessions" | "list_channels" | "list_webhooks")
+    matches!(
+        name,
+        "list_sessions" | "list_channels" | "list_webhooks" | "list_claims" | "message_status"
+    )
 }
 
 /// The guide as a `resources/list` entry.

@@ -39,6 +39,11 @@ fn main() {
         fleet::run(&rt);
         return;
     }
+    // `bench claims` runs only the claims and receipts figures.
+    if std::env::args().nth(1).as_deref() == Some("claims") {
+        claims(&rt);
+        return;
+    }
     // `bench proxy` runs only the proxy figures.
     if std::env::args().nth(1).as_deref() == Some("proxy") {
         proxy::run(&rt);
@@ -124,6 +129,7 @@ fn main() {
     webhooks(&rt);
     import::run(fsyncs);
     fleet::run(&rt);
+    claims(&rt);
 }
 
 fn ms(d: Duration) -> f64 {
@@ -161,10 +167,16 @@ where
 }
 
 async fn publish_load(hub: &Hub, clients: usize) -> (f64, Lat) {
+    publish_load_to(hub, clients, "repo:bench").await
+}
+
+/// [`publish_load`] on `channel`.
+async fn publish_load_to(hub: &Hub, clients: usize, channel: &str) -> (f64, Lat) {
     let deadline = Instant::now() + RUN;
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = HubClient::new(&hub.url, None).expect("a client");
+        let channel = channel.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0u64;
@@ -173,7 +185,7 @@ async fn publish_load(hub: &Hub, clients: usize) -> (f64, Lat) {
                 let out = client
                     .call_tool(
                         "publish_event",
-                        json!({"event_type": "bench", "payload": format!("client {c} event {i}"), "channel": "repo:bench"}),
+                        json!({"event_type": "bench", "payload": format!("client {c} event {i}"), "channel": channel}),
                     )
                     .await
                     .expect("publish");
@@ -329,6 +341,74 @@ fn webhooks(rt: &tokio::runtime::Runtime) {
         100.0 * rate / none.max(1.0),
         received as f64 / started.elapsed().as_secs_f64()
     );
+}
+
+// ---- claims and receipts -------------------------------------------------
+
+/// Publish throughput at 32 clients with 1,000 live claims (100 sessions, 10
+/// each, on the repo published to) beside the same run without, and with
+/// every publish a direct message (indexed for receipts).
+fn claims(rt: &tokio::runtime::Runtime) {
+    println!();
+    let bare = quiet_hub();
+    let (none, none_lat) = rt.block_on(publish_load(&bare, 32));
+    drop(bare);
+    println!(
+        "durable publish, 32 clients, no claims:              {none:>8.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ms(none_lat.p(50)),
+        ms(none_lat.p(99))
+    );
+    let hub = quiet_hub();
+    let sessions = rt.block_on(claim_many(&hub, 100, 10));
+    let (rate, lat) = rt.block_on(publish_load(&hub, 32));
+    println!(
+        "durable publish, 32 clients, 1,000 live claims:      {rate:>8.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.0}% of none)",
+        ms(lat.p(50)),
+        ms(lat.p(99)),
+        100.0 * rate / none.max(1.0)
+    );
+    let (rate, lat) = rt.block_on(publish_load_to(
+        &hub,
+        32,
+        &format!("session:{}", sessions[0]),
+    ));
+    println!(
+        "durable publish, 32 clients, direct messages:        {rate:>8.0} /s   p50 {:>8.3} ms  p99 {:>8.3} ms   ({:.0}% of none)",
+        ms(lat.p(50)),
+        ms(lat.p(99)),
+        100.0 * rate / none.max(1.0)
+    );
+}
+
+/// Registers `sessions` leased sessions (so a direct message to one shows no
+/// desktop notice on the hub's machine) that claim `each` files of repo
+/// `bench`; returns their ids.
+async fn claim_many(hub: &Hub, sessions: usize, each: usize) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for s in 0..sessions {
+        let client = HubClient::new(&hub.url, None).expect("a client");
+        tasks.push(tokio::spawn(async move {
+            let reply = support::call(
+                &client,
+                "register_session",
+                json!({"name": format!("claimer-{s}"), "cwd": "/src/bench", "lease_seconds": 3600}),
+            )
+            .await;
+            let id = reply["session_id"].as_str().expect("a session").to_owned();
+            for i in 0..each {
+                let claim =
+                    json!({"session_id": id, "resource": format!("file:bench/src/{s}/{i}.rs")});
+                let granted = support::call(&client, "claim", claim).await;
+                assert!(granted["claim_id"].is_u64(), "{granted}");
+            }
+            id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.expect("a claimer"));
+    }
+    ids
 }
 
 fn quiet_hub() -> Hub {

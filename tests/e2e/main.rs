@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod claims;
 mod cli;
 mod cursors;
 mod durability;
@@ -13,5 +14,6 @@ mod interop;
 mod limits;
 mod proxy;
 mod push;
+mod receipts;
 mod tools;
 mod webhooks;

@@ -1,6 +1,7 @@
 //! One module per command group; each holds its flags (clap `Args`) and
 //! its run function. [`run`] dispatches.
 
+pub mod claims;
 pub mod doctor;
 pub mod events;
 pub mod hooks;
@@ -29,6 +30,9 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Events(args) => events::events(&hub, args).await,
         Command::Ack(args) => events::ack(&hub, args).await,
         Command::Notify(args) => notify::notify(&hub, args).await,
+        Command::Claim(args) => claims::claim(&hub, args).await,
+        Command::Release(args) => claims::release(&hub, args).await,
+        Command::Claims(args) => claims::list(&hub, args).await,
         Command::Webhook(args) => webhook::run(&hub, args).await,
         Command::Doctor => doctor::doctor(&hub, global).await,
         Command::Wait(args) => wait::wait(&hub, args).await,

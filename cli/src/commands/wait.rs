@@ -159,6 +159,7 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
             };
             files.save_cursor(cursor);
             note(&wake_text(&me, &names, &news, &channels));
+            report_pushed(hub, &id, &news).await;
             return Ok(ExitCode::from(WOKEN));
         }
         if Instant::now() >= deadline {
@@ -214,6 +215,20 @@ async fn report_hook(hub: &Hub, me: &SessionInfo) {
         "push": ["hook"],
     });
     let _ = hub.call("register_session", params).await;
+}
+
+/// Tells the hub the direct messages among `news` were shown to the session
+/// (its senders' `message_status` says pushed); best effort.
+async fn report_pushed(hub: &Hub, id: &str, news: &[Event]) {
+    let ids: Vec<u64> = news
+        .iter()
+        .filter(|e| shared::channel::dm_target(&e.channel) == Some(id))
+        .map(|e| e.id)
+        .collect();
+    if !ids.is_empty() {
+        let params = json!({"session_id": id, "event_ids": ids});
+        let _ = hub.call("message_pushed", params).await;
+    }
 }
 
 /// What the model reads when woken: the messages, framed as information

@@ -108,6 +108,7 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
             let event = tx.append_event(new)?;
             // The deliveries commit with the event; the commit wakes the worker.
             tx.enqueue_deliveries(&event)?;
+            tx.index_direct_message(&event)?;
             let dm_target = match shared::channel::dm_target(&event.channel) {
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
@@ -158,6 +159,8 @@ struct Read {
     correlation_id: Option<String>,
     min_level: Option<SignalLevel>,
     wait: Duration,
+    /// Add receipts to the reader's own direct messages.
+    receipts: bool,
 }
 
 impl Read {
@@ -177,6 +180,7 @@ impl Read {
                 "correlation_id",
                 "min_level",
                 "wait_seconds",
+                "receipts",
             ],
         )?;
         let cursor = match a.opt_str_or_int("cursor")? {
@@ -239,6 +243,7 @@ impl Read {
             correlation_id: a.opt_str("correlation_id")?.filter(|c| !c.is_empty()),
             min_level,
             wait: Duration::from_secs(wait as u64),
+            receipts: a.bool_or("receipts", false)?,
         })
     }
 
@@ -398,6 +403,9 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                     && !s.is_deleted()
                     && s.last_cursor != Some(c)
                 {
+                    // The direct messages its cursor passes are read.
+                    let passed = s.last_cursor.or(after).unwrap_or(0);
+                    tx.mark_read_through(&id, passed, c, now)?;
                     s.last_cursor = Some(c);
                     tx.put_session(&s)?;
                 }
@@ -405,11 +413,14 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
             })
             .await?;
     }
-    let events: Vec<Value> = raw
+    let mut events: Vec<Value> = raw
         .iter()
         .filter(|e| read.min_level.is_none_or(|min| e.level() >= min))
         .map(|e| serde_json::to_value(e.to_wire()).unwrap_or(Value::Null))
         .collect();
+    if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
+        super::receipts::attach(bus, reader, &mut events).await?;
+    }
     let empty = events.is_empty();
     let reply = json!({"events": events, "next_cursor": next_cursor, "has_more": has_more});
     Ok(Pass::Page(reply, empty, next))
@@ -462,6 +473,9 @@ pub async fn ack(bus: &Bus, arguments: Option<Value>) -> Outcome {
                     )),
                     None,
                 ));
+            }
+            if c > position.unwrap_or(0) {
+                tx.mark_read_through(&session_id, position.unwrap_or(0), c, now)?;
             }
             s.last_cursor = Some(c);
             tx.put_session(&s)?;

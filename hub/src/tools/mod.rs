@@ -3,8 +3,10 @@
 //! with an `"error"` key; bad arguments are [`ToolError::Args`].
 
 pub mod args;
+pub mod claims;
 pub mod events;
 pub mod notify;
+pub mod receipts;
 pub mod sessions;
 pub mod webhooks;
 
@@ -81,6 +83,10 @@ pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult
         "get_events" => events::get(bus, arguments).await,
         "ack_events" => events::ack(bus, arguments).await,
         "notify" => notify::tool(bus, arguments).await,
+        "claim" => claims::claim(bus, arguments).await,
+        "list_claims" => claims::list(bus, arguments).await,
+        "message_status" => receipts::message_status(bus, arguments).await,
+        "message_pushed" => receipts::message_pushed(bus, arguments).await,
         "register_webhook" => webhooks::register(bus, arguments).await,
         "list_webhooks" => webhooks::list(bus, arguments).await,
         "set_webhook_active" => webhooks::set_active(bus, arguments).await,
@@ -161,5 +167,7 @@ pub fn end_session(
         format!("{} ended on {}{suffix}", session.name, session.machine),
         &session.id,
     ))?;
+    // Its claims end in the same transaction, announced with why.
+    claims::end_all(tx, &session, reason)?;
     Ok(session)
 }

@@ -215,6 +215,11 @@ fn watched_pid(hostname: &str, s: &SessionRecord) -> Option<u32> {
         .or_else(|| s.client_id.as_deref().and_then(|c| c.parse::<u32>().ok()))
 }
 
+/// Whether a live session is tied to a local process that is gone.
+pub fn process_gone(bus: &Bus, s: &SessionRecord) -> bool {
+    !s.is_deleted() && watched_pid(&bus.hostname, s).is_some_and(|pid| !pid_alive(pid))
+}
+
 /// Live sessions, most recently active first. Local sessions whose process
 /// is gone are ended on the way (with a `session_unregistered` event).
 pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store::StoreError> {

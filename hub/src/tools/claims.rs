@@ -1,0 +1,297 @@
+//! Claims: advisory holds on named resources that end with their session.
+//! `claim` grants, refuses (`{"error": "Claimed", "held_by": [...]}`) or
+//! releases; `list_claims` lists. Grants and releases are announced as
+//! `claim_granted` / `claim_released` on the resource's `repo:` channel when
+//! it names one (`file:<repo>/<path>`), at `lifecycle` level.
+
+use serde_json::{Value, json};
+
+use super::args::{ArgError, Args, check_len, check_non_empty};
+use super::{EndReason, Outcome, Reply, deleted_reply, sessions};
+use crate::state::Bus;
+use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
+
+const RESOURCE_MAX: usize = 1024;
+const NOTE_MAX: usize = 1024;
+
+/// The channel a resource's claim events go to: `repo:<repo>` for
+/// `file:<repo>/<path>`.
+pub fn repo_channel(resource: &str) -> Option<String> {
+    let rest = resource.strip_prefix("file:")?;
+    let repo = rest.split('/').next().unwrap_or_default();
+    (!repo.is_empty()).then(|| format!("repo:{repo}"))
+}
+
+/// Why a session's claims ended, as `claim_released` says it.
+fn ended_because(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Unregistered => "session ended",
+        EndReason::LeaseExpired => "lease lapsed",
+        EndReason::ProcessGone => "process gone",
+        EndReason::Idle => "idle timeout",
+    }
+}
+
+/// Announces a grant or release on the resource's `repo:` channel, if any.
+fn announce(
+    tx: &mut Tx<'_>,
+    event_type: &str,
+    claim: &ClaimRecord,
+    payload: String,
+) -> Result<(), StoreError> {
+    let Some(channel) = repo_channel(&claim.resource) else {
+        return Ok(());
+    };
+    tx.append_system_event(NewEvent {
+        channel,
+        signal_level: Some("lifecycle".to_owned()),
+        ..NewEvent::system(event_type, payload, &claim.session_id)
+    })?;
+    Ok(())
+}
+
+fn release_text(holder: &str, claim: &ClaimRecord, why: &str) -> String {
+    format!("{holder} released {} ({why})", claim.resource)
+}
+
+/// Ends every claim `session` holds, announcing each with why; called in
+/// the transaction that ends the session.
+pub fn end_all(
+    tx: &mut Tx<'_>,
+    session: &SessionRecord,
+    reason: EndReason,
+) -> Result<(), StoreError> {
+    for claim in tx.remove_session_claims(&session.id)? {
+        let text = release_text(&session.name, &claim, ended_because(reason));
+        announce(tx, "claim_released", &claim, text)?;
+    }
+    Ok(())
+}
+
+fn claim_json(c: &ClaimRecord) -> Value {
+    json!({
+        "claim_id": c.claim_id,
+        "resource": c.resource,
+        "exclusive": c.exclusive,
+        "session_id": c.session_id,
+        "since": shared::time::format_ms(c.since),
+        "note": c.note,
+    })
+}
+
+/// A claim with its holder's name and display id.
+fn held_json(tx_session: Option<SessionRecord>, c: &ClaimRecord) -> Value {
+    let mut v = claim_json(c);
+    if let Some(s) = tx_session {
+        v["name"] = json!(s.name);
+        v["display_id"] = json!(s.display_id);
+    }
+    v
+}
+
+/// What one `claim` transaction decided.
+enum Decision {
+    Reply(Value),
+    /// Refused: these claims (with their holders) stand in the way.
+    Claimed(Vec<(ClaimRecord, Option<SessionRecord>)>),
+}
+
+/// `claim(resource, session_id, exclusive=true, note?, release=false)`
+pub async fn claim(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    let a = Args::new(
+        arguments,
+        &["resource", "session_id", "exclusive", "note", "release"],
+    )?;
+    let resource = a.req_str("resource")?;
+    check_non_empty("resource", &resource)?;
+    check_len("resource", &resource, RESOURCE_MAX)?;
+    if resource.chars().any(char::is_control) {
+        return Err(ArgError("resource must not hold control characters".into()).into());
+    }
+    let session_id = a.req_str("session_id")?;
+    let exclusive = a.bool_or("exclusive", true)?;
+    let note = a.opt_str("note")?.filter(|n| !n.is_empty());
+    if let Some(n) = &note {
+        check_len("note", n, NOTE_MAX)?;
+    }
+    let release = a.bool_or("release", false)?;
+    let attempt = Attempt {
+        resource,
+        session_id,
+        exclusive,
+        note,
+        release,
+    };
+    // A refusal is decided on a snapshot, without a write; a grant is
+    // decided again in the write.
+    let mut decision = match refused(bus, attempt.clone()).await? {
+        Some(holders) => Decision::Claimed(holders),
+        None => decide(bus, attempt.clone()).await?,
+    };
+    // A holder whose local process is gone is ended (with its claims) and
+    // the claim tried once more.
+    if let Decision::Claimed(holders) = &decision {
+        let gone: Vec<String> = holders
+            .iter()
+            .filter_map(|(_, s)| s.as_ref())
+            .filter(|s| sessions::process_gone(bus, s))
+            .map(|s| s.id.clone())
+            .collect();
+        if !gone.is_empty() {
+            sessions::end_sessions(bus, gone, EndReason::ProcessGone).await?;
+            decision = decide(bus, attempt).await?;
+        }
+    }
+    Ok(Reply::Object(match decision {
+        Decision::Reply(v) => v,
+        Decision::Claimed(holders) => json!({
+            "error": "Claimed",
+            "held_by": holders.into_iter().map(|(c, s)| held_json(s, &c)).collect::<Vec<_>>(),
+        }),
+    }))
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    resource: String,
+    session_id: String,
+    exclusive: bool,
+    note: Option<String>,
+    release: bool,
+}
+
+/// The claims standing in the way of `a`, with their holders.
+fn in_the_way(
+    overlapping: &[ClaimRecord],
+    a: &Attempt,
+    holder: impl Fn(&str) -> Result<Option<SessionRecord>, StoreError>,
+) -> Result<Vec<(ClaimRecord, Option<SessionRecord>)>, StoreError> {
+    overlapping
+        .iter()
+        .filter(|c| c.conflicts_with(&a.session_id, a.exclusive))
+        .map(|c| Ok((c.clone(), holder(&c.session_id)?)))
+        .collect()
+}
+
+/// The holders that refuse `a` as of a snapshot, if any (a live session's
+/// claim only; everything else is for the write to answer).
+async fn refused(
+    bus: &Bus,
+    a: Attempt,
+) -> Result<Option<Vec<(ClaimRecord, Option<SessionRecord>)>>, StoreError> {
+    bus.store
+        .read(move |snap| {
+            let live = snap
+                .session(&a.session_id)?
+                .is_some_and(|s| !s.is_deleted());
+            if a.release || !live {
+                return Ok(None);
+            }
+            let holders = in_the_way(&snap.overlapping_claims(&a.resource)?, &a, |id| {
+                snap.session(id)
+            })?;
+            Ok((!holders.is_empty()).then_some(holders))
+        })
+        .await
+}
+
+async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
+    bus.store
+        .write(Durability::Durable, move |tx| {
+            let now = shared::time::now_ms();
+            let Some(session) = sessions::touch(tx, &a.session_id, now)? else {
+                return Ok(Decision::Reply(
+                    json!({"error": "Session not found", "session_id": a.session_id}),
+                ));
+            };
+            if session.is_deleted() {
+                return Ok(Decision::Reply(deleted_reply(
+                    &session,
+                    "This session has ended, and its claims with it. Call register_session to get a live session.",
+                )));
+            }
+            if a.release {
+                let reply = match tx.remove_claim(&session.id, &a.resource)? {
+                    Some(c) => {
+                        announce(tx, "claim_released", &c, release_text(&session.name, &c, "released"))?;
+                        json!({"released": true, "resource": a.resource, "claim_id": c.claim_id})
+                    }
+                    None => json!({"released": false, "resource": a.resource}),
+                };
+                return Ok(Decision::Reply(reply));
+            }
+            let overlapping = tx.overlapping_claims(&a.resource)?;
+            let holders = in_the_way(&overlapping, &a, |id| tx.session(id))?;
+            if !holders.is_empty() {
+                return Ok(Decision::Claimed(holders));
+            }
+            let held = overlapping
+                .into_iter()
+                .find(|c| c.session_id == session.id && c.resource == a.resource);
+            let claim = match held {
+                Some(c) if c.exclusive == a.exclusive && (a.note.is_none() || a.note == c.note) => {
+                    let mut reply = claim_json(&c);
+                    reply["already_held"] = json!(true);
+                    return Ok(Decision::Reply(reply));
+                }
+                Some(c) => ClaimRecord {
+                    exclusive: a.exclusive,
+                    note: a.note.or(c.note),
+                    ..c
+                },
+                None => ClaimRecord {
+                    claim_id: tx.next_claim_id()?,
+                    resource: a.resource,
+                    session_id: session.id.clone(),
+                    exclusive: a.exclusive,
+                    note: a.note,
+                    since: now,
+                },
+            };
+            tx.put_claim(&claim)?;
+            let kind = if claim.exclusive { "exclusive" } else { "shared" };
+            let mut text = format!("{} claimed {} ({kind})", session.name, claim.resource);
+            if let Some(n) = &claim.note {
+                text.push_str(": ");
+                text.push_str(n);
+            }
+            announce(tx, "claim_granted", &claim, text)?;
+            let mut reply = claim_json(&claim);
+            reply["already_held"] = json!(false);
+            Ok(Decision::Reply(reply))
+        })
+        .await
+}
+
+/// `list_claims(prefix?)`: claims under `prefix` and those covering it,
+/// with their holders' names.
+pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
+    let a = Args::new(arguments, &["prefix"])?;
+    let prefix = a.opt_str("prefix")?.unwrap_or_default();
+    check_len("prefix", &prefix, RESOURCE_MAX)?;
+    let items = bus
+        .store
+        .read(move |s| {
+            let mut out = Vec::new();
+            for c in s.claims(&prefix)? {
+                let holder = s.session(&c.session_id)?;
+                out.push(held_json(holder, &c));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Reply::List(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_claims_announce_on_their_repo() {
+        assert_eq!(repo_channel("file:r/src/x.rs").as_deref(), Some("repo:r"));
+        assert_eq!(repo_channel("file:r/").as_deref(), Some("repo:r"));
+        assert_eq!(repo_channel("task:42"), None);
+        assert_eq!(repo_channel("file:/abs"), None);
+    }
+}
