@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 use support::{Hub, Output, bin_path};
 
-use crate::cli::{assert_ok, clean, fake_tools, path_with};
+use crate::cli::{assert_ok, clean, fake_tools};
 
 fn service_script(
     home: &Path,
@@ -174,8 +174,7 @@ fn plist_value(node: roxmltree::Node) -> Value {
 fn install_server_is_idempotent_and_uninstall_keeps_the_data() {
     let hub = Hub::start();
     let home = tempfile::tempdir().unwrap();
-    let fake = fake_tools(home.path());
-    let log = home.path().join("calls.log");
+    let (path, log) = fake_tools(home.path());
     // The binaries as `make install` would leave them.
     let bindir = home.path().join(".local/bin");
     std::fs::create_dir_all(&bindir).unwrap();
@@ -194,7 +193,6 @@ fn install_server_is_idempotent_and_uninstall_keeps_the_data() {
         // The post-install check talks to the test hub.
         ("AGENT_EVENT_BUS_URL", hub.url.as_str()),
     ];
-    let path = path_with(&fake);
     let linux = cfg!(target_os = "linux");
     let service_file = if linux {
         home.path()

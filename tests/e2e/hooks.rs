@@ -8,10 +8,17 @@ use support::{Hub, Output};
 
 use crate::cli::{assert_ok, host, register_with_pid};
 
-/// Runs a hook recipe as Claude Code does: the hook JSON on stdin, the CLI on
-/// PATH, the bus environment cleared.
-fn run_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) -> Output {
-    support::spawn_hook(hub, script, input, env)
+/// Runs the recipe for a hook event (`SessionStart` → `session-start.sh`) as
+/// Claude Code does: what it sends that hook on stdin, the CLI on PATH, the
+/// bus environment cleared.
+fn fire(hub: &Hub, event: &str, session_id: &str, cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let script = match event {
+        "SessionStart" => "session-start.sh",
+        "UserPromptSubmit" => "user-prompt-submit.sh",
+        "SessionEnd" => "session-end.sh",
+        other => panic!("no recipe for {other}"),
+    };
+    support::spawn_hook(hub, script, &hook_input(event, session_id, cwd), env)
         .wait_with_output()
         .expect("the hook runs")
         .into()
@@ -73,12 +80,7 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         "repo:my-app",
     );
 
-    let out = run_hook(
-        &hub,
-        "session-start.sh",
-        &hook_input("SessionStart", cc, &project),
-        &env,
-    );
+    let out = fire(&hub, "SessionStart", cc, &project, &env);
     let context = context_of(&out, "SessionStart");
     assert!(context.contains(&format!("as session {cc}")), "{context}");
     assert!(
@@ -103,8 +105,7 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
     );
 
     // Nothing new: UserPromptSubmit prints nothing.
-    let prompt = hook_input("UserPromptSubmit", cc, &project);
-    let out = run_hook(&hub, "user-prompt-submit.sh", &prompt, &env);
+    let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     assert_ok(&out);
     assert_eq!(out.stdout, "");
 
@@ -116,7 +117,7 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         "can you review #42?",
         &format!("session:{cc}"),
     );
-    let out = run_hook(&hub, "user-prompt-submit.sh", &prompt, &env);
+    let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     let context = context_of(&out, "UserPromptSubmit");
     assert!(
         context.contains(&format!(
@@ -130,16 +131,11 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         "framed as information: {context}"
     );
     // Delivered once.
-    let out = run_hook(&hub, "user-prompt-submit.sh", &prompt, &env);
+    let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     assert_eq!(out.stdout, "", "{out:#?}");
 
     // The hook registered the session, so SessionEnd unregisters it.
-    let out = run_hook(
-        &hub,
-        "session-end.sh",
-        &hook_input("SessionEnd", cc, &project),
-        &env,
-    );
+    let out = fire(&hub, "SessionEnd", cc, &project, &env);
     assert_ok(&out);
     assert!(!hub.session_ids().contains(&cc.to_owned()));
     assert_eq!(
@@ -167,20 +163,14 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     register_with_pid(&hub, "proxy-1", &host(), std::process::id());
     let before = hub.session_ids();
 
-    let out = run_hook(
-        &hub,
-        "session-start.sh",
-        &hook_input("SessionStart", cc, &project),
-        &env,
-    );
+    let out = fire(&hub, "SessionStart", cc, &project, &env);
     let context = context_of(&out, "SessionStart");
     assert!(context.contains("as session proxy-1"), "{context}");
     assert_eq!(hub.session_ids(), before, "no second session for one agent");
 
     let dm = hub.publish("peer", "ping", "hello proxy", "session:proxy-1");
-    let prompt = hook_input("UserPromptSubmit", cc, &project);
     let context = context_of(
-        &run_hook(&hub, "user-prompt-submit.sh", &prompt, &env),
+        &fire(&hub, "UserPromptSubmit", cc, &project, &env),
         "UserPromptSubmit",
     );
     assert!(
@@ -190,12 +180,7 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
         "{context}"
     );
 
-    let out = run_hook(
-        &hub,
-        "session-end.sh",
-        &hook_input("SessionEnd", cc, &project),
-        &env,
-    );
+    let out = fire(&hub, "SessionEnd", cc, &project, &env);
     assert_ok(&out);
     assert_eq!(
         hub.session_ids(),
@@ -210,18 +195,9 @@ fn hooks_stay_quiet_when_the_hub_is_down() {
     let mut hub = Hub::start();
     hub.stop();
     let env = [("AGENT_EVENT_BUS_HOOK_STATE", tmp.path().to_str().unwrap())];
-    for (script, event) in [
-        ("session-start.sh", "SessionStart"),
-        ("user-prompt-submit.sh", "UserPromptSubmit"),
-        ("session-end.sh", "SessionEnd"),
-    ] {
-        let out = run_hook(
-            &hub,
-            script,
-            &hook_input(event, "cc-down", tmp.path()),
-            &env,
-        );
+    for event in ["SessionStart", "UserPromptSubmit", "SessionEnd"] {
+        let out = fire(&hub, event, "cc-down", tmp.path(), &env);
         assert_ok(&out);
-        assert_eq!(out.stdout, "", "{script}: {out:#?}");
+        assert_eq!(out.stdout, "", "{event}: {out:#?}");
     }
 }

@@ -4,14 +4,13 @@
 use serde_json::json;
 use support::{Cli, Hub};
 
-use super::{assert_fails, assert_ok, dead_url, fake_tools, path_with};
+use super::{assert_fails, assert_ok, dead_url, fake_tools};
 
 #[test]
 fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
     let hub = Hub::start();
     let tmp = tempfile::tempdir().unwrap();
-    let fake = fake_tools(tmp.path());
-    let log = tmp.path().join("calls.log");
+    let (path, log) = fake_tools(tmp.path());
     let log = log.to_str().unwrap();
 
     // No `claude` on PATH: every hub check passes, Claude Code is skipped.
@@ -37,7 +36,7 @@ fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
 
     let with_claude = |mode: &str| {
         Cli::new(&hub)
-            .env("PATH", &path_with(&fake))
+            .env("PATH", &path)
             .env("FAKE_LOG", log)
             .env("FAKE_CLAUDE", mode)
             .run(&["doctor"])

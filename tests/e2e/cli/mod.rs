@@ -83,10 +83,12 @@ fn publish_id(out: &Output) -> u64 {
         .unwrap_or_else(|| panic!("an event_id: {out:#?}"))
 }
 
-/// A stand-in for `claude` (a tool we do not ship) that logs its arguments
-/// to `$FAKE_LOG` and answers `mcp get` as `$FAKE_CLAUDE` says:
-/// `proxy` (registered), `http` (the original's HTTP entry), else missing.
-pub(crate) fn fake_tools(dir: &Path) -> PathBuf {
+/// Stand-ins in `dir` for `claude` (a tool we do not ship), `systemctl` and
+/// `launchctl`: each logs its arguments to `$FAKE_LOG`, and `claude mcp get`
+/// answers as `$FAKE_CLAUDE` says: `proxy` (registered), `http` (the
+/// original's HTTP entry), else missing. Returns a `PATH` with them first and
+/// the log file meant for `$FAKE_LOG`.
+pub(crate) fn fake_tools(dir: &Path) -> (String, PathBuf) {
     let bin = dir.join("fakebin");
     std::fs::create_dir_all(&bin).unwrap();
     let claude = r#"#!/bin/sh
@@ -116,9 +118,8 @@ exit 0
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    bin
-}
-
-pub(crate) fn path_with(dir: &Path) -> String {
-    format!("{}:/usr/bin:/bin", dir.display())
+    (
+        format!("{}:/usr/bin:/bin", bin.display()),
+        dir.join("calls.log"),
+    )
 }
