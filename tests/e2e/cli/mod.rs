@@ -26,6 +26,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use support::{Hub, Output};
 
+/// This machine's name, as the CLI sends it and the hub shows it.
 pub(crate) fn host() -> String {
     shared::config::hostname()
 }
