@@ -4,35 +4,15 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::proxy::{Proxy, ProxyOptions};
+use support::proxy::{Proxy, ProxyOptions, registered_proxy};
 use support::sink::WebhookSink;
-use support::{Hub, bin_path, call, rt, wait_until};
+use support::{
+    Hub, bin_path, call, id_of, rt, session_by_id, sessions, wait_registered, wait_until,
+};
 
 /// Long enough for a registration (≈1 s after initialized), a lease lapse
 /// plus the sweeper, or a hub restart, on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn sessions(hub: &Hub) -> Vec<Value> {
-    let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));
-    list.as_array()
-        .unwrap_or_else(|| panic!("list_sessions is not a list: {list}"))
-        .clone()
-}
-
-fn session_named(hub: &Hub, name: &str) -> Option<Value> {
-    sessions(hub).into_iter().find(|s| s["name"] == name)
-}
-
-fn session_by_id(hub: &Hub, id: &str) -> Option<Value> {
-    sessions(hub).into_iter().find(|s| s["session_id"] == id)
-}
-
-/// Waits until a session with this name is live; returns it.
-fn wait_registered(hub: &Hub, name: &str) -> Value {
-    wait_until(&format!("session {name} to register"), DEADLINE, || {
-        session_named(hub, name)
-    })
-}
 
 /// Waits until the session is gone and its `session_unregistered` event exists.
 fn wait_ended(hub: &Hub, id: &str) {
@@ -57,23 +37,6 @@ fn events(hub: &Hub) -> Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("get_events has no events: {page}"))
         .clone()
-}
-
-fn id_of(session: &Value) -> String {
-    session["session_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session_id in {session}"))
-        .to_owned()
-}
-
-/// A proxy that has initialized and registered under `name`.
-fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
-    let mut env = env.to_vec();
-    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
-    let mut proxy = Proxy::spawn(hub, &env);
-    proxy.initialize();
-    let id = id_of(&wait_registered(hub, name));
-    (proxy, id)
 }
 
 /// A loopback URL where nothing listens: a hub started, noted and stopped.

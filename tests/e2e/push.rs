@@ -8,37 +8,16 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::proxy::Proxy;
-use support::{Cli, Hub, HubOptions, Output, call, command, rt, wait_until};
+use support::proxy::{Proxy, registered_proxy as registered};
+use support::{
+    Cli, Hub, HubOptions, Output, call, command, id_of as sid, rt, session_by_id as session,
+    sessions, wait_until,
+};
 
 /// Long enough for a registration, a rate-capped summary (2 s) and a loop
 /// guard's held batch (15 s) on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(90);
 const CHANNEL: &str = "notifications/claude/channel";
-
-fn sessions(hub: &Hub) -> Vec<Value> {
-    let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));
-    list.as_array().cloned().unwrap_or_default()
-}
-
-fn session(hub: &Hub, id: &str) -> Option<Value> {
-    sessions(hub).into_iter().find(|s| s["session_id"] == id)
-}
-
-/// A proxy that has initialized and registered under `name`; its session id.
-fn registered(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
-    let mut env = env.to_vec();
-    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
-    let mut proxy = Proxy::spawn(hub, &env);
-    proxy.initialize();
-    let id = wait_until(&format!("{name} to register"), DEADLINE, || {
-        sessions(hub)
-            .into_iter()
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["session_id"].as_str().map(str::to_owned))
-    });
-    (proxy, id)
-}
 
 /// The params of every channel notification so far.
 fn channel_notes(proxy: &Proxy) -> Vec<Value> {
@@ -83,13 +62,6 @@ fn stands_for(note: &Value) -> u64 {
         Some("loop_guard") => 0,
         _ => 1,
     }
-}
-
-fn sid(reply: &Value) -> String {
-    reply["session_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session_id in {reply}"))
-        .to_owned()
 }
 
 #[test]
@@ -485,12 +457,7 @@ fn finish(mut child: Child) -> Output {
     wait_until("the command to exit", DEADLINE, || {
         child.try_wait().ok().flatten().map(|_| ())
     });
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    child.wait_with_output().unwrap().into()
 }
 
 fn has_hook(hub: &Hub, id: &str) -> bool {

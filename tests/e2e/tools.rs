@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Hub, wait_until};
+use support::{Hub, sessions, wait_until};
 
 fn ids(events: &Value) -> Vec<u64> {
     events["events"]
@@ -77,10 +77,7 @@ fn no_client_id_means_no_dedup_and_other_machines_never_overwrite() {
         "the second machine gets its own id"
     );
     assert_eq!(there["resumed"], false);
-    let names: Vec<String> = hub
-        .tool("list_sessions", json!({}))
-        .as_array()
-        .unwrap()
+    let names: Vec<String> = sessions(&hub)
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_owned())
         .collect();
@@ -540,11 +537,7 @@ fn a_lapsed_lease_ends_the_session_with_an_event() {
     );
     assert_eq!(reg["lease_seconds"], 1);
     wait_until("the lease to lapse", Duration::from_secs(15), || {
-        hub.tool("list_sessions", json!({}))
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
+        sessions(&hub).is_empty().then_some(())
     });
     let last = hub.tool("get_events", json!({"limit": 1}));
     assert_eq!(last["events"][0]["event_type"], "session_unregistered");
@@ -567,13 +560,7 @@ fn a_lapsed_lease_ends_the_session_with_an_event() {
             json!({"name": "kept", "client_id": "l2"}),
         );
     }
-    assert_eq!(
-        hub.tool("list_sessions", json!({}))
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(sessions(&hub).len(), 1);
 }
 
 #[test]
@@ -588,21 +575,10 @@ fn a_local_session_whose_process_is_gone_is_ended() {
         "register_session",
         json!({"name": "pid", "client_id": "p-1", "client_pid": pid, "machine": shared::config::hostname()}),
     );
-    assert_eq!(
-        hub.tool("list_sessions", json!({}))
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(sessions(&hub).len(), 1);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        hub.tool("list_sessions", json!({}))
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(sessions(&hub).is_empty());
     assert_eq!(
         hub.tool("get_events", json!({"limit": 1}))["events"][0]["event_type"],
         "session_unregistered"
@@ -619,12 +595,6 @@ fn idle_sessions_without_a_lease_time_out() {
     wait_until(
         "the idle session to be ended",
         Duration::from_secs(15),
-        || {
-            hub.tool("list_sessions", json!({}))
-                .as_array()
-                .unwrap()
-                .is_empty()
-                .then_some(())
-        },
+        || sessions(&hub).is_empty().then_some(()),
     );
 }

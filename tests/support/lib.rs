@@ -7,11 +7,16 @@
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`original`]: databases in the Python original's SQLite format.
+//! - [`sessions`]: the hub's live sessions, one by id or name, and waiting
+//!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
 pub mod original;
 pub mod proxy;
+pub mod sessions;
 pub mod sink;
+
+pub use sessions::{id_of, session_by_id, session_named, sessions, wait_registered};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -354,6 +359,16 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Output {
     /// stdout parsed as JSON (panics with the output when it is not).
     pub fn json(&self) -> Value {
@@ -412,12 +427,7 @@ impl Cli {
         {
             let _ = pipe.write_all(input.as_bytes());
         }
-        let out = child.wait_with_output().expect("the CLI runs");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        child.wait_with_output().expect("the CLI runs").into()
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use shared::ToolOutput;
 
-use crate::{Hub, bin_path, command};
+use crate::{Hub, bin_path, command, id_of, wait_registered};
 
 /// How long a request may wait for its reply before the test fails.
 const REPLY_DEADLINE: Duration = Duration::from_secs(30);
@@ -481,4 +481,14 @@ impl Drop for Proxy {
             eprintln!("---- proxy {} stderr ----\n{}", self.pid, self.stderr());
         }
     }
+}
+
+/// A proxy that has initialized and registered under `name`; its session id.
+pub fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
+    let mut env = env.to_vec();
+    env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
+    let mut proxy = Proxy::spawn(hub, &env);
+    proxy.initialize();
+    let id = id_of(&wait_registered(hub, name));
+    (proxy, id)
 }

@@ -1,0 +1,47 @@
+//! Reading the hub's sessions from a test: the live list, one session by id
+//! or name, and waiting for a registration.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{Hub, call, rt, wait_until};
+
+/// Long enough for a proxy's registration (≈1 s after `initialized`) or a
+/// hub restart on a loaded 2-core machine; a deadline, never a speed assert.
+pub const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The live sessions, as `list_sessions` returns them.
+pub fn sessions(hub: &Hub) -> Vec<Value> {
+    let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));
+    list.as_array()
+        .unwrap_or_else(|| panic!("list_sessions is not a list: {list}"))
+        .clone()
+}
+
+/// The live session with this id.
+pub fn session_by_id(hub: &Hub, id: &str) -> Option<Value> {
+    sessions(hub).into_iter().find(|s| s["session_id"] == id)
+}
+
+/// The live session with this name.
+pub fn session_named(hub: &Hub, name: &str) -> Option<Value> {
+    sessions(hub).into_iter().find(|s| s["name"] == name)
+}
+
+/// The `session_id` of a session or of a `register_session` reply.
+pub fn id_of(session: &Value) -> String {
+    session["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session_id in {session}"))
+        .to_owned()
+}
+
+/// Waits until a session with this name is live; returns it.
+pub fn wait_registered(hub: &Hub, name: &str) -> Value {
+    wait_until(
+        &format!("session {name} to register"),
+        REGISTER_DEADLINE,
+        || session_named(hub, name),
+    )
+}
