@@ -7,7 +7,7 @@
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`original`]: databases in the Python original's SQLite format.
-//! - [`sessions`]: the hub's live sessions, one by id or name, and waiting
+//! - [`sessions`](mod@sessions): the hub's live sessions, one by id or name, and waiting
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 

@@ -3,6 +3,9 @@
 //! `--file PATH`, which names a file as `file:<repo>/<path in the repo>`:
 //! the repository is the nearest directory holding `.git` (named as the hub
 //! names a session's repo), so every worktree of it meets the same names.
+// The argument docs below are clap's help text, where `<repo>` is meant
+// literally; rustdoc would read it as HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
