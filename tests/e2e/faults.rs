@@ -6,21 +6,9 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 use support::proxy::Proxy;
-use support::{Hub, call, rt, wait_until};
+use support::{Hub, call, events, rt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn events(hub: &Hub) -> Vec<Value> {
-    let page = rt().block_on(call(
-        &hub.client(),
-        "get_events",
-        json!({"order": "asc", "limit": 1000}),
-    ));
-    page["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("get_events has no events: {page}"))
-        .clone()
-}
 
 fn live_session(hub: &Hub, id: &str) -> bool {
     let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));

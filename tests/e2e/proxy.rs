@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use support::proxy::{Proxy, ProxyOptions, registered_proxy};
 use support::sink::WebhookSink;
 use support::{
-    Hub, bin_path, call, id_of, rt, session_by_id, sessions, wait_registered, wait_until,
+    Hub, bin_path, call, events, id_of, rt, session_by_id, sessions, wait_registered, wait_until,
 };
 
 /// Long enough for a registration (≈1 s after initialized), a lease lapse
@@ -25,18 +25,6 @@ fn wait_ended(hub: &Hub, id: &str) {
             .any(|e| e["event_type"] == "session_unregistered" && e["session_id"] == id)
             .then_some(())
     });
-}
-
-fn events(hub: &Hub) -> Vec<Value> {
-    let page = rt().block_on(call(
-        &hub.client(),
-        "get_events",
-        json!({"order": "asc", "limit": 1000}),
-    ));
-    page["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("get_events has no events: {page}"))
-        .clone()
 }
 
 /// A loopback URL where nothing listens: a hub started, noted and stopped.

@@ -45,3 +45,16 @@ pub fn wait_registered(hub: &Hub, name: &str) -> Value {
         || session_named(hub, name),
     )
 }
+
+/// The oldest 1,000 events on the bus, oldest first.
+pub fn events(hub: &Hub) -> Vec<Value> {
+    let page = rt().block_on(call(
+        &hub.client(),
+        "get_events",
+        json!({"order": "asc", "limit": 1000}),
+    ));
+    page["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("get_events has no events: {page}"))
+        .clone()
+}
