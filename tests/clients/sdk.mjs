@@ -45,7 +45,7 @@ async function exercise(label, transport, viaProxy) {
   };
 
   const tools = (await client.listTools()).tools.map((t) => t.name);
-  check(tools.length === 15, `${label}: ${tools.length} tools: ${tools}`);
+  check(tools.length === 18, `${label}: ${tools.length} tools: ${tools}`);
 
   const registered = await call("register_session", { name: `sdk-${label}`, machine: "sdk-test", cwd: "/src/sdk" });
   const sessionId = registered.session_id;
@@ -63,6 +63,14 @@ async function exercise(label, transport, viaProxy) {
   check(mine && mine.session_id === sessionId, `${label}: event not stored under ${sessionId}`);
   await call("ack_events", { ...own, cursor: String(eventId) });
   await call("notify", { title: "agent-event-bus", message: `SDK over ${label}` });
+  await call("message_status", { event_ids: [eventId] });
+
+  const resource = `task:sdk-${label}`;
+  const claimed = await call("claim", { ...own, resource, note: "the SDK test" });
+  check(claimed.resource === resource, `${label}: claim gave ${JSON.stringify(claimed)}`);
+  const claims = await call("list_claims", { prefix: "task:" });
+  check(JSON.stringify(claims).includes(resource), `${label}: own claim not listed`);
+  await call("claim", { ...own, resource, release: true });
 
   const webhook = await call("register_webhook", { url: "http://127.0.0.1:9/hook", channel: "nothing-matches" });
   const webhookId = webhook.webhook_id;
