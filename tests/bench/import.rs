@@ -88,16 +88,9 @@ fn time_import(source: &Path, target: &Path) -> (Duration, u64, bool) {
         .stderr(Stdio::null())
         .spawn()
         .expect("the importer starts");
-    let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file) {
-            let hwm = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-            peak = peak.max(hwm.unwrap_or(0));
-        }
+        peak = peak.max(support::proc_status_kib(child.id(), "VmHWM").unwrap_or(0));
         if let Ok(Some(status)) = child.try_wait() {
             return (started.elapsed(), peak, status.success());
         }

@@ -283,12 +283,7 @@ fn fsync_rate(dir: &std::path::Path) -> f64 {
 }
 
 fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    support::proc_status_kib(pid, "VmRSS").map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 // ---- webhooks ----------------------------------------------------------

@@ -432,6 +432,16 @@ impl Cli {
 }
 
 /// A current-thread runtime for calling the async [`HubClient`] from tests.
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …) in KiB;
+/// `None` once the process is gone or without the field.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

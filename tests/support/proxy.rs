@@ -229,14 +229,7 @@ impl Proxy {
     /// takes it.
     pub fn wait_reply(&mut self, id: &Value) -> Value {
         let key = id.to_string();
-        let found = wait_for(&self.stdout, REPLY_DEADLINE, |state| {
-            state
-                .replies
-                .remove(&key)
-                .map(Some)
-                .or_else(|| state.closed.then_some(None))
-        });
-        match found {
+        match self.take_reply(&key) {
             Some(Some(reply)) => reply,
             _ => panic!(
                 "no reply for id {key} within {REPLY_DEADLINE:?}; stderr:\n{}",
@@ -245,15 +238,21 @@ impl Proxy {
         }
     }
 
+    /// Waits for the reply whose id renders as `key` and takes it:
+    /// `Some(None)` when stdout closed first, `None` past the deadline.
+    fn take_reply(&self, key: &str) -> Option<Option<Value>> {
+        wait_for(&self.stdout, REPLY_DEADLINE, |state| {
+            state
+                .replies
+                .remove(key)
+                .map(Some)
+                .or_else(|| state.closed.then_some(None))
+        })
+    }
+
     /// The proxy's resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("the proxy's /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc status")
+        crate::proc_status_kib(self.pid, "VmRSS").expect("VmRSS in the proxy's /proc status")
     }
 
     /// Sends a request with the given id and waits for its reply (the whole
@@ -265,14 +264,7 @@ impl Proxy {
         }
         self.send(&message);
         let key = id.to_string();
-        let found = wait_for(&self.stdout, REPLY_DEADLINE, |state| {
-            state
-                .replies
-                .remove(&key)
-                .map(Some)
-                .or_else(|| state.closed.then_some(None))
-        });
-        match found {
+        match self.take_reply(&key) {
             Some(Some(reply)) => reply,
             Some(None) => panic!(
                 "the proxy closed stdout before answering {method}; stderr:\n{}",
