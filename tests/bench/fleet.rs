@@ -37,9 +37,12 @@ pub fn run(rt: &tokio::runtime::Runtime) {
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1000, 10_000]);
+    // Every session holds a long-poll connection and renews on another:
+    // the default cap (4096) is for a laptop, a fleet hub sets its own.
+    let cap = fleets.iter().max().copied().unwrap_or(0) * 3 / 2 + 1000;
     let hub = Hub::start_with(HubOptions {
+        args: vec!["--max-connections".into(), cap.to_string()],
         env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
-        ..Default::default()
     });
     let pid = hub.pid().expect("the hub's pid");
     let client = Arc::new(hub.client());
@@ -264,20 +267,7 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
         all.into_iter().map(|(_, id)| id).collect()
     };
     let registered_in = started.elapsed();
-    let list = {
-        let c = client.clone();
-        latencies(20, move || {
-            let c = c.clone();
-            async move {
-                let out = c
-                    .call_tool("list_sessions", json!({}))
-                    .await
-                    .expect("list_sessions");
-                assert!(!out.is_error());
-            }
-        })
-        .await
-    };
+    let (list, health, list_parsed, list_bytes) = list_cost(hub, &client).await;
     let counters = Arc::new(Counters::default());
     let wakes = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
     let epoch = Instant::now();
@@ -410,9 +400,13 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
         ms(pubs.p(99))
     );
     println!(
-        "  list_sessions with {n} live sessions: p50 {:>8.3} ms  p99 {:>8.3} ms",
+        "  list_sessions with {n} live sessions ({:.1} MB reply): p50 {:>8.3} ms  p99 {:>8.3} ms \
+         (no-op GET /health p50 {:.3} ms; with the client's JSON parse p50 {:.3} ms)",
+        list_bytes as f64 / 1e6,
         ms(list.p(50)),
-        ms(list.p(99))
+        ms(list.p(99)),
+        ms(health.p(50)),
+        ms(list_parsed.p(50)),
     );
     // End the fleet: the polls return within their wait, and every session
     // is unregistered so the next fleet starts alone.
@@ -451,4 +445,54 @@ async fn register(client: &HubClient, fleet: usize, i: usize) -> Value {
         .await
         .expect("register_session");
     out.value()
+}
+
+/// What `list_sessions` costs at the fleet's size: the hub's time (the
+/// request sent to the last byte of the reply read, not parsed) beside a
+/// no-op `GET /health` on the same connection, and the same call through
+/// `HubClient`, whose JSON parse of the reply is the client's cost.
+async fn list_cost(hub: &Hub, client: &Arc<HubClient>) -> (Lat, Lat, Lat, usize) {
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_sessions", "arguments": {}}})
+    .to_string();
+    let size = Arc::new(AtomicU64::new(0));
+    let list = latencies(20, || {
+        let (http, body, url, size) = (http.clone(), body.clone(), hub.url.clone(), size.clone());
+        async move {
+            let reply = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("list_sessions");
+            assert!(reply.status().is_success());
+            let bytes = reply.bytes().await.expect("the reply");
+            size.store(bytes.len() as u64, Ordering::Relaxed);
+        }
+    })
+    .await;
+    let health = latencies(20, || {
+        let (http, url) = (http.clone(), format!("{}/health", hub.base()));
+        async move {
+            let reply = http.get(url).send().await.expect("health");
+            reply.bytes().await.expect("the reply");
+        }
+    })
+    .await;
+    let parsed = latencies(5, || {
+        let c = client.clone();
+        async move {
+            let out = c
+                .call_tool("list_sessions", json!({}))
+                .await
+                .expect("list_sessions");
+            assert!(!out.is_error());
+        }
+    })
+    .await;
+    let bytes = usize::try_from(size.load(Ordering::Relaxed)).unwrap_or(0);
+    (list, health, parsed, bytes)
 }
