@@ -1,0 +1,400 @@
+//! The store: one redb file, the only module that names a table.
+//!
+//! Writes go through one writer thread that batches whatever is queued into
+//! one transaction (group commit): a batch that holds any durable write is
+//! committed with `Durability::Immediate` before any caller hears back;
+//! lazy writes (heartbeats, cursor advances from reads) commit without an
+//! fsync and are made durable by the next durable commit or a flush within
+//! about a second. Reads run on blocking threads in their own MVCC snapshot
+//! and never block the writer. No transaction lives across an `.await`.
+//!
+//! A failed commit (a full disk, an I/O error) leaves redb's handle refusing
+//! everything, so the writer closes and reopens the file itself: the failed
+//! batch was never acknowledged, so nothing acknowledged is lost. While it
+//! cannot write, every write is refused with [`STORAGE_REFUSAL`] and
+//! [`Store::storage_fault`] says why (for `/health`); reads carry on from the
+//! reopened file. The file's integrity is checked at open: a damaged file is
+//! refused, never written to.
+//!
+//! The webhook outbox lives here too: a publish enqueues its deliveries in
+//! the event's own transaction, and every commit that enqueued any wakes the
+//! delivery worker ([`Store::outbox_signal`]).
+//!
+//! Submodules add their own tables and verbs: [`claims`] (advisory holds
+//! that end with their session) and [`receipts`] (direct-message receipts).
+//!
+//! # Layout
+//! - [`tables`]: every table definition and the encodings of their rows.
+//! - [`records`]: the stored shapes (sessions, events, webhooks, attempts).
+//! - [`read`]: [`Snapshot`], the reads of one MVCC snapshot.
+//! - [`index`]: the event index: its entries and the walk that answers
+//!   filtered reads.
+//! - [`sessions`], [`events`], [`outbox`]: the write verbs of [`Tx`].
+//! - [`writer`]: the writer thread, group commit and reopening.
+//! - [`open`]: opening, refusing what is not a redb file, migrations.
+//! - [`claims`], [`receipts`]: their own tables and verbs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::codec;
+
+pub mod claims;
+mod events;
+mod index;
+mod open;
+mod outbox;
+mod read;
+pub mod receipts;
+mod records;
+mod sessions;
+mod tables;
+#[cfg(test)]
+mod testing;
+mod writer;
+
+pub use claims::ClaimRecord;
+pub use open::{Existing, OpenError, inspect};
+pub use outbox::DELIVERY_LOG_KEEP;
+pub use read::Snapshot;
+pub use receipts::{Mark, Receipt};
+pub use records::{
+    AttemptRecord, AttemptResult, AttemptStatus, DueDelivery, EventPage, EventQuery, EventRecord,
+    NewEvent, Queued, SessionRecord, Verdict, WebhookRecord, delivery_id,
+};
+pub use tables::Counter;
+use tables::{decode, encode};
+pub use writer::Tx;
+use writer::{Completion, Job, JobFn, Shared};
+
+/// A storage failure. Its text is for logs, never for clients: a caller
+/// matches on it (or asks [`StoreError::is_unavailable`]) to choose what
+/// the client is told.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The storage itself failed (a full disk, an I/O error, a reopen under
+    /// way): the caller may be told [`STORAGE_REFUSAL`] and retry.
+    #[error("{STORAGE_REFUSAL} [{0}]")]
+    Unavailable(String),
+    /// Another write in the same batch failed, so this one was rolled back
+    /// with it: a retry is safe.
+    #[error("storage: a write in this batch failed; the batch was rolled back")]
+    RolledBack,
+    /// The writer has stopped (the hub is shutting down).
+    #[error("storage: the writer stopped")]
+    Stopped,
+    /// A read met a record it could not decode (a damaged file).
+    #[error("storage: a read met a damaged record")]
+    Damaged,
+    /// Anything else redb or serde reported, or a refusal a write returned.
+    #[error("storage: {0}")]
+    Other(String),
+}
+
+macro_rules! store_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { Self::Other(e.to_string()) }
+        }
+    )*};
+}
+store_error_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError,
+    serde_json::Error,
+    std::io::Error,
+    codec::CodecError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a caller is told when the storage cannot take a write (or serve a
+/// read) at the moment. The detail stays in the log and `/health`.
+pub const STORAGE_REFUSAL: &str = "storage error (disk full?): the hub could not save or read this, and nothing was acknowledged. Retry in a moment; the hub's /health says when storage is back";
+
+impl StoreError {
+    /// A failure of the storage itself, as opposed to a refused write.
+    fn unavailable(detail: impl std::fmt::Display) -> Self {
+        Self::Unavailable(detail.to_string())
+    }
+
+    /// Whether the storage itself failed (disk full, I/O error, reopening):
+    /// callers may be told [`STORAGE_REFUSAL`] and retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The failure without the `storage:` prefix, for a message of its own.
+    fn detail(&self) -> String {
+        match self {
+            Self::Other(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Whether a write must be on disk before the caller hears back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Events, sessions, webhooks, explicit acks.
+    Durable,
+    /// Heartbeats, lease renewals by reads, cursor advances from reads.
+    Lazy,
+}
+
+/// The database handle: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    jobs: mpsc::Sender<Job>,
+    tip: watch::Receiver<u64>,
+    /// Notified after each commit that put deliveries in the outbox.
+    outbox: Arc<Notify>,
+    writer: Arc<std::sync::Mutex<Option<thread::JoinHandle<()>>>>,
+    path: PathBuf,
+    channel_waiters: Arc<ChannelWaiters>,
+}
+
+/// Long-polls waiting for events on particular channels, woken only by a
+/// commit that appended an event on one of them (a bus with thousands of
+/// quiet waiters does no work for them on every publish).
+#[derive(Default)]
+struct ChannelWaiters {
+    by_channel: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
+    next: AtomicU64,
+}
+
+impl ChannelWaiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
+        // A poisoned lock only means a panic elsewhere; the map is plain data.
+        self.by_channel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
+        let map = self.lock();
+        if map.is_empty() {
+            return;
+        }
+        for channel in channels {
+            for notify in map.get(channel).into_iter().flat_map(HashMap::values) {
+                notify.notify_one();
+            }
+        }
+    }
+}
+
+/// One long-poll's interest in some channels; dropping it ends the interest.
+pub struct ChannelWait {
+    waiters: Arc<ChannelWaiters>,
+    id: u64,
+    channels: Vec<String>,
+    notify: Arc<Notify>,
+}
+
+impl ChannelWait {
+    /// Resolves once an event on one of the channels has committed since
+    /// this wait was made or last resolved (a wake-up is never lost).
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for ChannelWait {
+    fn drop(&mut self) {
+        let mut map = self.waiters.lock();
+        for channel in &self.channels {
+            if let Some(waiting) = map.get_mut(channel) {
+                waiting.remove(&self.id);
+                if waiting.is_empty() {
+                    map.remove(channel);
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the writer's next batch; resolves after that batch commits
+    /// (after its fsync when `durability` is [`Durability::Durable`]).
+    pub async fn write<R, F>(&self, durability: Durability, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<R>>();
+        let waiters = self.channel_waiters.clone();
+        let run: JobFn = Box::new(move |t: &mut Tx<'_>| {
+            let outcome = f(t);
+            let ok = outcome.is_ok();
+            let appended = std::mem::take(&mut t.appended_channels);
+            let done: Completion = Box::new(move |commit: Result<()>| {
+                if commit.is_ok() && ok {
+                    waiters.wake(&appended);
+                }
+                let _ = tx.send(outcome.and_then(|r| commit.map(|()| r)));
+            });
+            (done, ok)
+        });
+        self.jobs
+            .send(Job { durability, run })
+            .map_err(|_| StoreError::Stopped)?;
+        rx.await.unwrap_or_else(|_| {
+            // The writer dropped the job: the storage failed, or it stopped.
+            Err(match self.storage_fault() {
+                Some(fault) => StoreError::unavailable(fault),
+                None => StoreError::Stopped,
+            })
+        })
+    }
+
+    /// Runs `f` on a blocking thread against a fresh snapshot. A read that
+    /// meets a damaged record fails with an error, never a panic.
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Snapshot) -> Result<R> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = Snapshot {
+                txn: shared.begin_read()?,
+            };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&snapshot))).unwrap_or_else(
+                |_| {
+                    tracing::error!("a read panicked: the database file may be damaged");
+                    Err(StoreError::Damaged)
+                },
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+    }
+
+    /// Why writes are failing (a full disk, an I/O error), from a failed
+    /// commit until a write succeeds again; `None` while storage is fine.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.shared
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Interest in events on `channels`: [`ChannelWait::changed`] resolves
+    /// after a commit that appended one on any of them.
+    pub fn wait_channels(&self, channels: &[String]) -> ChannelWait {
+        let id = self.channel_waiters.next.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        let mut channels = channels.to_vec();
+        channels.sort_unstable();
+        channels.dedup();
+        {
+            let mut map = self.channel_waiters.lock();
+            for channel in &channels {
+                map.entry(channel.clone())
+                    .or_default()
+                    .insert(id, notify.clone());
+            }
+        }
+        ChannelWait {
+            waiters: self.channel_waiters.clone(),
+            id,
+            channels,
+            notify,
+        }
+    }
+
+    /// A receiver of the newest committed event id; it changes after each
+    /// commit that appended events.
+    pub fn tip(&self) -> watch::Receiver<u64> {
+        self.tip.clone()
+    }
+
+    /// Notified after every commit that put deliveries in the outbox (a
+    /// permit is stored when nobody waits, so no wake-up is lost).
+    pub fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox.clone()
+    }
+
+    /// Flushes lazy writes and stops the writer. Later writes fail.
+    pub fn close(&self) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        // A durable no-op makes every lazy write before it durable.
+        let _ = self.jobs.send(Job {
+            durability: Durability::Durable,
+            run: Box::new(move |_| {
+                let done: Completion = Box::new(move |_| {
+                    let _ = tx.send(());
+                });
+                (done, true)
+            }),
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(10));
+    }
+
+    /// Waits for the writer thread to finish once every handle is dropped.
+    pub fn join_writer(self) {
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(self);
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::*;
+
+    #[tokio::test]
+    async fn a_read_that_panics_fails_that_call_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let err = store
+            .read(|_| -> Result<()> { panic!("a damaged record") })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("damaged record"), "{err}");
+        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_channel_wait_wakes_only_for_its_channels() {
+        let (_dir, store) = store_with(0).await;
+        let wait = store.wait_channels(&["session:a".to_owned()]);
+        store
+            .write(Durability::Durable, |t| t.append_event(new_event("all")))
+            .await
+            .unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(0), wait.changed()).await;
+        assert!(quiet.is_err(), "an event elsewhere does not wake it");
+        store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("session:a"))
+            })
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), wait.changed())
+            .await
+            .expect("woken by an event on its channel");
+        drop(wait);
+        assert!(store.channel_waiters.lock().is_empty());
+    }
+}

@@ -1,0 +1,507 @@
+//! Opening the file: refusing what is not a redb database (the original's
+//! SQLite file) or is damaged, creating the tables, and migrating an older
+//! store (its live indexes, its event index). Also `--check` and the
+//! read-only look `import` takes before replacing a store.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::Instant;
+
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableError, WriteTransaction,
+};
+use tokio::sync::{Notify, watch};
+
+use super::index::{add_index_entries, index_names};
+use super::read::{committed_tip, read_live_sessions, read_tip};
+use super::sessions::count_name;
+use super::tables::*;
+use super::writer::{Job, Shared, Writer};
+use super::{Result, SessionRecord, Store, StoreError, claims, codec, receipts};
+
+/// 2: compact event rows and [`EVENT_INDEX`].
+const SCHEMA_VERSION: u64 = 2;
+/// redb's page cache for a serving hub.
+pub(super) const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why the database file cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "{path} is not an agent-event-bus database (redb): it looks like {kind}. \
+         Nothing was changed. Point AGENT_EVENT_BUS_DB (or --db) at a new file, \
+         e.g. data.redb next to it"
+    )]
+    NotRedb { path: String, kind: String },
+    #[error(
+        "{path} is in use by another agent-event-bus process. Stop it first \
+         (only one hub can own a database file)"
+    )]
+    InUse { path: String },
+    #[error(
+        "{path} is damaged ({detail}). The hub will not write into a damaged file. \
+         Stop here and restore a copy of it from a backup (or move it aside to start \
+         afresh with an empty bus); `agent-event-bus --check --db FILE` tells whether \
+         a copy is sound"
+    )]
+    Damaged { path: String, detail: String },
+    #[error("cannot open the database {path}: {detail}")]
+    Other { path: String, detail: String },
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, refusing files that are
+    /// not redb databases, and starts the writer thread.
+    pub fn open(path: &Path) -> std::result::Result<Self, OpenError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (a bulk load
+    /// that writes each page once needs little).
+    pub fn open_with_cache(
+        path: &Path,
+        cache_bytes: usize,
+    ) -> std::result::Result<Self, OpenError> {
+        let display = path.display().to_string();
+        check_is_redb(path)?;
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| OpenError::Other {
+                path: display.clone(),
+                detail: format!("cannot create its directory: {e}"),
+            })?;
+        }
+        let db = open_database(path, true, cache_bytes)?;
+        let tip = init_tables(&db).map_err(|e| OpenError::Other {
+            path: display.clone(),
+            detail: e.detail(),
+        })?;
+        build_event_index(&db).map_err(|e| OpenError::Other {
+            path: display.clone(),
+            detail: format!("building the event index: {}", e.detail()),
+        })?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            fault: Mutex::new(None),
+        });
+        let (tip_tx, tip_rx) = watch::channel(tip);
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let writer = Writer {
+            shared: shared.clone(),
+            path: path.to_owned(),
+            tip: tip_tx,
+            outbox: Arc::new(Notify::new()),
+        };
+        let outbox = writer.outbox.clone();
+        let handle = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(&jobs_rx))
+            .map_err(|e| OpenError::Other {
+                path: display.clone(),
+                detail: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Self {
+            shared,
+            jobs: jobs_tx,
+            tip: tip_rx,
+            outbox,
+            writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+            path: path.to_owned(),
+            channel_waiters: Arc::default(),
+        })
+    }
+
+    /// Checks the file at `path` as [`Store::open`] does, without serving:
+    /// returns the newest event id when it is sound.
+    pub fn check(path: &Path) -> std::result::Result<u64, OpenError> {
+        let display = path.display().to_string();
+        if !path.exists() {
+            return Err(OpenError::Other {
+                path: display,
+                detail: "no such file".into(),
+            });
+        }
+        check_is_redb(path)?;
+        let db = open_database(path, true, CACHE_BYTES)?;
+        let other = |e: StoreError| OpenError::Other {
+            path: display.clone(),
+            detail: e.detail(),
+        };
+        let txn = db.begin_read().map_err(|e| other(e.into()))?;
+        committed_tip(&txn).map_err(other)
+    }
+}
+
+/// What an existing database file holds, read without changing a byte of
+/// it. While this lives, no hub can open the file for writing.
+pub struct Existing {
+    _db: Option<redb::ReadOnlyDatabase>,
+    pub events: u64,
+    pub sessions: u64,
+    pub webhooks: u64,
+}
+
+impl Existing {
+    pub fn is_empty(&self) -> bool {
+        self.events == 0 && self.sessions == 0 && self.webhooks == 0
+    }
+}
+
+/// Counts what the database at `path` holds (a missing or empty file holds
+/// nothing), refusing a file another process has open ([`OpenError::InUse`])
+/// or one that is not a redb database.
+pub fn inspect(path: &Path) -> std::result::Result<Existing, OpenError> {
+    let display = path.display().to_string();
+    let nothing = Existing {
+        _db: None,
+        events: 0,
+        sessions: 0,
+        webhooks: 0,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nothing),
+        Ok(m) if m.len() == 0 => return Ok(nothing),
+        _ => {}
+    }
+    check_is_redb(path)?;
+    let other = |detail: String| OpenError::Other {
+        path: display.clone(),
+        detail,
+    };
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+            path: display.clone(),
+        },
+        e => other(e.to_string()),
+    })?;
+    let count = |def| -> Result<u64> {
+        let txn = db.begin_read()?;
+        match txn.open_table(def) {
+            Ok(t) => Ok(t.len()?),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let events = count(EVENTS).map_err(|e| other(e.detail()))?;
+    let webhooks = count(WEBHOOKS).map_err(|e| other(e.detail()))?;
+    let sessions = {
+        let txn = db.begin_read().map_err(|e| other(e.to_string()))?;
+        match txn.open_table(SESSIONS) {
+            Ok(t) => t.len().map_err(|e| other(e.to_string()))?,
+            Err(TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(other(e.to_string())),
+        }
+    };
+    Ok(Existing {
+        _db: Some(db),
+        events,
+        sessions,
+        webhooks,
+    })
+}
+
+/// Opens the redb file, checking every page of it first when `check`
+/// (at start): a damaged file is refused rather than trusted, where a plain
+/// open may panic on it.
+pub(super) fn open_database(
+    path: &Path,
+    check: bool,
+    cache_bytes: usize,
+) -> std::result::Result<Database, OpenError> {
+    let display = path.display().to_string();
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .set_check_integrity_on_open(check)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: display },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                OpenError::Damaged {
+                    path: display,
+                    detail,
+                }
+            }
+            other => OpenError::Other {
+                path: display,
+                detail: other.to_string(),
+            },
+        })
+}
+
+/// Refuses a non-empty file that does not start with redb's magic number.
+fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(()); // missing: will be created
+    };
+    let mut head = [0u8; 16];
+    let n = file.read(&mut head).unwrap_or(0);
+    if n == 0 {
+        return Ok(());
+    }
+    const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
+    if n >= REDB_MAGIC.len() && &head[..REDB_MAGIC.len()] == REDB_MAGIC {
+        return Ok(());
+    }
+    let kind = if head.starts_with(b"SQLite format 3") {
+        format!(
+            "a SQLite database (the original Python hub's data.db; `agent-event-bus import {}` \
+             brings its data into a new store)",
+            path.display()
+        )
+    } else {
+        "some other file".to_owned()
+    };
+    Err(OpenError::NotRedb {
+        path: path.display().to_string(),
+        kind,
+    })
+}
+
+/// Creates every table, records the schema version, and returns the tip.
+fn init_tables(db: &Database) -> Result<u64> {
+    let txn = db.begin_write()?;
+    let tip;
+    {
+        let mut meta = txn.open_table(META)?;
+        let version = meta.get("schema_version")?.map(|v| v.value());
+        match version {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Other(format!(
+                    "the database has schema version {v}, newer than this hub's {SCHEMA_VERSION}; upgrade agent-event-bus"
+                )));
+            }
+            Some(_) => {}
+        }
+        tip = read_tip(&meta, &txn.open_table(EVENTS)?)?;
+        txn.open_table(EVENT_KEYS)?;
+        txn.open_table(EVENT_INDEX)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(CLIENTS)?;
+        rebuild_live_index(&txn)?;
+        rebuild_live_names(&txn)?;
+        txn.open_table(LEASES)?;
+        txn.open_table(WEBHOOKS)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(OUTBOX_RETRY)?;
+        txn.open_table(DELIVERY_LOG)?;
+        txn.open_table(DELIVERY_LOG_LEN)?;
+        claims::init(&txn)?;
+        receipts::init(&txn)?;
+    }
+    txn.commit()?;
+    Ok(tip)
+}
+
+/// Fills the live-session index from the sessions table when it is empty
+/// (a database from before the index existed); a no-op otherwise.
+/// Fills the live display-id counts from the live-session index when they
+/// are empty (a database from before the counts existed); a no-op otherwise.
+fn rebuild_live_names(txn: &WriteTransaction) -> Result<()> {
+    let mut names = txn.open_table(LIVE_NAMES)?;
+    if !names.is_empty()? {
+        return Ok(());
+    }
+    let live = txn.open_table(LIVE)?;
+    let sessions = txn.open_table(SESSIONS)?;
+    for s in read_live_sessions(&live, &sessions)? {
+        count_name(&mut names, &s.display_id, true)?;
+    }
+    Ok(())
+}
+
+fn rebuild_live_index(txn: &WriteTransaction) -> Result<()> {
+    let mut live = txn.open_table(LIVE)?;
+    if !live.is_empty()? {
+        return Ok(());
+    }
+    let sessions = txn.open_table(SESSIONS)?;
+    for item in sessions.iter()? {
+        let (id, v) = item?;
+        let s: SessionRecord = decode(v.value())?;
+        if !s.is_deleted() {
+            live.insert(id.value(), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Events indexed per transaction while an older store's index is built.
+const INDEX_BUILD_BATCH: usize = 50_000;
+
+/// Gives a store from before the event index (schema version 1) its index,
+/// once: every row is read in id order and its entries written, in batches
+/// that each commit, with a progress line per batch. Rows keep their ids and
+/// their bytes. A build cut short resumes where it stopped
+/// (`index_built_through`); the version is raised only when it is complete.
+fn build_event_index(db: &Database) -> Result<()> {
+    let (version, mut done, total) = {
+        let txn = db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let events = txn.open_table(EVENTS)?;
+        (
+            meta.get("schema_version")?
+                .map_or(SCHEMA_VERSION, |v| v.value()),
+            meta.get("index_built_through")?.map_or(0, |v| v.value()),
+            events.len()?,
+        )
+    };
+    if version >= 2 {
+        return Ok(());
+    }
+    tracing::info!(
+        events = total,
+        "building the event index of a store from an older version (one time)"
+    );
+    let started = Instant::now();
+    let mut indexed = 0u64;
+    loop {
+        let txn = db.begin_write()?;
+        let mut last = None;
+        let mut n = 0;
+        {
+            let events = txn.open_table(EVENTS)?;
+            let mut keys = txn.open_table(EVENT_KEYS)?;
+            let mut index = txn.open_table(EVENT_INDEX)?;
+            for item in events
+                .range(done.saturating_add(1)..)?
+                .take(INDEX_BUILD_BATCH)
+            {
+                let (k, v) = item?;
+                let id = k.value();
+                let head = codec::decode_head(id, v.value())?;
+                add_index_entries(
+                    &mut keys,
+                    &mut index,
+                    id,
+                    index_names(
+                        &head.channel,
+                        &head.event_type,
+                        head.correlation_id.as_deref(),
+                    ),
+                )?;
+                last = Some(id);
+                n += 1;
+            }
+            let mut meta = txn.open_table(META)?;
+            match last {
+                Some(id) => {
+                    meta.insert("index_built_through", id)?;
+                }
+                None => {
+                    meta.remove("index_built_through")?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+        }
+        txn.commit()?;
+        let Some(id) = last else { break };
+        done = id;
+        indexed += n;
+        tracing::info!(
+            indexed,
+            of = total,
+            "event index: {}%",
+            (indexed * 100).checked_div(total).unwrap_or(100)
+        );
+    }
+    tracing::info!(
+        events = indexed,
+        seconds = started.elapsed().as_secs_f64(),
+        "event index built"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::*;
+
+    /// A store written before the index existed (JSON rows, a counter
+    /// table, schema version 1) gains the index on open, keeps every id and
+    /// answers every read as before.
+    #[tokio::test]
+    async fn an_older_store_gains_its_index_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let old: Vec<EventRecord> = (1..=120u64)
+            .map(|id| {
+                let n = varied(id);
+                EventRecord {
+                    id,
+                    event_type: n.event_type,
+                    payload: n.payload,
+                    session_id: n.session_id,
+                    timestamp: 1_700_000_000_000_000 + id as i64,
+                    channel: n.channel,
+                    correlation_id: n.correlation_id,
+                    signal_level: None,
+                    title: None,
+                    tags: None,
+                }
+            })
+            .collect();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("schema_version", 1).unwrap();
+                meta.insert("next_event_id", 121).unwrap();
+                let mut events = txn.open_table(EVENTS).unwrap();
+                for e in &old {
+                    events
+                        .insert(e.id, serde_json::to_vec(e).unwrap().as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(*store.tip().borrow(), 120);
+        let q = EventQuery {
+            limit: 1000,
+            channels: vec!["session:a".into()],
+            ..Default::default()
+        };
+        let got = page(&store, q.clone()).await;
+        let want: Vec<&EventRecord> = old.iter().filter(|e| q.accepts(e)).collect();
+        assert_eq!(got.events.iter().collect::<Vec<_>>(), want);
+        let id = store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("session:a"))
+            })
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(id, 121, "ids continue where the older store left off");
+        let version = store
+            .read(|s| {
+                Ok(s.table(META)?
+                    .unwrap()
+                    .get("schema_version")?
+                    .unwrap()
+                    .value())
+            })
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_sqlite_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.db");
+        std::fs::write(&path, b"SQLite format 3\0rest").unwrap();
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.to_string().contains("SQLite"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"SQLite format 3\0rest");
+    }
+}
