@@ -3,7 +3,7 @@
 
 use redb::ReadableTable;
 
-use super::index::{add_index_entries, index_names};
+use super::index::{add_index_entries, index_names, remove_entry};
 use super::read::{read_event, read_tip};
 use super::tables::*;
 use super::{EventRecord, NewEvent, Result, Tx, codec};
@@ -54,7 +54,7 @@ impl Tx<'_> {
         }
         add_index_entries(
             &mut self.txn.open_table(EVENT_KEYS)?,
-            &mut self.txn.open_table(EVENT_INDEX)?,
+            &mut self.txn.open_table(EVENT_BITS)?,
             record.id,
             index_names(
                 &record.channel,
@@ -69,14 +69,14 @@ impl Tx<'_> {
 
     fn remove_index_entries(&mut self, id: u64, head: &codec::OwnedHead) -> Result<()> {
         let keys = self.txn.open_table(EVENT_KEYS)?;
-        let mut index = self.txn.open_table(EVENT_INDEX)?;
+        let mut index = self.txn.open_table(EVENT_BITS)?;
         for name in index_names(
             &head.channel,
             &head.event_type,
             head.correlation_id.as_deref(),
         ) {
             if let Some(key) = keys.get(name.as_str())?.map(|k| k.value()) {
-                index.remove((key, id))?;
+                remove_entry(&mut index, key, id)?;
             }
         }
         Ok(())

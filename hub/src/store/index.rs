@@ -1,20 +1,64 @@
 //! The event index: posting lists per channel, type and correlation id,
 //! written with each event, and the leapfrog walk over them that answers a
 //! filtered read by its matches, never by the history.
+//!
+//! A posting list is stored as bitmaps: one row per key and block of 64
+//! consecutive ids, `(key, id / 64) → u64` with bit `id % 64` set for each
+//! event of the block under the key. A key most events carry (`all`, a busy
+//! type) costs a row per 64 events instead of one per event, and an append
+//! rewrites the last row of its key in place; a rare key (a direct-message
+//! channel, a correlation id) costs one row per event, as a list of ids
+//! would. The walk reads a row and steps through its bits.
 
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::{EventPage, EventQuery, Result, codec};
 
+/// Ids per bitmap row.
+const BLOCK_BITS: u64 = 64;
+
+/// The row of `id` under `key`, and its bit in that row.
+fn slot(key: u64, id: u64) -> ((u64, u64), u64) {
+    ((key, id / BLOCK_BITS), 1 << (id % BLOCK_BITS))
+}
+
 /// Writes event `id`'s entries under each of `names`.
 pub(super) fn add_index_entries(
     keys: &mut Table<'_, &'static str, u64>,
-    index: &mut Table<'_, (u64, u64), ()>,
+    index: &mut Table<'_, (u64, u64), u64>,
     id: u64,
     names: Vec<String>,
 ) -> Result<()> {
     for name in names {
-        index.insert((key_number(keys, &name)?, id), ())?;
+        add_entry(index, key_number(keys, &name)?, id)?;
+    }
+    Ok(())
+}
+
+/// Sets event `id`'s bit under `key`.
+pub(super) fn add_entry(index: &mut Table<'_, (u64, u64), u64>, key: u64, id: u64) -> Result<()> {
+    let (row, bit) = slot(key, id);
+    let bits = index.get(row)?.map_or(0, |v| v.value());
+    if bits & bit == 0 {
+        index.insert(row, bits | bit)?;
+    }
+    Ok(())
+}
+
+/// Clears event `id`'s bit under `key` (a row left empty goes).
+pub(super) fn remove_entry(
+    index: &mut Table<'_, (u64, u64), u64>,
+    key: u64,
+    id: u64,
+) -> Result<()> {
+    let (row, bit) = slot(key, id);
+    let bits = index.get(row)?.map_or(0, |v| v.value());
+    if bits & bit != 0 {
+        if bits == bit {
+            index.remove(row)?;
+        } else {
+            index.insert(row, bits & !bit)?;
+        }
     }
     Ok(())
 }
@@ -54,15 +98,37 @@ struct Postings<'t> {
     lo: u64,
     hi: u64,
     desc: bool,
-    iter: redb::Range<'t, (u64, u64), ()>,
+    rows: redb::Range<'t, (u64, u64), u64>,
+    /// The current row's ids not walked yet, as bits over `base`.
+    bits: u64,
+    base: u64,
     head: Option<u64>,
 }
 
-/// How many entries a seek steps over before it searches the tree again.
+/// How many rows a seek steps over before it searches the tree again.
 const SEEK_STEPS: usize = 8;
 
+/// The bits of a row at `base` whose ids lie within `lo..=hi`.
+fn within(bits: u64, base: u64, lo: u64, hi: u64) -> u64 {
+    let last = base + (BLOCK_BITS - 1);
+    if hi < base || lo > last {
+        return 0;
+    }
+    let from = if lo > base {
+        u64::MAX << (lo - base)
+    } else {
+        u64::MAX
+    };
+    let to = if hi < last {
+        u64::MAX >> (last - hi)
+    } else {
+        u64::MAX
+    };
+    bits & from & to
+}
+
 impl<'t> Postings<'t> {
-    fn open<T: ReadableTable<(u64, u64), ()>>(
+    fn open<T: ReadableTable<(u64, u64), u64>>(
         table: &'t T,
         key: u64,
         lo: u64,
@@ -75,23 +141,55 @@ impl<'t> Postings<'t> {
             lo,
             hi,
             desc,
-            iter: table.range((key, lo)..=(key, hi))?,
+            rows: table.range((key, lo / BLOCK_BITS)..=(key, hi / BLOCK_BITS))?,
+            bits: 0,
+            base: 0,
             head: None,
         };
         p.advance(stats)?;
         Ok(p)
     }
 
-    fn advance(&mut self, stats: &mut EventPage) -> Result<()> {
+    /// Reads the next row in the walk's direction; `false` at the end.
+    fn next_row(&mut self) -> Result<bool> {
         let item = if self.desc {
-            self.iter.next_back()
+            self.rows.next_back()
         } else {
-            self.iter.next()
+            self.rows.next()
         };
-        self.head = item.transpose()?.map(|(k, _)| k.value().1);
-        if self.head.is_some() {
-            stats.postings_read += 1;
+        match item.transpose()? {
+            Some((k, v)) => {
+                self.base = k.value().1 * BLOCK_BITS;
+                self.bits = within(v.value(), self.base, self.lo, self.hi);
+                Ok(true)
+            }
+            None => {
+                self.bits = 0;
+                Ok(false)
+            }
         }
+    }
+
+    /// Takes the next id of the current row into `head`.
+    fn pop(&mut self, stats: &mut EventPage) {
+        let bit = if self.desc {
+            u64::from(63 - self.bits.leading_zeros())
+        } else {
+            u64::from(self.bits.trailing_zeros())
+        };
+        self.bits &= !(1 << bit);
+        self.head = Some(self.base + bit);
+        stats.postings_read += 1;
+    }
+
+    fn advance(&mut self, stats: &mut EventPage) -> Result<()> {
+        while self.bits == 0 {
+            if !self.next_row()? {
+                self.head = None;
+                return Ok(());
+            }
+        }
+        self.pop(stats);
         Ok(())
     }
 
@@ -100,31 +198,43 @@ impl<'t> Postings<'t> {
         if self.desc { id > target } else { id < target }
     }
 
-    /// The first id at or past `target` in this walk's direction: a few
-    /// steps, then a fresh search of the tree (so a long gap costs O(log n)).
-    fn seek<T: ReadableTable<(u64, u64), ()>>(
+    /// The first id at or past `target` in this walk's direction: the rest
+    /// of the current row, a few rows, then a fresh search of the tree (so
+    /// a long gap costs O(log n)).
+    fn seek<T: ReadableTable<(u64, u64), u64>>(
         &mut self,
         table: &'t T,
         target: u64,
         stats: &mut EventPage,
     ) -> Result<Option<u64>> {
-        let mut steps = 0;
-        while let Some(id) = self.head
-            && self.before(id, target)
-        {
-            if steps == SEEK_STEPS {
-                let (lo, hi) = if self.desc {
-                    (self.lo, target)
-                } else {
-                    (target, self.hi)
-                };
-                self.iter = table.range((self.key, lo)..=(self.key, hi))?;
-                self.advance(stats)?;
-                break;
-            }
-            self.advance(stats)?;
-            steps += 1;
+        let Some(id) = self.head else {
+            return Ok(None);
+        };
+        if !self.before(id, target) {
+            return Ok(self.head);
         }
+        // Nothing before `target` is wanted any more.
+        if self.desc {
+            self.hi = target;
+        } else {
+            self.lo = target;
+        }
+        self.bits = within(self.bits, self.base, self.lo, self.hi);
+        for _ in 0..SEEK_STEPS {
+            if self.bits != 0 {
+                self.pop(stats);
+                return Ok(self.head);
+            }
+            if !self.next_row()? {
+                self.head = None;
+                return Ok(None);
+            }
+        }
+        if self.bits == 0 {
+            self.rows =
+                table.range((self.key, self.lo / BLOCK_BITS)..=(self.key, self.hi / BLOCK_BITS))?;
+        }
+        self.advance(stats)?;
         Ok(self.head)
     }
 }
@@ -132,7 +242,7 @@ impl<'t> Postings<'t> {
 /// The ids matching every filter (each a union of keys), walked by leapfrog
 /// over the posting lists: each step seeks the next id all lists share, so
 /// the work follows the smallest list in range, never the history.
-fn matching_ids<T: ReadableTable<(u64, u64), ()>>(
+fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
     index: &T,
     filters: &[Vec<u64>],
     lo: u64,
@@ -220,7 +330,7 @@ fn query_filters(
 pub(super) fn read_events(
     events: &impl ReadableTable<u64, &'static [u8]>,
     keys: &impl ReadableTable<&'static str, u64>,
-    index: &impl ReadableTable<(u64, u64), ()>,
+    index: &impl ReadableTable<(u64, u64), u64>,
     tip: u64,
     q: &EventQuery,
 ) -> Result<EventPage> {

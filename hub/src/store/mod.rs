@@ -49,6 +49,7 @@ use crate::codec;
 pub mod claims;
 mod events;
 mod index;
+mod live;
 mod open;
 mod outbox;
 mod read;
@@ -61,6 +62,7 @@ mod testing;
 mod writer;
 
 pub use claims::ClaimRecord;
+pub use live::{LiveSession, escaped};
 pub use open::{Existing, OpenError, inspect};
 pub use outbox::DELIVERY_LOG_KEEP;
 pub use read::Snapshot;
@@ -318,6 +320,11 @@ impl Store {
             channels,
             notify,
         }
+    }
+
+    /// The live sessions as committed, from memory (no read of the file).
+    pub fn live_sessions(&self) -> Vec<Arc<LiveSession>> {
+        self.shared.live.all()
     }
 
     /// A receiver of the newest committed event id; it changes after each

@@ -14,15 +14,16 @@ use redb::{
 };
 use tokio::sync::{Notify, watch};
 
-use super::index::{add_index_entries, index_names};
+use super::index::{add_entry, add_index_entries, index_names};
 use super::read::{committed_tip, read_live_sessions, read_tip};
 use super::sessions::count_name;
 use super::tables::*;
 use super::writer::{Job, Shared, Writer};
 use super::{Result, SessionRecord, Store, StoreError, claims, codec, receipts};
 
-/// 2: compact event rows and [`EVENT_INDEX`].
-const SCHEMA_VERSION: u64 = 2;
+/// 2: compact event rows and a posting list per entry ([`EVENT_INDEX_V2`]);
+/// 3: the posting lists as bitmaps ([`EVENT_BITS`]).
+const SCHEMA_VERSION: u64 = 3;
 /// redb's page cache for a serving hub.
 pub(super) const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -83,9 +84,18 @@ impl Store {
             path: display.clone(),
             detail: format!("building the event index: {}", e.detail()),
         })?;
+        let live = super::live::LiveMirror::default();
+        db.begin_read()
+            .map_err(StoreError::from)
+            .and_then(|txn| live.load(&txn))
+            .map_err(|e| OpenError::Other {
+                path: display.clone(),
+                detail: format!("reading the live sessions: {}", e.detail()),
+            })?;
         let shared = Arc::new(Shared {
             db: RwLock::new(Some(Arc::new(db))),
             fault: Mutex::new(None),
+            live,
         });
         let (tip_tx, tip_rx) = watch::channel(tip);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
@@ -281,7 +291,7 @@ fn init_tables(db: &Database) -> Result<u64> {
         }
         tip = read_tip(&meta, &txn.open_table(EVENTS)?)?;
         txn.open_table(EVENT_KEYS)?;
-        txn.open_table(EVENT_INDEX)?;
+        txn.open_table(EVENT_BITS)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(CLIENTS)?;
         rebuild_live_index(&txn)?;
@@ -352,7 +362,10 @@ fn build_event_index(db: &Database) -> Result<()> {
             events.len()?,
         )
     };
-    if version >= 2 {
+    if version == 2 {
+        return convert_event_index(db);
+    }
+    if version > 2 {
         return Ok(());
     }
     tracing::info!(
@@ -368,7 +381,7 @@ fn build_event_index(db: &Database) -> Result<()> {
         {
             let events = txn.open_table(EVENTS)?;
             let mut keys = txn.open_table(EVENT_KEYS)?;
-            let mut index = txn.open_table(EVENT_INDEX)?;
+            let mut index = txn.open_table(EVENT_BITS)?;
             for item in events
                 .range(done.saturating_add(1)..)?
                 .take(INDEX_BUILD_BATCH)
@@ -419,6 +432,66 @@ fn build_event_index(db: &Database) -> Result<()> {
     Ok(())
 }
 
+/// Gives a schema-2 store the bitmap index: its one-row-per-entry posting
+/// lists are moved into [`EVENT_BITS`] a batch at a time, each batch
+/// removed from the old table in the same commit (so a conversion cut short
+/// resumes where it stopped), with a progress line per batch; then the old
+/// table goes and the version is raised. Events and their ids are untouched.
+fn convert_event_index(db: &Database) -> Result<()> {
+    let total = {
+        let txn = db.begin_read()?;
+        match txn.open_table(EVENT_INDEX_V2) {
+            Ok(old) => old.len()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    tracing::info!(
+        entries = total,
+        "converting the event index to bitmaps (one time)"
+    );
+    let started = Instant::now();
+    let mut moved = 0u64;
+    loop {
+        let txn = db.begin_write()?;
+        let n = {
+            let mut old = txn.open_table(EVENT_INDEX_V2)?;
+            let mut bits = txn.open_table(EVENT_BITS)?;
+            let batch: Vec<(u64, u64)> = old
+                .iter()?
+                .take(INDEX_BUILD_BATCH)
+                .map(|item| item.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?;
+            for &(key, id) in &batch {
+                add_entry(&mut bits, key, id)?;
+                old.remove((key, id))?;
+            }
+            batch.len()
+        };
+        if n == 0 {
+            txn.delete_table(EVENT_INDEX_V2)?;
+            txn.open_table(META)?
+                .insert("schema_version", SCHEMA_VERSION)?;
+            txn.commit()?;
+            break;
+        }
+        txn.commit()?;
+        moved += n as u64;
+        tracing::info!(
+            moved,
+            of = total,
+            "event index conversion: {}%",
+            (moved * 100).checked_div(total).unwrap_or(100)
+        );
+    }
+    tracing::info!(
+        entries = moved,
+        seconds = started.elapsed().as_secs_f64(),
+        "event index converted"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,23 +504,7 @@ mod tests {
     async fn an_older_store_gains_its_index_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.redb");
-        let old: Vec<EventRecord> = (1..=120u64)
-            .map(|id| {
-                let n = varied(id);
-                EventRecord {
-                    id,
-                    event_type: n.event_type,
-                    payload: n.payload,
-                    session_id: n.session_id,
-                    timestamp: 1_700_000_000_000_000 + id as i64,
-                    channel: n.channel,
-                    correlation_id: n.correlation_id,
-                    signal_level: None,
-                    title: None,
-                    tags: None,
-                }
-            })
-            .collect();
+        let old = older_events(120);
         {
             let db = Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
@@ -482,7 +539,32 @@ mod tests {
             .unwrap()
             .id;
         assert_eq!(id, 121, "ids continue where the older store left off");
-        let version = store
+        assert_eq!(schema_version(&store).await, SCHEMA_VERSION);
+    }
+
+    /// Events as an older hub wrote them, ids 1..=n.
+    fn older_events(n: u64) -> Vec<EventRecord> {
+        (1..=n)
+            .map(|id| {
+                let e = varied(id);
+                EventRecord {
+                    id,
+                    event_type: e.event_type,
+                    payload: e.payload,
+                    session_id: e.session_id,
+                    timestamp: 1_700_000_000_000_000 + id as i64,
+                    channel: e.channel,
+                    correlation_id: e.correlation_id,
+                    signal_level: None,
+                    title: None,
+                    tags: None,
+                }
+            })
+            .collect()
+    }
+
+    async fn schema_version(store: &Store) -> u64 {
+        store
             .read(|s| {
                 Ok(s.table(META)?
                     .unwrap()
@@ -491,8 +573,77 @@ mod tests {
                     .value())
             })
             .await
+            .unwrap()
+    }
+
+    /// A schema-2 store (a posting row per entry) opens with its index
+    /// converted to bitmaps, answering every filter as before, and the old
+    /// table gone.
+    #[tokio::test]
+    async fn a_schema_2_store_converts_its_index_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let old = older_events(300);
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                txn.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", 2)
+                    .unwrap();
+                let mut events = txn.open_table(EVENTS).unwrap();
+                let mut keys = txn.open_table(EVENT_KEYS).unwrap();
+                let mut index = txn.open_table(EVENT_INDEX_V2).unwrap();
+                for e in &old {
+                    events
+                        .insert(e.id, codec::encode_event(e).as_slice())
+                        .unwrap();
+                    let names = index_names(&e.channel, &e.event_type, e.correlation_id.as_deref());
+                    for name in names {
+                        let key = super::super::index::key_number(&mut keys, &name).unwrap();
+                        index.insert((key, e.id), ()).unwrap();
+                    }
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(*store.tip().borrow(), 300);
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        for (channels, event_types, correlation_id, descending) in [
+            (strings(&["session:a"]), vec![], None, false),
+            (strings(&["all", "repo:x"]), strings(&["note"]), None, true),
+            (vec![], strings(&["help_needed"]), None, false),
+            (vec![], vec![], Some("req-1".to_owned()), true),
+        ] {
+            let q = EventQuery {
+                limit: 1000,
+                descending,
+                channels,
+                event_types,
+                correlation_id,
+                ..Default::default()
+            };
+            let mut want: Vec<u64> = old.iter().filter(|e| q.accepts(e)).map(|e| e.id).collect();
+            if descending {
+                want.reverse();
+            }
+            assert!(!want.is_empty());
+            let got: Vec<u64> = page(&store, q.clone())
+                .await
+                .events
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got, want, "{q:?}");
+        }
+        assert_eq!(schema_version(&store).await, SCHEMA_VERSION);
+        let gone = store
+            .read(|s| Ok(s.table(EVENT_INDEX_V2)?.is_none()))
+            .await
             .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert!(gone, "the one-row-per-entry table is deleted");
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Snapshot {
         match (
             self.table(EVENTS)?,
             self.table(EVENT_KEYS)?,
-            self.table(EVENT_INDEX)?,
+            self.table(EVENT_BITS)?,
         ) {
             (Some(events), Some(keys), Some(index)) => {
                 let tip = self.tip()?;

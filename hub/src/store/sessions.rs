@@ -116,6 +116,7 @@ impl Tx<'_> {
         self.txn
             .open_table(SESSIONS)?
             .insert(record.id.as_str(), bytes.as_slice())?;
+        self.sessions_written.push(record.clone());
         Ok(())
     }
 }

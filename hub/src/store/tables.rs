@@ -19,9 +19,14 @@ pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("eve
 /// Index key name → its number: `c\0<channel>`, `t\0<event type>`,
 /// `r\0<correlation id>`. Never shrinks, so a number is never reused.
 pub(super) const EVENT_KEYS: TableDefinition<&str, u64> = TableDefinition::new("event_keys");
-/// (index key number, event id) → (): the posting lists of the channel,
-/// type and correlation filters, written with the event.
-pub(super) const EVENT_INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("event_index");
+/// (index key number, event id / 64) → a bitmap of the block's ids under
+/// the key: the posting lists of the channel, type and correlation filters,
+/// written with the event (see [`super::index`]).
+pub(super) const EVENT_BITS: TableDefinition<(u64, u64), u64> = TableDefinition::new("event_bits");
+/// The posting lists as schema version 2 kept them, one row per entry:
+/// (index key number, event id) → (). Read once, to convert, then deleted.
+pub(super) const EVENT_INDEX_V2: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("event_index");
 /// Session id → [`SessionRecord`] as JSON.
 pub(super) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 /// `machine \x1f client_id` → session id: resume lookups.

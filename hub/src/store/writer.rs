@@ -38,6 +38,8 @@ pub struct Tx<'t> {
     /// Channels of the events the running job appended: their waiters are
     /// woken once the batch commits.
     pub(super) appended_channels: Vec<String>,
+    /// Every session row this batch wrote, in order: mirrored once it commits.
+    pub(super) sessions_written: Vec<super::SessionRecord>,
 }
 
 impl Tx<'_> {
@@ -64,6 +66,8 @@ pub(super) struct Shared {
     pub(super) db: RwLock<Option<Arc<Database>>>,
     /// Why writes fail, from a failed commit until one succeeds again.
     pub(super) fault: Mutex<Option<String>>,
+    /// The live sessions as committed.
+    pub(super) live: super::live::LiveMirror,
 }
 
 impl Shared {
@@ -136,9 +140,6 @@ impl Writer {
             let mut reopened = false;
             match self.commit(batch, durable) {
                 Ok(done) => {
-                    if let Some(new_tip) = done.tip {
-                        self.publish_tip(new_tip);
-                    }
                     if done.enqueued {
                         self.outbox.notify_one();
                     }
@@ -170,11 +171,7 @@ impl Writer {
     }
 
     fn publish_tip(&self, new_tip: u64) {
-        self.tip.send_if_modified(|t| {
-            let changed = *t != new_tip;
-            *t = new_tip;
-            changed
-        });
+        publish_tip(&self.tip, new_tip);
     }
 
     /// Commits `batch` on the open database; after a failure of the storage
@@ -190,7 +187,7 @@ impl Writer {
             return Err(StoreError::unavailable("the database is not open"));
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&db, &self.shared, batch, durable)
+            commit_batch(&db, &self.shared, &self.tip, batch, durable)
         }))
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
@@ -237,11 +234,11 @@ impl Writer {
         match open_database(&self.path, false, CACHE_BYTES) {
             Ok(db) => {
                 let db = Arc::new(db);
-                match db
-                    .begin_read()
-                    .map_err(StoreError::from)
-                    .and_then(|txn| committed_tip(&txn))
-                {
+                match db.begin_read().map_err(StoreError::from).and_then(|txn| {
+                    // Unsynced lazy writes are gone: mirror what the file holds.
+                    self.shared.live.load(&txn)?;
+                    committed_tip(&txn)
+                }) {
                     Ok(tip) => self.publish_tip(tip),
                     Err(e) => tracing::warn!(error = %e, "reading the tip after reopening"),
                 }
@@ -259,10 +256,17 @@ impl Writer {
     }
 }
 
+/// Tells tip watchers of a new newest event id.
+fn publish_tip(tip: &watch::Sender<u64>, new_tip: u64) {
+    tip.send_if_modified(|t| {
+        let changed = *t != new_tip;
+        *t = new_tip;
+        changed
+    });
+}
+
 /// What a committed batch changed.
 struct Committed {
-    /// The new tip, when events were appended.
-    tip: Option<u64>,
     /// Whether deliveries were put in the outbox.
     enqueued: bool,
 }
@@ -274,6 +278,7 @@ struct Committed {
 fn commit_batch(
     db: &Database,
     shared: &Shared,
+    tip: &watch::Sender<u64>,
     batch: Vec<Job>,
     durable: bool,
 ) -> Result<Committed> {
@@ -298,6 +303,7 @@ fn commit_batch(
     let mut failed = false;
     let appended;
     let enqueued;
+    let written;
     {
         let mut tx = Tx {
             txn: &txn,
@@ -305,6 +311,7 @@ fn commit_batch(
             enqueued: false,
             hooks: None,
             appended_channels: Vec::new(),
+            sessions_written: Vec::new(),
         };
         for job in batch {
             let run = job.run;
@@ -324,6 +331,7 @@ fn commit_batch(
         }
         appended = tx.appended_tip;
         enqueued = tx.enqueued;
+        written = std::mem::take(&mut tx.sessions_written);
     }
     let outcome = if failed {
         // Every caller hears that its write did not happen; a retry is safe.
@@ -332,13 +340,18 @@ fn commit_batch(
     } else {
         txn.commit().map_err(|e| shared.fail(e))
     };
+    if outcome.is_ok() {
+        // Before anyone hears back: a caller's next list, and the tip its
+        // next long-poll waits on, already show its own write.
+        shared.live.apply(written);
+        if let Some(new_tip) = appended {
+            publish_tip(tip, new_tip);
+        }
+    }
     for done in completions {
         done(outcome.clone());
     }
-    outcome.map(|()| Committed {
-        tip: appended,
-        enqueued,
-    })
+    outcome.map(|()| Committed { enqueued })
 }
 
 #[cfg(test)]

@@ -32,11 +32,11 @@ pub enum Reply {
 impl Reply {
     /// The `tools/call` result: the reply serialised once, as the text
     /// content and, spliced in unparsed, as `structuredContent`.
-    pub fn render(&self) -> Box<RawValue> {
+    pub fn render(self) -> Box<RawValue> {
         match self {
-            Self::Object(value) => render(value, false),
-            Self::List(items) => render(items, true),
-            Self::Rendered(raw) => raw.clone(),
+            Self::Object(value) => render(&value, false),
+            Self::List(items) => render(&items, true),
+            Self::Rendered(raw) => raw,
         }
     }
 }
@@ -44,15 +44,20 @@ impl Reply {
 /// Renders a successful `tools/call` result for `value` (a list is wrapped
 /// as `{"result": [...]}` in `structuredContent`, as MCP wants an object).
 pub fn render(value: &impl serde::Serialize, list: bool) -> Box<RawValue> {
-    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
-    let escaped = serde_json::to_string(&text).unwrap_or_else(|_| "\"\"".to_owned());
-    let structured = if list {
-        format!("{{\"result\":{text}}}")
+    let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+    render_parts(&json, &crate::store::escaped(&json), list)
+}
+
+/// [`render`] from the reply's JSON and the same JSON escaped as inside a
+/// JSON string (built alongside by a caller that renders from parts).
+pub fn render_parts(json: &str, escaped: &str, list: bool) -> Box<RawValue> {
+    let (open, close) = if list {
+        ("{\"result\":", "}")
     } else {
-        text
+        ("", "")
     };
     let result = format!(
-        "{{\"content\":[{{\"type\":\"text\",\"text\":{escaped}}}],\"structuredContent\":{structured},\"isError\":false}}"
+        "{{\"content\":[{{\"type\":\"text\",\"text\":\"{escaped}\"}}],\"structuredContent\":{open}{json}{close},\"isError\":false}}"
     );
     RawValue::from_string(result).unwrap_or_else(|_| {
         RawValue::from_string("{\"content\":[],\"isError\":true}".to_owned()).unwrap_or_default()

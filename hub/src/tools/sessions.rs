@@ -2,6 +2,7 @@
 //! rules (leases, local PIDs, idle timeout) the sweeper and lists apply.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::channel::repo_from_cwd;
@@ -9,7 +10,7 @@ use shared::channel::repo_from_cwd;
 use super::args::{ArgError, Args, check_len, check_non_empty};
 use super::{EndReason, Outcome, Reply, deleted_reply, end_session};
 use crate::state::Bus;
-use crate::store::{Durability, NewEvent, SessionRecord, Tx};
+use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, Tx};
 
 const NAME_MAX: usize = 256;
 const MACHINE_MAX: usize = 256;
@@ -220,35 +221,31 @@ pub fn process_gone(bus: &Bus, s: &SessionRecord) -> bool {
     !s.is_deleted() && watched_pid(&bus.hostname, s).is_some_and(|pid| !pid_alive(pid))
 }
 
-/// Live sessions, most recently active first. Local sessions whose process
-/// is gone are ended on the way (with a `session_unregistered` event).
-pub async fn live_sessions(bus: &Bus) -> Result<Vec<SessionRecord>, crate::store::StoreError> {
-    live_and(bus, |sessions| sessions).await
-}
-
-/// Live sessions as [`live_sessions`] finds them, passed through `then`:
-/// the read, the process checks and `then` run on a blocking thread, so
-/// work proportional to the number of sessions never holds an async worker.
+/// Live sessions, most recently active first, passed through `then`. Local
+/// sessions whose process is gone are left out and ended on the way (with a
+/// `session_unregistered` event). The sessions come from the store's
+/// in-memory mirror; the process checks and `then` run on a blocking
+/// thread, so work proportional to the number of sessions never holds an
+/// async worker.
 async fn live_and<R: Send + 'static>(
     bus: &Bus,
-    then: impl FnOnce(Vec<SessionRecord>) -> R + Send + 'static,
+    then: impl FnOnce(Vec<Arc<LiveSession>>) -> R + Send + 'static,
 ) -> Result<R, crate::store::StoreError> {
     let hostname = bus.hostname.clone();
-    let (out, dead) = bus
-        .store
-        .read(move |snap| {
-            let mut sessions = snap.live_sessions()?;
-            sessions.retain(|s| !s.is_deleted());
-            let dead: HashSet<String> = sessions
-                .iter()
-                .filter(|s| watched_pid(&hostname, s).is_some_and(|pid| !pid_alive(pid)))
-                .map(|s| s.id.clone())
-                .collect();
-            sessions.retain(|s| !dead.contains(&s.id));
-            sessions.sort_by_key(|s| std::cmp::Reverse(s.last_heartbeat));
-            Ok((then(sessions), dead))
-        })
-        .await?;
+    let store = bus.store.clone();
+    let (out, dead) = tokio::task::spawn_blocking(move || {
+        let mut sessions = store.live_sessions();
+        let dead: HashSet<String> = sessions
+            .iter()
+            .filter(|s| watched_pid(&hostname, &s.record).is_some_and(|pid| !pid_alive(pid)))
+            .map(|s| s.record.id.clone())
+            .collect();
+        sessions.retain(|s| !dead.contains(&s.record.id));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.record.last_heartbeat));
+        (then(sessions), dead)
+    })
+    .await
+    .map_err(|e| crate::store::StoreError::Other(format!("listing sessions failed: {e}")))?;
     if !dead.is_empty() {
         end_sessions(bus, dead.into_iter().collect(), EndReason::ProcessGone).await?;
     }
@@ -293,8 +290,19 @@ pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
     // sessions is never built on an async worker.
     let rendered = live_and(bus, |sessions| {
         let now = shared::time::now_ms();
-        let items: Vec<_> = sessions.iter().map(|s| s.to_wire(now)).collect();
-        super::render(&items, true)
+        // Each item from its cached rendering: a list of thousands of
+        // sessions is a copy, not a serialisation.
+        let (mut json, mut text) = (String::from("["), String::from("["));
+        for (i, s) in sessions.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+                text.push(',');
+            }
+            s.write_item(now, &mut json, &mut text);
+        }
+        json.push(']');
+        text.push(']');
+        super::render_parts(&json, &text, true)
     })
     .await?;
     Ok(Reply::Rendered(rendered))
@@ -306,6 +314,7 @@ pub async fn channels(bus: &Bus, arguments: Option<Value>) -> Outcome {
     let items = live_and(bus, |sessions| {
         let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
         for s in sessions {
+            let s = &s.record;
             for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {
                 *counts.entry(c).or_default() += 1;
             }
