@@ -133,22 +133,14 @@ impl Writer {
             }
             let durable = batch.iter().any(|j| j.durability == Durability::Durable)
                 || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
-            let mut reopened = false;
-            match self.commit(batch, durable) {
-                Ok(done) => {
-                    if let Some(new_tip) = done.tip {
-                        self.publish_tip(new_tip);
-                    }
-                    if done.enqueued {
-                        self.outbox.notify_one();
-                    }
-                }
+            let reopened = match self.commit(batch, durable) {
+                Ok(_) => false,
                 Err(e) => {
-                    // After a reopen, unsynced lazy writes are gone: nothing to flush.
-                    reopened = e.is_unavailable();
                     tracing::error!(error = %e, "a write batch failed; its callers were told");
+                    // After a reopen, unsynced lazy writes are gone: nothing to flush.
+                    e.is_unavailable()
                 }
-            }
+            };
             if durable || reopened {
                 dirty = false;
                 last_durable = Instant::now();
@@ -167,6 +159,18 @@ impl Writer {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Tells the long-polls and the delivery worker what a commit changed,
+    /// before any of its callers hears back: a caller that reads the tip
+    /// after its write returns sees its own events.
+    fn announce(&self, done: &Committed) {
+        if let Some(new_tip) = done.tip {
+            self.publish_tip(new_tip);
+        }
+        if done.enqueued {
+            self.outbox.notify_one();
+        }
     }
 
     fn publish_tip(&self, new_tip: u64) {
@@ -190,7 +194,7 @@ impl Writer {
             return Err(StoreError::unavailable("the database is not open"));
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&db, &self.shared, batch, durable)
+            commit_batch(&db, &self.shared, batch, durable, |done| self.announce(done))
         }))
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
@@ -267,8 +271,8 @@ struct Committed {
     enqueued: bool,
 }
 
-/// Runs every job in one transaction and commits; every job hears the
-/// commit's outcome.
+/// Runs every job in one transaction and commits; `on_commit` hears what a
+/// successful commit changed, then every job hears the commit's outcome.
 /// A failure of the storage itself is recorded in `shared` before any
 /// caller hears of it, so `/health` already tells when they do.
 fn commit_batch(
@@ -276,6 +280,7 @@ fn commit_batch(
     shared: &Shared,
     batch: Vec<Job>,
     durable: bool,
+    on_commit: impl FnOnce(&Committed),
 ) -> Result<Committed> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
@@ -332,13 +337,17 @@ fn commit_batch(
     } else {
         txn.commit().map_err(|e| shared.fail(e))
     };
+    let committed = outcome.clone().map(|()| Committed {
+        tip: appended,
+        enqueued,
+    });
+    if let Ok(done) = &committed {
+        on_commit(done);
+    }
     for done in completions {
         done(outcome.clone());
     }
-    outcome.map(|()| Committed {
-        tip: appended,
-        enqueued,
-    })
+    committed
 }
 
 #[cfg(test)]
