@@ -18,7 +18,12 @@
 //! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,
 //!   record), `plan` (what starts now), `send`, `sign`, `schedule` (backoff,
 //!   jitter, `Retry-After`).
-//! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
+//! - [`webhooks`]: webhook rules — which events a webhook takes, what an
+//!   attempt does to its health (410, the disable window), the
+//!   private-address policy.
+//! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
+//!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
@@ -35,10 +40,12 @@ pub mod import;
 pub mod mcp;
 pub mod names;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tools;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fuzz;

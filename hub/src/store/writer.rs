@@ -194,7 +194,9 @@ impl Writer {
             return Err(StoreError::unavailable("the database is not open"));
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&db, &self.shared, batch, durable, |done| self.announce(done))
+            commit_batch(&db, &self.shared, batch, durable, |done| {
+                self.announce(done)
+            })
         }))
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
