@@ -10,7 +10,9 @@
 //! - [`server`]: [`run`] — startup, the connection cap and timeouts, auth
 //!   before any route, and the shutdown drain order.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
-//! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
+//! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
+//!   `GET /`), the request limits, and `recover` (every rejection as JSON).
+//! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools, one module per group (claims and receipts included).
 //! - [`store`]: redb; the only module that names a table (with its
 //!   `claims` and `receipts` submodules).
@@ -36,6 +38,7 @@ pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod egress;
+pub mod http;
 pub mod import;
 pub mod mcp;
 pub mod names;
