@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
@@ -95,15 +94,12 @@ impl Hub {
     /// POSTs `body` as `/mcp` does: (status, body).
     fn post(&self, body: &[u8]) -> (u16, Vec<u8>) {
         self.rt.block_on(async {
-            let response = crate::mcp::handle_post(&self.bus, body, false).await;
-            let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes().to_vec())
-                .unwrap_or_default();
-            (status, bytes)
+            match crate::mcp::answer(&self.bus, body).await {
+                crate::mcp::Answer::Message { status, body } => {
+                    (status.as_u16(), body.into_bytes())
+                }
+                crate::mcp::Answer::Accepted => (202, Vec::new()),
+            }
         })
     }
 }

@@ -10,7 +10,9 @@
 //! - [`server`]: [`run`] — startup, the connection cap and timeouts, auth
 //!   before any route, and the shutdown drain order.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
-//! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
+//! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
+//!   `GET /`), the request limits, and `recover` (every rejection as JSON).
+//! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools, one module per group (claims and receipts included).
 //! - [`store`]: redb; the only module that names a table (with its
 //!   `claims` and `receipts` submodules).
@@ -18,7 +20,12 @@
 //! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,
 //!   record), `plan` (what starts now), `send`, `sign`, `schedule` (backoff,
 //!   jitter, `Retry-After`).
-//! - [`egress`]: where webhooks may go (special-purpose addresses), URL redaction.
+//! - [`webhooks`]: webhook rules — which events a webhook takes, what an
+//!   attempt does to its health (410, the disable window), the
+//!   private-address policy.
+//! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
+//!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
@@ -31,14 +38,17 @@ pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod egress;
+pub mod http;
 pub mod import;
 pub mod mcp;
 pub mod names;
 pub mod server;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod sweeper;
 pub mod tools;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fuzz;

@@ -106,7 +106,7 @@ pub async fn run(
 
     let sweeper = tokio::spawn(crate::sweeper::run(bus.clone()));
     let server = Server {
-        routes: warp::service(crate::mcp::routes(bus.clone(), load.clone())),
+        routes: warp::service(crate::http::routes(bus.clone(), load.clone())),
         policy,
         conns: Arc::new(Conns::new(load)),
         header_timeout: config.header_timeout,
@@ -453,7 +453,7 @@ where
                 async move {
                     let response = match verdict {
                         Verdict::Allow => routes.call(request).await?,
-                        refused => crate::mcp::refusal(&refused),
+                        refused => crate::http::refusal(&refused),
                     };
                     drop(busy);
                     Ok::<_, Infallible>(response)

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sessions::{EndReason, end_sessions, fresh_terms, idle_sessions};
 use crate::state::Bus;
 use crate::store::Durability;
-use crate::tools::EndReason;
-use crate::tools::sessions::end_sessions;
 
 const LEASE_TICK: Duration = Duration::from_millis(250);
 /// A gap between ticks longer than this is a stall, not a slow tick.
@@ -26,18 +25,7 @@ const PRUNE_BATCH: usize = 10_000;
 pub async fn grace_after_restart(bus: &Bus) -> Result<(), crate::store::StoreError> {
     bus.store
         .write(Durability::Durable, |tx| {
-            let now = shared::time::now_ms();
-            for mut s in tx.live_sessions()? {
-                if let (Some(l), Some(d), None) = (s.lease_seconds, s.lease_deadline, s.deleted_at)
-                {
-                    let fresh = now + (l as i64) * 1000;
-                    if d < fresh {
-                        s.lease_deadline = Some(fresh);
-                        tx.put_session(&s)?;
-                    }
-                }
-            }
-            Ok(())
+            fresh_terms(tx, shared::time::now_ms()).map(drop)
         })
         .await
 }
@@ -100,15 +88,7 @@ async fn sweep_leases(bus: &Bus) -> Result<(), crate::store::StoreError> {
 }
 
 async fn sweep_idle(bus: &Bus) -> Result<(), crate::store::StoreError> {
-    let cutoff = shared::time::now_ms() - bus.idle_timeout_ms;
-    let idle: Vec<String> = bus
-        .store
-        .read(|s| s.live_sessions())
-        .await?
-        .into_iter()
-        .filter(|s| !s.is_deleted() && s.lease_seconds.is_none() && s.last_heartbeat <= cutoff)
-        .map(|s| s.id)
-        .collect();
+    let idle = idle_sessions(bus, shared::time::now_ms(), bus.idle_timeout_ms).await?;
     if !idle.is_empty() {
         end_sessions(bus, idle, EndReason::Idle).await?;
     }

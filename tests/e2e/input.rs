@@ -341,3 +341,44 @@ fn arguments_a_client_adds_for_itself_are_dropped_and_typos_still_refused() {
         Some(json!(session))
     );
 }
+
+/// A rejection the hub did not foresee (here a `Content-Type` that is not
+/// text) gets a fixed JSON message, never the rejection's debug text (it
+/// names internals); the detail goes to the hub's log, once.
+#[test]
+fn an_unforeseen_rejection_gets_a_fixed_message_and_one_log_line() {
+    let hub = Hub::start();
+    shared::client::install_crypto_provider();
+    let not_text = reqwest::header::HeaderValue::from_bytes(b"application/json\xff").unwrap();
+    let (status, body) = support::rt().block_on(async {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/mcp", hub.base()))
+            .header(reqwest::header::CONTENT_TYPE, not_text)
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+            .send()
+            .await
+            .expect("the hub answers");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    });
+    assert_eq!(status, 400, "{body}");
+    let reply: Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    assert_eq!(
+        reply,
+        json!({
+            "error": "Bad Request",
+            "message": "the hub could not accept this request; POST JSON-RPC to /mcp with Content-Type: application/json",
+        })
+    );
+    let line = "request rejected for an unforeseen reason";
+    support::wait_until(
+        "the rejection in the hub's log",
+        std::time::Duration::from_secs(10),
+        || hub.log().contains(line).then_some(()),
+    );
+    assert_alive(&hub);
+    assert_eq!(hub.log().matches(line).count(), 1, "{}", hub.log());
+}

@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::Inner;
 use super::schedule::parse_retry_after;
 use super::sign::{legacy_signature, standard_signature};
-use crate::egress::{is_private, private_literal};
 use crate::store::{EventRecord, WebhookRecord};
+use crate::webhooks::{public_address, refused_literal};
 
 /// The most of a receiver's reply body read (and thrown away) so the
 /// connection can be reused.
@@ -78,8 +78,10 @@ impl reqwest::dns::Resolve for PublicOnly {
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> =
-                found.into_iter().filter(|a| !is_private(a.ip())).collect();
+            let public: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| public_address(a.ip()))
+                .collect();
             if public.is_empty() {
                 return Err(Box::new(PrivateTarget { host }) as _);
             }
@@ -126,9 +128,7 @@ pub(super) async fn send(
     body: Bytes,
     timeout: Duration,
 ) -> Sent {
-    if inner.config.deny_private
-        && let Some(ip) = private_literal(&hook.url)
-    {
+    if let Some(ip) = refused_literal(&hook.url, inner.config.deny_private) {
         return Sent::failed(
             PrivateTarget {
                 host: ip.to_string(),

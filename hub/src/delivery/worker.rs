@@ -255,7 +255,7 @@ impl Worker {
             .store
             .write(Durability::Lazy, move |tx| {
                 for (due, result) in batch {
-                    tx.record_attempt(&due, result, disable_after)?;
+                    crate::webhooks::record_attempt(tx, &due, result, disable_after)?;
                 }
                 Ok(())
             })

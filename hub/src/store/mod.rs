@@ -58,7 +58,7 @@ mod records;
 mod sessions;
 mod tables;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod writer;
 
 pub use claims::ClaimRecord;

@@ -6,8 +6,8 @@ use redb::{ReadableTable, WriteTransaction};
 use super::read::{first_events, read_webhook, read_webhooks, retry_keys};
 use super::tables::*;
 use super::{
-    AttemptRecord, AttemptResult, AttemptStatus, DueDelivery, EventRecord, NewEvent, Queued,
-    Result, Tx, Verdict, WebhookRecord, delivery_id,
+    AttemptRecord, AttemptStatus, DueDelivery, EventRecord, NewEvent, Queued, Result, Tx,
+    WebhookRecord, delivery_id,
 };
 
 /// Delivery-log rows kept per webhook; older ones are dropped.
@@ -78,7 +78,7 @@ impl Tx<'_> {
         let hooks: Vec<u64> = self
             .cached_webhooks()?
             .iter()
-            .filter(|h| h.matches(event))
+            .filter(|h| crate::webhooks::takes(h, event))
             .map(|h| h.id)
             .collect();
         self.queue_first_attempts(event.id, &hooks)?;
@@ -92,7 +92,7 @@ impl Tx<'_> {
         let hooks: Vec<u64> = self
             .cached_webhooks()?
             .iter()
-            .filter(|h| h.matches_system(&event))
+            .filter(|h| crate::webhooks::takes_system(h, &event))
             .map(|h| h.id)
             .collect();
         self.queue_first_attempts(event.id, &hooks)?;
@@ -143,16 +143,14 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records one attempt: its log row, the delivery's next step, and the
-    /// webhook's health. A 410, or every attempt failing for
-    /// `disable_after_ms`, disables the webhook and ends its other pending
-    /// deliveries. An attempt whose webhook was deleted meanwhile leaves no trace.
-    pub fn record_attempt(
-        &mut self,
-        due: &DueDelivery,
-        result: AttemptResult,
-        disable_after_ms: i64,
-    ) -> Result<()> {
+    /// The webhook `id` as of this batch (decoded once per batch).
+    pub fn cached_webhook(&mut self, id: u64) -> Result<Option<WebhookRecord>> {
+        Ok(self.cached_webhooks()?.iter().find(|h| h.id == id).cloned())
+    }
+
+    /// Takes a delivery out of the queue it waited in (its first-attempt
+    /// row, or its retry key), for an attempt that finished.
+    pub fn take_delivery(&mut self, due: &DueDelivery) -> Result<()> {
         let (webhook_id, event_id) = (due.webhook_id, due.event_id);
         match due.queued {
             Queued::First => {
@@ -181,71 +179,20 @@ impl Tx<'_> {
                     .remove((webhook_id, due_ms, event_id))?;
             }
         }
-        let Some(mut hook) = self
-            .cached_webhooks()?
-            .iter()
-            .find(|h| h.id == webhook_id)
-            .cloned()
-        else {
-            return Ok(());
-        };
-        let at = result.at_ms;
-        let mut changed = false;
-        let mut disable = None;
-        if result.verdict == Verdict::Delivered {
-            changed = hook.failing_since.take().is_some();
-        } else {
-            if result.verdict == Verdict::Gone {
-                disable = Some("the endpoint answered 410 Gone".to_owned());
-            } else if hook.failing_too_long(at, disable_after_ms) {
-                disable = Some(format!(
-                    "every attempt failed for {} (since {})",
-                    crate::config::format_span(disable_after_ms),
-                    shared::time::format_ms(hook.failing_since.unwrap_or(at))
-                ));
-            }
-            if hook.failing_since.is_none() {
-                hook.failing_since = Some(at);
-                changed = true;
-            }
-        }
-        let disable = disable.filter(|_| hook.active);
-        let (status, next_attempt_ms) = match result.verdict {
-            Verdict::Delivered => (AttemptStatus::Delivered, None),
-            Verdict::RetryAt(when) if hook.active && disable.is_none() => {
-                self.txn.open_table(OUTBOX_RETRY)?.insert(
-                    (webhook_id, u64::try_from(when).unwrap_or(0), event_id),
-                    due.attempt,
-                )?;
-                (AttemptStatus::Retrying, Some(when))
-            }
-            _ => (AttemptStatus::Failed, None),
-        };
-        self.log_attempt(
-            webhook_id,
-            &AttemptRecord {
-                event_id,
-                delivery_id: delivery_id(event_id, webhook_id),
-                attempt: due.attempt,
-                status,
-                at_ms: at,
-                status_code: result.status_code,
-                latency_ms: result.latency_ms,
-                error: result.error,
-                next_attempt_ms,
-            },
+        Ok(())
+    }
+
+    /// Queues the next attempt of a delivery at `when_ms`, `due.attempt`
+    /// attempts made.
+    pub fn queue_retry(&mut self, due: &DueDelivery, when_ms: i64) -> Result<()> {
+        self.txn.open_table(OUTBOX_RETRY)?.insert(
+            (
+                due.webhook_id,
+                u64::try_from(when_ms).unwrap_or(0),
+                due.event_id,
+            ),
+            due.attempt,
         )?;
-        if let Some(reason) = disable {
-            tracing::warn!(webhook_id, reason = %reason, "webhook disabled");
-            hook.active = false;
-            hook.disabled_at = Some(at);
-            let why = format!("webhook disabled: {reason}");
-            hook.disabled_reason = Some(reason);
-            self.put_webhook(&hook)?;
-            self.end_pending_deliveries(webhook_id, &why, at)?;
-        } else if changed {
-            self.put_webhook(&hook)?;
-        }
         Ok(())
     }
 
@@ -342,4 +289,193 @@ fn drop_first_attempts(txn: &WriteTransaction, webhook_id: u64) -> Result<Vec<u6
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::testing::*;
+    use crate::store::{AttemptResult, Verdict};
+
+    #[tokio::test]
+    async fn first_attempts_go_in_event_order_and_a_retry_waits_on_its_own() {
+        let (_dir, store) = outbox_with(5).await;
+        // The enqueueing commit woke the worker's signal.
+        tokio::time::timeout(Duration::from_secs(5), store.outbox_signal().notified())
+            .await
+            .expect("the outbox signal fired");
+        let none = HashSet::new();
+        let (firsts, from) = store
+            .read(move |s| s.first_deliveries(1, 0, 3, &HashSet::from([1])))
+            .await
+            .unwrap();
+        assert_eq!(firsts, [2, 3, 4], "in flight ones are passed over");
+        assert_eq!(from, 1, "the next scan starts at the oldest still waiting");
+
+        let t0 = 1_000_000;
+        record(
+            &store,
+            first(2),
+            failed_at(t0, Verdict::RetryAt(t0 + 5000)),
+            DAY,
+        )
+        .await;
+        let (firsts, due_now, next, due_later, pending) = store
+            .read(move |s| {
+                Ok((
+                    s.first_deliveries(1, 0, 10, &none)?.0,
+                    s.due_retries(1, t0 as u64, 10, &none)?,
+                    s.next_retry(1, t0 as u64)?,
+                    s.due_retries(1, t0 as u64 + 5000, 10, &none)?,
+                    s.pending_deliveries(1)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            firsts,
+            [1, 3, 4, 5],
+            "the failed one no longer holds a place"
+        );
+        assert!(due_now.is_empty());
+        assert_eq!(next, Some(t0 as u64 + 5000));
+        assert_eq!(due_later, [(t0 as u64 + 5000, 2, 1)]);
+        assert_eq!(pending, 5);
+
+        let retry = DueDelivery {
+            webhook_id: 1,
+            event_id: 2,
+            queued: Queued::Retry {
+                due_ms: t0 as u64 + 5000,
+            },
+            attempt: 2,
+        };
+        let ok = AttemptResult {
+            at_ms: t0 + 5001,
+            status_code: Some(200),
+            latency_ms: Some(1),
+            error: None,
+            verdict: Verdict::Delivered,
+        };
+        record(&store, retry, ok, DAY).await;
+        let (log, hook, pending) = store
+            .read(|s| {
+                Ok((
+                    s.delivery_log(1, 10, Some(2))?,
+                    s.webhook(1)?,
+                    s.pending_deliveries(1)?,
+                ))
+            })
+            .await
+            .unwrap();
+        let states: Vec<(u32, AttemptStatus)> = log.iter().map(|r| (r.attempt, r.status)).collect();
+        assert_eq!(
+            states,
+            [(2, AttemptStatus::Delivered), (1, AttemptStatus::Retrying)],
+            "newest first"
+        );
+        assert_eq!(log[1].next_attempt_ms, Some(t0 + 5000));
+        assert_eq!(log[0].delivery_id, "evt_2_wh_1");
+        assert_eq!(
+            hook.unwrap().failing_since,
+            None,
+            "a success ends the streak"
+        );
+        assert_eq!(pending, 4);
+    }
+
+    #[tokio::test]
+    async fn each_webhook_scans_from_its_own_oldest_waiting_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, |t| {
+                t.put_webhook(&hook(1))?;
+                t.put_webhook(&WebhookRecord {
+                    channel: Some("repo:".into()),
+                    ..hook(2)
+                })?;
+                for channel in ["all", "all", "repo:x", "all", "repo:y"] {
+                    let e = t.append_event(new_event(channel))?;
+                    t.enqueue_deliveries(&e)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let none = HashSet::new();
+        let (firsts, from) = store
+            .read(move |s| s.first_deliveries(2, 0, 10, &none))
+            .await
+            .unwrap();
+        assert_eq!((firsts, from), (vec![3, 5], 3));
+        // Once webhook 2 has both, its next scan starts past every row.
+        for event_id in [3, 5] {
+            let due = DueDelivery {
+                webhook_id: 2,
+                ..first(event_id)
+            };
+            let ok = AttemptResult {
+                at_ms: 1,
+                status_code: Some(204),
+                latency_ms: Some(1),
+                error: None,
+                verdict: Verdict::Delivered,
+            };
+            record(&store, due, ok, DAY).await;
+        }
+        let none = HashSet::new();
+        let (again, from, one) = store
+            .read(move |s| {
+                let (again, from) = s.first_deliveries(2, 3, 10, &none)?;
+                Ok((again, from, s.first_deliveries(1, 0, 10, &none)?.0))
+            })
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        assert_eq!(from, 6);
+        assert_eq!(one, [1, 2, 3, 4, 5], "webhook 1 still has all five");
+        // A redelivery is a retry due at once with no attempts made.
+        store
+            .write(Durability::Durable, |t| t.redeliver(2, 3, 50))
+            .await
+            .unwrap();
+        let none = HashSet::new();
+        let due = store
+            .read(move |s| s.due_retries(2, 50, 10, &none))
+            .await
+            .unwrap();
+        assert_eq!(due, [(50, 3, 0)]);
+    }
+
+    #[tokio::test]
+    async fn the_log_keeps_the_newest_rows() {
+        let (_dir, store) = outbox_with(0).await;
+        store
+            .write(Durability::Lazy, |t| {
+                for i in 0..(DELIVERY_LOG_KEEP + 5) {
+                    t.log_attempt(
+                        1,
+                        &AttemptRecord {
+                            event_id: i + 1,
+                            delivery_id: delivery_id(i + 1, 1),
+                            attempt: 1,
+                            status: AttemptStatus::Delivered,
+                            at_ms: 0,
+                            status_code: Some(200),
+                            latency_ms: Some(1),
+                            error: None,
+                            next_attempt_ms: None,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let log = store.read(|s| s.delivery_log(1, 5000, None)).await.unwrap();
+        assert_eq!(log.len() as u64, DELIVERY_LOG_KEEP);
+        assert_eq!(log[0].event_id, DELIVERY_LOG_KEEP + 5);
+        assert_eq!(log.last().unwrap().event_id, 6);
+    }
+}

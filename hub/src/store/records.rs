@@ -157,28 +157,6 @@ pub struct WebhookRecord {
 }
 
 impl WebhookRecord {
-    /// Whether a published event goes to this webhook (the original's rule).
-    pub fn matches(&self, event: &EventRecord) -> bool {
-        self.active
-            && shared::channel::filter_matches(self.channel.as_deref(), &event.channel)
-            && self
-                .event_types
-                .as_ref()
-                .is_none_or(|types| types.contains(&event.event_type))
-    }
-
-    /// Whether a session lifecycle event goes to this webhook: only by opt-in.
-    pub fn matches_system(&self, event: &EventRecord) -> bool {
-        self.include_system && self.matches(event)
-    }
-
-    /// Whether every attempt for at least `limit_ms` has failed, so the
-    /// endpoint should be disabled.
-    pub fn failing_too_long(&self, now_ms: i64, limit_ms: i64) -> bool {
-        self.failing_since
-            .is_some_and(|since| now_ms.saturating_sub(since) >= limit_ms)
-    }
-
     pub fn to_wire(&self) -> wire::WebhookInfo {
         wire::WebhookInfo {
             webhook_id: self.id,

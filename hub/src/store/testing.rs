@@ -1,18 +1,19 @@
 //! Builders the store's unit tests share.
 
-pub(super) use super::{
+use super::{AttemptResult, DueDelivery, Queued, Verdict};
+pub(crate) use super::{
     Durability, EventPage, EventQuery, EventRecord, NewEvent, Store, StoreError, WebhookRecord,
     inspect,
 };
 
-pub(super) fn new_event(channel: &str) -> NewEvent {
+pub(crate) fn new_event(channel: &str) -> NewEvent {
     NewEvent {
         channel: channel.to_owned(),
         ..NewEvent::system("t", "p".into(), "s")
     }
 }
 
-pub(super) fn varied(i: u64) -> NewEvent {
+pub(crate) fn varied(i: u64) -> NewEvent {
     NewEvent {
         event_type: ["note", "task_completed", "help_needed"][(i % 3) as usize].into(),
         channel: ["all", "repo:x", "session:a", "session:b", "machine:m"][(i % 5) as usize].into(),
@@ -21,7 +22,7 @@ pub(super) fn varied(i: u64) -> NewEvent {
     }
 }
 
-pub(super) async fn store_with(n: u64) -> (tempfile::TempDir, Store) {
+pub(crate) async fn store_with(n: u64) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("data.redb")).unwrap();
     store
@@ -36,11 +37,11 @@ pub(super) async fn store_with(n: u64) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-pub(super) async fn page(store: &Store, q: EventQuery) -> EventPage {
+pub(crate) async fn page(store: &Store, q: EventQuery) -> EventPage {
     store.read(move |s| s.event_page(&q)).await.unwrap()
 }
 
-pub(super) fn hook(id: u64) -> WebhookRecord {
+pub(crate) fn hook(id: u64) -> WebhookRecord {
     WebhookRecord {
         id,
         url: "http://127.0.0.1:9/x".into(),
@@ -55,3 +56,51 @@ pub(super) fn hook(id: u64) -> WebhookRecord {
         disabled_at: None,
     }
 }
+
+/// A store with webhook 1 and `n` events queued for it.
+pub(crate) async fn outbox_with(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("data.redb")).unwrap();
+    store
+        .write(Durability::Durable, move |t| {
+            t.put_webhook(&hook(1))?;
+            for _ in 0..n {
+                let e = t.append_event(new_event("all"))?;
+                t.enqueue_deliveries(&e)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+pub(crate) fn first(event_id: u64) -> DueDelivery {
+    DueDelivery {
+        webhook_id: 1,
+        event_id,
+        queued: Queued::First,
+        attempt: 1,
+    }
+}
+
+pub(crate) fn failed_at(at_ms: i64, verdict: Verdict) -> AttemptResult {
+    AttemptResult {
+        at_ms,
+        status_code: Some(500),
+        latency_ms: Some(3),
+        error: Some("answered 500".into()),
+        verdict,
+    }
+}
+
+pub(crate) async fn record(store: &Store, due: DueDelivery, result: AttemptResult, limit_ms: i64) {
+    store
+        .write(Durability::Lazy, move |t| {
+            crate::webhooks::record_attempt(t, &due, result, limit_ms)
+        })
+        .await
+        .unwrap();
+}
+
+pub(crate) const DAY: i64 = 86_400_000;

@@ -137,19 +137,14 @@ impl Writer {
             }
             let durable = batch.iter().any(|j| j.durability == Durability::Durable)
                 || (dirty && last_durable.elapsed() >= FLUSH_INTERVAL);
-            let mut reopened = false;
-            match self.commit(batch, durable) {
-                Ok(done) => {
-                    if done.enqueued {
-                        self.outbox.notify_one();
-                    }
-                }
+            let reopened = match self.commit(batch, durable) {
+                Ok(_) => false,
                 Err(e) => {
-                    // After a reopen, unsynced lazy writes are gone: nothing to flush.
-                    reopened = e.is_unavailable();
                     tracing::error!(error = %e, "a write batch failed; its callers were told");
+                    // After a reopen, unsynced lazy writes are gone: nothing to flush.
+                    e.is_unavailable()
                 }
-            }
+            };
             if durable || reopened {
                 dirty = false;
                 last_durable = Instant::now();
@@ -170,8 +165,24 @@ impl Writer {
             .clone()
     }
 
+    /// Tells the long-polls and the delivery worker what a commit changed,
+    /// before any of its callers hears back: a caller that reads the tip
+    /// after its write returns sees its own events.
+    fn announce(&self, done: &Committed) {
+        if let Some(new_tip) = done.tip {
+            self.publish_tip(new_tip);
+        }
+        if done.enqueued {
+            self.outbox.notify_one();
+        }
+    }
+
     fn publish_tip(&self, new_tip: u64) {
-        publish_tip(&self.tip, new_tip);
+        self.tip.send_if_modified(|t| {
+            let changed = *t != new_tip;
+            *t = new_tip;
+            changed
+        });
     }
 
     /// Commits `batch` on the open database; after a failure of the storage
@@ -187,7 +198,9 @@ impl Writer {
             return Err(StoreError::unavailable("the database is not open"));
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&db, &self.shared, &self.tip, batch, durable)
+            commit_batch(&db, &self.shared, batch, durable, |done| {
+                self.announce(done)
+            })
         }))
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
@@ -256,31 +269,24 @@ impl Writer {
     }
 }
 
-/// Tells tip watchers of a new newest event id.
-fn publish_tip(tip: &watch::Sender<u64>, new_tip: u64) {
-    tip.send_if_modified(|t| {
-        let changed = *t != new_tip;
-        *t = new_tip;
-        changed
-    });
-}
-
 /// What a committed batch changed.
 struct Committed {
+    /// The new tip, when events were appended.
+    tip: Option<u64>,
     /// Whether deliveries were put in the outbox.
     enqueued: bool,
 }
 
-/// Runs every job in one transaction and commits; every job hears the
-/// commit's outcome.
+/// Runs every job in one transaction and commits; `on_commit` hears what a
+/// successful commit changed, then every job hears the commit's outcome.
 /// A failure of the storage itself is recorded in `shared` before any
 /// caller hears of it, so `/health` already tells when they do.
 fn commit_batch(
     db: &Database,
     shared: &Shared,
-    tip: &watch::Sender<u64>,
     batch: Vec<Job>,
     durable: bool,
+    on_commit: impl FnOnce(&Committed),
 ) -> Result<Committed> {
     let mut txn = match db.begin_write() {
         Ok(t) => t,
@@ -340,18 +346,19 @@ fn commit_batch(
     } else {
         txn.commit().map_err(|e| shared.fail(e))
     };
-    if outcome.is_ok() {
-        // Before anyone hears back: a caller's next list, and the tip its
-        // next long-poll waits on, already show its own write.
+    let committed = outcome.clone().map(|()| Committed {
+        tip: appended,
+        enqueued,
+    });
+    if let Ok(done) = &committed {
+        // Before anyone hears back: a caller's next list shows its own write.
         shared.live.apply(written);
-        if let Some(new_tip) = appended {
-            publish_tip(tip, new_tip);
-        }
+        on_commit(done);
     }
     for done in completions {
         done(outcome.clone());
     }
-    outcome.map(|()| Committed { enqueued })
+    committed
 }
 
 #[cfg(test)]

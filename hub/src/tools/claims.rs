@@ -7,7 +7,8 @@
 use serde_json::{Value, json};
 
 use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{EndReason, Outcome, Reply, deleted_reply, sessions};
+use super::{Outcome, Reply, deleted_reply};
+use crate::sessions::{self, EndReason};
 use crate::state::Bus;
 use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
 
@@ -134,7 +135,7 @@ pub async fn claim(bus: &Bus, arguments: Option<Value>) -> Outcome {
         let gone: Vec<String> = holders
             .iter()
             .filter_map(|(_, s)| s.as_ref())
-            .filter(|s| sessions::process_gone(bus, s))
+            .filter(|s| sessions::process_gone(&bus.hostname, s))
             .map(|s| s.id.clone())
             .collect();
         if !gone.is_empty() {

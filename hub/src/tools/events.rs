@@ -8,7 +8,8 @@ use shared::cursor::{self, CursorError};
 use shared::level::SignalLevel;
 
 use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{Outcome, Reply, deleted_reply, sessions};
+use super::{Outcome, Reply, deleted_reply};
+use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord};
 

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::state::Bus;
-use crate::store::{NewEvent, SessionRecord, StoreError, Tx};
+use crate::store::{SessionRecord, StoreError};
 use args::ArgError;
 
 /// What a tool produced.
@@ -141,38 +141,4 @@ pub fn deleted_reply(session: &SessionRecord, hint: &str) -> Value {
         "deleted_at": session.deleted_at.map(shared::time::format_ms),
         "hint": hint,
     })
-}
-
-/// Why a session ended, for its `session_unregistered` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Unregistered,
-    LeaseExpired,
-    ProcessGone,
-    Idle,
-}
-
-/// Soft-deletes a session and publishes `session_unregistered`.
-pub fn end_session(
-    tx: &mut Tx<'_>,
-    mut session: SessionRecord,
-    now_ms: i64,
-    reason: EndReason,
-) -> Result<SessionRecord, StoreError> {
-    session.deleted_at = Some(now_ms);
-    tx.put_session(&session)?;
-    let suffix = match reason {
-        EndReason::Unregistered => "",
-        EndReason::LeaseExpired => " (lease expired)",
-        EndReason::ProcessGone => " (process gone)",
-        EndReason::Idle => " (idle timeout)",
-    };
-    tx.append_system_event(NewEvent::system(
-        "session_unregistered",
-        format!("{} ended on {}{suffix}", session.name, session.machine),
-        &session.id,
-    ))?;
-    // Its claims end in the same transaction, announced with why.
-    claims::end_all(tx, &session, reason)?;
-    Ok(session)
 }

@@ -33,7 +33,7 @@ pub fn direct_message(
     sender: Option<&SessionRecord>,
     payload: &str,
 ) {
-    if target.lease_seconds.is_some() || target.machine != bus.hostname {
+    if !crate::sessions::local_without_lease(&bus.hostname, target) {
         return;
     }
     let (title, body) = notify::dm_text(

@@ -1,16 +1,14 @@
-//! Sessions: register/resume, list, channels, unregister, and the liveness
-//! rules (leases, local PIDs, idle timeout) the sweeper and lists apply.
-
-use std::collections::HashSet;
-use std::sync::Arc;
+//! Sessions: register/resume, list, channels, unregister. The rules they
+//! apply (leases, liveness, ending) live in [`crate::sessions`].
 
 use serde_json::{Value, json};
 use shared::channel::repo_from_cwd;
 
 use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{EndReason, Outcome, Reply, deleted_reply, end_session};
+use super::{Outcome, Reply, deleted_reply};
+use crate::sessions::{EndReason, end_session, live_and, renew_lease};
 use crate::state::Bus;
-use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, Tx};
+use crate::store::{Durability, NewEvent, SessionRecord, Tx};
 
 const NAME_MAX: usize = 256;
 const MACHINE_MAX: usize = 256;
@@ -83,7 +81,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
-            let lease_deadline = lease_seconds.map(|l| now + (l as i64) * 1000);
+            let lease_deadline = lease_seconds.map(|l| crate::sessions::lease_deadline(now, l));
             if let Some(cid) = &client_id
                 && let Some(mut session) = tx.session_by_client(&machine, cid)?
             {
@@ -105,10 +103,8 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 session.deleted_at = None;
                 if lease_seconds.is_some() {
                     session.lease_seconds = lease_seconds;
-                    session.lease_deadline = lease_deadline;
-                } else if let Some(l) = session.lease_seconds {
-                    session.lease_deadline = Some(now + (l as i64) * 1000);
                 }
+                renew_lease(&mut session, now);
                 if client_pid.is_some() {
                     session.client_pid = client_pid;
                 }
@@ -189,98 +185,6 @@ fn register_reply(
         reply["lease_seconds"] = json!(l);
     }
     Ok(reply)
-}
-
-/// Whether a local process is still running (`kill(pid, 0)`; a process we
-/// may not signal counts as alive).
-pub fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return true;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
-}
-
-/// The process a session without a lease is tied to, when it is local:
-/// its `client_pid`, else a numeric `client_id` (the original's rule).
-fn watched_pid(hostname: &str, s: &SessionRecord) -> Option<u32> {
-    if s.lease_seconds.is_some() || s.machine != hostname {
-        return None;
-    }
-    s.client_pid
-        .or_else(|| s.client_id.as_deref().and_then(|c| c.parse::<u32>().ok()))
-}
-
-/// Whether a live session is tied to a local process that is gone.
-pub fn process_gone(bus: &Bus, s: &SessionRecord) -> bool {
-    !s.is_deleted() && watched_pid(&bus.hostname, s).is_some_and(|pid| !pid_alive(pid))
-}
-
-/// Live sessions, most recently active first, passed through `then`. Local
-/// sessions whose process is gone are left out and ended on the way (with a
-/// `session_unregistered` event). The sessions come from the store's
-/// in-memory mirror; the process checks and `then` run on a blocking
-/// thread, so work proportional to the number of sessions never holds an
-/// async worker.
-async fn live_and<R: Send + 'static>(
-    bus: &Bus,
-    then: impl FnOnce(Vec<Arc<LiveSession>>) -> R + Send + 'static,
-) -> Result<R, crate::store::StoreError> {
-    let hostname = bus.hostname.clone();
-    let store = bus.store.clone();
-    let (out, dead) = tokio::task::spawn_blocking(move || {
-        let mut sessions = store.live_sessions();
-        let dead: HashSet<String> = sessions
-            .iter()
-            .filter(|s| watched_pid(&hostname, &s.record).is_some_and(|pid| !pid_alive(pid)))
-            .map(|s| s.record.id.clone())
-            .collect();
-        sessions.retain(|s| !dead.contains(&s.record.id));
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.record.last_heartbeat));
-        (then(sessions), dead)
-    })
-    .await
-    .map_err(|e| crate::store::StoreError::Other(format!("listing sessions failed: {e}")))?;
-    if !dead.is_empty() {
-        end_sessions(bus, dead.into_iter().collect(), EndReason::ProcessGone).await?;
-    }
-    Ok(out)
-}
-
-/// Ends the named sessions that are still live, in one durable write.
-pub async fn end_sessions(
-    bus: &Bus,
-    ids: Vec<String>,
-    reason: EndReason,
-) -> Result<usize, crate::store::StoreError> {
-    let idle_ms = bus.idle_timeout_ms;
-    bus.store
-        .write(Durability::Durable, move |tx| {
-            let now = shared::time::now_ms();
-            let mut ended = 0;
-            for id in ids {
-                let Some(s) = tx.session(&id)? else { continue };
-                // Re-check inside the transaction: a renewal may have raced us.
-                let still_due = !s.is_deleted()
-                    && match reason {
-                        EndReason::LeaseExpired => s.lease_deadline.is_some_and(|d| d <= now),
-                        EndReason::Idle => s.last_heartbeat + idle_ms <= now,
-                        _ => true,
-                    };
-                if still_due {
-                    tracing::info!(session_id = %s.id, display_id = %s.display_id, ?reason, "session ended");
-                    end_session(tx, s, now, reason)?;
-                    ended += 1;
-                }
-            }
-            Ok(ended)
-        })
-        .await
 }
 
 /// `list_sessions()`
@@ -375,27 +279,4 @@ pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
         })
         .await?;
     Ok(Reply::Object(reply))
-}
-
-/// Records activity: refreshes the heartbeat and extends a lease. Skipped
-/// when the last one is under a second old, so polling stays cheap.
-pub fn touch(
-    tx: &mut Tx<'_>,
-    id: &str,
-    now: i64,
-) -> Result<Option<SessionRecord>, crate::store::StoreError> {
-    let Some(mut s) = tx.session(id)? else {
-        return Ok(None);
-    };
-    if s.is_deleted() {
-        return Ok(Some(s));
-    }
-    if now - s.last_heartbeat >= 1000 {
-        s.last_heartbeat = now;
-        if let Some(l) = s.lease_seconds {
-            s.lease_deadline = Some(now + (l as i64) * 1000);
-        }
-        tx.put_session(&s)?;
-    }
-    Ok(Some(s))
 }

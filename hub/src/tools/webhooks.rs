@@ -33,9 +33,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         ))
         .into());
     }
-    if bus.delivery.config().deny_private
-        && let Some(ip) = crate::egress::private_literal(&url)
-    {
+    if let Some(ip) = crate::webhooks::refused_literal(&url, bus.delivery.config().deny_private) {
         return Err(ArgError(format!(
             "url points at a private address ({ip}), which this hub refuses (--webhook-deny-private); use a public address"
         ))

@@ -1,0 +1,484 @@
+//! Session rules: a lease's arithmetic, touching (heartbeat and lease
+//! renewal), ending a session with a reason, and liveness (lapsed leases,
+//! idle sessions, local processes that are gone). The tools and the sweeper
+//! call these; the store only keeps what they decide.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::state::Bus;
+use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, StoreError, Tx};
+
+/// Activity closer than this to the last heartbeat is not written again,
+/// so polling stays cheap.
+const TOUCH_EVERY_MS: i64 = 1000;
+
+/// Why a session ended, for its `session_unregistered` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Unregistered,
+    LeaseExpired,
+    ProcessGone,
+    Idle,
+}
+
+impl EndReason {
+    /// What its `session_unregistered` text ends with.
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Unregistered => "",
+            Self::LeaseExpired => " (lease expired)",
+            Self::ProcessGone => " (process gone)",
+            Self::Idle => " (idle timeout)",
+        }
+    }
+}
+
+/// When a lease of `lease_seconds` taken at `now_ms` lapses (ms).
+pub fn lease_deadline(now_ms: i64, lease_seconds: u64) -> i64 {
+    let span_ms = i64::try_from(lease_seconds)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    now_ms.saturating_add(span_ms)
+}
+
+/// Gives a leased session a full term from `now_ms`; a session without a
+/// lease is left as it is.
+pub fn renew_lease(session: &mut SessionRecord, now_ms: i64) {
+    if let Some(seconds) = session.lease_seconds {
+        session.lease_deadline = Some(lease_deadline(now_ms, seconds));
+    }
+}
+
+/// Whether a session is due to end for `reason` at `now_ms`: a lapsed
+/// lease, or no lease and no activity for `idle_ms`. Asked again in the
+/// transaction that ends it, since a renewal may have raced the sweep.
+pub fn due_to_end(session: &SessionRecord, reason: EndReason, now_ms: i64, idle_ms: i64) -> bool {
+    !session.is_deleted()
+        && match reason {
+            EndReason::LeaseExpired => session.lease_deadline.is_some_and(|d| d <= now_ms),
+            EndReason::Idle => {
+                session.lease_seconds.is_none()
+                    && session.last_heartbeat.saturating_add(idle_ms) <= now_ms
+            }
+            EndReason::Unregistered | EndReason::ProcessGone => true,
+        }
+}
+
+/// Whether a session runs on this machine without a proxy holding a lease
+/// for it: its client process is watched, and it is told of direct
+/// messages on the desktop.
+pub fn local_without_lease(hostname: &str, session: &SessionRecord) -> bool {
+    session.lease_seconds.is_none() && session.machine == hostname
+}
+
+/// The process a session without a lease is tied to, when it is local:
+/// its `client_pid`, else a numeric `client_id` (the original's rule).
+fn watched_pid(hostname: &str, session: &SessionRecord) -> Option<u32> {
+    if !local_without_lease(hostname, session) {
+        return None;
+    }
+    session.client_pid.or_else(|| {
+        session
+            .client_id
+            .as_deref()
+            .and_then(|c| c.parse::<u32>().ok())
+    })
+}
+
+/// Whether a local process is still running (`kill(pid, 0)`; a process we
+/// may not signal counts as alive).
+pub fn pid_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// Whether a live session is tied to a local process that is gone.
+pub fn process_gone(hostname: &str, session: &SessionRecord) -> bool {
+    !session.is_deleted() && watched_pid(hostname, session).is_some_and(|pid| !pid_alive(pid))
+}
+
+/// Records activity: refreshes the heartbeat and renews a lease, unless the
+/// last heartbeat is under a second old. Returns the session (an ended one
+/// untouched), or `None` when there is no such session.
+pub fn touch(tx: &mut Tx<'_>, id: &str, now_ms: i64) -> Result<Option<SessionRecord>, StoreError> {
+    let Some(mut session) = tx.session(id)? else {
+        return Ok(None);
+    };
+    if session.is_deleted() {
+        return Ok(Some(session));
+    }
+    if now_ms - session.last_heartbeat >= TOUCH_EVERY_MS {
+        session.last_heartbeat = now_ms;
+        renew_lease(&mut session, now_ms);
+        tx.put_session(&session)?;
+    }
+    Ok(Some(session))
+}
+
+/// Gives every live leased session a full term from `now_ms` (after the
+/// hub did not run, its proxies get the time to renew before anything is
+/// swept). Returns how many deadlines moved.
+pub fn fresh_terms(tx: &mut Tx<'_>, now_ms: i64) -> Result<usize, StoreError> {
+    let mut moved = 0;
+    for mut session in tx.live_sessions()? {
+        let (Some(seconds), Some(deadline), None) = (
+            session.lease_seconds,
+            session.lease_deadline,
+            session.deleted_at,
+        ) else {
+            continue;
+        };
+        let fresh = lease_deadline(now_ms, seconds);
+        if deadline < fresh {
+            session.lease_deadline = Some(fresh);
+            tx.put_session(&session)?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Ends a session: marks it deleted, publishes `session_unregistered` with
+/// why, and ends its claims in the same transaction.
+pub fn end_session(
+    tx: &mut Tx<'_>,
+    mut session: SessionRecord,
+    now_ms: i64,
+    reason: EndReason,
+) -> Result<SessionRecord, StoreError> {
+    session.deleted_at = Some(now_ms);
+    tx.put_session(&session)?;
+    tx.append_system_event(NewEvent::system(
+        "session_unregistered",
+        format!(
+            "{} ended on {}{}",
+            session.name,
+            session.machine,
+            reason.suffix()
+        ),
+        &session.id,
+    ))?;
+    crate::tools::claims::end_all(tx, &session, reason)?;
+    Ok(session)
+}
+
+/// Ends those of `ids` still due to end for `reason` at `now_ms`; returns
+/// how many ended.
+pub fn end_due(
+    tx: &mut Tx<'_>,
+    ids: Vec<String>,
+    reason: EndReason,
+    now_ms: i64,
+    idle_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut ended = 0;
+    for id in ids {
+        let Some(session) = tx.session(&id)? else {
+            continue;
+        };
+        if due_to_end(&session, reason, now_ms, idle_ms) {
+            tracing::info!(session_id = %session.id, display_id = %session.display_id, ?reason, "session ended");
+            end_session(tx, session, now_ms, reason)?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+/// Ends the named sessions that are still due to, in one durable write.
+pub async fn end_sessions(
+    bus: &Bus,
+    ids: Vec<String>,
+    reason: EndReason,
+) -> Result<usize, StoreError> {
+    let idle_ms = bus.idle_timeout_ms;
+    bus.store
+        .write(Durability::Durable, move |tx| {
+            end_due(tx, ids, reason, shared::time::now_ms(), idle_ms)
+        })
+        .await
+}
+
+/// Live sessions, most recently active first, passed through `then`. Local
+/// sessions whose process is gone are left out and ended on the way (with a
+/// `session_unregistered` event). The sessions come from the store's
+/// in-memory mirror; the process checks and `then` run on a blocking
+/// thread, so work proportional to the number of sessions never holds an
+/// async worker.
+pub async fn live_and<R: Send + 'static>(
+    bus: &Bus,
+    then: impl FnOnce(Vec<Arc<LiveSession>>) -> R + Send + 'static,
+) -> Result<R, StoreError> {
+    let hostname = bus.hostname.clone();
+    let store = bus.store.clone();
+    let (out, dead) = tokio::task::spawn_blocking(move || {
+        let mut sessions = store.live_sessions();
+        let dead: HashSet<String> = sessions
+            .iter()
+            .filter(|s| process_gone(&hostname, &s.record))
+            .map(|s| s.record.id.clone())
+            .collect();
+        sessions.retain(|s| !dead.contains(&s.record.id));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.record.last_heartbeat));
+        (then(sessions), dead)
+    })
+    .await
+    .map_err(|e| StoreError::Other(format!("listing sessions failed: {e}")))?;
+    if !dead.is_empty() {
+        end_sessions(bus, dead.into_iter().collect(), EndReason::ProcessGone).await?;
+    }
+    Ok(out)
+}
+
+/// Ids of the live sessions without a lease idle for `idle_ms` at `now_ms`.
+pub async fn idle_sessions(
+    bus: &Bus,
+    now_ms: i64,
+    idle_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    bus.store
+        .read(move |snap| {
+            Ok(snap
+                .live_sessions()?
+                .into_iter()
+                .filter(|s| due_to_end(s, EndReason::Idle, now_ms, idle_ms))
+                .map(|s| s.id)
+                .collect())
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ClaimRecord, EventQuery, Store};
+
+    fn session(id: &str, lease_seconds: Option<u64>, last_heartbeat: i64) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            display_id: format!("d-{id}"),
+            name: format!("n-{id}"),
+            machine: "m".into(),
+            cwd: "/".into(),
+            repo: "r".into(),
+            registered_at: 0,
+            last_heartbeat,
+            client_id: None,
+            last_cursor: None,
+            deleted_at: None,
+            client_pid: None,
+            lease_seconds,
+            lease_deadline: lease_seconds.map(|l| lease_deadline(last_heartbeat, l)),
+            push: Vec::new(),
+        }
+    }
+
+    /// A store holding `sessions`.
+    async fn store_with(sessions: Vec<SessionRecord>) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        store
+            .write(Durability::Durable, move |tx| {
+                sessions.iter().try_for_each(|s| tx.put_session(s))
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn get(store: &Store, id: &str) -> SessionRecord {
+        let id = id.to_owned();
+        store.read(move |s| s.session(&id)).await.unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_lease_runs_its_seconds_from_now() {
+        assert_eq!(lease_deadline(1_000, 30), 31_000);
+        assert_eq!(lease_deadline(i64::MAX - 5, 86_400), i64::MAX);
+        let mut leased = session("a", Some(60), 0);
+        renew_lease(&mut leased, 10_000);
+        assert_eq!(leased.lease_deadline, Some(70_000));
+        let mut plain = session("b", None, 0);
+        renew_lease(&mut plain, 10_000);
+        assert_eq!(plain.lease_deadline, None);
+    }
+
+    #[tokio::test]
+    async fn touching_renews_heartbeat_and_lease_at_most_once_a_second() {
+        let mut ended = session("gone", Some(30), 0);
+        ended.deleted_at = Some(1);
+        let (_dir, store) = store_with(vec![session("a", Some(30), 0), ended]).await;
+        let seen = store
+            .write(Durability::Lazy, |tx| {
+                Ok((
+                    touch(tx, "a", 500)?.map(|s| s.last_heartbeat),
+                    touch(tx, "gone", 9_000)?.map(|s| s.last_heartbeat),
+                    touch(tx, "nobody", 9_000)?.is_none(),
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, (Some(0), Some(0), true));
+        store
+            .write(Durability::Lazy, |tx| touch(tx, "a", 5_000))
+            .await
+            .unwrap();
+        let a = get(&store, "a").await;
+        assert_eq!((a.last_heartbeat, a.lease_deadline), (5_000, Some(35_000)));
+        assert_eq!(
+            get(&store, "gone").await.last_heartbeat,
+            0,
+            "an ended session stays as it ended"
+        );
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_says_why_and_releases_its_claims() {
+        let (_dir, store) = store_with(vec![session("a", Some(30), 0)]).await;
+        store
+            .write(Durability::Durable, |tx| {
+                tx.put_claim(&ClaimRecord {
+                    claim_id: 1,
+                    resource: "file:r/x.rs".into(),
+                    session_id: "a".into(),
+                    exclusive: true,
+                    note: None,
+                    since: 0,
+                })?;
+                let a = tx.session("a")?.unwrap();
+                end_session(tx, a, 42_000, EndReason::LeaseExpired)
+            })
+            .await
+            .unwrap();
+        assert_eq!(get(&store, "a").await.deleted_at, Some(42_000));
+        let events = store
+            .read(|s| {
+                s.events(&EventQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+            })
+            .await
+            .unwrap();
+        let said: Vec<(&str, &str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.event_type.as_str(),
+                    e.channel.as_str(),
+                    e.payload.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    "session_unregistered",
+                    "all",
+                    "n-a ended on m (lease expired)"
+                ),
+                (
+                    "claim_released",
+                    "repo:r",
+                    "n-a released file:r/x.rs (lease lapsed)"
+                ),
+            ]
+        );
+        let left = store.read(|s| s.claims("")).await.unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// The sweep's candidates are checked again where they are ended: a
+    /// lease renewed meanwhile, or a lease taken, keeps a session alive.
+    #[tokio::test]
+    async fn only_sessions_still_due_are_ended() {
+        let (_dir, store) = store_with(vec![
+            session("lapsed", Some(10), 0),
+            session("renewed", Some(10), 55_000),
+            session("idle", None, 0),
+            session("busy", None, 55_000),
+        ])
+        .await;
+        let ended = store
+            .write(Durability::Durable, |tx| {
+                let all = || {
+                    ["lapsed", "renewed", "idle", "busy"]
+                        .map(String::from)
+                        .to_vec()
+                };
+                Ok((
+                    end_due(tx, all(), EndReason::LeaseExpired, 60_000, 30_000)?,
+                    end_due(tx, all(), EndReason::Idle, 60_000, 30_000)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ended, (1, 1));
+        for (id, gone) in [
+            ("lapsed", true),
+            ("renewed", false),
+            ("idle", true),
+            ("busy", false),
+        ] {
+            assert_eq!(get(&store, id).await.is_deleted(), gone, "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_terms_only_move_deadlines_later() {
+        let (_dir, store) = store_with(vec![
+            session("short", Some(10), 0),
+            session("long", Some(3_600), 200_000),
+            session("plain", None, 0),
+        ])
+        .await;
+        let moved = store
+            .write(Durability::Durable, |tx| fresh_terms(tx, 100_000))
+            .await
+            .unwrap();
+        assert_eq!(moved, 1);
+        assert_eq!(get(&store, "short").await.lease_deadline, Some(110_000));
+        assert_eq!(get(&store, "long").await.lease_deadline, Some(3_800_000));
+        assert_eq!(get(&store, "plain").await.lease_deadline, None);
+    }
+
+    #[test]
+    fn a_local_session_without_a_lease_is_watched_through_its_process() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let with_pid = |pid: u32, lease: Option<u64>, machine: &str| SessionRecord {
+            client_pid: Some(pid),
+            machine: machine.into(),
+            ..session("a", lease, 0)
+        };
+        assert!(process_gone("m", &with_pid(dead, None, "m")));
+        assert!(!process_gone("m", &with_pid(std::process::id(), None, "m")));
+        assert!(
+            !process_gone("m", &with_pid(dead, Some(30), "m")),
+            "a lease rules"
+        );
+        assert!(
+            !process_gone("m", &with_pid(dead, None, "elsewhere")),
+            "not ours to check"
+        );
+        let numeric_client = SessionRecord {
+            client_id: Some(dead.to_string()),
+            ..session("b", None, 0)
+        };
+        assert!(
+            process_gone("m", &numeric_client),
+            "a numeric client id is a pid"
+        );
+    }
+}
