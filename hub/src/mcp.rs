@@ -156,7 +156,7 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
 /// The `/health` reply: `{"status":"ok",...}` with 200, or with 503
 /// `{"status":"degraded","storage":"error: ..."}` while writes fail (a full
 /// disk), so a monitor alerts on the status code alone. Both carry the
-/// connection counts.
+/// connection counts and how many `get_events` long-polls are waiting.
 fn health(bus: &Bus, load: &Load) -> Response {
     match bus.store.storage_fault() {
         None => json_response(
@@ -166,6 +166,7 @@ fn health(bus: &Bus, load: &Load) -> Response {
                 "service": shared::SERVER_NAME,
                 "version": shared::VERSION,
                 "connections": load.snapshot(),
+                "long_polls": bus.long_polls(),
             }),
         ),
         Some(fault) => json_response(
@@ -176,6 +177,7 @@ fn health(bus: &Bus, load: &Load) -> Response {
                 "service": shared::SERVER_NAME,
                 "version": shared::VERSION,
                 "connections": load.snapshot(),
+                "long_polls": bus.long_polls(),
             }),
         ),
     }
@@ -398,6 +400,13 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Box<RawValue>, Rp
         .and_then(|a| a.get("session_id"))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let waits = name == "get_events"
+        && arguments
+            .as_ref()
+            .and_then(|a| a.get("wait_seconds"))
+            .and_then(shared::coerce::whole_number)
+            .is_some_and(|w| w > 0);
+    let _counted = waits.then(|| bus.long_poll());
     let started = Instant::now();
     let outcome = tools::call(bus, &name, arguments).await;
     let micros = started.elapsed().as_micros() as u64;
