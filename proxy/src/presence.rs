@@ -343,7 +343,10 @@ impl Presence {
                 Phase::Registered(id) if wait >= POLL_MIN => {
                     poll.listen(&self, &id, wait).await;
                 }
-                _ => {
+                phase => {
+                    if wait == IDLE {
+                        tracing::debug!(?phase, "idle until woken");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = self.wake.notified() => {}

@@ -351,10 +351,11 @@ fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
 }
 
 /// Shows a desktop notification in the background; nothing where this
-/// machine has no notifier.
+/// machine has no notifier. Logs the outcome (`desktop notice shown=…`).
 fn desktop(title: String, body: String) {
     tokio::spawn(async move {
-        shared::notify::send(&title, &body, false).await;
+        let shown = shared::notify::send(&title, &body, false).await;
+        tracing::debug!(shown, "desktop notice");
     });
 }
 
