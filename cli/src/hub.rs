@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use shared::HubClient;
+use shared::{HubClient, ToolOutput};
 
 use crate::args::Global;
 
@@ -43,21 +43,11 @@ impl Hub {
         args: Value,
         limit: Option<Duration>,
     ) -> Result<Value> {
-        let call = self.client.call_tool(tool, args);
         let out = match limit {
-            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| {
-                anyhow!(
-                    "hub at {} did not answer within {} ms",
-                    self.client.endpoint(),
-                    limit.as_millis()
-                )
-            })??,
-            None => call.await?,
+            Some(limit) => self.client.call_tool_within(tool, args, limit).await?,
+            None => self.client.call_tool(tool, args).await?,
         };
-        if out.is_error() {
-            bail!("{}", out.text().trim());
-        }
-        Ok(out.value())
+        reply(out)
     }
 
     /// `list_sessions`, typed.
@@ -67,6 +57,15 @@ impl Hub {
             .await?;
         serde_json::from_value(list).context("list_sessions sent an unexpected reply")
     }
+}
+
+/// A tool's reply value (list tools unwrapped); an `isError` result (bad
+/// arguments) is an error.
+pub fn reply(out: ToolOutput) -> Result<Value> {
+    if out.is_error() {
+        bail!("{}", out.text().trim());
+    }
+    Ok(out.value())
 }
 
 /// The `error` of a domain-error reply, if it is one.

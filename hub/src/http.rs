@@ -126,7 +126,7 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
 /// The `/health` reply: `{"status":"ok",...}` with 200, or with 503
 /// `{"status":"degraded","storage":"error: ..."}` while writes fail (a full
 /// disk), so a monitor alerts on the status code alone. Both carry the
-/// connection counts.
+/// connection counts and how many `get_events` long-polls are waiting.
 fn health(bus: &Bus, load: &Load) -> Response {
     match bus.store.storage_fault() {
         None => json_response(
@@ -136,6 +136,7 @@ fn health(bus: &Bus, load: &Load) -> Response {
                 "service": shared::SERVER_NAME,
                 "version": shared::VERSION,
                 "connections": load.snapshot(),
+                "long_polls": bus.long_polls(),
             }),
         ),
         Some(fault) => json_response(
@@ -146,6 +147,7 @@ fn health(bus: &Bus, load: &Load) -> Response {
                 "service": shared::SERVER_NAME,
                 "version": shared::VERSION,
                 "connections": load.snapshot(),
+                "long_polls": bus.long_polls(),
             }),
         ),
     }

@@ -230,6 +230,13 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Box<RawValue>, Rp
         .and_then(|a| a.get("session_id"))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let waits = name == "get_events"
+        && arguments
+            .as_ref()
+            .and_then(|a| a.get("wait_seconds"))
+            .and_then(shared::coerce::whole_number)
+            .is_some_and(|w| w > 0);
+    let _counted = waits.then(|| bus.long_poll());
     let started = Instant::now();
     let outcome = tools::call(bus, &name, arguments).await;
     let micros = started.elapsed().as_micros() as u64;

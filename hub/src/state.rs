@@ -3,6 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,18 @@ pub struct Bus {
     /// Deleted-session refusals already logged: (session, deleted_at, tool),
     /// the newest [`WARNED_KEEP`] only, so an orphan storm cannot grow it.
     warned: Mutex<Recent<(String, i64, &'static str)>>,
+    /// `get_events` calls with a wait in progress (`/health` shows it, so a
+    /// client can tell its long-poll has reached the hub).
+    long_polls: AtomicUsize,
+}
+
+/// One long-poll in progress; counted until it is dropped.
+pub struct LongPoll<'a>(&'a AtomicUsize);
+
+impl Drop for LongPoll<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Bus {
@@ -55,7 +68,19 @@ impl Bus {
             delivery,
             shutdown,
             warned: Mutex::new(Recent::new(WARNED_KEEP)),
+            long_polls: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts a long-poll until the returned guard is dropped.
+    pub fn long_poll(&self) -> LongPoll<'_> {
+        self.long_polls.fetch_add(1, Ordering::Relaxed);
+        LongPoll(&self.long_polls)
+    }
+
+    /// Long-polls in progress.
+    pub fn long_polls(&self) -> usize {
+        self.long_polls.load(Ordering::Relaxed)
     }
 
     /// Logs, once per deleted session and tool, that an orphaned client is

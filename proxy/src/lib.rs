@@ -12,16 +12,15 @@
 //! - [`forward`]: tool calls and lists forwarded to the hub; `session_id`
 //!   filled in; the hub-down error.
 //! - [`identity`]: name, machine, cwd, client_id, client PID and lease.
-//! - [`presence`]: lazy registration, lease renewal, re-registration,
-//!   unregistering on exit; between renewals, the push long-poll.
+//! - [`presence`]: the session's phases — lazy registration, lease renewal,
+//!   re-registration, unregistering on exit.
 //! - [`push`]: events pushed into the session — channel notifications and
-//!   desktop notices.
-//! - [`flow`]: push flow control (rate cap, repeats, loop guard).
+//!   desktop notices; [`push::poll`], the long-poll between renewals that
+//!   finds them; [`push::flow`], flow control (rate cap, repeats, loop guard).
 //! - [`shutdown`]: signals and parent-death detection.
 //! - [`frames`]: the stdio framing in front of rmcp (frame limit, errors for
 //!   lines it cannot take).
 
-pub mod flow;
 pub mod forward;
 pub mod frames;
 pub mod identity;

@@ -1,41 +1,32 @@
 //! The session's lifetime on the hub: registered lazily (≈1 s after
 //! `notifications/initialized`, or at the first tool call), kept alive by a
 //! background loop that renews the lease every third of its length, and
-//! unregistered when the proxy exits.
-//!
-//! Between renewals the same loop long-polls the session's push channels
-//! (its direct messages and `AGENT_EVENT_BUS_PUSH_CHANNELS`) from its
-//! registration cursor with a narrowed read, which never consumes the
-//! agent's own cursor, and hands what arrives to the [`Pusher`].
+//! unregistered when the proxy exits. Between renewals the same loop runs
+//! the push long-poll ([`crate::push::poll`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use shared::wire::EventsPage;
+use shared::client::follow::Backoff;
 use shared::{ClientError, HubClient, ToolOutput};
 use tokio::sync::Notify;
 
 use crate::Config;
 use crate::identity::{self, Identity};
-use crate::push::{Batch, Pusher, Target};
+use crate::push::poll::{POLL_MIN, Poll};
+use crate::push::{Pusher, Target};
 
 /// How long one register or unregister round trip may take.
 const ROUND_TRIP: Duration = Duration::from_secs(5);
-/// Retry delays while the hub is unreachable: the first retry is quick so a
-/// hub that comes up is found at once; later ones back off to this cap.
-const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_CAP: Duration = Duration::from_secs(5);
+/// Registration retries while the hub is unreachable: the first is quick so
+/// a hub that comes up is found at once; later ones back off to a cap.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(500),
+    cap: Duration::from_secs(5),
+};
 /// How long the loop sleeps when nothing is due (it is woken for changes).
 const IDLE: Duration = Duration::from_secs(3600);
-/// Events asked for per push poll.
-const PUSH_PAGE: u64 = 100;
-/// The pause after a push poll failed (hub down, say) before the next one.
-const POLL_RETRY: Duration = Duration::from_secs(2);
-/// The shortest gap between renewals worth a push poll (polls wait whole
-/// seconds, so a short lease's poll may run up to a second past its renewal;
-/// the poll renews the lease itself).
-const POLL_MIN: Duration = Duration::from_millis(250);
 
 /// Where the session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +51,7 @@ struct State {
     renewed_at: Option<Instant>,
     /// Consecutive failed attempts, for the retry backoff.
     failures: u32,
-    /// Where push reads from next: the registration cursor, then the
-    /// `next_cursor` of each push poll. Never the agent's own cursor.
+    /// The first registration's cursor: where push starts reading.
     push_cursor: Option<u64>,
     /// A copy of the identity, for push (the registrar lock may be busy).
     identity: Option<Identity>,
@@ -291,12 +281,11 @@ impl Presence {
             tracing::debug!(phase = ?previous, "nothing to unregister");
             return;
         };
-        let call = json!({"name": "unregister_session", "arguments": {"session_id": id}});
+        let args = json!({"session_id": id});
         match self
             .hub
-            .request("tools/call", Some(call), ROUND_TRIP)
+            .call_tool_within("unregister_session", args, ROUND_TRIP)
             .await
-            .map(|result| ToolOutput { result })
         {
             Ok(out) if !out.is_error() && out.domain_error().is_none() => {
                 tracing::info!(session_id = %id, "unregistered");
@@ -314,12 +303,14 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
-        let call = json!({"name": "register_session", "arguments": identity.register_args()});
-        let result = self
+        let out = self
             .hub
-            .request("tools/call", Some(call), ROUND_TRIP)
+            .call_tool_within(
+                "register_session",
+                Value::Object(identity.register_args()),
+                ROUND_TRIP,
+            )
             .await?;
-        let out = ToolOutput { result };
         let id = session_id_of(&out)?;
         self.note_cursor(&out);
         Ok(id)
@@ -343,15 +334,19 @@ impl Presence {
     /// every third of the lease, re-registers after the hub comes back.
     /// Returns once the proxy is closing.
     pub async fn run(self: Arc<Self>) {
+        let mut poll = Poll::default();
         loop {
             let Some(wait) = self.step().await else {
                 return;
             };
             match self.phase() {
                 Phase::Registered(id) if wait >= POLL_MIN => {
-                    self.listen(&id, wait).await;
+                    poll.listen(&self, &id, wait).await;
                 }
-                _ => {
+                phase => {
+                    if wait == IDLE {
+                        tracing::debug!(?phase, "idle until woken");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = self.wake.notified() => {}
@@ -361,108 +356,33 @@ impl Presence {
         }
     }
 
-    /// Long-polls session `id`'s push channels for up to `budget` (until the
-    /// next renewal is due), handing what arrives to the pusher. Returns
-    /// early when the phase changes. The polls name the session, so they
-    /// renew its lease on the hub as well.
-    async fn listen(&self, id: &str, budget: Duration) {
-        let until = Instant::now() + budget;
-        let channels = shared::push::watched(id, &self.config.push_channels);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left < POLL_MIN || self.phase() != Phase::Registered(id.to_owned()) {
-                return;
-            }
-            let wait = (left.as_secs_f64().ceil() as u64).min(shared::config::MAX_WAIT_SECONDS);
-            let Some(cursor) = self.push_start().await else {
-                self.pause(left.min(POLL_RETRY)).await;
-                return;
-            };
-            let args = json!({
-                "session_id": id,
-                "channels": channels,
-                "cursor": cursor.to_string(),
-                "order": "asc",
-                "limit": PUSH_PAGE,
-                "wait_seconds": wait,
-            });
-            let poll = self.hub.call_tool("get_events", args);
-            tokio::pin!(poll);
-            let outcome = loop {
-                tokio::select! {
-                    outcome = &mut poll => break Some(outcome),
-                    () = self.wake.notified() => {
-                        if self.phase() != Phase::Registered(id.to_owned()) {
-                            break None;
-                        }
-                    }
-                }
-            };
-            let Some(outcome) = outcome else { return };
-            let out = match outcome {
-                Ok(out) => out,
-                Err(e) => {
-                    tracing::debug!("push poll failed: {e}");
-                    self.pause(left.min(POLL_RETRY)).await;
-                    continue;
-                }
-            };
-            let value = out.value();
-            if value.get("session_deleted").and_then(Value::as_bool) == Some(true) {
-                // Ended on the hub: nothing to push until the next renewal
-                // (or the agent's next call) registers it again.
-                self.pause(left).await;
-                return;
-            }
-            let page = match serde_json::from_value::<EventsPage>(value) {
-                Ok(page) if !out.is_error() => page,
-                _ => {
-                    tracing::warn!(reply = %out.text(), "unexpected push poll reply");
-                    self.pause(left.min(POLL_RETRY)).await;
-                    continue;
-                }
-            };
-            if let Some(next) = page
-                .next_cursor
-                .as_deref()
-                .and_then(|c| c.parse::<u64>().ok())
-            {
-                let mut state = self.state();
-                state.push_cursor = Some(state.push_cursor.map_or(next, |c| c.max(next)));
-            }
-            let events: Vec<_> = page
-                .events
-                .into_iter()
-                .filter(|e| shared::push::worth_pushing(e, id))
-                .collect();
-            if !events.is_empty()
-                && let Some(target) = self.target(id)
-            {
-                self.pusher.offer(Batch { target, events }).await;
-            }
-        }
+    /// The hub this session lives on.
+    pub(crate) fn hub(&self) -> &HubClient {
+        &self.hub
     }
 
-    /// The cursor push reads after; the tip when registration gave none.
-    async fn push_start(&self) -> Option<u64> {
-        if let Some(cursor) = self.state().push_cursor {
-            return Some(cursor);
-        }
-        let tip = self
-            .hub
-            .call_tool("get_events", json!({"order": "desc", "limit": 1}))
-            .await
-            .ok()?
-            .value()
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map_or(Some(0), |c| c.parse::<u64>().ok())?;
-        let mut state = self.state();
-        Some(*state.push_cursor.get_or_insert(tip))
+    /// The pusher the push poll hands events to.
+    pub(crate) fn pusher(&self) -> &Pusher {
+        &self.pusher
+    }
+
+    /// Channels pushed besides the session's direct messages.
+    pub(crate) fn push_channels(&self) -> &[String] {
+        &self.config.push_channels
+    }
+
+    /// The first registration's cursor, where push starts reading.
+    pub(crate) fn registration_cursor(&self) -> Option<u64> {
+        self.state().push_cursor
+    }
+
+    /// Resolves when the phase (or anything the loop waits on) changes.
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     /// The session push delivers into.
-    fn target(&self, id: &str) -> Option<Target> {
+    pub(crate) fn target(&self, id: &str) -> Option<Target> {
         let state = self.state();
         let identity = state.identity.as_ref()?;
         let repo = shared::channel::repo_from_cwd(&identity.cwd);
@@ -474,7 +394,7 @@ impl Presence {
     }
 
     /// Sleeps for `wait`, or until woken.
-    async fn pause(&self, wait: Duration) {
+    pub(crate) async fn pause(&self, wait: Duration) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = self.wake.notified() => {}
@@ -517,7 +437,7 @@ impl Presence {
                 } else {
                     tracing::debug!(failures, "cannot register the session: {e}");
                 }
-                Some(backoff(failures))
+                Some(RETRY.delay(failures))
             }
         }
     }
@@ -555,12 +475,6 @@ fn session_id_of(out: &ToolOutput) -> Result<String, RegisterError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| RegisterError::Refused(format!("no session_id in {}", out.text())))
-}
-
-/// The wait before retry number `failures` (1-based).
-fn backoff(failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(8);
-    (RETRY_FIRST * factor).min(RETRY_CAP)
 }
 
 #[cfg(test)]
@@ -626,10 +540,10 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_to_a_cap() {
-        assert_eq!(backoff(1), RETRY_FIRST);
-        assert_eq!(backoff(2), RETRY_FIRST * 2);
-        assert_eq!(backoff(30), RETRY_CAP);
+    fn registration_retries_grow_to_a_cap() {
+        assert_eq!(RETRY.delay(1), Duration::from_millis(500));
+        assert_eq!(RETRY.delay(2), Duration::from_secs(1));
+        assert_eq!(RETRY.delay(30), Duration::from_secs(5));
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! Claude Code shows them as `<channel source="agent-event-bus" …>`. The
 //! client acknowledges nothing, so every event also stays readable with
 //! `get_events`, and the agent's own cursor is never consumed by push.
+//!
+//! - [`poll`]: the long-poll that finds what to push, between renewals.
+//! - [`flow`]: flow control (rate cap, repeats, loop guard).
+
+pub mod flow;
+pub mod poll;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -23,7 +29,7 @@ use shared::push::{is_dm_to, message, summary};
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
-use crate::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
+use self::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
 
 /// The MCP method of a channel notification.
 pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -161,15 +167,13 @@ impl Deliverer {
             return None;
         }
         self.looked_up = Some(Instant::now());
-        let call = json!({"name": "list_sessions", "arguments": {}});
         match self
             .pusher
             .hub
-            .request("tools/call", Some(call), NAMES_TIMEOUT)
+            .call_tool_within("list_sessions", json!({}), NAMES_TIMEOUT)
             .await
         {
-            Ok(result) => {
-                let out = shared::ToolOutput { result };
+            Ok(out) => {
                 for s in out.value().as_array().into_iter().flatten() {
                     if let (Some(sid), Some(name)) = (
                         s.get("session_id").and_then(Value::as_str),
@@ -347,10 +351,11 @@ fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
 }
 
 /// Shows a desktop notification in the background; nothing where this
-/// machine has no notifier.
+/// machine has no notifier. Logs the outcome (`desktop notice shown=…`).
 fn desktop(title: String, body: String) {
     tokio::spawn(async move {
-        shared::notify::send(&title, &body, false).await;
+        let shown = shared::notify::send(&title, &body, false).await;
+        tracing::debug!(shown, "desktop notice");
     });
 }
 

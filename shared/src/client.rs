@@ -11,6 +11,8 @@ use url::Url;
 
 use crate::config::{self, UrlError};
 
+pub mod follow;
+
 /// How long a call may take before the hub counts as unresponsive; a
 /// long-poll adds its own `wait_seconds` on top.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,8 +32,8 @@ pub enum ClientError {
     Unreachable { url: String, detail: String },
     #[error("request too large for the hub at {url} ({detail}): send less, e.g. a smaller payload")]
     TooLarge { url: String, detail: String },
-    #[error("hub at {url} did not answer within {secs} s")]
-    Timeout { url: String, secs: u64 },
+    #[error("hub at {url} did not answer within {}", span(*after))]
+    Timeout { url: String, after: Duration },
     #[error(
         "hub at {url} refused the request (401 Unauthorized): set AGENT_EVENT_BUS_TOKEN to the hub's token{}",
         hint_suffix(message)
@@ -47,6 +49,15 @@ pub enum ClientError {
     Rpc { code: i64, message: String },
     #[error("unexpected reply from the hub at {url}: {detail}")]
     Protocol { url: String, detail: String },
+}
+
+/// A timeout as a person reads it: whole seconds, else milliseconds.
+fn span(after: Duration) -> String {
+    if after.subsec_millis() == 0 {
+        format!("{} s", after.as_secs())
+    } else {
+        format!("{} ms", after.as_millis())
+    }
 }
 
 fn hint_suffix(message: &str) -> String {
@@ -213,6 +224,17 @@ impl HubClient {
             .unwrap_or(0)
             .min(config::MAX_WAIT_SECONDS);
         let timeout = DEFAULT_TIMEOUT + Duration::from_secs(wait);
+        self.call_tool_within(name, arguments, timeout).await
+    }
+
+    /// Calls one tool, giving up after `timeout` (a long-poll's wait
+    /// included).
+    pub async fn call_tool_within(
+        &self,
+        name: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> Result<ToolOutput, ClientError> {
         let result = self
             .request(
                 "tools/call",
@@ -233,10 +255,16 @@ impl HubClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| self.send_error(e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.send_error(e, DEFAULT_TIMEOUT))?;
         if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
             // A degraded hub (its storage failing) still sends its health.
-            let text = response.text().await.map_err(|e| self.send_error(e))?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| self.send_error(e, DEFAULT_TIMEOUT))?;
             return serde_json::from_str::<Value>(&text)
                 .ok()
                 .filter(|v| v.get("status").is_some())
@@ -246,7 +274,7 @@ impl HubClient {
                     body: text.chars().take(300).collect(),
                 });
         }
-        self.decode(response).await
+        self.decode(response, DEFAULT_TIMEOUT).await
     }
 
     async fn post(&self, url: &Url, body: &Value, timeout: Duration) -> Result<Value, ClientError> {
@@ -273,15 +301,22 @@ impl HubClient {
                     ),
                 }
             } else {
-                self.send_error(e)
+                self.send_error(e, timeout)
             }
         })?;
-        self.decode(response).await
+        self.decode(response, timeout).await
     }
 
-    async fn decode(&self, response: reqwest::Response) -> Result<Value, ClientError> {
+    async fn decode(
+        &self,
+        response: reqwest::Response,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let status = response.status();
-        let text = response.text().await.map_err(|e| self.send_error(e))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.send_error(e, timeout))?;
         if status == reqwest::StatusCode::UNAUTHORIZED {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -314,12 +349,12 @@ impl HubClient {
         }
     }
 
-    fn send_error(&self, e: reqwest::Error) -> ClientError {
+    fn send_error(&self, e: reqwest::Error, timeout: Duration) -> ClientError {
         let url = self.endpoint.to_string();
         if e.is_timeout() {
             ClientError::Timeout {
                 url,
-                secs: DEFAULT_TIMEOUT.as_secs(),
+                after: timeout,
             }
         } else {
             let mut detail = e.to_string();

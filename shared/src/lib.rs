@@ -12,7 +12,8 @@
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
 //! - [`coerce`]: the hub's lax argument coercion (`"15"` and `15.0` are 15).
 //! - [`config`]: environment variable names, defaults, URL rules.
-//! - [`client`]: [`HubClient`], one `POST /mcp` per call.
+//! - [`client`]: [`HubClient`], one `POST /mcp` per call;
+//!   [`client::follow`], the long-poll follower every client shares.
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.

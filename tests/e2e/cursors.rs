@@ -1,8 +1,6 @@
 //! End-to-end tests: the cursor rules (resume, peek, narrowing, levels,
 //! has_more, order) as a table of cases, and the long-poll.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use support::Hub;
 
@@ -225,7 +223,7 @@ fn a_long_poll_returns_an_event_published_during_its_wait() {
             json!({"cursor": cursor, "order": "asc", "wait_seconds": 30, "channel": "session:w1"}),
         ))
     });
-    std::thread::sleep(Duration::from_millis(500));
+    hub.wait_long_polls(1);
     hub.publish("other", "noise", "not for w1", "all");
     let id = hub.publish("other", "dm", "for w1", "session:w1");
     // A page returned on the unrelated publish, or at the deadline, would
@@ -260,7 +258,7 @@ fn a_resumed_long_poll_consumes_what_it_returns() {
             json!({"session_id": "w3", "resume": true, "order": "asc", "wait_seconds": 30}),
         ))
     });
-    std::thread::sleep(Duration::from_millis(300));
+    hub.wait_long_polls(1);
     let id = hub.publish("x", "t", "p", "all");
     assert_eq!(ids(&waiter.join().unwrap()), vec![id]);
     let next = hub.tool("get_events", json!({"session_id": "w3", "resume": true}));

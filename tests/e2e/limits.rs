@@ -181,7 +181,13 @@ fn slow_and_idle_connections_are_closed_but_a_long_poll_is_not() {
     let reg = hub.register("waiter", Some("slow"));
     let waiter = long_poll(&hub, "slow", reg["cursor"].as_str().unwrap());
     wait_busy(&hub, 1);
-    std::thread::sleep(Duration::from_secs(2));
+    // Silent connections opened one after another and each closed by the
+    // header timeout: the long-poll has been in progress for several of
+    // them, on the hub's own clock.
+    for _ in 0..3 {
+        let mut silent = connect(&hub);
+        assert!(closed_by_peer(&mut silent), "a silent connection is closed");
+    }
     let event = hub.publish("x", "dm", "late", "session:slow");
     let page = waiter.join().expect("the long-poll was not cut");
     assert_eq!(page["events"][0]["id"].as_u64(), Some(event), "{page}");

@@ -233,8 +233,10 @@ fn the_agents_register_session_renames_its_session_and_unregister_is_honoured() 
     );
 
     // Renewals (every second with a 3 s lease) keep the new name, and there
-    // is still one session.
-    std::thread::sleep(Duration::from_secs(3));
+    // is still one session. Renewals hold the registration lock, as the
+    // rename did: one logged from now on started after it.
+    let renewed = proxy.logged("lease renewed");
+    proxy.wait_logged("lease renewed", renewed + 1);
     let live = sessions(&hub);
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0]["name"], json!("after"));
@@ -244,7 +246,8 @@ fn the_agents_register_session_renames_its_session_and_unregister_is_honoured() 
     let reply = proxy.call_ok("unregister_session", json!({}));
     assert_eq!(reply["success"], json!(true), "{reply}");
     wait_ended(&hub, &id);
-    std::thread::sleep(Duration::from_secs(4));
+    // The proxy's loop has seen the release and has nothing to do.
+    proxy.wait_logged("idle until woken phase=Released", 1);
     assert!(
         sessions(&hub).is_empty(),
         "the proxy re-registered a session the agent unregistered"
@@ -340,8 +343,8 @@ fn a_client_that_connects_and_leaves_leaves_nothing_behind() {
     assert_eq!(proxy.tools().len(), shared::catalog::TOOL_NAMES.len());
     proxy.close_stdin();
     assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
-    // Past the settle delay: still nothing registered, nothing published.
-    std::thread::sleep(Duration::from_secs(2));
+    // The proxy waits for a registration in flight before it exits, so what
+    // the hub holds now is final: nothing registered, nothing published.
     assert!(sessions(&hub).is_empty(), "{:?}", sessions(&hub));
     assert_eq!(events(&hub).len(), before, "{:?}", events(&hub));
 }
@@ -526,13 +529,15 @@ fn a_session_whose_lease_lapsed_while_the_hub_was_down_comes_back() {
     let (mut proxy, id) =
         registered_proxy(&hub, "patient", &[("AGENT_EVENT_BUS_LEASE_SECONDS", "3")]);
     hub.stop();
-    // Longer than the lease: the restarted hub's sweeper may end it.
+    // The scenario, not a wait for an outcome: down for longer than the
+    // lease, so the restarted hub's sweeper may end it.
     std::thread::sleep(Duration::from_secs(5));
     hub.restart_same_port();
     let session = wait_registered(&hub, "patient");
     assert_eq!(id_of(&session), id, "the same session (same client_id)");
-    // And it stays: renewals carry on past several leases.
-    std::thread::sleep(Duration::from_secs(4));
+    // And it stays: renewals (one a second) carry on past a whole lease.
+    let renewed = proxy.logged("lease renewed");
+    proxy.wait_logged("lease renewed", renewed + 4);
     assert!(session_by_id(&hub, &id).is_some());
     proxy.call_ok("list_sessions", json!({}));
     proxy.assert_stdout_is_json_rpc();

@@ -295,7 +295,7 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
 fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
     let hub = Hub::start();
     let (tools, path) = notifiers();
-    let (_proxy, me) = registered(
+    let (proxy, me) = registered(
         &hub,
         "headless",
         &[
@@ -311,10 +311,10 @@ fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
         "anyone there?",
         &format!("session:{me}"),
     );
-    wait_note(&_proxy, "the direct message", about(dm));
-    // A notice would have been started before the channel notification was
-    // sent; give a stray one a moment to show (this can only pass wrongly).
-    std::thread::sleep(Duration::from_millis(500));
+    wait_note(&proxy, "the direct message", about(dm));
+    // The proxy says when it has dealt with the notice: none was shown.
+    proxy.wait_logged("desktop notice", 1);
+    assert!(proxy.stderr().contains("shown=false"), "{}", proxy.stderr());
     assert!(recorded(tools.path(), "notify-send").is_empty());
 }
 

@@ -116,6 +116,9 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
     child
 }
 
+/// How long the harness waits for a state the hub reports.
+const WAIT_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics with `what`
 /// after `deadline`.
 pub fn wait_until<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
@@ -271,6 +274,21 @@ impl Hub {
     /// A typed client for this hub.
     pub fn client(&self) -> HubClient {
         HubClient::new(&self.url, None).expect("a valid hub URL")
+    }
+
+    /// Waits until the hub reports `n` `get_events` long-polls in progress
+    /// (`long_polls` in `/health`): a long-poll sent before has reached it.
+    pub fn wait_long_polls(&self, n: u64) {
+        let client = self.client();
+        let runtime = rt();
+        wait_until(
+            &format!("{n} long-polls in progress"),
+            WAIT_DEADLINE,
+            || {
+                let health = runtime.block_on(client.health()).ok()?;
+                (health["long_polls"].as_u64() == Some(n)).then_some(())
+            },
+        );
     }
 
     /// Stops the hub with SIGTERM and waits for it to exit.

@@ -425,6 +425,27 @@ impl Proxy {
         lock(&self.stderr).clone()
     }
 
+    /// How many lines the proxy has logged that contain `needle`.
+    pub fn logged(&self, needle: &str) -> usize {
+        lock(&self.stderr)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until the proxy has logged `n` lines containing `needle` (it
+    /// runs with `RUST_LOG=proxy=debug`); panics after `REPLY_DEADLINE`.
+    pub fn wait_logged(&self, needle: &str, n: usize) {
+        let found = wait_for(&self.stderr, REPLY_DEADLINE, |log| {
+            (log.lines().filter(|l| l.contains(needle)).count() >= n).then_some(())
+        });
+        assert!(
+            found.is_some(),
+            "the proxy did not log {n} lines with {needle:?} within {REPLY_DEADLINE:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
     /// Asserts that stdout carried nothing but JSON-RPC 2.0 messages.
     pub fn assert_stdout_is_json_rpc(&self) {
         let lines = self.stdout_lines();

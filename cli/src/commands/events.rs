@@ -7,12 +7,14 @@ use anyhow::{Context, Result};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
+use shared::client::DEFAULT_TIMEOUT;
+use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
 use shared::config::MAX_WAIT_SECONDS;
 use shared::level::SignalLevel;
 use shared::wire::Event;
 
 use super::split_list;
-use crate::hub::{Hub, domain_error};
+use crate::hub::{Hub, domain_error, reply};
 use crate::output::{self, json_line, json_pretty, line, note};
 use crate::session::SessionArg;
 
@@ -197,36 +199,6 @@ impl EventsArgs {
     }
 }
 
-/// Where the next `get_events` call starts reading.
-#[derive(Debug, Clone)]
-enum Position {
-    /// No cursor: the newest events (desc) or the oldest (asc).
-    Unset,
-    /// The session's saved cursor (`resume`).
-    Resume,
-    /// After this cursor.
-    After(String),
-}
-
-impl Position {
-    fn apply(&self, params: &mut Value) {
-        match self {
-            Self::Unset => {}
-            Self::Resume => params["resume"] = json!(true),
-            Self::After(cursor) => params["cursor"] = json!(cursor),
-        }
-    }
-
-    /// Where to continue after a page: after its `next_cursor`, which a
-    /// consuming read has also saved for the session.
-    fn after(self, page: &Value) -> Self {
-        match page.get("next_cursor").and_then(Value::as_str) {
-            Some(cursor) => Self::After(cursor.to_owned()),
-            None => self,
-        }
-    }
-}
-
 /// `events`: one page (optionally waiting for it), or `--follow`.
 pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
     let session_id = args.session.resolve_id(hub).await?;
@@ -269,30 +241,23 @@ async fn wait_for_events(
     hub: &Hub,
     args: &EventsArgs,
     query: &Value,
-    mut position: Position,
+    start: Position,
     seconds: u64,
     limit: Duration,
 ) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut follower = Follower::new(start, Backoff::FOLLOW);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let wait = left.as_secs_f64().ceil().min(MAX_WAIT_SECONDS as f64) as u64;
-        let mut params = with_position(query, &position);
-        params["wait_seconds"] = json!(wait);
-        let page = hub
-            .call_within(
-                "get_events",
-                params,
-                Some(limit + Duration::from_secs(wait)),
-            )
-            .await?;
+        let wait = round_seconds(left, MAX_WAIT_SECONDS);
+        let round = follower.round(hub.client(), query, wait, limit).await?;
+        let page = reply(round.out)?;
         let done = domain_error(&page).is_some()
             || !args.keep(events_of(&page)).is_empty()
             || Instant::now() >= deadline;
         if done {
             return Ok(page);
         }
-        position = position.after(&page);
     }
 }
 
@@ -357,60 +322,45 @@ async fn follow(
 ) -> Result<ExitCode> {
     query["order"] = json!("asc");
     // Whether the hub has answered once: only then is "unreachable" retried.
-    let mut answered = matches!(start, Position::Unset);
-    let mut position = match start {
-        Position::Unset => {
-            // The newest id, read without a session so nothing is consumed.
-            let tip = hub
-                .call("get_events", json!({"order": "desc", "limit": 1}))
-                .await?;
-            let cursor = tip
-                .get("next_cursor")
-                .and_then(Value::as_str)
-                .unwrap_or("0");
-            Position::After(cursor.to_owned())
-        }
+    let mut answered = start == Position::Unset;
+    let start = match start {
+        Position::Unset => Position::after(follow::tip(hub.client()).await?),
         other => other,
     };
-    let from = match &position {
+    let from = match &start {
         Position::After(cursor) => format!("after event {cursor}"),
         _ => "the session's saved cursor".to_owned(),
     };
+    let mut follower = Follower::new(start, Backoff::FOLLOW);
     // Stops on Ctrl-C, SIGTERM, or once stdout is a pipe nobody reads.
     let stop = crate::stop::on_signal_or(stdout_closed())?;
     tokio::pin!(stop);
     note(&format!("Following events from {from} (Ctrl-C to stop)"));
-    let mut backoff = Duration::from_secs(1);
-    let mut down = false;
     loop {
-        let mut params = with_position(&query, &position);
-        params["wait_seconds"] = json!(FOLLOW_WAIT_SECONDS);
-        let page = tokio::select! {
+        let round = tokio::select! {
             _ = &mut stop => return Ok(ExitCode::SUCCESS),
-            page = hub.call("get_events", params) => page,
+            round = follower.round(hub.client(), &query, FOLLOW_WAIT_SECONDS, DEFAULT_TIMEOUT) => round,
         };
-        let page = match page {
-            Ok(page) => page,
-            Err(e) if answered && unreachable(&e) => {
-                if !down {
+        let round = match round {
+            Ok(round) => round,
+            Err(e) if answered && e.is_unreachable() => {
+                let retry = follower.failed();
+                if retry.first {
                     note(&format!("{e:#}; retrying"));
-                    down = true;
                 }
                 tokio::select! {
                     _ = &mut stop => return Ok(ExitCode::SUCCESS),
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(retry.delay) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        if down {
+        if round.recovered {
             note("Hub reachable again; following");
-            down = false;
         }
         answered = true;
-        backoff = Duration::from_secs(1);
+        let page = reply(round.out)?;
         if domain_error(&page).is_some() {
             return output::error_reply(&page, args.json);
         }
@@ -421,14 +371,7 @@ async fn follow(
                 output::print(&output::event_block(&typed(event)?))?;
             }
         }
-        position = position.after(&page);
     }
-}
-
-fn unreachable(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<shared::ClientError>()
-        .is_some_and(shared::ClientError::is_unreachable)
 }
 
 /// Polls stdout once a second for a hung-up reader (`POLLERR`/`POLLHUP` on

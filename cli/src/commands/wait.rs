@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::{Value, json};
-use shared::config::{self, MAX_WAIT_SECONDS};
+use serde_json::json;
+use shared::client::DEFAULT_TIMEOUT;
+use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
+use shared::config;
 use shared::push;
 use shared::wire::{Event, EventsPage, SessionInfo};
 
-use crate::hub::{Hub, domain_error};
+use crate::hub::{Hub, domain_error, reply};
 use crate::output::{self, note};
 use crate::session::SessionArg;
 
@@ -86,57 +88,52 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     // Where the waiter it replaced (or the last wake-up) left off.
-    let mut cursor = match files.cursor() {
+    let start = match files.cursor() {
         Some(cursor) => cursor,
-        None => tip(hub).await?,
+        None => follow::tip(hub.client()).await?,
     };
     report_hook(hub, &me).await;
 
     let channels = push::watched(&id, &push::parse_channels(&args.channels));
+    // No session_id: a waiter reads without renewing the session's lease
+    // or heartbeat (only its agent keeps it alive).
+    let query = json!({"channels": channels, "order": "asc", "limit": PAGE});
+    let mut follower = Follower::new(Position::after(start), Backoff::FOLLOW);
+    let cursor = |f: &Follower| f.cursor().unwrap_or(start);
     // Capped at a year, so any number given is a valid deadline.
     let deadline = Instant::now() + Duration::from_secs(args.timeout.min(31_536_000));
     let stop = stop(&claim)?;
     tokio::pin!(stop);
-    let mut backoff = Duration::from_secs(1);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let wait = (left.as_secs_f64().ceil() as u64).min(ROUND_SECONDS.min(MAX_WAIT_SECONDS));
-        // No session_id: a waiter reads without renewing the session's lease
-        // or heartbeat (only its agent keeps it alive).
-        let params = json!({
-            "channels": channels,
-            "cursor": cursor.to_string(),
-            "order": "asc",
-            "limit": PAGE,
-            "wait_seconds": wait,
-        });
-        let page = tokio::select! {
+        let wait = round_seconds(left, ROUND_SECONDS);
+        let round = tokio::select! {
             () = &mut stop => {
                 // Replaced or stopped: the next waiter carries on from here.
-                files.save_cursor(cursor);
+                files.save_cursor(cursor(&follower));
                 return Ok(ExitCode::SUCCESS);
             }
-            page = hub.call("get_events", params) => page,
+            round = follower.round(hub.client(), &query, wait, DEFAULT_TIMEOUT) => round,
         };
-        let page = match page {
-            Ok(page) => page,
+        let round = match round {
+            Ok(round) => round,
             // A hub that goes away while waiting is retried quietly (stderr
             // is for the model) until the deadline.
-            Err(e) if unreachable(&e) && Instant::now() < deadline => {
+            Err(e) if e.is_unreachable() && Instant::now() < deadline => {
+                let retry = follower.failed();
                 tokio::select! {
                     () = &mut stop => {
-                        files.save_cursor(cursor);
+                        files.save_cursor(cursor(&follower));
                         return Ok(ExitCode::SUCCESS);
                     }
-                    () = tokio::time::sleep(backoff.min(left)) => {}
+                    () = tokio::time::sleep(retry.delay.min(left)) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
-            Err(e) if unreachable(&e) => return Ok(ExitCode::SUCCESS),
-            Err(e) => return Err(e),
+            Err(e) if e.is_unreachable() => return Ok(ExitCode::SUCCESS),
+            Err(e) => return Err(e.into()),
         };
-        backoff = Duration::from_secs(1);
+        let page = reply(round.out)?;
         if domain_error(&page).is_some() {
             note(&output::error_text(&page));
             return Ok(ExitCode::from(1));
@@ -144,9 +141,6 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
         let page: EventsPage =
             serde_json::from_value(page).context("get_events sent an unexpected reply")?;
         let idle = page.events.is_empty();
-        if let Some(next) = page.next_cursor.as_deref().and_then(|c| c.parse().ok()) {
-            cursor = cursor.max(next);
-        }
         let news: Vec<Event> = page
             .events
             .into_iter()
@@ -157,44 +151,26 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
                 Ok(fresh) => fresh,
                 Err(_) => sessions,
             };
-            files.save_cursor(cursor);
+            files.save_cursor(cursor(&follower));
             note(&wake_text(&me, &names, &news, &channels));
             report_pushed(hub, &id, &news).await;
             return Ok(ExitCode::from(WOKEN));
         }
         if Instant::now() >= deadline {
-            files.save_cursor(cursor);
+            files.save_cursor(cursor(&follower));
             return Ok(ExitCode::SUCCESS);
         }
         if idle
             && let Ok(live) = hub.sessions().await
             && !live.iter().any(|s| s.session_id == id)
         {
-            files.save_cursor(cursor);
+            files.save_cursor(cursor(&follower));
             note(&format!(
                 "Error: session {id} has ended; nothing to wait for"
             ));
             return Ok(ExitCode::from(1));
         }
     }
-}
-
-fn unreachable(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<shared::ClientError>()
-        .is_some_and(shared::ClientError::is_unreachable)
-}
-
-/// The newest event id (nothing is consumed: no session is named).
-async fn tip(hub: &Hub) -> Result<u64> {
-    let page = hub
-        .call("get_events", json!({"order": "desc", "limit": 1}))
-        .await?;
-    Ok(page
-        .get("next_cursor")
-        .and_then(Value::as_str)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0))
 }
 
 /// Tells the hub this session has a wake-up hook (`push: ["hook"]` on
