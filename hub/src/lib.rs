@@ -17,6 +17,7 @@
 //! - [`store`]: redb; the only module that names a table (with its
 //!   `claims` and `receipts` submodules).
 //! - [`codec`]: the compact binary form of a stored event.
+//! - [`json`]: a JSON text the hub made, sent without parsing it again.
 //! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,
 //!   record), `plan` (what starts now), `send`, `sign`, `schedule` (backoff,
 //!   jitter, `Retry-After`).
@@ -40,6 +41,7 @@ pub mod delivery;
 pub mod egress;
 pub mod http;
 pub mod import;
+pub mod json;
 pub mod mcp;
 pub mod names;
 pub mod server;

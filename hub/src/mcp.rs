@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use shared::catalog;
 use warp::http::StatusCode;
 
+use crate::json::Json;
 use crate::state::Bus;
 use crate::store::STORAGE_REFUSAL;
 use crate::tools::{self, ToolError};
@@ -23,7 +23,6 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
-const INTERNAL_ERROR: i64 = -32603;
 const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC error.
@@ -52,6 +51,18 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// A JSON-RPC success whose result is already serialised (written as is).
+    fn result(id: &Value, result: &Json) -> Self {
+        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
+        Self::Message {
+            status: StatusCode::OK,
+            body: format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{}}}",
+                result.as_str()
+            ),
+        }
+    }
+
     fn of(status: StatusCode, message: &impl serde::Serialize) -> Self {
         Self::Message {
             status,
@@ -123,37 +134,16 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
     };
     let params = obj.get("params").cloned();
     match dispatch(bus, method, params).await {
-        Ok(result) => Answer::of(
-            StatusCode::OK,
-            &RpcResult {
-                jsonrpc: "2.0",
-                id: &id,
-                result: &result,
-            },
-        ),
+        Ok(result) => Answer::result(&id, &result),
         Err(e) => Answer::error(StatusCode::OK, id, &e),
     }
 }
 
-/// A JSON-RPC success whose result is already serialised (written as is).
-#[derive(serde::Serialize)]
-struct RpcResult<'a> {
-    jsonrpc: &'static str,
-    id: &'a Value,
-    result: &'a RawValue,
-}
-
-async fn dispatch(
-    bus: &Bus,
-    method: &str,
-    params: Option<Value>,
-) -> Result<Box<RawValue>, RpcError> {
+async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Json, RpcError> {
     if method == "tools/call" {
         return call_tool(bus, params).await;
     }
-    let value = dispatch_value(method, params)?;
-    serde_json::value::to_raw_value(&value)
-        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("Internal error: {e}")))
+    Ok(Json::of(&dispatch_value(method, params)?))
 }
 
 fn dispatch_value(method: &str, params: Option<Value>) -> Result<Value, RpcError> {
@@ -211,7 +201,7 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
     Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
 }
 
-async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Box<RawValue>, RpcError> {
+async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
     let Some(Value::Object(mut params)) = params else {
         return Err(RpcError::new(
             INVALID_PARAMS,
@@ -265,6 +255,5 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Box<RawValue>, Rp
             json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})
         }
     };
-    serde_json::value::to_raw_value(&result)
-        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("Internal error: {e}")))
+    Ok(Json::of(&result))
 }

@@ -91,17 +91,31 @@ impl LiveSession {
     pub fn write_item(&self, now_ms: i64, json: &mut String, text: &mut String) {
         let item = self.item();
         let r = &self.record;
-        let heartbeat =
-            serde_json::to_string(&shared::time::format_ms(r.last_heartbeat)).unwrap_or_default();
+        // A timestamp is digits and `-:.TZ`: nothing in it needs escaping.
+        let heartbeat = shared::time::format_ms(r.last_heartbeat);
+        debug_assert_eq!(escaped(&heartbeat), heartbeat);
         let age = serde_json::to_string(&((now_ms - r.registered_at).max(0) as f64 / 1000.0))
             .unwrap_or_default();
-        let moving = format!("{heartbeat},\"age_seconds\":{age}");
-        json.push_str(&item.head);
-        json.push_str(&moving);
-        json.push_str(&item.tail);
-        text.push_str(&item.head_text);
-        text.push_str(&escaped(&moving));
-        text.push_str(&item.tail_text);
+        for part in [
+            item.head.as_str(),
+            "\"",
+            &heartbeat,
+            "\",\"age_seconds\":",
+            &age,
+            &item.tail,
+        ] {
+            json.push_str(part);
+        }
+        for part in [
+            item.head_text.as_str(),
+            "\\\"",
+            &heartbeat,
+            "\\\",\\\"age_seconds\\\":",
+            &age,
+            &item.tail_text,
+        ] {
+            text.push_str(part);
+        }
     }
 }
 

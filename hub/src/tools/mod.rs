@@ -10,9 +10,9 @@ pub mod receipts;
 pub mod sessions;
 pub mod webhooks;
 
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::json::Json;
 use crate::state::Bus;
 use crate::store::{SessionRecord, StoreError};
 use args::ArgError;
@@ -26,13 +26,13 @@ pub enum Reply {
     List(Vec<Value>),
     /// A reply already rendered as a `tools/call` result by [`render`]
     /// (large ones are rendered off the async workers).
-    Rendered(Box<RawValue>),
+    Rendered(Json),
 }
 
 impl Reply {
     /// The `tools/call` result: the reply serialised once, as the text
     /// content and, spliced in unparsed, as `structuredContent`.
-    pub fn render(self) -> Box<RawValue> {
+    pub fn render(self) -> Json {
         match self {
             Self::Object(value) => render(&value, false),
             Self::List(items) => render(&items, true),
@@ -43,14 +43,14 @@ impl Reply {
 
 /// Renders a successful `tools/call` result for `value` (a list is wrapped
 /// as `{"result": [...]}` in `structuredContent`, as MCP wants an object).
-pub fn render(value: &impl serde::Serialize, list: bool) -> Box<RawValue> {
+pub fn render(value: &impl serde::Serialize, list: bool) -> Json {
     let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
     render_parts(&json, &crate::store::escaped(&json), list)
 }
 
 /// [`render`] from the reply's JSON and the same JSON escaped as inside a
 /// JSON string (built alongside by a caller that renders from parts).
-pub fn render_parts(json: &str, escaped: &str, list: bool) -> Box<RawValue> {
+pub fn render_parts(json: &str, escaped: &str, list: bool) -> Json {
     let (open, close) = if list {
         ("{\"result\":", "}")
     } else {
@@ -59,9 +59,7 @@ pub fn render_parts(json: &str, escaped: &str, list: bool) -> Box<RawValue> {
     let result = format!(
         "{{\"content\":[{{\"type\":\"text\",\"text\":\"{escaped}\"}}],\"structuredContent\":{open}{json}{close},\"isError\":false}}"
     );
-    RawValue::from_string(result).unwrap_or_else(|_| {
-        RawValue::from_string("{\"content\":[],\"isError\":true}".to_owned()).unwrap_or_default()
-    })
+    Json::spliced(result)
 }
 
 /// Why a call produced no reply.
