@@ -365,8 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_panics_fails_that_call_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (_dir, store) = store_with(0).await;
         let err = store
             .read(|_| -> Result<()> { panic!("a damaged record") })
             .await
