@@ -24,14 +24,14 @@
 //! that end with their session) and [`receipts`] (direct-message receipts).
 //!
 //! # Layout
-//! - [`tables`]: every table definition and the encodings of their rows.
-//! - [`records`]: the stored shapes (sessions, events, webhooks, attempts).
-//! - [`read`]: [`Snapshot`], the reads of one MVCC snapshot.
-//! - [`index`]: the event index: its entries and the walk that answers
+//! - `tables`: every table definition and the encodings of their rows.
+//! - `records`: the stored shapes (sessions, events, webhooks, attempts).
+//! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
+//! - `index`: the event index: its entries and the walk that answers
 //!   filtered reads.
-//! - [`sessions`], [`events`], [`outbox`]: the write verbs of [`Tx`].
-//! - [`writer`]: the writer thread, group commit and reopening.
-//! - [`open`]: opening, refusing what is not a redb file, migrations.
+//! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
+//! - `writer`: the writer thread, group commit and reopening.
+//! - `open`: opening, refusing what is not a redb file, migrations.
 //! - [`claims`], [`receipts`]: their own tables and verbs.
 
 use std::collections::HashMap;
