@@ -1,7 +1,7 @@
 //! The HTTP surface: `POST /mcp` (its body answered by [`crate::mcp`],
 //! framed as JSON or SSE by `Accept`), `GET /health`, a read-only live view
 //! at `GET /`, the request limits (JSON bodies only, the body cap), and
-//! [`recover`], which turns every rejection into JSON. Who may call is
+//! `recover`, which turns every rejection into JSON. Who may call is
 //! decided before any route, in [`crate::server`] (see [`crate::auth`]).
 
 use std::convert::Infallible;

@@ -14,8 +14,10 @@
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools, one module per group (claims and receipts included).
-//! - [`store`]: redb; the only module that names a table (with its
-//!   `claims` and `receipts` submodules).
+//! - [`store`]: redb; the only module that names a table — `tables`,
+//!   `records`, `read` (snapshots), `index` (the event index), the write
+//!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
+//!   `open` (open, refuse SQLite, migrations), `claims`, `receipts`.
 //! - [`codec`]: the compact binary form of a stored event.
 //! - [`json`]: a JSON text the hub made, sent without parsing it again.
 //! - [`delivery`]: webhook delivery from the outbox — `worker` (scan, start,

@@ -260,7 +260,8 @@ pub async fn idle_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ClaimRecord, EventQuery, Store};
+    use crate::store::testing::oldest_events;
+    use crate::store::{ClaimRecord, Store};
 
     fn session(id: &str, lease_seconds: Option<u64>, last_heartbeat: i64) -> SessionRecord {
         SessionRecord {
@@ -360,15 +361,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(get(&store, "a").await.deleted_at, Some(42_000));
-        let events = store
-            .read(|s| {
-                s.events(&EventQuery {
-                    limit: 10,
-                    ..Default::default()
-                })
-            })
-            .await
-            .unwrap();
+        let events = oldest_events(&store, 10).await;
         let said: Vec<(&str, &str, &str)> = events
             .iter()
             .map(|e| {

@@ -158,23 +158,14 @@ mod tests {
         store.join_writer();
 
         let store = Store::open(&path).unwrap();
-        let events = store
-            .read(|s| {
-                s.events(&EventQuery {
-                    limit: 100,
-                    ..Default::default()
-                })
-            })
-            .await
-            .unwrap();
+        let events = oldest_events(&store, 100).await;
         assert_eq!(events.len(), 50);
         assert_eq!(*store.tip().borrow(), 50);
     }
 
     #[tokio::test]
     async fn records_written_under_their_own_ids_move_the_counters_past_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (dir, store) = store_with(0).await;
         let (event, webhook) = store
             .write(Durability::Durable, |t| {
                 let mut old = t.append_event(new_event("all"))?;

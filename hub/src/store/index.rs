@@ -453,8 +453,7 @@ mod tests {
     /// an empty page says it looked up to the newest id.
     #[tokio::test]
     async fn a_filtered_read_examines_only_its_matches() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (_dir, store) = store_with(0).await;
         store
             .write(Durability::Durable, |t| {
                 for i in 0..20_000u64 {

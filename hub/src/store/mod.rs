@@ -24,14 +24,16 @@
 //! that end with their session) and [`receipts`] (direct-message receipts).
 //!
 //! # Layout
-//! - [`tables`]: every table definition and the encodings of their rows.
-//! - [`records`]: the stored shapes (sessions, events, webhooks, attempts).
-//! - [`read`]: [`Snapshot`], the reads of one MVCC snapshot.
-//! - [`index`]: the event index: its entries and the walk that answers
-//!   filtered reads.
-//! - [`sessions`], [`events`], [`outbox`]: the write verbs of [`Tx`].
-//! - [`writer`]: the writer thread, group commit and reopening.
-//! - [`open`]: opening, refusing what is not a redb file, migrations.
+//! - `tables`: every table definition and the encodings of their rows.
+//! - `records`: the stored shapes (sessions, events, webhooks, attempts).
+//! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
+//! - `index`: the event index (a bitmap per key and block of 64 ids) and
+//!   the walk that answers filtered reads.
+//! - `live`: the live sessions in memory, as committed, each with its
+//!   `list_sessions` item rendered once.
+//! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
+//! - `writer`: the writer thread, group commit and reopening.
+//! - `open`: opening, refusing what is not a redb file, migrations.
 //! - [`claims`], [`receipts`]: their own tables and verbs.
 
 use std::collections::HashMap;
@@ -372,8 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_panics_fails_that_call_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (_dir, store) = store_with(0).await;
         let err = store
             .read(|_| -> Result<()> { panic!("a damaged record") })
             .await

@@ -386,8 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_webhook_scans_from_its_own_oldest_waiting_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
+        let (_dir, store) = store_with(0).await;
         store
             .write(Durability::Durable, |t| {
                 t.put_webhook(&hook(1))?;

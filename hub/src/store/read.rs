@@ -127,7 +127,7 @@ pub(super) fn committed_tip(txn: &ReadTransaction) -> Result<u64> {
     }
 }
 
-/// A read snapshot. Methods mirror [`Tx`]'s reads.
+/// A read snapshot. Methods mirror [`Tx`](super::Tx)'s reads.
 pub struct Snapshot {
     pub(super) txn: ReadTransaction,
 }

@@ -37,6 +37,19 @@ pub(crate) async fn store_with(n: u64) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Up to `limit` events, oldest first, unfiltered.
+pub(crate) async fn oldest_events(store: &Store, limit: usize) -> Vec<EventRecord> {
+    page(
+        store,
+        EventQuery {
+            limit,
+            ..Default::default()
+        },
+    )
+    .await
+    .events
+}
+
 pub(crate) async fn page(store: &Store, q: EventQuery) -> EventPage {
     store.read(move |s| s.event_page(&q)).await.unwrap()
 }
@@ -59,8 +72,7 @@ pub(crate) fn hook(id: u64) -> WebhookRecord {
 
 /// A store with webhook 1 and `n` events queued for it.
 pub(crate) async fn outbox_with(n: usize) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("data.redb")).unwrap();
+    let (dir, store) = store_with(0).await;
     store
         .write(Durability::Durable, move |t| {
             t.put_webhook(&hook(1))?;
