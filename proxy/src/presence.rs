@@ -52,7 +52,7 @@ struct State {
     /// Consecutive failed attempts, for the retry backoff.
     failures: u32,
     /// The first registration's cursor: where push starts reading.
-    push_cursor: Option<u64>,
+    registration_cursor: Option<u64>,
     /// A copy of the identity, for push (the registrar lock may be busy).
     identity: Option<Identity>,
 }
@@ -96,7 +96,7 @@ impl Presence {
                 phase: Phase::Idle,
                 renewed_at: None,
                 failures: 0,
-                push_cursor: None,
+                registration_cursor: None,
                 identity: None,
             }),
             wake: Notify::new(),
@@ -325,8 +325,8 @@ impl Presence {
             .and_then(Value::as_str)
             .and_then(|c| c.parse::<u64>().ok());
         let mut state = self.state();
-        if state.push_cursor.is_none() {
-            state.push_cursor = cursor;
+        if state.registration_cursor.is_none() {
+            state.registration_cursor = cursor;
         }
     }
 
@@ -373,7 +373,7 @@ impl Presence {
 
     /// The first registration's cursor, where push starts reading.
     pub(crate) fn registration_cursor(&self) -> Option<u64> {
-        self.state().push_cursor
+        self.state().registration_cursor
     }
 
     /// Resolves when the phase (or anything the loop waits on) changes.

@@ -512,6 +512,30 @@ fn wait_exits_2_with_a_direct_message_and_0_on_timeout() {
 }
 
 #[test]
+fn wait_rides_out_a_hub_restart() {
+    let mut hub = Hub::start();
+    let state = tempfile::tempdir().unwrap();
+    let me = sid(&hub.register("patient", Some("patient-1")));
+    let other = sid(&hub.register("caller", Some("caller-1")));
+    let child = spawn_wait(
+        &hub,
+        state.path(),
+        &["--session-id", &me, "--timeout", "60"],
+        &[],
+    );
+    hub.wait_long_polls(1);
+    hub.restart_same_port();
+    let dm = hub.publish(&other, "question", "still there?", &format!("session:{me}"));
+    let out = finish(child);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr.contains(&format!("(event {dm})")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn wait_wakes_for_push_channels_too() {
     let hub = Hub::start();
     let state = tempfile::tempdir().unwrap();

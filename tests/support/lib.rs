@@ -116,6 +116,41 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
     child
 }
 
+/// A loopback port that refuses connections for as long as this lives: a
+/// socket bound to it that never listens, so no other test can take it.
+pub struct ClosedPort {
+    pub port: u16,
+    _socket: rustix::fd::OwnedFd,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+        let socket = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a socket");
+        let any = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+        bind(&socket, &any).expect("a free loopback port");
+        let bound = getsockname(&socket).expect("the bound address");
+        let port = std::net::SocketAddrV4::try_from(bound)
+            .expect("an IPv4 address")
+            .port();
+        Self {
+            port,
+            _socket: socket,
+        }
+    }
+
+    /// The hub URL nobody answers at.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// How long the harness waits for a state the hub reports.
 const WAIT_DEADLINE: Duration = Duration::from_secs(20);
 

@@ -2,9 +2,9 @@
 //! `claude` on `PATH`.
 
 use serde_json::json;
-use support::{Cli, Hub};
+use support::{Cli, ClosedPort, Hub};
 
-use super::{assert_fails, assert_ok, dead_url, fake_tools};
+use super::{assert_fails, assert_ok, fake_tools};
 
 #[test]
 fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
@@ -81,7 +81,8 @@ fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
     );
 
     // No hub: the first check fails with how to start one; the rest are skipped.
-    let out = Cli::at(&dead_url())
+    let closed = ClosedPort::new();
+    let out = Cli::at(&closed.url())
         .env("PATH", "/nonexistent")
         .run(&["doctor"]);
     assert_fails(&out);

@@ -209,11 +209,22 @@ fn follow_rides_out_a_hub_restart() {
     let mut hub = Hub::start();
     let mut follower = Running::start(&hub, &["events", "--follow", "--json"], true);
     follower.wait_stderr("Following events");
+    hub.wait_long_polls(1);
+    hub.stop();
+    // Said once, however many rounds fail while the hub is down.
+    follower.wait_stderr("; retrying");
     hub.restart_same_port();
     let id = hub.publish("x", "after_restart", "still here", "all");
     follower.wait_stdout("\"event_type\": \"after_restart\"");
     let last: Value = serde_json::from_str(follower.stdout().lines().last().unwrap()).unwrap();
     assert_eq!(last["id"].as_u64(), Some(id));
+    let stderr = follower.stderr();
+    assert!(stderr.contains("hub not reachable at "), "{stderr}");
+    assert_eq!(stderr.matches("; retrying").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("Hub reachable again; following"),
+        "{stderr}"
+    );
     follower.signal(rustix::process::Signal::INT);
     assert_eq!(follower.wait_exit(), 0, "{}", follower.stderr());
 }

@@ -31,14 +31,6 @@ pub(crate) fn host() -> String {
     shared::config::hostname()
 }
 
-/// A URL where nothing listens: a port the OS just handed out and took back.
-fn dead_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = listener.local_addr().expect("an address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/mcp")
-}
-
 /// A command with the bus environment cleared, as the harness runs ours.
 pub(crate) fn clean(program: &str) -> Command {
     let mut cmd = Command::new(program);

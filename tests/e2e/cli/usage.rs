@@ -1,13 +1,14 @@
 //! Help, usage errors (exit 2), an unreachable hub (one line, exit 1), and
 //! where the CLI looks for the hub.
 
-use support::{Cli, Hub, Output, bin_path};
+use support::{Cli, ClosedPort, Hub, Output, bin_path};
 
-use super::{assert_fails, assert_ok, clean, dead_url};
+use super::{assert_fails, assert_ok, clean};
 
 #[test]
 fn no_command_prints_help_and_exits_1_and_usage_errors_exit_2() {
-    let cli = Cli::at(&dead_url());
+    let closed = ClosedPort::new();
+    let cli = Cli::at(&closed.url());
     let out = cli.run(&[]);
     assert_fails(&out);
     assert!(
@@ -53,7 +54,8 @@ fn no_command_prints_help_and_exits_1_and_usage_errors_exit_2() {
 
 #[test]
 fn unreachable_hub_exits_1_with_one_line_saying_where_and_how_to_start_it() {
-    let url = dead_url();
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let cli = Cli::at(&url);
     for args in [
         &["register", "--name", "x"][..],
@@ -102,7 +104,8 @@ fn the_url_works_with_or_without_mcp_and_an_empty_env_means_the_default() {
         assert_eq!(out.stdout, "No active sessions\n", "{url}");
     }
     // --url beats the environment.
-    let out = Cli::at(&dead_url()).run(&["--url", &hub.base(), "channels"]);
+    let closed = ClosedPort::new();
+    let out = Cli::at(&closed.url()).run(&["--url", &hub.base(), "channels"]);
     assert_ok(&out);
     assert_eq!(out.stdout, "No active channels\n");
     // An empty AGENT_EVENT_BUS_URL means the default address. Run in a

@@ -1,14 +1,15 @@
 //! The `webhook` commands: the original's text, and the secret never shown.
 
-use support::{Cli, Hub};
+use support::{Cli, ClosedPort, Hub};
 
-use super::{assert_fails, assert_ok, dead_url};
+use super::{assert_fails, assert_ok};
 
 #[test]
 fn webhook_commands_print_the_original_text() {
     let hub = Hub::start();
     // The global --url (before `webhook`) is the hub; `register --url` is the target.
-    let cli = Cli::at(&dead_url());
+    let closed = ClosedPort::new();
+    let cli = Cli::at(&closed.url());
     let hub_url = hub.url.clone();
     let run = |args: &[&str]| {
         let mut all = vec!["--url", hub_url.as_str(), "webhook"];
