@@ -33,7 +33,9 @@
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
 //! - `writer`: the writer thread, group commit and reopening.
-//! - `open`: opening, refusing what is not a redb file, migrations.
+//! - `open`: opening, refusing what is not a redb file.
+//! - `migrate`: bringing an older file up to date at open, and compacting
+//!   one that is mostly free space.
 //! - [`claims`], [`receipts`]: their own tables and verbs.
 
 use std::collections::HashMap;
@@ -52,6 +54,7 @@ pub mod claims;
 mod events;
 mod index;
 mod live;
+mod migrate;
 mod open;
 mod outbox;
 mod read;
