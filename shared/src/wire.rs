@@ -112,3 +112,19 @@ pub struct DeliveryInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
 }
+
+/// A claim as `claim` and `list_claims` show it; `name` and `display_id`
+/// are its holder's, when the holder is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimInfo {
+    pub claim_id: u64,
+    pub resource: String,
+    pub exclusive: bool,
+    pub session_id: String,
+    pub since: String,
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_id: Option<String>,
+}
