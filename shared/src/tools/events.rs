@@ -3,10 +3,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::receipts::Receipt;
 use super::refusal::Deleted;
 use super::{Params, Tool, check_len, check_non_empty, check_opt_len, check_range};
 use crate::level::SignalLevel;
-use crate::wire::EventsPage;
+use crate::wire::{Event, EventsPage};
 
 /// The most events one `get_events` page holds.
 pub const LIMIT_MAX: i64 = 1000;
@@ -110,7 +111,37 @@ impl Tool for GetEvents {
     const NAME: &'static str = "get_events";
     const DESCRIPTION: &'static str = "Get events after cursor. resume=true continues from the session's saved cursor and advances it; peek and filters (channel, channels, event_types, correlation_id) never advance it. Drain with order=asc while has_more. wait_seconds long-polls.";
     type Params = GetParams;
-    type Reply = EventsPage;
+    type Reply = Page;
+}
+
+/// `get_events`' reply: [`EventsPage`] whose events may carry receipts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub events: Vec<PageEvent>,
+    /// The highest id in the raw page (both orders), else the cursor given.
+    pub next_cursor: Option<String>,
+    /// The raw page was full: there may be more.
+    pub has_more: bool,
+}
+
+/// An event of a [`Page`]: with `receipts=true`, the reader's own direct
+/// messages carry where they got to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+impl From<Page> for EventsPage {
+    fn from(page: Page) -> Self {
+        Self {
+            events: page.events.into_iter().map(|e| e.event).collect(),
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        }
+    }
 }
 
 fn fifty() -> i64 {

@@ -12,6 +12,7 @@
 //! one-item list, `null` is absent) before serde sees it, so every message a
 //! caller gets names the argument and what to send instead.
 
+pub mod call;
 pub mod claims;
 pub mod events;
 pub mod notify;
@@ -29,6 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use call::Answer;
 pub use refusal::Refusal;
 
 use crate::catalog::is_client_injected;

@@ -38,3 +38,14 @@ pub struct Notified {
     pub title: String,
     pub message: String,
 }
+
+/// Shows the notification `p` asks for on this machine: the tool's whole
+/// behaviour, the same in the hub and in the proxy.
+pub async fn show(p: NotifyParams) -> Notified {
+    let success = crate::notify::send(&p.title, &p.message, p.sound).await;
+    Notified {
+        success,
+        title: p.title,
+        message: p.message,
+    }
+}
