@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One event as `get_events` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: u64,
     pub event_type: String,
@@ -23,7 +23,7 @@ pub struct Event {
 }
 
 /// A page of events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventsPage {
     pub events: Vec<Event>,
     /// The highest id in the raw page (both orders), else the cursor given.
@@ -33,7 +33,7 @@ pub struct EventsPage {
 }
 
 /// One live session as `list_sessions` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionInfo {
     pub session_id: String,
     pub display_id: String,
@@ -59,14 +59,14 @@ pub struct SessionInfo {
 }
 
 /// A channel and how many live sessions are implicitly in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelCount {
     pub channel: String,
     pub subscribers: u64,
 }
 
 /// A webhook as `list_webhooks` returns it (never its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookInfo {
     pub webhook_id: u64,
     pub url: String,
@@ -91,7 +91,7 @@ pub struct WebhookInfo {
 
 /// One row of a webhook's delivery log (`list_webhook_deliveries`): one
 /// attempt, or a delivery ended without one (say, its webhook was disabled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeliveryInfo {
     /// The event delivered; 0 for a `test_webhook` ping.
     pub event_id: u64,
@@ -115,7 +115,7 @@ pub struct DeliveryInfo {
 
 /// A claim as `claim` and `list_claims` show it; `name` and `display_id`
 /// are its holder's, when the holder is known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClaimInfo {
     pub claim_id: u64,
     pub resource: String,

@@ -17,15 +17,20 @@ impl ToolOutput {
             return Err(ClientError::Tool(self.text().trim().to_owned()));
         }
         let value = self.value();
-        if let Some(refusal) = Refusal::from_value(&value) {
-            return Ok(Err(refusal));
+        // A known refusal first (a webhook's refusal would read as a
+        // `success: false` reply); an `error` in a reply that is no refusal
+        // (a failed test ping's) is the reply's own.
+        let refusal = Refusal::from_value(&value);
+        if let Some(known) = refusal.clone().filter(|r| !matches!(r, Refusal::Other(_))) {
+            return Ok(Err(known));
         }
-        serde_json::from_value(value)
-            .map(Ok)
-            .map_err(|e| ClientError::Protocol {
+        match serde_json::from_value(value) {
+            Ok(reply) => Ok(Ok(reply)),
+            Err(e) => refusal.map(Err).ok_or_else(|| ClientError::Protocol {
                 url: String::new(),
                 detail: format!("{} sent an unexpected reply: {e}", T::NAME),
-            })
+            }),
+        }
     }
 }
 

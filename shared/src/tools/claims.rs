@@ -51,7 +51,7 @@ impl Params for ClaimParams {
 
 /// `claim`'s reply: the claim held (`already_held` when nothing changed), or
 /// the outcome of a release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ClaimReply {
     Held {

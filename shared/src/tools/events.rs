@@ -90,7 +90,7 @@ impl Params for PublishParams {
 
 /// `publish_event`'s reply. A publish under a session that has ended is
 /// stored anyway and says so (`deleted`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Published {
     pub event_id: u64,
     pub event_type: String,
@@ -115,7 +115,7 @@ impl Tool for GetEvents {
 }
 
 /// `get_events`' reply: [`EventsPage`] whose events may carry receipts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Page {
     pub events: Vec<PageEvent>,
     /// The highest id in the raw page (both orders), else the cursor given.
@@ -126,7 +126,7 @@ pub struct Page {
 
 /// An event of a [`Page`]: with `receipts=true`, the reader's own direct
 /// messages carry where they got to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PageEvent {
     #[serde(flatten)]
     pub event: Event,
@@ -271,7 +271,7 @@ pub struct AckParams {
 impl Params for AckParams {}
 
 /// `ack_events`' reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Acked {
     pub success: bool,
     pub session_id: String,

@@ -47,7 +47,7 @@ pub trait Tool {
     /// The arguments: the schema and the list of accepted names.
     type Params: Params;
     /// A successful reply.
-    type Reply: Serialize + DeserializeOwned;
+    type Reply: Serialize + DeserializeOwned + JsonSchema;
 }
 
 /// A tool's arguments.
@@ -72,6 +72,9 @@ struct Entry {
     /// names serde knows, for the test that they are the schema's.
     #[cfg(test)]
     echo: fn(Value) -> Result<Value, String>,
+    /// The reply's schema, to measure what an `outputSchema` would cost.
+    #[cfg(test)]
+    output: fn() -> Value,
 }
 
 #[cfg(test)]
@@ -88,6 +91,8 @@ const fn entry<T: Tool>(listed: bool) -> Entry {
         schema: schema_of::<T::Params>,
         #[cfg(test)]
         echo: echo::<T::Params>,
+        #[cfg(test)]
+        output: output_schema::<T>,
     }
 }
 
@@ -123,6 +128,25 @@ fn schema_of<P: JsonSchema>() -> Value {
         })
         .into_generator();
     generator.into_root_schema_for::<P>().to_value()
+}
+
+/// The `outputSchema` `T` would declare: its reply's schema as the catalog
+/// trims schemas, a list wrapped as `{"result": [...]}`.
+#[cfg(test)]
+fn output_schema<T: Tool>() -> Value {
+    let generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.meta_schema = None;
+            s.inline_subschemas = true;
+            s.contract = schemars::generate::Contract::Serialize;
+        })
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T::Reply>().to_value();
+    trim(&mut schema);
+    if T::LIST {
+        schema = serde_json::json!({"type": "object", "properties": {"result": schema}});
+    }
+    schema
 }
 
 /// The full schemas, generated once per process.

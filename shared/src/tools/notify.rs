@@ -32,7 +32,7 @@ impl Params for NotifyParams {
 }
 
 /// `notify`'s reply: whether the notification was shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Notified {
     pub success: bool,
     pub title: String,

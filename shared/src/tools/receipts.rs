@@ -44,7 +44,7 @@ impl Params for StatusParams {
 
 /// Where a direct message got to; for an id that is no direct message,
 /// `error` says why and the rest is absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Receipt {
     pub event_id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +89,7 @@ impl Params for PushedParams {
 }
 
 /// `message_pushed`'s reply: how many receipts it marked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pushed {
     pub success: bool,
     pub marked: u64,

@@ -18,7 +18,7 @@ const WEBHOOK_PAUSED: &str = "Webhook is paused; enable it first (set_webhook_ac
 pub const EVENT_NOT_FOUND: &str = "Event not found";
 
 /// A session that has ended, as a refusal (or a publish's flags) shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deleted {
     pub session_id: String,
     pub display_id: String,

@@ -73,7 +73,7 @@ impl Params for RegisterParams {
 }
 
 /// `register_session`'s reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registered {
     pub session_id: String,
     pub display_id: String,
@@ -143,7 +143,7 @@ pub struct UnregisterParams {
 impl Params for UnregisterParams {}
 
 /// `unregister_session`'s reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unregistered {
     pub success: bool,
     pub session_id: String,

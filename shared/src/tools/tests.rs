@@ -157,3 +157,52 @@ fn refusals_read_back_as_written() {
         r#"{"success":false,"error":"Webhook not found","webhook_id":2}"#
     );
 }
+
+#[test]
+fn answers_tell_refusals_from_replies_that_carry_an_error() {
+    let out = |value: Value| crate::client::ToolOutput {
+        result: json!({"content": [], "structuredContent": value, "isError": false}),
+    };
+    let removed = out(Refusal::WebhookNotFound { webhook_id: 3 }.to_value());
+    assert_eq!(
+        removed.answer::<webhooks::UnregisterWebhook>().unwrap(),
+        Err(Refusal::WebhookNotFound { webhook_id: 3 })
+    );
+    let ping = out(json!({
+        "success": false, "webhook_id": 3, "event_id": 0, "delivery_id": "d",
+        "attempt": 1, "status": "failed", "attempted_at": "t", "error": "connection refused",
+    }));
+    let tested = ping.answer::<webhooks::TestWebhook>().unwrap().unwrap();
+    assert_eq!(tested.attempt.error.as_deref(), Some("connection refused"));
+}
+
+/// What declaring every tool's `outputSchema` would add to `tools/list`
+/// (`cargo test -p agent-event-bus-shared output_schema_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn output_schema_cost() {
+    let mut total = 0;
+    let mut bare = 0;
+    for e in ENTRIES.iter().filter(|e| e.listed) {
+        let mut schema = (e.output)();
+        let full = serde_json::to_string(&schema).unwrap().len() + ",\"outputSchema\":".len();
+        strip_descriptions(&mut schema);
+        let short = serde_json::to_string(&schema).unwrap().len() + ",\"outputSchema\":".len();
+        eprintln!(
+            "{:26} {full:5} bytes ({short} without descriptions)",
+            e.name
+        );
+        total += full;
+        bare += short;
+    }
+    eprintln!("all tools: {total} bytes ({bare} without descriptions)");
+}
+
+fn strip_descriptions(schema: &mut Value) {
+    if let Value::Object(map) = schema {
+        map.remove("description");
+        map.values_mut().for_each(strip_descriptions);
+    } else if let Value::Array(items) = schema {
+        items.iter_mut().for_each(strip_descriptions);
+    }
+}

@@ -60,7 +60,7 @@ impl Params for RegisterWebhookParams {
 }
 
 /// `register_webhook`'s reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookRegistered {
     pub webhook_id: u64,
     pub url: String,
@@ -117,7 +117,7 @@ impl Params for SetActiveParams {
 }
 
 /// `set_webhook_active`'s reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookActive {
     pub success: bool,
     pub webhook_id: u64,
@@ -147,7 +147,7 @@ impl Tool for UnregisterWebhook {
 }
 
 /// `unregister_webhook`'s reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookRemoved {
     pub success: bool,
     pub webhook_id: u64,
@@ -187,7 +187,7 @@ impl Params for DeliveriesParams {
 }
 
 /// `list_webhook_deliveries`' reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Deliveries {
     pub webhook_id: u64,
     /// Deliveries not yet delivered nor given up on.
@@ -220,7 +220,7 @@ impl Params for RedeliverParams {
 }
 
 /// `redeliver_webhook`'s reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Redelivered {
     pub success: bool,
     pub webhook_id: u64,
@@ -239,7 +239,7 @@ impl Tool for TestWebhook {
 }
 
 /// `test_webhook`'s reply: the attempt, as its delivery log row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tested {
     pub success: bool,
     pub webhook_id: u64,
