@@ -22,10 +22,11 @@ pub struct Event {
     pub tags: Option<Vec<String>>,
 }
 
-/// A page of events.
+/// A page of events (`get_events` sends [`crate::tools::events::Page`],
+/// whose events may carry receipts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EventsPage {
-    pub events: Vec<Event>,
+pub struct EventsPage<E = Event> {
+    pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
     /// The raw page was full: there may be more.

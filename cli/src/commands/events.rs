@@ -71,12 +71,7 @@ pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
     };
     let reply = match hub.answer::<PublishEvent>(&params).await? {
         Ok(reply) => reply,
-        Err(refusal) => {
-            let reply = refusal.to_value();
-            line(&json_pretty(&reply))?;
-            note(&output::error_text(&reply));
-            return Ok(ExitCode::from(1));
-        }
+        Err(refusal) => return output::refusal_pretty(&refusal),
     };
     line(&json_pretty(&json!(reply)))?;
     if let Some(deleted) = reply.deleted {

@@ -52,12 +52,7 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
     };
     let reply = match hub.answer::<RegisterSession>(&params).await? {
         Ok(reply) => reply,
-        Err(refusal) => {
-            let reply = refusal.to_value();
-            line(&json_pretty(&reply))?;
-            note(&output::error_text(&reply));
-            return Ok(ExitCode::from(1));
-        }
+        Err(refusal) => return output::refusal_pretty(&refusal),
     };
     line(&json_pretty(&json!(reply)))?;
     let session_id = &reply.session_id;

@@ -225,12 +225,7 @@ async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
             note(&format!("\nWebhook registered: #{}", reply.webhook_id));
             Ok(ExitCode::SUCCESS)
         }
-        Err(refusal) => {
-            let reply = refusal.to_value();
-            line(&json_pretty(&reply))?;
-            note(&output::error_text(&reply));
-            Ok(ExitCode::from(1))
-        }
+        Err(refusal) => output::refusal_pretty(&refusal),
     }
 }
 

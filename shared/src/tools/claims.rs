@@ -9,6 +9,7 @@ use crate::wire::ClaimInfo;
 /// The longest resource name or note.
 pub const RESOURCE_MAX: usize = 1024;
 
+/// The `claim` tool.
 pub struct Claim;
 
 impl Tool for Claim {
@@ -18,16 +19,13 @@ impl Tool for Claim {
     type Reply = ClaimReply;
 }
 
-fn yes() -> bool {
-    true
-}
-
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimParams {
     pub resource: String,
     pub session_id: String,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub exclusive: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -67,6 +65,7 @@ pub enum ClaimReply {
     },
 }
 
+/// The `list_claims` tool.
 pub struct ListClaims;
 
 impl Tool for ListClaims {
@@ -77,6 +76,7 @@ impl Tool for ListClaims {
     type Reply = Vec<ClaimInfo>;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListClaimsParams {

@@ -12,6 +12,7 @@ use crate::wire::{Event, EventsPage};
 /// The most events one `get_events` page holds.
 pub const LIMIT_MAX: i64 = 1000;
 
+/// The `publish_event` tool.
 pub struct PublishEvent;
 
 impl Tool for PublishEvent {
@@ -25,6 +26,7 @@ fn all() -> String {
     "all".to_owned()
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishParams {
@@ -105,6 +107,7 @@ pub struct Published {
     pub deleted: Option<Deleted>,
 }
 
+/// The `get_events` tool.
 pub struct GetEvents;
 
 impl Tool for GetEvents {
@@ -114,15 +117,8 @@ impl Tool for GetEvents {
     type Reply = Page;
 }
 
-/// `get_events`' reply: [`EventsPage`] whose events may carry receipts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Page {
-    pub events: Vec<PageEvent>,
-    /// The highest id in the raw page (both orders), else the cursor given.
-    pub next_cursor: Option<String>,
-    /// The raw page was full: there may be more.
-    pub has_more: bool,
-}
+/// `get_events`' reply: an [`EventsPage`] whose events may carry receipts.
+pub type Page = EventsPage<PageEvent>;
 
 /// An event of a [`Page`]: with `receipts=true`, the reader's own direct
 /// messages carry where they got to.
@@ -134,7 +130,7 @@ pub struct PageEvent {
     pub receipt: Option<Receipt>,
 }
 
-impl From<Page> for EventsPage {
+impl From<Page> for EventsPage<Event> {
     fn from(page: Page) -> Self {
         Self {
             events: page.events.into_iter().map(|e| e.event).collect(),
@@ -152,6 +148,7 @@ fn desc() -> String {
     "desc".to_owned()
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
@@ -247,6 +244,7 @@ impl Params for GetParams {
     }
 }
 
+/// The `ack_events` tool.
 pub struct AckEvents;
 
 impl Tool for AckEvents {
@@ -257,6 +255,7 @@ impl Tool for AckEvents {
     type Reply = Acked;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckParams {

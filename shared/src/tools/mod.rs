@@ -389,6 +389,11 @@ fn ids(key: &str, value: Value) -> Result<Value, String> {
     })
 }
 
+/// `true`, the default of a flag that is on unless turned off.
+fn yes() -> bool {
+    true
+}
+
 /// Checks a string's length in characters.
 pub fn check_len(key: &str, value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Params, Tool, check_len};
 
+/// The `notify` tool.
 pub struct Notify;
 
 impl Tool for Notify {
@@ -15,6 +16,7 @@ impl Tool for Notify {
     type Reply = Notified;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyParams {

@@ -9,6 +9,7 @@ use super::{Params, Tool};
 /// The most ids one call may ask about.
 pub const IDS_MAX: usize = 1000;
 
+/// The `message_status` tool.
 pub struct MessageStatus;
 
 impl Tool for MessageStatus {
@@ -19,6 +20,7 @@ impl Tool for MessageStatus {
     type Reply = Vec<Receipt>;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
@@ -65,6 +67,7 @@ pub struct Receipt {
     pub error: Option<String>,
 }
 
+/// The `message_pushed` tool.
 pub struct MessagePushed;
 
 impl Tool for MessagePushed {
@@ -74,6 +77,7 @@ impl Tool for MessagePushed {
     type Reply = Pushed;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushedParams {

@@ -10,6 +10,7 @@ use crate::wire::{ChannelCount, SessionInfo};
 /// The longest lease a session may ask for: one day.
 pub const LEASE_MAX: i64 = 86_400;
 
+/// The `register_session` tool.
 pub struct RegisterSession;
 
 impl Tool for RegisterSession {
@@ -19,6 +20,7 @@ impl Tool for RegisterSession {
     type Reply = Registered;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterParams {
@@ -98,6 +100,7 @@ pub struct NoParams {}
 
 impl Params for NoParams {}
 
+/// The `list_sessions` tool.
 pub struct ListSessions;
 
 impl Tool for ListSessions {
@@ -108,6 +111,7 @@ impl Tool for ListSessions {
     type Reply = Vec<SessionInfo>;
 }
 
+/// The `list_channels` tool.
 pub struct ListChannels;
 
 impl Tool for ListChannels {
@@ -118,6 +122,7 @@ impl Tool for ListChannels {
     type Reply = Vec<ChannelCount>;
 }
 
+/// The `unregister_session` tool.
 pub struct UnregisterSession;
 
 impl Tool for UnregisterSession {
@@ -128,6 +133,7 @@ impl Tool for UnregisterSession {
     type Reply = Unregistered;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnregisterParams {

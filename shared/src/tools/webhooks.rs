@@ -26,6 +26,7 @@ fn check_event_id(id: Option<i64>) -> Result<(), String> {
     }
 }
 
+/// The `register_webhook` tool.
 pub struct RegisterWebhook;
 
 impl Tool for RegisterWebhook {
@@ -35,6 +36,7 @@ impl Tool for RegisterWebhook {
     type Reply = WebhookRegistered;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterWebhookParams {
@@ -71,6 +73,7 @@ pub struct WebhookRegistered {
     pub include_system: bool,
 }
 
+/// The `list_webhooks` tool.
 pub struct ListWebhooks;
 
 impl Tool for ListWebhooks {
@@ -81,19 +84,17 @@ impl Tool for ListWebhooks {
     type Reply = Vec<WebhookInfo>;
 }
 
-fn yes() -> bool {
-    true
-}
-
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListWebhooksParams {
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub active_only: bool,
 }
 
 impl Params for ListWebhooksParams {}
 
+/// The `set_webhook_active` tool.
 pub struct SetWebhookActive;
 
 impl Tool for SetWebhookActive {
@@ -103,6 +104,7 @@ impl Tool for SetWebhookActive {
     type Reply = WebhookActive;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetActiveParams {
@@ -137,6 +139,7 @@ impl Params for WebhookParams {
     }
 }
 
+/// The `unregister_webhook` tool.
 pub struct UnregisterWebhook;
 
 impl Tool for UnregisterWebhook {
@@ -153,6 +156,7 @@ pub struct WebhookRemoved {
     pub webhook_id: u64,
 }
 
+/// The `list_webhook_deliveries` tool.
 pub struct ListWebhookDeliveries;
 
 impl Tool for ListWebhookDeliveries {
@@ -167,6 +171,7 @@ fn twenty() -> i64 {
     20
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveriesParams {
@@ -195,6 +200,7 @@ pub struct Deliveries {
     pub deliveries: Vec<DeliveryInfo>,
 }
 
+/// The `redeliver_webhook` tool.
 pub struct RedeliverWebhook;
 
 impl Tool for RedeliverWebhook {
@@ -204,6 +210,7 @@ impl Tool for RedeliverWebhook {
     type Reply = Redelivered;
 }
 
+/// The arguments (its schema is the catalog's input schema).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeliverParams {
@@ -229,6 +236,7 @@ pub struct Redelivered {
     pub delivery_id: String,
 }
 
+/// The `test_webhook` tool.
 pub struct TestWebhook;
 
 impl Tool for TestWebhook {
