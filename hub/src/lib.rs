@@ -11,7 +11,8 @@
 //!   before any route, and the shutdown drain order.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
 //! - [`mcp`]: JSON-RPC over HTTP; dispatch only.
-//! - [`tools`]: the tools, one module per group (claims and receipts included).
+//! - [`tools`]: the tools' rules, one module per group (claims and receipts
+//!   included); their params, replies and refusals are [`shared::tools`].
 //! - [`store`]: redb; the only module that names a table (with its
 //!   `claims` and `receipts` submodules).
 //! - [`codec`]: the compact binary form of a stored event.
