@@ -261,8 +261,11 @@ mod tests {
             result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session deleted","session_deleted":true}}),
         };
         assert!(session_gone(&gone));
+        let refusal = shared::tools::Refusal::SessionNotFound {
+            session_id: "x".into(),
+        };
         let unknown = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session not found","session_id":"x"}}),
+            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":refusal.to_value()}),
         };
         assert!(session_gone(&unknown));
         let fine = ToolOutput {
