@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
+use shared::tools::{Answer, Tool};
 use shared::{HubClient, ToolOutput};
 
 use crate::args::Global;
@@ -50,12 +51,18 @@ impl Hub {
         reply(out)
     }
 
+    /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
+    /// transport failures are errors.
+    pub async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {
+        Ok(self.client.call::<T>(params).await?)
+    }
+
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
-        let list = self
-            .call("list_sessions", Value::Object(Default::default()))
-            .await?;
-        serde_json::from_value(list).context("list_sessions sent an unexpected reply")
+        self.client
+            .sessions(&Default::default())
+            .await?
+            .map_err(|refusal| anyhow!("list_sessions refused: {refusal}"))
     }
 }
 

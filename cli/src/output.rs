@@ -154,6 +154,15 @@ pub fn error_reply(reply: &Value, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(1))
 }
 
+/// A refusal of a command that prints its reply whole: the refusal as
+/// indented JSON on stdout, `Error: <error>` and the hint on stderr, exit 1.
+pub fn refusal_pretty(refusal: &shared::tools::Refusal) -> anyhow::Result<ExitCode> {
+    let reply = refusal.to_value();
+    line(&json_pretty(&reply))?;
+    note(&error_text(&reply));
+    Ok(ExitCode::from(1))
+}
+
 /// `Error: <error>`, and the hint on the next line when there is one.
 pub fn error_text(reply: &Value) -> String {
     let error = match reply.get("error") {

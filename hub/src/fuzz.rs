@@ -21,7 +21,6 @@ use crate::Config;
 use crate::delivery::Delivery;
 use crate::state::Bus;
 use crate::store::Store;
-use crate::tools::args::Args;
 
 /// Tools left out: they reach outside the process (a webhook ping, a
 /// desktop notification).
@@ -266,23 +265,22 @@ fn fuzz_json_rpc_calls_through_dispatch() {
 
 #[test]
 fn fuzz_argument_coercion() {
+    use shared::tools::events::GetEvents;
+    use shared::tools::parse;
+    use shared::tools::webhooks::ListWebhookDeliveries;
     fuzz("argument coercion", json_value(), |value| {
-        let args = Args::new(Some(json!({"k": value.clone()})), &["k"])
-            .map_err(|e| TestCaseError::fail(e.0))?;
-        let number = args.opt_i64("k");
+        let limit =
+            parse::<ListWebhookDeliveries>(Some(json!({"webhook_id": 1, "limit": value.clone()})))
+                .map(|p| p.limit);
         match (&value, shared::coerce::whole_number(&value)) {
-            (Value::Null, _) => prop_assert_eq!(number, Ok(None)),
-            (_, Some(n)) => prop_assert_eq!(number, Ok(Some(n))),
-            (_, None) => prop_assert!(number.is_err_and(|e| e.0.starts_with("k must be"))),
+            (Value::Null, _) => prop_assert_eq!(limit, Ok(20)),
+            (_, Some(n)) if (1..=1000).contains(&n) => prop_assert_eq!(limit, Ok(n)),
+            (_, Some(_)) => prop_assert!(limit.is_err_and(|e| e.starts_with("limit must be from"))),
+            (_, None) => prop_assert!(limit.is_err_and(|e| e.starts_with("limit must be"))),
         }
-        for outcome in [
-            args.opt_bool("k").map(|_| ()),
-            args.opt_str("k").map(|_| ()),
-            args.opt_str_or_int("k").map(|_| ()),
-            args.opt_strings("k").map(|_| ()),
-        ] {
-            if let Err(e) = outcome {
-                prop_assert!(e.0.starts_with("k "), "{}", e.0);
+        for key in ["peek", "order", "cursor", "channels"] {
+            if let Err(e) = parse::<GetEvents>(Some(json!({key: value.clone()}))) {
+                prop_assert!(e.starts_with(&format!("{key} ")), "{}", e);
             }
         }
         Ok(())

@@ -13,7 +13,8 @@
 //! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
-//! - [`tools`]: the tools, one module per group (claims and receipts included).
+//! - [`tools`]: the tools' rules, one module per group (claims and receipts
+//!   included); their params, replies and refusals are [`shared::tools`].
 //! - [`store`]: redb; the only module that names a table — `tables`,
 //!   `records`, `read` (snapshots), `index` (the event index), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),

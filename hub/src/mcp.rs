@@ -232,12 +232,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
     let micros = started.elapsed().as_micros() as u64;
     let result = match outcome {
         Ok(reply) => {
-            let summary = match &reply {
-                tools::Reply::Object(value) => {
-                    value.get("error").and_then(Value::as_str).unwrap_or("ok")
-                }
-                _ => "ok",
-            };
+            let summary = reply.summary();
             tracing::debug!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
             return Ok(reply.render());
         }

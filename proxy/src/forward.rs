@@ -170,11 +170,12 @@ impl Forwarder {
     }
 }
 
-/// `notify(title, message, sound=false)` on the proxy's machine, with the
-/// hub's argument rules and reply (`{success, title, message}`).
+/// `notify` on the proxy's machine, with the contract's arguments, rules
+/// and reply ([`shared::tools::notify`]), as the hub would answer it.
 async fn notify_here(args: Map<String, Value>) -> Value {
-    let (title, message, sound) = match notify_args(&args) {
-        Ok(parsed) => parsed,
+    use shared::tools::notify::{Notify, show};
+    let params = match shared::tools::parse::<Notify>(Some(Value::Object(args))) {
+        Ok(params) => params,
         Err(message) => {
             return json!({
                 "content": [{"type": "text", "text": format!("Invalid arguments for notify: {message}")}],
@@ -182,49 +183,13 @@ async fn notify_here(args: Map<String, Value>) -> Value {
             });
         }
     };
-    let success = shared::notify::send(&title, &message, sound).await;
-    let reply = json!({"success": success, "title": title, "message": message});
+    let reply = show(params).await;
+    let text = serde_json::to_string(&reply).unwrap_or_default();
     json!({
-        "content": [{"type": "text", "text": reply.to_string()}],
+        "content": [{"type": "text", "text": text}],
         "structuredContent": reply,
         "isError": false,
     })
-}
-
-/// `notify`'s arguments: `title` (≤ 256 characters) and `message` (≤ 4096)
-/// strings, `sound` a boolean (or "true"/"false").
-fn notify_args(args: &Map<String, Value>) -> Result<(String, String, bool), String> {
-    const ALLOWED: [&str; 3] = ["title", "message", "sound"];
-    let unknown: Vec<&str> = args
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !ALLOWED.contains(k))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(format!(
-            "unknown argument{} {}; this tool takes: {}",
-            if unknown.len() == 1 { "" } else { "s" },
-            unknown.join(", "),
-            ALLOWED.join(", ")
-        ));
-    }
-    let text = |key: &str, max: usize| match args.get(key) {
-        Some(Value::String(s)) if s.chars().count() > max => Err(format!(
-            "{key} is {} characters; the limit is {max}",
-            s.chars().count()
-        )),
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(format!("{key} is required")),
-        Some(_) => Err(format!("{key} must be a string")),
-    };
-    let sound = match args.get("sound") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(_) => return Err("sound must be a boolean".to_owned()),
-    };
-    Ok((text("title", 256)?, text("message", 4096)?, sound))
 }
 
 /// The catalog from `shared`, as served when the hub is down.
@@ -238,8 +203,9 @@ pub fn builtin_tools() -> Vec<Value> {
 /// Whether a reply says the session it was made for no longer exists.
 fn session_gone(out: &ToolOutput) -> bool {
     let value = out.value();
+    // A publish under an ended session is stored, and flagged.
     value.get("session_deleted").and_then(Value::as_bool) == Some(true)
-        || value.get("error").and_then(Value::as_str) == Some("Session not found")
+        || shared::tools::Refusal::from_value(&value).is_some_and(|r| r.session_gone())
 }
 
 /// A tool's schema with `session_id` no longer required (the proxy fills it).
@@ -295,8 +261,11 @@ mod tests {
             result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session deleted","session_deleted":true}}),
         };
         assert!(session_gone(&gone));
+        let refusal = shared::tools::Refusal::SessionNotFound {
+            session_id: "x".into(),
+        };
         let unknown = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session not found","session_id":"x"}}),
+            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":refusal.to_value()}),
         };
         assert!(session_gone(&unknown));
         let fine = ToolOutput {

@@ -45,6 +45,9 @@ pub enum ClientError {
         status: u16,
         body: String,
     },
+    /// The hub rejected the call's arguments (`isError`); says what to send.
+    #[error("{0}")]
+    Tool(String),
     #[error("hub error {code}: {message}")]
     Rpc { code: i64, message: String },
     #[error("unexpected reply from the hub at {url}: {detail}")]

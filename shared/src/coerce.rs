@@ -18,6 +18,25 @@ pub fn whole_number(value: &Value) -> Option<i64> {
     }
 }
 
+/// A boolean as the hub takes it: a JSON boolean, `0` or `1`, or a word
+/// (`"true"`, `"yes"`, `"on"`, `"1"` and their opposites, any case).
+pub fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

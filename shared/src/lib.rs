@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`wire`]: replies the hub sends (events, sessions, webhooks).
-//! - [`catalog`]: tool names, descriptions and JSON schemas; the guide text.
+//! - [`tools`]: the tool contract: each tool's params, reply and refusals.
+//! - [`catalog`]: the `tools/list` entries built from [`tools`]; the guide text.
 //! - [`channel`]: channel names, the implicit per-session channels, repo names.
 //! - [`level`]: signal levels and how an event's level is derived.
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
@@ -28,6 +29,7 @@ pub mod level;
 pub mod notify;
 pub mod push;
 pub mod time;
+pub mod tools;
 pub mod wire;
 
 pub use client::{ClientError, HubClient, ToolOutput};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One event as `get_events` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: u64,
     pub event_type: String,
@@ -22,10 +22,11 @@ pub struct Event {
     pub tags: Option<Vec<String>>,
 }
 
-/// A page of events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventsPage {
-    pub events: Vec<Event>,
+/// A page of events (`get_events` sends [`crate::tools::events::Page`],
+/// whose events may carry receipts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventsPage<E = Event> {
+    pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
     /// The raw page was full: there may be more.
@@ -33,7 +34,7 @@ pub struct EventsPage {
 }
 
 /// One live session as `list_sessions` returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionInfo {
     pub session_id: String,
     pub display_id: String,
@@ -59,14 +60,14 @@ pub struct SessionInfo {
 }
 
 /// A channel and how many live sessions are implicitly in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelCount {
     pub channel: String,
     pub subscribers: u64,
 }
 
 /// A webhook as `list_webhooks` returns it (never its secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookInfo {
     pub webhook_id: u64,
     pub url: String,
@@ -91,7 +92,7 @@ pub struct WebhookInfo {
 
 /// One row of a webhook's delivery log (`list_webhook_deliveries`): one
 /// attempt, or a delivery ended without one (say, its webhook was disabled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeliveryInfo {
     /// The event delivered; 0 for a `test_webhook` ping.
     pub event_id: u64,
@@ -111,4 +112,20 @@ pub struct DeliveryInfo {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<String>,
+}
+
+/// A claim as `claim` and `list_claims` show it; `name` and `display_id`
+/// are its holder's, when the holder is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClaimInfo {
+    pub claim_id: u64,
+    pub resource: String,
+    pub exclusive: bool,
+    pub session_id: String,
+    pub since: String,
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_id: Option<String>,
 }

@@ -172,6 +172,29 @@ fn arguments_a_client_adds_for_itself_pass_the_proxy_and_typos_are_still_refused
 }
 
 #[test]
+fn the_proxys_notify_reads_its_arguments_as_the_hub_does() {
+    let hub = Hub::start();
+    let (mut proxy, _) = registered_proxy(&hub, "notifier", &[]);
+    // `sound: "yes"` is a boolean to the hub; the title is over its limit,
+    // so nothing is shown and both refuse it with the same message.
+    let args = json!({"title": "t".repeat(257), "message": "m", "sound": "yes"});
+    let here = proxy.call("notify", args.clone());
+    let there = hub.tool_raw("notify", args);
+    assert!(
+        here.is_error() && there.is_error(),
+        "{} / {}",
+        here.text(),
+        there.text()
+    );
+    assert_eq!(here.text(), there.text());
+    assert_eq!(
+        here.text(),
+        "Invalid arguments for notify: title is 257 characters; the limit is 256"
+    );
+    proxy.assert_stdout_is_json_rpc();
+}
+
+#[test]
 fn two_proxies_see_each_other_and_exchange_a_direct_message() {
     let hub = Hub::start();
     // One of them is given the base URL, without /mcp.

@@ -12,9 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
+use shared::tools::Refusal;
+use shared::tools::claims::{Claim, ClaimParams, ClaimReply, ListClaims, ListClaimsParams};
+use shared::wire::ClaimInfo;
 
-use crate::hub::{Hub, domain_error};
+use crate::hub::Hub;
 use crate::output::{self, json_line, line, note};
 use crate::session::SessionArg;
 
@@ -103,31 +106,33 @@ pub async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
     let Some(session_id) = session_id(hub, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
-    let mut params = json!({
-        "resource": resource,
-        "session_id": session_id,
-        "exclusive": !args.shared,
-    });
-    if let Some(n) = args.note.filter(|n| !n.is_empty()) {
-        params["note"] = json!(n);
-    }
-    let reply = hub.call("claim", params).await?;
-    if domain_error(&reply).is_some() {
-        if args.json {
-            line(&json_line(&reply))?;
-        } else {
-            note(&refusal_text(&reply));
+    let params = ClaimParams {
+        resource: resource.clone(),
+        session_id,
+        exclusive: !args.shared,
+        note: args.note.filter(|n| !n.is_empty()),
+        release: false,
+    };
+    let reply = match hub.answer::<Claim>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => {
+            if args.json {
+                line(&json_line(&refusal.to_value()))?;
+            } else {
+                note(&refusal_text(&refusal));
+            }
+            return Ok(ExitCode::from(1));
         }
-        return Ok(ExitCode::from(1));
-    }
+    };
     if args.json {
-        line(&json_line(&reply))?;
+        line(&json_line(&json!(reply)))?;
     } else {
         let kind = if args.shared { "shared" } else { "exclusive" };
-        let verb = if reply["already_held"] == true {
-            "Already holding"
-        } else {
-            "Claimed"
+        let verb = match reply {
+            ClaimReply::Held {
+                already_held: true, ..
+            } => "Already holding",
+            _ => "Claimed",
         };
         line(&format!("{verb} {resource} ({kind})"))?;
     }
@@ -140,14 +145,20 @@ pub async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
     let Some(session_id) = session_id(hub, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
-    let params = json!({"resource": resource, "session_id": session_id, "release": true});
-    let reply = hub.call("claim", params).await?;
-    if domain_error(&reply).is_some() {
-        return output::error_reply(&reply, args.json);
-    }
+    let params = ClaimParams {
+        resource: resource.clone(),
+        session_id,
+        exclusive: true,
+        note: None,
+        release: true,
+    };
+    let reply = match hub.answer::<Claim>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return output::error_reply(&refusal.to_value(), args.json),
+    };
     if args.json {
-        line(&json_line(&reply))?;
-    } else if reply["released"] == true {
+        line(&json_line(&json!(reply)))?;
+    } else if matches!(reply, ClaimReply::Released { released: true, .. }) {
         line(&format!("Released {resource}"))?;
     } else {
         line(&format!("Not holding {resource}"))?;
@@ -157,50 +168,43 @@ pub async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
 
 /// `claims`: a block per claim, or `No claims`.
 pub async fn list(hub: &Hub, args: ClaimsArgs) -> Result<ExitCode> {
-    let mut params = json!({});
-    if let Some(prefix) = args.prefix.name()? {
-        params["prefix"] = json!(prefix);
-    }
-    let reply = hub.call("list_claims", params).await?;
-    let claims = reply.as_array().cloned().unwrap_or_default();
+    let params = ListClaimsParams {
+        prefix: args.prefix.name()?,
+    };
+    let claims = hub
+        .answer::<ListClaims>(&params)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("list_claims refused: {refusal}"))?;
     if args.json {
-        line(&json_line(&Value::Array(claims)))?;
+        line(&json_line(&json!(claims)))?;
     } else {
         output::print(&claims_text(&claims))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// `<name> (<display id>)`, or the session id when the holder is unknown.
-fn holder(c: &Value) -> String {
-    match (str_of(c, "name"), str_of(c, "display_id")) {
-        ("", _) => str_of(c, "session_id").to_owned(),
-        (name, "") => name.to_owned(),
-        (name, display) => format!("{name} ({display})"),
+fn holder(c: &ClaimInfo) -> String {
+    match (c.name.as_deref(), c.display_id.as_deref()) {
+        (None | Some(""), _) => c.session_id.clone(),
+        (Some(name), None | Some("")) => name.to_owned(),
+        (Some(name), Some(display)) => format!("{name} ({display})"),
     }
 }
 
-fn claim_block(c: &Value) -> String {
-    let kind = if c["exclusive"] == false {
-        "shared"
-    } else {
-        "exclusive"
-    };
-    let mut text = format!("  {}  {kind}\n", str_of(c, "resource"));
+fn claim_block(c: &ClaimInfo) -> String {
+    let kind = if c.exclusive { "exclusive" } else { "shared" };
+    let mut text = format!("  {}  {kind}\n", c.resource);
     text.push_str(&format!("    held by: {}\n", holder(c)));
-    text.push_str(&format!("    since: {}\n", str_of(c, "since")));
-    if let Some(n) = c.get("note").and_then(Value::as_str) {
+    text.push_str(&format!("    since: {}\n", c.since));
+    if let Some(n) = &c.note {
         text.push_str(&format!("    note: {n}\n"));
     }
     text
 }
 
 /// The `claims` listing.
-pub fn claims_text(claims: &[Value]) -> String {
+pub fn claims_text(claims: &[ClaimInfo]) -> String {
     if claims.is_empty() {
         return "No claims\n".to_owned();
     }
@@ -212,11 +216,13 @@ pub fn claims_text(claims: &[Value]) -> String {
 }
 
 /// `Error: Claimed` and who holds what.
-fn refusal_text(reply: &Value) -> String {
-    let mut text = output::error_text(reply);
-    for c in reply["held_by"].as_array().into_iter().flatten() {
-        text.push('\n');
-        text.push_str(claim_block(c).trim_end());
+fn refusal_text(refusal: &Refusal) -> String {
+    let mut text = output::error_text(&refusal.to_value());
+    if let Refusal::Claimed { held_by } = refusal {
+        for c in held_by {
+            text.push('\n');
+            text.push_str(claim_block(c).trim_end());
+        }
     }
     text
 }

@@ -133,7 +133,10 @@ async fn check_hub(hub: &Hub, report: &mut Report, endpoint: &str) -> Result<Rea
 
 /// A harmless tool call: proves the hub accepts our credentials.
 async fn check_auth(hub: &Hub, report: &mut Report, global: &Global) -> Result<bool> {
-    match hub.call("list_channels", json!({})).await {
+    match hub
+        .answer::<shared::tools::sessions::ListChannels>(&Default::default())
+        .await
+    {
         Ok(_) => {
             let how = if token(global).is_some() {
                 "bearer token accepted"

@@ -11,6 +11,7 @@ use shared::client::DEFAULT_TIMEOUT;
 use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
 use shared::config::MAX_WAIT_SECONDS;
 use shared::level::SignalLevel;
+use shared::tools::events::{AckEvents, AckParams, PublishEvent, PublishParams};
 use shared::wire::Event;
 
 use super::split_list;
@@ -54,46 +55,36 @@ pub struct PublishArgs {
 /// `publish`: the reply as indented JSON; a warning on stderr (exit 0) when
 /// the publisher's session was deleted, since the event is stored anyway.
 pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
-    let mut params = json!({"event_type": args.event_type, "payload": args.payload});
-    if !args.channel.is_empty() {
-        params["channel"] = json!(args.channel);
-    }
     let session_id = args.session.resolve_id(hub).await?;
-    if let Some(id) = &session_id {
-        params["session_id"] = json!(id);
-    }
-    if let Some(title) = args.title.filter(|t| !t.is_empty()) {
-        params["title"] = json!(title);
-    }
-    if let Some(tags) = args.tags.filter(|t| !t.is_empty()) {
-        params["tags"] = json!(split_list(&tags));
-    }
-    if let Some(corr) = args.correlation_id.filter(|c| !c.is_empty()) {
-        params["correlation_id"] = json!(corr);
-    }
-    if let Some(level) = args.signal_level {
-        params["signal_level"] = json!(level);
-    }
-    let reply = hub.call("publish_event", params).await?;
-    line(&json_pretty(&reply))?;
-    if domain_error(&reply).is_some() {
-        note(&output::error_text(&reply));
-        return Ok(ExitCode::from(1));
-    }
-    if reply.get("session_deleted").and_then(Value::as_bool) == Some(true) {
-        let name = reply
-            .get("display_id")
-            .and_then(Value::as_str)
+    let params = PublishParams {
+        session_id: session_id.clone(),
+        title: args.title.filter(|t| !t.is_empty()),
+        tags: args.tags.filter(|t| !t.is_empty()).map(|t| split_list(&t)),
+        correlation_id: args.correlation_id.filter(|c| !c.is_empty()),
+        signal_level: args.signal_level,
+        // An empty --channel means the default, as in the original.
+        ..PublishParams::new(
+            &args.event_type,
+            &args.payload,
+            Some(args.channel.as_str())
+                .filter(|c| !c.is_empty())
+                .unwrap_or("all"),
+        )
+    };
+    let reply = match hub.answer::<PublishEvent>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return output::refusal_pretty(&refusal),
+    };
+    line(&json_pretty(&json!(reply)))?;
+    if let Some(deleted) = reply.deleted {
+        let name = Some(deleted.display_id.as_str())
             .or(session_id.as_deref())
             .unwrap_or("anonymous");
-        let at = reply
-            .get("deleted_at")
-            .and_then(Value::as_str)
-            .unwrap_or("an unknown time");
+        let at = deleted.deleted_at.as_deref().unwrap_or("an unknown time");
         let mut warning = format!("Warning: session {name} was deleted at {at}.");
-        if let Some(hint) = reply.get("hint").and_then(Value::as_str) {
+        if !deleted.hint.is_empty() {
             warning.push(' ');
-            warning.push_str(hint);
+            warning.push_str(&deleted.hint);
         }
         note(&warning);
     }
@@ -417,27 +408,24 @@ pub async fn ack(hub: &Hub, args: AckArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
-    let mut params = json!({"session_id": session_id, "cursor": args.cursor});
-    if args.allow_rewind {
-        params["allow_rewind"] = json!(true);
-    }
-    let reply = hub.call("ack_events", params).await?;
-    if domain_error(&reply).is_some() {
-        return output::error_reply(&reply, args.json);
-    }
+    let params = AckParams {
+        session_id,
+        cursor: args.cursor,
+        allow_rewind: args.allow_rewind,
+    };
+    let reply = match hub.answer::<AckEvents>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return output::error_reply(&refusal.to_value(), args.json),
+    };
     if args.json {
-        line(&json_line(&reply))?;
+        line(&json_line(&json!(reply)))?;
     } else {
         let previous = reply
-            .get("previous_cursor")
-            .and_then(Value::as_str)
+            .previous_cursor
+            .as_deref()
             .filter(|p| !p.is_empty())
             .unwrap_or("start");
-        let cursor = reply
-            .get("cursor")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        line(&format!("Cursor acked: {previous} → {cursor}"))?;
+        line(&format!("Cursor acked: {previous} → {}", reply.cursor))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde_json::{Value, json};
+use shared::tools::notify::{Notify, NotifyParams};
 
 use crate::hub::Hub;
 use crate::output::{line, note};
@@ -24,12 +24,16 @@ pub struct NotifyArgs {
 
 /// `notify`: `Notification sent`, or `Notification failed` on stderr, exit 1.
 pub async fn notify(hub: &Hub, args: NotifyArgs) -> Result<ExitCode> {
-    let mut params = json!({"title": args.title, "message": args.message});
-    if args.sound {
-        params["sound"] = json!(true);
-    }
-    let reply = hub.call("notify", params).await?;
-    if reply.get("success").and_then(Value::as_bool) == Some(true) {
+    let params = NotifyParams {
+        title: args.title,
+        message: args.message,
+        sound: args.sound,
+    };
+    if hub
+        .answer::<Notify>(&params)
+        .await?
+        .is_ok_and(|r| r.success)
+    {
         line("Notification sent")?;
         Ok(ExitCode::SUCCESS)
     } else {

@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::config;
-use shared::wire::ChannelCount;
+use shared::tools::sessions::{
+    ListChannels, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
+};
 
-use crate::hub::{Hub, domain_error};
+use crate::hub::Hub;
 use crate::output::{self, json_pretty, line, note};
 use crate::session::{Found, SessionArg};
 
@@ -40,33 +42,26 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "/".to_owned())
         });
-    let mut params = json!({
-        "name": name,
-        "cwd": cwd.to_string_lossy(),
-        "machine": config::hostname(),
-    });
-    if let Some(client_id) = args.client_id.filter(|c| !c.is_empty()) {
-        params["client_id"] = json!(client_id);
-    }
-    if let Some(pid) = args.client_pid {
-        params["client_pid"] = json!(pid);
-    }
-    let reply = hub.call("register_session", params).await?;
-    line(&json_pretty(&reply))?;
-    if domain_error(&reply).is_some() {
-        note(&output::error_text(&reply));
-        return Ok(ExitCode::from(1));
-    }
-    if let Some(session_id) = reply.get("session_id").and_then(Value::as_str) {
-        let display = reply
-            .get("display_id")
-            .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-            .unwrap_or(session_id);
-        note(&format!("\nRegistered as: {display}"));
-        if session_id != display {
-            note(&format!("Session ID: {session_id}"));
-        }
+    let params = RegisterParams {
+        name,
+        cwd: Some(cwd.to_string_lossy().into_owned()),
+        machine: Some(config::hostname()),
+        client_id: args.client_id.filter(|c| !c.is_empty()),
+        client_pid: args.client_pid.map(i64::from),
+        ..RegisterParams::default()
+    };
+    let reply = match hub.answer::<RegisterSession>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return output::refusal_pretty(&refusal),
+    };
+    line(&json_pretty(&json!(reply)))?;
+    let session_id = &reply.session_id;
+    let display = Some(&reply.display_id)
+        .filter(|d| !d.is_empty())
+        .unwrap_or(session_id);
+    note(&format!("\nRegistered as: {display}"));
+    if session_id != display {
+        note(&format!("Session ID: {session_id}"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -84,26 +79,21 @@ pub struct UnregisterArgs {
 /// `unregister`: the reply as indented JSON; a domain error and its hint on
 /// stderr with exit 1.
 pub async fn unregister(hub: &Hub, args: UnregisterArgs) -> Result<ExitCode> {
-    let mut params = Map::new();
-    if let Some(id) = args.session_id.filter(|s| !s.is_empty()) {
-        params.insert("session_id".into(), json!(id));
-    }
-    if let Some(id) = args.client_id.filter(|c| !c.is_empty()) {
-        params.insert("client_id".into(), json!(id));
+    let client_id = args.client_id.filter(|c| !c.is_empty());
+    let params = UnregisterParams {
+        session_id: args.session_id.filter(|s| !s.is_empty()),
         // The session is looked up on this machine, not the hub's.
-        params.insert("machine".into(), json!(config::hostname()));
-    }
-    if params.is_empty() {
+        machine: client_id.as_ref().map(|_| config::hostname()),
+        client_id,
+    };
+    if params.session_id.is_none() && params.client_id.is_none() {
         note("Error: Must provide --session-id or --client-id");
         return Ok(ExitCode::from(1));
     }
-    let reply = hub
-        .call("unregister_session", Value::Object(params))
-        .await?;
-    if domain_error(&reply).is_some() {
-        return output::error_reply(&reply, false);
+    match hub.answer::<UnregisterSession>(&params).await? {
+        Ok(reply) => line(&json_pretty(&json!(reply)))?,
+        Err(refusal) => return output::error_reply(&refusal.to_value(), false),
     }
-    line(&json_pretty(&reply))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -116,9 +106,10 @@ pub async fn list(hub: &Hub) -> Result<ExitCode> {
 
 /// `channels`: a line per channel with its subscriber count.
 pub async fn channels(hub: &Hub) -> Result<ExitCode> {
-    let reply = hub.call("list_channels", json!({})).await?;
-    let channels: Vec<ChannelCount> =
-        serde_json::from_value(reply).context("list_channels sent an unexpected reply")?;
+    let channels = hub
+        .answer::<ListChannels>(&Default::default())
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("list_channels refused: {refusal}"))?;
     output::print(&output::channels_text(&channels))?;
     Ok(ExitCode::SUCCESS)
 }

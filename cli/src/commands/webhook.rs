@@ -2,10 +2,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, CommandFactory, Subcommand};
-use serde_json::{Value, json};
-use shared::wire::{DeliveryInfo, WebhookInfo};
+use serde_json::json;
+use shared::tools::webhooks::{
+    DeliveriesParams, ListWebhookDeliveries, ListWebhooks, ListWebhooksParams, RedeliverParams,
+    RedeliverWebhook, RegisterWebhook, RegisterWebhookParams, SetActiveParams, SetWebhookActive,
+    TestWebhook, UnregisterWebhook, WebhookParams,
+};
+use shared::tools::{Answer, Refusal};
 
 use super::split_list;
 use crate::args::Cli;
@@ -111,10 +116,11 @@ pub async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
         Some(WebhookCommand::Disable { webhook_id }) => set_active(hub, webhook_id, false).await,
         Some(WebhookCommand::Enable { webhook_id }) => set_active(hub, webhook_id, true).await,
         Some(WebhookCommand::Unregister { webhook_id }) => {
-            let reply = hub
-                .call("unregister_webhook", json!({"webhook_id": webhook_id}))
-                .await?;
-            outcome(&reply, &format!("Webhook #{webhook_id} removed"))
+            let params = WebhookParams {
+                webhook_id: id(webhook_id),
+            };
+            let answer = hub.answer::<UnregisterWebhook>(&params).await?;
+            outcome(answer, &format!("Webhook #{webhook_id} removed"))
         }
         Some(WebhookCommand::Deliveries {
             webhook_id,
@@ -126,19 +132,23 @@ pub async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
             webhook_id,
             event_id,
         }) => {
-            let reply = hub
-                .call(
-                    "redeliver_webhook",
-                    json!({"webhook_id": webhook_id, "event_id": event_id}),
-                )
-                .await?;
+            let params = RedeliverParams {
+                webhook_id: id(webhook_id),
+                event_id: id(event_id),
+            };
+            let answer = hub.answer::<RedeliverWebhook>(&params).await?;
             outcome(
-                &reply,
+                answer,
                 &format!("Event #{event_id} queued for webhook #{webhook_id}"),
             )
         }
         Some(WebhookCommand::Test { webhook_id, json }) => test(hub, webhook_id, json).await,
     }
+}
+
+/// An id as the contract types it (past `i64::MAX`, no webhook has it).
+fn id(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// `webhook deliveries ID`: the log as text (or the reply as JSON).
@@ -149,40 +159,41 @@ async fn deliveries(
     limit: u64,
     json: bool,
 ) -> Result<ExitCode> {
-    let mut params = json!({"webhook_id": webhook_id, "limit": limit});
-    if let Some(event_id) = event_id {
-        params["event_id"] = json!(event_id);
-    }
-    let reply = hub.call("list_webhook_deliveries", params).await?;
-    if reply.get("error").is_some() {
-        return outcome(&reply, "");
-    }
+    let params = DeliveriesParams {
+        webhook_id: id(webhook_id),
+        event_id: event_id.map(id),
+        limit: id(limit),
+    };
+    let reply = match hub.answer::<ListWebhookDeliveries>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return failed(&refusal),
+    };
     if json {
-        line(&json_pretty(&reply))?;
+        line(&json_pretty(&json!(reply)))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<DeliveryInfo> = serde_json::from_value(reply["deliveries"].clone())
-        .context("list_webhook_deliveries sent an unexpected reply")?;
-    let pending = reply["pending"].as_u64().unwrap_or(0);
-    output::print(&output::deliveries_text(webhook_id, pending, &rows))?;
+    output::print(&output::deliveries_text(
+        webhook_id,
+        reply.pending,
+        &reply.deliveries,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `webhook test ID`: one line saying how the ping went; exit 1 unless delivered.
 async fn test(hub: &Hub, webhook_id: u64, json: bool) -> Result<ExitCode> {
-    let reply = hub
-        .call("test_webhook", json!({"webhook_id": webhook_id}))
-        .await?;
-    if reply.get("error").is_some() && reply.get("status").is_none() {
-        return outcome(&reply, "");
-    }
-    let delivered = reply.get("success").and_then(Value::as_bool) == Some(true);
+    let params = WebhookParams {
+        webhook_id: id(webhook_id),
+    };
+    let reply = match hub.answer::<TestWebhook>(&params).await? {
+        Ok(reply) => reply,
+        Err(refusal) => return failed(&refusal),
+    };
+    let delivered = reply.success;
     if json {
-        line(&json_pretty(&reply))?;
+        line(&json_pretty(&json!(reply)))?;
     } else {
-        let attempt: DeliveryInfo =
-            serde_json::from_value(reply).context("test_webhook sent an unexpected reply")?;
-        let text = output::ping_text(webhook_id, &attempt);
+        let text = output::ping_text(webhook_id, &reply.attempt);
         if delivered {
             line(&text)?;
         } else {
@@ -198,64 +209,59 @@ async fn test(hub: &Hub, webhook_id: u64, json: bool) -> Result<ExitCode> {
 
 /// The reply as indented JSON, and `Webhook registered: #N` on stderr.
 async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
-    let mut params = json!({"url": args.target});
-    if let Some(channel) = args.channel.filter(|c| !c.is_empty()) {
-        params["channel"] = json!(channel);
-    }
-    if let Some(types) = args.event_types.filter(|t| !t.is_empty()) {
-        params["event_types"] = json!(split_list(&types));
-    }
-    if let Some(secret) = args.secret.filter(|s| !s.is_empty()) {
-        params["secret"] = json!(secret);
-    }
-    if args.include_system {
-        params["include_system"] = json!(true);
-    }
-    let reply = hub.call("register_webhook", params).await?;
-    line(&json_pretty(&reply))?;
-    match reply.get("webhook_id") {
-        Some(id) => {
-            note(&format!("\nWebhook registered: #{id}"));
+    let params = RegisterWebhookParams {
+        url: args.target,
+        channel: args.channel.filter(|c| !c.is_empty()),
+        event_types: args
+            .event_types
+            .filter(|t| !t.is_empty())
+            .map(|t| split_list(&t)),
+        secret: args.secret.filter(|s| !s.is_empty()),
+        include_system: args.include_system,
+    };
+    match hub.answer::<RegisterWebhook>(&params).await? {
+        Ok(reply) => {
+            line(&json_pretty(&json!(reply)))?;
+            note(&format!("\nWebhook registered: #{}", reply.webhook_id));
             Ok(ExitCode::SUCCESS)
         }
-        None => {
-            note(&output::error_text(&reply));
-            Ok(ExitCode::from(1))
-        }
+        Err(refusal) => output::refusal_pretty(&refusal),
     }
 }
 
 async fn list(hub: &Hub, all: bool) -> Result<ExitCode> {
-    let reply = hub
-        .call("list_webhooks", json!({"active_only": !all}))
-        .await?;
-    let hooks: Vec<WebhookInfo> =
-        serde_json::from_value(reply).context("list_webhooks sent an unexpected reply")?;
+    let params = ListWebhooksParams { active_only: !all };
+    let hooks = hub
+        .answer::<ListWebhooks>(&params)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("list_webhooks refused: {refusal}"))?;
     output::print(&output::webhooks_text(&hooks))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn set_active(hub: &Hub, webhook_id: u64, active: bool) -> Result<ExitCode> {
-    let reply = hub
-        .call(
-            "set_webhook_active",
-            json!({"webhook_id": webhook_id, "active": active}),
-        )
-        .await?;
+    let params = SetActiveParams {
+        webhook_id: id(webhook_id),
+        active,
+    };
+    let answer = hub.answer::<SetWebhookActive>(&params).await?;
     let verb = if active { "enabled" } else { "disabled" };
-    outcome(&reply, &format!("Webhook #{webhook_id} {verb}"))
+    outcome(answer, &format!("Webhook #{webhook_id} {verb}"))
 }
 
 /// `done` on success, else `Failed: <error>` on stderr and exit 1.
-fn outcome(reply: &Value, done: &str) -> Result<ExitCode> {
-    if reply.get("success").and_then(Value::as_bool) == Some(true) {
-        line(done)?;
-        return Ok(ExitCode::SUCCESS);
+fn outcome<R>(answer: Answer<R>, done: &str) -> Result<ExitCode> {
+    match answer {
+        Ok(_) => {
+            line(done)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refusal) => failed(&refusal),
     }
-    let error = reply
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("Unknown error");
-    note(&format!("Failed: {error}"));
+}
+
+/// `Failed: <error>` on stderr, exit 1.
+fn failed(refusal: &Refusal) -> Result<ExitCode> {
+    note(&format!("Failed: {refusal}"));
     Ok(ExitCode::from(1))
 }

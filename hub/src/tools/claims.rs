@@ -4,16 +4,14 @@
 //! `claim_granted` / `claim_released` on the resource's `repo:` channel when
 //! it names one (`file:<repo>/<path>`), at `lifecycle` level.
 
-use serde_json::{Value, json};
+use shared::tools::Refusal;
+use shared::tools::claims::{ClaimParams, ClaimReply, ListClaimsParams};
+use shared::wire::ClaimInfo;
 
-use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{Outcome, Reply, deleted_reply};
+use super::{Outcome, deleted_refusal};
 use crate::sessions::{self, EndReason};
 use crate::state::Bus;
 use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
-
-const RESOURCE_MAX: usize = 1024;
-const NOTE_MAX: usize = 1024;
 
 /// The channel a resource's claim events go to: `repo:<repo>` for
 /// `file:<repo>/<path>`.
@@ -69,59 +67,44 @@ pub fn end_all(
     Ok(())
 }
 
-fn claim_json(c: &ClaimRecord) -> Value {
-    json!({
-        "claim_id": c.claim_id,
-        "resource": c.resource,
-        "exclusive": c.exclusive,
-        "session_id": c.session_id,
-        "since": shared::time::format_ms(c.since),
-        "note": c.note,
-    })
+fn claim_info(c: &ClaimRecord) -> ClaimInfo {
+    ClaimInfo {
+        claim_id: c.claim_id,
+        resource: c.resource.clone(),
+        exclusive: c.exclusive,
+        session_id: c.session_id.clone(),
+        since: shared::time::format_ms(c.since),
+        note: c.note.clone(),
+        name: None,
+        display_id: None,
+    }
 }
 
 /// A claim with its holder's name and display id.
-fn held_json(tx_session: Option<SessionRecord>, c: &ClaimRecord) -> Value {
-    let mut v = claim_json(c);
-    if let Some(s) = tx_session {
-        v["name"] = json!(s.name);
-        v["display_id"] = json!(s.display_id);
+fn held_info(holder: Option<SessionRecord>, c: &ClaimRecord) -> ClaimInfo {
+    let mut info = claim_info(c);
+    if let Some(s) = holder {
+        info.name = Some(s.name);
+        info.display_id = Some(s.display_id);
     }
-    v
+    info
 }
 
 /// What one `claim` transaction decided.
 enum Decision {
-    Reply(Value),
+    Reply(Result<ClaimReply, Refusal>),
     /// Refused: these claims (with their holders) stand in the way.
     Claimed(Vec<(ClaimRecord, Option<SessionRecord>)>),
 }
 
 /// `claim(resource, session_id, exclusive=true, note?, release=false)`
-pub async fn claim(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(
-        arguments,
-        &["resource", "session_id", "exclusive", "note", "release"],
-    )?;
-    let resource = a.req_str("resource")?;
-    check_non_empty("resource", &resource)?;
-    check_len("resource", &resource, RESOURCE_MAX)?;
-    if resource.chars().any(char::is_control) {
-        return Err(ArgError("resource must not hold control characters".into()).into());
-    }
-    let session_id = a.req_str("session_id")?;
-    let exclusive = a.bool_or("exclusive", true)?;
-    let note = a.opt_str("note")?.filter(|n| !n.is_empty());
-    if let Some(n) = &note {
-        check_len("note", n, NOTE_MAX)?;
-    }
-    let release = a.bool_or("release", false)?;
+pub async fn claim(bus: &Bus, p: ClaimParams) -> Outcome<ClaimReply> {
     let attempt = Attempt {
-        resource,
-        session_id,
-        exclusive,
-        note,
-        release,
+        resource: p.resource,
+        session_id: p.session_id,
+        exclusive: p.exclusive,
+        note: p.note.filter(|n| !n.is_empty()),
+        release: p.release,
     };
     // A refusal is decided on a snapshot, without a write; a grant is
     // decided again in the write.
@@ -143,13 +126,13 @@ pub async fn claim(bus: &Bus, arguments: Option<Value>) -> Outcome {
             decision = decide(bus, attempt).await?;
         }
     }
-    Ok(Reply::Object(match decision {
-        Decision::Reply(v) => v,
-        Decision::Claimed(holders) => json!({
-            "error": "Claimed",
-            "held_by": holders.into_iter().map(|(c, s)| held_json(s, &c)).collect::<Vec<_>>(),
-        }),
-    }))
+    match decision {
+        Decision::Reply(reply) => Ok(reply?),
+        Decision::Claimed(holders) => Err(Refusal::Claimed {
+            held_by: holders.into_iter().map(|(c, s)| held_info(s, &c)).collect(),
+        }
+        .into()),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,25 +184,25 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
             let Some(session) = sessions::touch(tx, &a.session_id, now)? else {
-                return Ok(Decision::Reply(
-                    json!({"error": "Session not found", "session_id": a.session_id}),
-                ));
+                return Ok(Decision::Reply(Err(Refusal::SessionNotFound {
+                    session_id: a.session_id,
+                })));
             };
             if session.is_deleted() {
-                return Ok(Decision::Reply(deleted_reply(
+                return Ok(Decision::Reply(Err(deleted_refusal(
                     &session,
                     "This session has ended, and its claims with it. Call register_session to get a live session.",
-                )));
+                ))));
             }
             if a.release {
                 let reply = match tx.remove_claim(&session.id, &a.resource)? {
                     Some(c) => {
                         announce(tx, "claim_released", &c, release_text(&session.name, &c, "released"))?;
-                        json!({"released": true, "resource": a.resource, "claim_id": c.claim_id})
+                        ClaimReply::Released { released: true, resource: a.resource, claim_id: Some(c.claim_id) }
                     }
-                    None => json!({"released": false, "resource": a.resource}),
+                    None => ClaimReply::Released { released: false, resource: a.resource, claim_id: None },
                 };
-                return Ok(Decision::Reply(reply));
+                return Ok(Decision::Reply(Ok(reply)));
             }
             let overlapping = tx.overlapping_claims(&a.resource)?;
             let holders = in_the_way(&overlapping, &a, |id| tx.session(id))?;
@@ -231,9 +214,10 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
                 .find(|c| c.session_id == session.id && c.resource == a.resource);
             let claim = match held {
                 Some(c) if c.exclusive == a.exclusive && (a.note.is_none() || a.note == c.note) => {
-                    let mut reply = claim_json(&c);
-                    reply["already_held"] = json!(true);
-                    return Ok(Decision::Reply(reply));
+                    return Ok(Decision::Reply(Ok(ClaimReply::Held {
+                        claim: claim_info(&c),
+                        already_held: true,
+                    })));
                 }
                 Some(c) => ClaimRecord {
                     exclusive: a.exclusive,
@@ -257,31 +241,30 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
                 text.push_str(n);
             }
             announce(tx, "claim_granted", &claim, text)?;
-            let mut reply = claim_json(&claim);
-            reply["already_held"] = json!(false);
-            Ok(Decision::Reply(reply))
+            Ok(Decision::Reply(Ok(ClaimReply::Held {
+                claim: claim_info(&claim),
+                already_held: false,
+            })))
         })
         .await
 }
 
 /// `list_claims(prefix?)`: claims under `prefix` and those covering it,
 /// with their holders' names.
-pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["prefix"])?;
-    let prefix = a.opt_str("prefix")?.unwrap_or_default();
-    check_len("prefix", &prefix, RESOURCE_MAX)?;
+pub async fn list(bus: &Bus, p: ListClaimsParams) -> Outcome<Vec<ClaimInfo>> {
+    let prefix = p.prefix.unwrap_or_default();
     let items = bus
         .store
         .read(move |s| {
             let mut out = Vec::new();
             for c in s.claims(&prefix)? {
                 let holder = s.session(&c.session_id)?;
-                out.push(held_json(holder, &c));
+                out.push(held_info(holder, &c));
             }
             Ok(out)
         })
         .await?;
-    Ok(Reply::List(items))
+    Ok(items)
 }
 
 #[cfg(test)]

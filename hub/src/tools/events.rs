@@ -3,87 +3,46 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use shared::cursor::{self, CursorError};
 use shared::level::SignalLevel;
+use shared::tools::Refusal;
+use shared::tools::events::{
+    AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
+};
 
-use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{Outcome, Reply, deleted_reply};
+use super::{Failure, Outcome, deleted, deleted_refusal};
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord};
-
-const EVENT_TYPE_MAX: usize = 128;
-const CHANNEL_MAX: usize = 256;
-const TITLE_MAX: usize = 256;
-const TAGS_MAX: usize = 32;
-const TAG_MAX: usize = 64;
-const CORRELATION_MAX: usize = 256;
-const LIMIT_MAX: i64 = 1000;
 
 const DELETED_READ_HINT: &str = "This session was unregistered or timed out, and its cursor is frozen. Call register_session to get a live session, or stop polling.";
 const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. The event was stored anyway, attributed to the deleted session id. Call register_session to get a live session - this id will not come back on its own.";
 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
-pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(
-        arguments,
-        &[
-            "event_type",
-            "payload",
-            "session_id",
-            "channel",
-            "title",
-            "tags",
-            "correlation_id",
-            "signal_level",
-        ],
-    )?;
-    let event_type = a.req_str("event_type")?;
-    check_non_empty("event_type", &event_type)?;
-    check_len("event_type", &event_type, EVENT_TYPE_MAX)?;
-    let payload = a.req_str("payload")?;
-    if payload.len() > bus.limits.max_payload_bytes {
-        return Err(ArgError(format!(
+pub async fn publish(bus: &Bus, p: PublishParams) -> Outcome<Published> {
+    if p.payload.len() > bus.limits.max_payload_bytes {
+        return Err(Failure::Args(format!(
             "payload is {} bytes; the limit is {} (send a summary and a pointer instead)",
-            payload.len(),
+            p.payload.len(),
             bus.limits.max_payload_bytes
-        ))
-        .into());
+        )));
     }
-    let session_id = a.opt_str("session_id")?;
-    let channel = a.opt_str("channel")?.unwrap_or_else(|| "all".to_owned());
-    check_non_empty("channel", &channel)?;
-    check_len("channel", &channel, CHANNEL_MAX)?;
-    let title = a.opt_str("title")?;
-    if let Some(t) = &title {
-        check_len("title", t, TITLE_MAX)?;
-    }
-    let tags = a.opt_strings("tags")?;
-    if let Some(tags) = &tags {
-        if tags.len() > TAGS_MAX {
-            return Err(ArgError(format!(
-                "tags has {} items; the limit is {TAGS_MAX}",
-                tags.len()
-            ))
-            .into());
-        }
-        for t in tags {
-            check_len("a tag", t, TAG_MAX)?;
-        }
-    }
-    let correlation_id = a.opt_str("correlation_id")?;
-    if let Some(c) = &correlation_id {
-        check_len("correlation_id", c, CORRELATION_MAX)?;
-    }
-    let signal_level = a.opt_str("signal_level")?;
-    if let Some(level) = &signal_level {
-        check_len("signal_level", level, 32)?;
-        if SignalLevel::parse(level).is_none() {
-            tracing::warn!(
-                "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
-            );
-        }
+    let PublishParams {
+        event_type,
+        payload,
+        session_id,
+        channel,
+        title,
+        tags,
+        correlation_id,
+        signal_level,
+    } = p;
+    if let Some(level) = &signal_level
+        && SignalLevel::parse(level).is_none()
+    {
+        tracing::warn!(
+            "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
+        );
     }
     if let Some(warning) = shared::channel::format_warning(&channel) {
         tracing::warn!("{warning}");
@@ -121,29 +80,19 @@ pub async fn publish(bus: &Bus, arguments: Option<Value>) -> Outcome {
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
     }
-    let mut reply = json!({
-        "event_id": event.id,
-        "event_type": event.event_type,
-        "payload": event.payload,
-        "channel": event.channel,
-        "signal_level": event.level().as_str(),
-    });
-    if let Some(c) = event.correlation_id.as_ref().filter(|c| !c.is_empty()) {
-        reply["correlation_id"] = json!(c);
-    }
-    if let Some(p) = publisher.filter(SessionRecord::is_deleted) {
-        let flags = deleted_reply(&p, DELETED_PUBLISH_HINT);
-        for key in [
-            "session_deleted",
-            "session_id",
-            "display_id",
-            "deleted_at",
-            "hint",
-        ] {
-            reply[key] = flags[key].clone();
-        }
-    }
-    Ok(Reply::Object(reply))
+    let deleted = publisher
+        .filter(SessionRecord::is_deleted)
+        .map(|p| deleted(&p, DELETED_PUBLISH_HINT));
+    Ok(Published {
+        event_id: event.id,
+        signal_level: event.level().as_str().to_owned(),
+        correlation_id: event.correlation_id.filter(|c| !c.is_empty()),
+        event_type: event.event_type,
+        payload: event.payload,
+        channel: event.channel,
+        session_deleted: deleted.as_ref().map(|_| true),
+        deleted,
+    })
 }
 
 /// A parsed `get_events` call.
@@ -165,28 +114,10 @@ struct Read {
 }
 
 impl Read {
-    fn parse(arguments: Option<Value>) -> Result<Self, ArgError> {
-        let a = Args::new(
-            arguments,
-            &[
-                "cursor",
-                "limit",
-                "session_id",
-                "order",
-                "channel",
-                "channels",
-                "resume",
-                "event_types",
-                "peek",
-                "correlation_id",
-                "min_level",
-                "wait_seconds",
-                "receipts",
-            ],
-        )?;
-        let cursor = match a.opt_str_or_int("cursor")? {
-            Some(raw) if !raw.trim().is_empty() => Some(cursor::parse(&raw).map_err(|e| {
-                ArgError(match e {
+    fn new(p: GetParams) -> Result<Self, Failure> {
+        let cursor = match &p.cursor {
+            Some(raw) if !raw.trim().is_empty() => Some(cursor::parse(raw).map_err(|e| {
+                Failure::Args(match e {
                     CursorError::NotANumber(_) => format!(
                         "{e}; pass a next_cursor from an earlier reply, or omit cursor to read from the start"
                     ),
@@ -195,56 +126,25 @@ impl Read {
             })?),
             _ => None,
         };
-        let limit = a.opt_i64("limit")?.unwrap_or(50);
-        if !(1..=LIMIT_MAX).contains(&limit) {
-            return Err(ArgError(format!(
-                "limit must be from 1 to {LIMIT_MAX} (got {limit}); page with next_cursor for more"
-            )));
-        }
-        let descending = match a.opt_str("order")?.as_deref() {
-            None | Some("desc") => true,
-            Some("asc") => false,
-            Some(other) => {
-                return Err(ArgError(format!(
-                    "order must be 'asc' or 'desc' (got '{other}')"
-                )));
-            }
-        };
-        let mut channels = a.opt_strings("channels")?.unwrap_or_default();
-        if let Some(c) = a.opt_str("channel")? {
+        let mut channels = p.channels.clone().unwrap_or_default();
+        if let Some(c) = p.channel.clone() {
             channels.push(c);
         }
         channels.retain(|c| !c.is_empty());
-        let min_level = match a.opt_str("min_level")? {
-            None => None,
-            Some(l) => Some(SignalLevel::parse(&l).ok_or_else(|| {
-                ArgError(format!(
-                    "min_level must be one of lifecycle, info, actionable (got '{l}')"
-                ))
-            })?),
-        };
-        let wait = a.opt_i64("wait_seconds")?.unwrap_or(0);
-        let max_wait = shared::config::MAX_WAIT_SECONDS as i64;
-        if !(0..=max_wait).contains(&wait) {
-            return Err(ArgError(format!(
-                "wait_seconds must be from 0 to {max_wait} (got {wait})"
-            )));
-        }
         Ok(Self {
             cursor,
-            limit: limit as usize,
-            session_id: a
-                .opt_str("session_id")?
-                .filter(|s| s != "anonymous" && !s.is_empty()),
-            descending,
+            // In range: checked with the params.
+            limit: p.limit as usize,
+            descending: p.descending(),
+            min_level: p.min_level(),
+            wait: Duration::from_secs(p.wait_seconds as u64),
+            session_id: p.session_id.filter(|s| s != "anonymous" && !s.is_empty()),
             channels,
-            resume: a.bool_or("resume", false)?,
-            event_types: a.opt_strings("event_types")?.unwrap_or_default(),
-            peek: a.bool_or("peek", false)?,
-            correlation_id: a.opt_str("correlation_id")?.filter(|c| !c.is_empty()),
-            min_level,
-            wait: Duration::from_secs(wait as u64),
-            receipts: a.bool_or("receipts", false)?,
+            resume: p.resume,
+            event_types: p.event_types.unwrap_or_default(),
+            peek: p.peek,
+            correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
+            receipts: p.receipts.unwrap_or(false),
         })
     }
 
@@ -256,17 +156,17 @@ impl Read {
 
 /// What one pass over the store found.
 enum Pass {
-    /// A finished reply (an error, or the resume bootstrap).
-    Done(Value),
+    /// A finished reply.
+    Done(Page),
     /// A page; empty pages may wait for more. With its next cursor: every
     /// event up to it was examined, so a later pass starts there.
-    Page(Value, bool, Option<u64>),
+    Page(Page, bool, Option<u64>),
 }
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
 /// waits and the page is empty.
-pub async fn get(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let mut read = Read::parse(arguments)?;
+pub async fn get(bus: &Bus, p: GetParams) -> Outcome<Page> {
+    let mut read = Read::new(p)?;
     let deadline = tokio::time::Instant::now() + read.wait;
     let mut tip = bus.store.tip();
     // A read narrowed to channels wakes only for events on them; others
@@ -276,10 +176,10 @@ pub async fn get(bus: &Bus, arguments: Option<Value>) -> Outcome {
     loop {
         tip.borrow_and_update();
         match pass(bus, &read).await? {
-            Pass::Done(reply) => return Ok(Reply::Object(reply)),
+            Pass::Done(reply) => return Ok(reply),
             Pass::Page(reply, empty, next) => {
                 if !empty || read.wait.is_zero() {
-                    return Ok(Reply::Object(reply));
+                    return Ok(reply);
                 }
                 // The next pass never examines again what this one did.
                 if next.is_some() {
@@ -297,18 +197,18 @@ pub async fn get(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 tokio::select! {
                     woken = woken => {
                         if !woken {
-                            return Ok(Reply::Object(reply));
+                            return Ok(reply);
                         }
                     }
-                    () = tokio::time::sleep_until(deadline) => return Ok(Reply::Object(reply)),
-                    () = bus.shutdown.cancelled() => return Ok(Reply::Object(reply)),
+                    () = tokio::time::sleep_until(deadline) => return Ok(reply),
+                    () = bus.shutdown.cancelled() => return Ok(reply),
                 }
             }
         }
     }
 }
 
-async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
+async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
     let r = read.clone();
     let (session, tip, raw, after) = bus
         .store
@@ -346,14 +246,15 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
 
     if let Some(s) = session.as_ref().filter(|s| s.is_deleted()) {
         bus.warn_deleted_once(s, "get_events");
-        return Ok(Pass::Done(deleted_reply(s, DELETED_READ_HINT)));
+        return Err(deleted_refusal(s, DELETED_READ_HINT).into());
     }
     let Some(raw) = raw else {
         return match (&read.session_id, session) {
             // Resume for a session we have never seen.
-            (Some(id), None) => Ok(Pass::Done(
-                json!({"error": "Session not found", "session_id": id}),
-            )),
+            (Some(id), None) => Err(Refusal::SessionNotFound {
+                session_id: id.clone(),
+            }
+            .into()),
             // Resume with no saved cursor: start at the tip, consume nothing yet.
             (Some(id), Some(_)) => {
                 let id = id.clone();
@@ -370,13 +271,18 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
                         Ok(())
                     })
                     .await?;
-                let reply =
-                    json!({"events": [], "next_cursor": tip.to_string(), "has_more": false});
+                let reply = Page {
+                    events: Vec::new(),
+                    next_cursor: Some(tip.to_string()),
+                    has_more: false,
+                };
                 Ok(Pass::Page(reply, true, Some(tip)))
             }
-            (None, _) => Ok(Pass::Done(
-                json!({"events": [], "next_cursor": after.map(|a| a.to_string()), "has_more": false}),
-            )),
+            (None, _) => Ok(Pass::Done(Page {
+                events: Vec::new(),
+                next_cursor: after.map(|a| a.to_string()),
+                has_more: false,
+            })),
         };
     };
 
@@ -414,66 +320,62 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, super::Failure> {
             })
             .await?;
     }
-    let mut events: Vec<Value> = raw
+    let mut events: Vec<PageEvent> = raw
         .iter()
         .filter(|e| read.min_level.is_none_or(|min| e.level() >= min))
-        .map(|e| serde_json::to_value(e.to_wire()).unwrap_or(Value::Null))
+        .map(|e| PageEvent {
+            event: e.to_wire(),
+            receipt: None,
+        })
         .collect();
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
         super::receipts::attach(bus, reader, &mut events).await?;
     }
     let empty = events.is_empty();
-    let reply = json!({"events": events, "next_cursor": next_cursor, "has_more": has_more});
+    let reply = Page {
+        events,
+        next_cursor,
+        has_more,
+    };
     Ok(Pass::Page(reply, empty, next))
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
-pub async fn ack(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["session_id", "cursor", "allow_rewind"])?;
-    let session_id = a.req_str("session_id")?;
-    let raw = a
-        .opt_str_or_int("cursor")?
-        .ok_or_else(|| ArgError("cursor is required (an event id such as a next_cursor)".into()))?;
-    let allow_rewind = a.bool_or("allow_rewind", false)?;
-    let (reply, deleted) = bus
+pub async fn ack(bus: &Bus, p: AckParams) -> Outcome<Acked> {
+    let AckParams {
+        session_id,
+        cursor: raw,
+        allow_rewind,
+    } = p;
+    let (reply, ended) = bus
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
             let Some(mut s) = sessions::touch(tx, &session_id, now)? else {
-                return Ok((json!({"error": "Session not found", "session_id": session_id}), None));
+                return Ok((Err(Refusal::SessionNotFound { session_id }), None));
             };
             if s.is_deleted() {
-                return Ok((deleted_reply(&s, DELETED_READ_HINT), Some(s)));
+                return Ok((Err(deleted_refusal(&s, DELETED_READ_HINT)), Some(s)));
             }
             let position = s.last_cursor;
-            let refuse = |message: String| {
-                json!({
-                    "error": message,
-                    "session_id": session_id,
-                    "cursor": position.map(|p| p.to_string()),
-                })
-            };
             let c = match cursor::parse(&raw) {
                 Ok(c) => c,
-                Err(e) => return Ok((refuse(e.to_string()), None)),
+                Err(e) => {
+                    return Ok((Err(Refusal::cursor_invalid(session_id, position, &e)), None));
+                }
             };
             let tip = tx.tip()?;
             if c > tip {
-                let newest = if tip == 0 { "none published yet".to_owned() } else { tip.to_string() };
-                let mut reply = refuse(format!("Cursor {c} is ahead of the newest event ({newest})"));
-                reply["tip"] = json!(tip);
-                return Ok((reply, None));
+                return Ok((
+                    Err(Refusal::cursor_ahead(session_id, position, c, tip)),
+                    None,
+                ));
             }
             if let Some(p) = position
                 && c < p
                 && !allow_rewind
             {
-                return Ok((
-                    refuse(format!(
-                        "Cursor {c} is behind the session's current position ({p}). Pass allow_rewind=true to replay deliberately."
-                    )),
-                    None,
-                ));
+                return Ok((Err(Refusal::cursor_behind(session_id, p, c)), None));
             }
             if c > position.unwrap_or(0) {
                 tx.mark_read_through(&session_id, position.unwrap_or(0), c, now)?;
@@ -481,18 +383,18 @@ pub async fn ack(bus: &Bus, arguments: Option<Value>) -> Outcome {
             s.last_cursor = Some(c);
             tx.put_session(&s)?;
             Ok((
-                json!({
-                    "success": true,
-                    "session_id": session_id,
-                    "cursor": c.to_string(),
-                    "previous_cursor": position.map(|p| p.to_string()),
+                Ok(Acked {
+                    success: true,
+                    session_id,
+                    cursor: c.to_string(),
+                    previous_cursor: position.map(|p| p.to_string()),
                 }),
                 None,
             ))
         })
         .await?;
-    if let Some(s) = deleted {
+    if let Some(s) = ended {
         bus.warn_deleted_once(&s, "ack_events");
     }
-    Ok(Reply::Object(reply))
+    Ok(reply?)
 }

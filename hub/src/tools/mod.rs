@@ -1,8 +1,8 @@
-//! The tools. Each module holds its tools' arguments, rules and
-//! replies; [`call`] only dispatches. Domain refusals are normal replies
-//! with an `"error"` key; bad arguments are [`ToolError::Args`].
+//! The tools. Each module holds its tools' rules; their params, replies
+//! and refusals are the contract's ([`shared::tools`]). [`call`] alone
+//! parses arguments and renders replies: a handler takes its `Params` and
+//! returns its `Reply`, a [`Refusal`], or a [`Failure`].
 
-pub mod args;
 pub mod claims;
 pub mod events;
 pub mod notify;
@@ -10,39 +10,44 @@ pub mod receipts;
 pub mod sessions;
 pub mod webhooks;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use shared::tools::{self as contract, Refusal, Tool};
 
 use crate::json::Json;
 use crate::state::Bus;
 use crate::store::{SessionRecord, StoreError};
-use args::ArgError;
 
 /// What a tool produced.
 #[derive(Debug)]
 pub enum Reply {
-    /// A dict reply (`structuredContent` is the object).
-    Object(Value),
-    /// A list reply (`structuredContent` is `{"result": [...]}`).
-    List(Vec<Value>),
-    /// A reply already rendered as a `tools/call` result by [`render`]
-    /// (large ones are rendered off the async workers).
+    /// A reply already rendered as a `tools/call` result by [`render`].
     Rendered(Json),
+    /// A domain refusal: a normal result whose `error` says why.
+    Refused(Refusal),
 }
 
 impl Reply {
-    /// The `tools/call` result: the reply serialised once, as the text
-    /// content and, spliced in unparsed, as `structuredContent`.
+    /// The `tools/call` result.
     pub fn render(self) -> Json {
         match self {
-            Self::Object(value) => render(&value, false),
-            Self::List(items) => render(&items, true),
-            Self::Rendered(raw) => raw,
+            Self::Rendered(json) => json,
+            Self::Refused(refusal) => render(&refusal.to_value(), false),
+        }
+    }
+
+    /// One word for the log: `ok`, or the refusal's `error`.
+    pub fn summary(&self) -> &str {
+        match self {
+            Self::Rendered(_) => "ok",
+            Self::Refused(refusal) => refusal.error(),
         }
     }
 }
 
 /// Renders a successful `tools/call` result for `value` (a list is wrapped
-/// as `{"result": [...]}` in `structuredContent`, as MCP wants an object).
+/// as `{"result": [...]}` in `structuredContent`, as MCP wants an object):
+/// the reply serialised once, as the text content and, spliced in
+/// unparsed, as `structuredContent`.
 pub fn render(value: &impl serde::Serialize, list: bool) -> Json {
     let json = serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
     render_parts(&json, &crate::store::escaped(&json), list)
@@ -75,50 +80,13 @@ pub enum ToolError {
 
 pub type ToolResult = Result<Reply, ToolError>;
 
-/// Runs one tool.
-pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult {
-    let result = match name {
-        "register_session" => sessions::register(bus, arguments).await,
-        "list_sessions" => sessions::list(bus, arguments).await,
-        "list_channels" => sessions::channels(bus, arguments).await,
-        "unregister_session" => sessions::unregister(bus, arguments).await,
-        "publish_event" => events::publish(bus, arguments).await,
-        "get_events" => events::get(bus, arguments).await,
-        "ack_events" => events::ack(bus, arguments).await,
-        "notify" => notify::tool(bus, arguments).await,
-        "claim" => claims::claim(bus, arguments).await,
-        "list_claims" => claims::list(bus, arguments).await,
-        "message_status" => receipts::message_status(bus, arguments).await,
-        "message_pushed" => receipts::message_pushed(bus, arguments).await,
-        "register_webhook" => webhooks::register(bus, arguments).await,
-        "list_webhooks" => webhooks::list(bus, arguments).await,
-        "set_webhook_active" => webhooks::set_active(bus, arguments).await,
-        "unregister_webhook" => webhooks::unregister(bus, arguments).await,
-        "list_webhook_deliveries" => webhooks::deliveries(bus, arguments).await,
-        "redeliver_webhook" => webhooks::redeliver(bus, arguments).await,
-        "test_webhook" => webhooks::test(bus, arguments).await,
-        other => return Err(ToolError::Unknown(other.to_owned())),
-    };
-    result.map_err(|e| match e {
-        Failure::Args(ArgError(message)) => ToolError::Args {
-            tool: name.to_owned(),
-            message,
-        },
-        Failure::Store(e) => ToolError::Internal(e),
-    })
-}
-
-/// A tool body's failure: the caller's mistake, or the store's.
+/// A handler's failure: bad arguments (a rule only the hub can check), a
+/// domain refusal, or the store's.
 #[derive(Debug)]
 pub enum Failure {
-    Args(ArgError),
+    Args(String),
+    Refused(Refusal),
     Store(StoreError),
-}
-
-impl From<ArgError> for Failure {
-    fn from(e: ArgError) -> Self {
-        Self::Args(e)
-    }
 }
 
 impl From<StoreError> for Failure {
@@ -127,16 +95,97 @@ impl From<StoreError> for Failure {
     }
 }
 
-pub type Outcome = Result<Reply, Failure>;
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Self::Refused(r)
+    }
+}
 
-/// The reply for a call that names a deleted session.
-pub fn deleted_reply(session: &SessionRecord, hint: &str) -> Value {
-    json!({
-        "error": "Session deleted",
-        "session_deleted": true,
-        "session_id": session.id,
-        "display_id": session.display_id,
-        "deleted_at": session.deleted_at.map(shared::time::format_ms),
-        "hint": hint,
-    })
+/// A handler's result.
+pub type Outcome<R> = Result<R, Failure>;
+
+/// Parses `arguments` as `T`'s params, runs `handler`, renders its reply.
+async fn typed<T: Tool>(
+    bus: &Bus,
+    arguments: Option<Value>,
+    handler: impl AsyncFnOnce(&Bus, T::Params) -> Outcome<T::Reply>,
+) -> Outcome<Json> {
+    let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
+    let reply = handler(bus, params).await?;
+    Ok(render(&reply, T::LIST))
+}
+
+/// [`typed`] for a handler that renders its own reply (off the async
+/// workers, when it is large).
+async fn rendered<T: Tool>(
+    bus: &Bus,
+    arguments: Option<Value>,
+    handler: impl AsyncFnOnce(&Bus, T::Params) -> Outcome<Json>,
+) -> Outcome<Json> {
+    let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
+    handler(bus, params).await
+}
+
+/// Runs one tool.
+pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult {
+    use contract::{
+        claims as c, events as e, notify as n, receipts as r, sessions as s, webhooks as w,
+    };
+    let a = arguments;
+    let result = match name {
+        s::RegisterSession::NAME => typed::<s::RegisterSession>(bus, a, sessions::register).await,
+        s::ListSessions::NAME => rendered::<s::ListSessions>(bus, a, sessions::list).await,
+        s::ListChannels::NAME => typed::<s::ListChannels>(bus, a, sessions::channels).await,
+        s::UnregisterSession::NAME => {
+            typed::<s::UnregisterSession>(bus, a, sessions::unregister).await
+        }
+        e::PublishEvent::NAME => typed::<e::PublishEvent>(bus, a, events::publish).await,
+        e::GetEvents::NAME => typed::<e::GetEvents>(bus, a, events::get).await,
+        e::AckEvents::NAME => typed::<e::AckEvents>(bus, a, events::ack).await,
+        n::Notify::NAME => typed::<n::Notify>(bus, a, notify::tool).await,
+        c::Claim::NAME => typed::<c::Claim>(bus, a, claims::claim).await,
+        c::ListClaims::NAME => typed::<c::ListClaims>(bus, a, claims::list).await,
+        r::MessageStatus::NAME => typed::<r::MessageStatus>(bus, a, receipts::message_status).await,
+        r::MessagePushed::NAME => typed::<r::MessagePushed>(bus, a, receipts::message_pushed).await,
+        w::RegisterWebhook::NAME => typed::<w::RegisterWebhook>(bus, a, webhooks::register).await,
+        w::ListWebhooks::NAME => typed::<w::ListWebhooks>(bus, a, webhooks::list).await,
+        w::SetWebhookActive::NAME => {
+            typed::<w::SetWebhookActive>(bus, a, webhooks::set_active).await
+        }
+        w::UnregisterWebhook::NAME => {
+            typed::<w::UnregisterWebhook>(bus, a, webhooks::unregister).await
+        }
+        w::ListWebhookDeliveries::NAME => {
+            typed::<w::ListWebhookDeliveries>(bus, a, webhooks::deliveries).await
+        }
+        w::RedeliverWebhook::NAME => {
+            typed::<w::RedeliverWebhook>(bus, a, webhooks::redeliver).await
+        }
+        w::TestWebhook::NAME => typed::<w::TestWebhook>(bus, a, webhooks::test).await,
+        other => return Err(ToolError::Unknown(other.to_owned())),
+    };
+    match result {
+        Ok(raw) => Ok(Reply::Rendered(raw)),
+        Err(Failure::Refused(refusal)) => Ok(Reply::Refused(refusal)),
+        Err(Failure::Args(message)) => Err(ToolError::Args {
+            tool: name.to_owned(),
+            message,
+        }),
+        Err(Failure::Store(e)) => Err(ToolError::Internal(e)),
+    }
+}
+
+/// How a deleted session shows in a refusal (or a publish's reply).
+pub fn deleted(session: &SessionRecord, hint: &str) -> contract::refusal::Deleted {
+    contract::refusal::Deleted {
+        session_id: session.id.clone(),
+        display_id: session.display_id.clone(),
+        deleted_at: session.deleted_at.map(shared::time::format_ms),
+        hint: hint.to_owned(),
+    }
+}
+
+/// The refusal for a call that names a deleted session.
+pub fn deleted_refusal(session: &SessionRecord, hint: &str) -> Refusal {
+    Refusal::SessionDeleted(deleted(session, hint))
 }

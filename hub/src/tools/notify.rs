@@ -3,26 +3,16 @@
 //! notifies on its own machine, where the human is). The argv and wording
 //! are [`shared::notify`]'s, shared with the proxy.
 
-use serde_json::{Value, json};
 use shared::notify;
+use shared::tools::notify::{Notified, NotifyParams};
 
-use super::args::{Args, check_len};
-use super::{Outcome, Reply};
+use super::Outcome;
 use crate::state::Bus;
 use crate::store::SessionRecord;
 
 /// `notify(title, message, sound=false)` → `{success, title, message}`.
-pub async fn tool(_bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["title", "message", "sound"])?;
-    let title = a.req_str("title")?;
-    check_len("title", &title, 256)?;
-    let message = a.req_str("message")?;
-    check_len("message", &message, 4096)?;
-    let sound = a.bool_or("sound", false)?;
-    let success = notify::send(&title, &message, sound).await;
-    Ok(Reply::Object(
-        json!({"success": success, "title": title, "message": message}),
-    ))
+pub async fn tool(_bus: &Bus, p: NotifyParams) -> Outcome<Notified> {
+    Ok(shared::tools::notify::show(p).await)
 }
 
 /// Notifies a DM's recipient when it is local and has no proxy (no lease).

@@ -1,81 +1,35 @@
 //! Sessions: register/resume, list, channels, unregister. The rules they
 //! apply (leases, liveness, ending) live in [`crate::sessions`].
 
-use serde_json::{Value, json};
 use shared::channel::repo_from_cwd;
+use shared::tools::Refusal;
+use shared::tools::sessions::{
+    NoParams, RegisterParams, Registered, UnregisterParams, Unregistered,
+};
+use shared::wire::ChannelCount;
 
-use super::args::{ArgError, Args, check_len, check_non_empty};
-use super::{Outcome, Reply, deleted_reply};
+use super::{Outcome, deleted_refusal};
+use crate::json::Json;
 use crate::sessions::{EndReason, end_session, live_and, renew_lease};
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord, Tx};
 
-const NAME_MAX: usize = 256;
-const MACHINE_MAX: usize = 256;
-const CWD_MAX: usize = 4096;
-const CLIENT_ID_MAX: usize = 256;
-/// The longest lease a session may ask for: one day.
-const LEASE_MAX: i64 = 86_400;
-
 /// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?)`
-pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(
-        arguments,
-        &[
-            "name",
-            "machine",
-            "cwd",
-            "client_id",
-            "lease_seconds",
-            "client_pid",
-            "push",
-        ],
-    )?;
-    let name = a.req_str("name")?;
-    check_non_empty("name", &name)?;
-    check_len("name", &name, NAME_MAX)?;
-    let machine = a
-        .opt_str("machine")?
+pub async fn register(bus: &Bus, p: RegisterParams) -> Outcome<Registered> {
+    let name = p.name;
+    let machine = p
+        .machine
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| bus.hostname.clone());
-    check_len("machine", &machine, MACHINE_MAX)?;
-    let cwd = a
-        .opt_str("cwd")?
+    let cwd = p
+        .cwd
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| bus.cwd.clone());
-    check_len("cwd", &cwd, CWD_MAX)?;
-    let client_id = a.opt_str("client_id")?;
-    if let Some(c) = &client_id {
-        check_len("client_id", c, CLIENT_ID_MAX)?;
-    }
-    let lease_seconds = match a.opt_i64("lease_seconds")? {
-        Some(l) if !(1..=LEASE_MAX).contains(&l) => {
-            return Err(ArgError(format!(
-                "lease_seconds must be from 1 to {LEASE_MAX} (got {l})"
-            ))
-            .into());
-        }
-        other => other.map(|l| l as u64),
-    };
-    let client_pid = match a.opt_i64("client_pid")? {
-        Some(p) if !(1..=i64::from(i32::MAX)).contains(&p) => {
-            return Err(ArgError(format!("client_pid must be a process id (got {p})")).into());
-        }
-        other => other.map(|p| p as u32),
-    };
-    let push = match a.opt_strings("push")? {
-        None => Vec::new(),
-        Some(routes) => {
-            if let Some(bad) = routes.iter().find(|r| shared::push::route(r).is_none()) {
-                return Err(ArgError(format!(
-                    "push items must be one of {} (got '{bad}')",
-                    shared::push::ROUTES.join(", ")
-                ))
-                .into());
-            }
-            shared::push::merge_routes(&[], &routes)
-        }
-    };
+    let client_id = p.client_id;
+    // In range: checked with the params.
+    let lease_seconds = p.lease_seconds.map(|l| l as u64);
+    let client_pid = p.client_pid.map(|p| p as u32);
+    let push = shared::push::merge_routes(&[], &p.push.unwrap_or_default());
     let repo = repo_from_cwd(&cwd);
     let reply = bus
         .store
@@ -158,7 +112,7 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
             register_reply(tx, &session, event.id, false, tip)
         })
         .await?;
-    Ok(Reply::Object(reply))
+    Ok(reply)
 }
 
 fn register_reply(
@@ -167,29 +121,24 @@ fn register_reply(
     cursor: u64,
     resumed: bool,
     tip: String,
-) -> Result<Value, crate::store::StoreError> {
-    let active = tx.live_count()?;
-    let mut reply = json!({
-        "session_id": s.id,
-        "display_id": s.display_id,
-        "name": s.name,
-        "machine": s.machine,
-        "cwd": s.cwd,
-        "repo": s.repo,
-        "active_sessions": active,
-        "cursor": cursor.to_string(),
-        "resumed": resumed,
-        "tip": tip,
-    });
-    if let Some(l) = s.lease_seconds {
-        reply["lease_seconds"] = json!(l);
-    }
-    Ok(reply)
+) -> Result<Registered, crate::store::StoreError> {
+    Ok(Registered {
+        session_id: s.id.clone(),
+        display_id: s.display_id.clone(),
+        name: s.name.clone(),
+        machine: s.machine.clone(),
+        cwd: s.cwd.clone(),
+        repo: s.repo.clone(),
+        active_sessions: tx.live_count()?,
+        cursor: cursor.to_string(),
+        resumed,
+        tip,
+        lease_seconds: s.lease_seconds,
+    })
 }
 
 /// `list_sessions()`
-pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    Args::new(arguments, &[])?;
+pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
     // Rendered where it is read: a reply proportional to the number of
     // sessions is never built on an async worker.
     let rendered = live_and(bus, |sessions| {
@@ -209,12 +158,11 @@ pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
         super::render_parts(&json, &text, true)
     })
     .await?;
-    Ok(Reply::Rendered(rendered))
+    Ok(rendered)
 }
 
 /// `list_channels()`: the implicit channels of live sessions with counts.
-pub async fn channels(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    Args::new(arguments, &[])?;
+pub async fn channels(bus: &Bus, _: NoParams) -> Outcome<Vec<ChannelCount>> {
     let items = live_and(bus, |sessions| {
         let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
         for s in sessions {
@@ -225,58 +173,59 @@ pub async fn channels(bus: &Bus, arguments: Option<Value>) -> Outcome {
         }
         counts
             .into_iter()
-            .map(|(channel, subscribers)| json!({"channel": channel, "subscribers": subscribers}))
+            .map(|(channel, subscribers)| ChannelCount {
+                channel,
+                subscribers,
+            })
             .collect()
     })
     .await?;
-    Ok(Reply::List(items))
+    Ok(items)
 }
 
 /// `unregister_session(session_id?, client_id?, machine?)`
-pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["session_id", "client_id", "machine"])?;
-    let session_id = a.opt_str("session_id")?;
-    let client_id = a.opt_str("client_id")?;
-    let machine = a
-        .opt_str("machine")?
-        .unwrap_or_else(|| bus.hostname.clone());
+pub async fn unregister(bus: &Bus, p: UnregisterParams) -> Outcome<Unregistered> {
+    let machine = p.machine.unwrap_or_else(|| bus.hostname.clone());
+    let (session_id, client_id) = (p.session_id, p.client_id);
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
             let found = if let Some(id) = &session_id {
                 match tx.session(id)? {
                     Some(s) => s,
-                    None => return Ok(json!({"error": "Session not found", "session_id": id})),
+                    None => {
+                        return Ok(Err(Refusal::SessionNotFound {
+                            session_id: id.clone(),
+                        }));
+                    }
                 }
             } else if let Some(cid) = &client_id {
                 match tx.session_by_client(&machine, cid)? {
                     Some(s) => s,
                     None => {
-                        return Ok(json!({
-                            "error": "Session not found",
-                            "client_id": cid,
-                            "machine": machine,
+                        return Ok(Err(Refusal::ClientNotFound {
+                            client_id: cid.clone(),
+                            machine,
                         }));
                     }
                 }
             } else {
-                return Ok(json!({"error": "Must provide either session_id or client_id"}));
+                return Ok(Err(Refusal::NoSessionGiven));
             };
             if found.is_deleted() {
-                return Ok(deleted_reply(
+                return Ok(Err(deleted_refusal(
                     &found,
                     "This session was already unregistered or timed out; there is nothing left to clean up. Call register_session to start a new one.",
-                ));
+                )));
             }
             let ended = end_session(tx, found, shared::time::now_ms(), EndReason::Unregistered)?;
-            let active = tx.live_count()?;
-            Ok(json!({
-                "success": true,
-                "session_id": ended.id,
-                "display_id": ended.display_id,
-                "active_sessions": active,
+            Ok(Ok(Unregistered {
+                success: true,
+                session_id: ended.id,
+                display_id: ended.display_id,
+                active_sessions: tx.live_count()?,
             }))
         })
         .await?;
-    Ok(Reply::Object(reply))
+    Ok(reply?)
 }

@@ -2,49 +2,39 @@
 //! delivery log, redelivery and a test ping. Delivery lives in
 //! [`crate::delivery`].
 
-use serde_json::{Value, json};
+use shared::tools::Refusal;
+use shared::tools::webhooks::{
+    Deliveries, DeliveriesParams, ListWebhooksParams, RedeliverParams, Redelivered,
+    RegisterWebhookParams, SetActiveParams, Tested, WebhookActive, WebhookParams,
+    WebhookRegistered, WebhookRemoved,
+};
+use shared::wire::WebhookInfo;
 
-use super::args::{ArgError, Args, check_len};
-use super::{Outcome, Reply};
+use super::{Failure, Outcome};
 use crate::state::Bus;
 use crate::store::{Durability, WebhookRecord};
 
-const URL_MAX: usize = 2048;
-const SECRET_MAX: usize = 1024;
-const DELIVERIES_DEFAULT: i64 = 20;
-const DELIVERIES_MAX: i64 = crate::store::DELIVERY_LOG_KEEP as i64;
-
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
-pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(
-        arguments,
-        &["url", "channel", "event_types", "secret", "include_system"],
-    )?;
-    let url = a.req_str("url")?.trim().to_owned();
-    check_len("url", &url, URL_MAX)?;
+pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookRegistered> {
+    let url = p.url.trim().to_owned();
     let parsed = url::Url::parse(&url).map_err(|e| {
-        ArgError(format!(
+        Failure::Args(format!(
             "url is not a valid URL ({e}); send e.g. https://example.com/hook"
         ))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ArgError(format!(
+        return Err(Failure::Args(format!(
             "url must be an http:// or https:// URL with a host (got '{url}')"
-        ))
-        .into());
+        )));
     }
     if let Some(ip) = crate::webhooks::refused_literal(&url, bus.delivery.config().deny_private) {
-        return Err(ArgError(format!(
+        return Err(Failure::Args(format!(
             "url points at a private address ({ip}), which this hub refuses (--webhook-deny-private); use a public address"
-        ))
-        .into());
+        )));
     }
-    let channel = a.opt_str("channel")?.filter(|c| !c.is_empty());
-    if let Some(c) = &channel {
-        check_len("channel", c, 256)?;
-    }
-    let event_types = a
-        .opt_strings("event_types")?
+    let channel = p.channel.filter(|c| !c.is_empty());
+    let event_types = p
+        .event_types
         .map(|types| {
             types
                 .into_iter()
@@ -52,11 +42,8 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
                 .collect::<Vec<_>>()
         })
         .filter(|types| !types.is_empty());
-    let secret = a.opt_str("secret")?.filter(|s| !s.is_empty());
-    if let Some(s) = &secret {
-        check_len("secret", s, SECRET_MAX)?;
-    }
-    let include_system = a.bool_or("include_system", false)?;
+    let secret = p.secret.filter(|s| !s.is_empty());
+    let include_system = p.include_system;
     let record = bus
         .store
         .write(Durability::Durable, move |tx| {
@@ -84,31 +71,22 @@ pub async fn register(bus: &Bus, arguments: Option<Value>) -> Outcome {
         "webhook registered"
     );
     let w = shown(&record);
-    let mut reply = json!({
-        "webhook_id": w.webhook_id,
-        "url": w.url,
-        "channel": w.channel,
-        "event_types": w.event_types,
-        "created_at": w.created_at,
-    });
-    if w.include_system {
-        reply["include_system"] = json!(true);
-    }
-    Ok(Reply::Object(reply))
+    Ok(WebhookRegistered {
+        webhook_id: w.webhook_id,
+        url: w.url,
+        channel: w.channel,
+        event_types: w.event_types,
+        created_at: w.created_at,
+        include_system: w.include_system,
+    })
 }
 
 /// `list_webhooks(active_only=true)`: newest first, secrets never shown.
-pub async fn list(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["active_only"])?;
-    let active_only = a.bool_or("active_only", true)?;
+pub async fn list(bus: &Bus, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
     let mut hooks = bus.store.read(|s| s.webhooks()).await?;
-    hooks.retain(|h| h.active || !active_only);
+    hooks.retain(|h| h.active || !p.active_only);
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let items = hooks
-        .iter()
-        .map(|h| serde_json::to_value(shown(h)).unwrap_or(Value::Null))
-        .collect();
-    Ok(Reply::List(items))
+    Ok(hooks.iter().map(shown).collect())
 }
 
 /// A webhook as callers see it: credentials in its URL are redacted.
@@ -118,27 +96,25 @@ fn shown(record: &WebhookRecord) -> shared::wire::WebhookInfo {
     info
 }
 
-fn webhook_id(a: &Args) -> Result<u64, ArgError> {
-    let id = a.req_i64("webhook_id")?;
-    u64::try_from(id).map_err(|_| ArgError(format!("webhook_id must be a positive id (got {id})")))
-}
+// The contract's limit is all the log keeps.
+const _: () =
+    assert!(shared::tools::webhooks::DELIVERIES_MAX as u64 == crate::store::DELIVERY_LOG_KEEP);
 
-fn not_found(id: u64) -> Value {
-    json!({"success": false, "error": "Webhook not found", "webhook_id": id})
+/// A webhook id the params checked is not below zero.
+fn id(webhook_id: i64) -> u64 {
+    u64::try_from(webhook_id).unwrap_or_default()
 }
 
 /// `set_webhook_active(webhook_id, active)`: pausing ends the webhook's
 /// pending deliveries as failed (logged, so they can be redelivered);
 /// resuming clears a disable by the hub and its failure streak.
-pub async fn set_active(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["webhook_id", "active"])?;
-    let id = webhook_id(&a)?;
-    let active = a.req_bool("active")?;
+pub async fn set_active(bus: &Bus, p: SetActiveParams) -> Outcome<WebhookActive> {
+    let (id, active) = (id(p.webhook_id), p.active);
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
             let Some(mut hook) = tx.webhook(id)? else {
-                return Ok(not_found(id));
+                return Ok(Err(Refusal::WebhookNotFound { webhook_id: id }));
             };
             let now = shared::time::now_ms();
             if active {
@@ -150,114 +126,98 @@ pub async fn set_active(bus: &Bus, arguments: Option<Value>) -> Outcome {
             }
             hook.active = active;
             tx.put_webhook(&hook)?;
-            Ok(json!({"success": true, "webhook_id": id, "active": active}))
+            Ok(Ok(WebhookActive {
+                success: true,
+                webhook_id: id,
+                active,
+            }))
         })
         .await?;
-    Ok(Reply::Object(reply))
+    Ok(reply?)
 }
 
 /// `unregister_webhook(webhook_id)`
-pub async fn unregister(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["webhook_id"])?;
-    let id = webhook_id(&a)?;
-    let reply = bus
+pub async fn unregister(bus: &Bus, p: WebhookParams) -> Outcome<WebhookRemoved> {
+    let id = id(p.webhook_id);
+    if bus
         .store
-        .write(Durability::Durable, move |tx| {
-            Ok(if tx.delete_webhook(id)? {
-                json!({"success": true, "webhook_id": id})
-            } else {
-                not_found(id)
-            })
+        .write(Durability::Durable, move |tx| tx.delete_webhook(id))
+        .await?
+    {
+        Ok(WebhookRemoved {
+            success: true,
+            webhook_id: id,
         })
-        .await?;
-    Ok(Reply::Object(reply))
+    } else {
+        Err(Refusal::WebhookNotFound { webhook_id: id }.into())
+    }
 }
 
 /// `list_webhook_deliveries(webhook_id, event_id?, limit=20)`: the delivery
 /// log, newest first, with how many deliveries are still pending.
-pub async fn deliveries(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["webhook_id", "event_id", "limit"])?;
-    let id = webhook_id(&a)?;
-    let event_id = opt_event_id(&a)?;
-    let limit = a.opt_i64("limit")?.unwrap_or(DELIVERIES_DEFAULT);
-    if !(1..=DELIVERIES_MAX).contains(&limit) {
-        return Err(ArgError(format!(
-            "limit must be from 1 to {DELIVERIES_MAX} (got {limit})"
-        ))
-        .into());
-    }
-    let limit = usize::try_from(limit).unwrap_or(1);
+pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
+    let id = id(p.webhook_id);
+    // Above zero and in range: checked with the params.
+    let event_id = p.event_id.map(|e| e as u64);
+    let limit = usize::try_from(p.limit).unwrap_or(1);
     let reply = bus
         .store
         .read(move |s| {
             if s.webhook(id)?.is_none() {
-                return Ok(not_found(id));
+                return Ok(Err(Refusal::WebhookNotFound { webhook_id: id }));
             }
-            let rows: Vec<Value> = s
-                .delivery_log(id, limit, event_id)?
-                .iter()
-                .map(|r| serde_json::to_value(r.to_wire()).unwrap_or(Value::Null))
-                .collect();
-            Ok(json!({
-                "webhook_id": id,
-                "pending": s.pending_deliveries(id)?,
-                "deliveries": rows,
+            Ok(Ok(Deliveries {
+                webhook_id: id,
+                pending: s.pending_deliveries(id)? as u64,
+                deliveries: s
+                    .delivery_log(id, limit, event_id)?
+                    .iter()
+                    .map(|r| r.to_wire())
+                    .collect(),
             }))
         })
         .await?;
-    Ok(Reply::Object(reply))
+    Ok(reply?)
 }
 
 /// `redeliver_webhook(webhook_id, event_id)`: queues the event for the
 /// webhook again (same `webhook-id`), whatever happened to it before.
-pub async fn redeliver(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["webhook_id", "event_id"])?;
-    let id = webhook_id(&a)?;
-    let Some(event_id) = opt_event_id(&a)? else {
-        return Err(
-            ArgError("event_id is required: the id of the event to send again".into()).into(),
-        );
-    };
+pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
+    // Above zero: checked with the params.
+    let (id, event_id) = (id(p.webhook_id), p.event_id as u64);
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
             let Some(hook) = tx.webhook(id)? else {
-                return Ok(not_found(id));
+                return Ok(Err(Refusal::WebhookNotFound { webhook_id: id }));
             };
             if !hook.active {
-                return Ok(json!({
-                    "success": false,
-                    "error": "Webhook is paused; enable it first (set_webhook_active)",
-                    "webhook_id": id,
-                }));
+                return Ok(Err(Refusal::WebhookPaused { webhook_id: id }));
             }
             if tx.event(event_id)?.is_none() {
-                return Ok(json!({
-                    "success": false,
-                    "error": "Event not found",
-                    "webhook_id": id,
-                    "event_id": event_id,
+                return Ok(Err(Refusal::EventNotFound {
+                    webhook_id: id,
+                    event_id,
                 }));
             }
             tx.redeliver(id, event_id, shared::time::now_ms())?;
-            Ok(json!({
-                "success": true,
-                "webhook_id": id,
-                "event_id": event_id,
-                "delivery_id": crate::store::delivery_id(event_id, id),
+            Ok(Ok(Redelivered {
+                success: true,
+                webhook_id: id,
+                event_id,
+                delivery_id: crate::store::delivery_id(event_id, id),
             }))
         })
         .await?;
-    Ok(Reply::Object(reply))
+    Ok(reply?)
 }
 
 /// `test_webhook(webhook_id)`: POSTs a `ping` event (event_id 0) now and
 /// returns the attempt, which also goes in the delivery log.
-pub async fn test(bus: &Bus, arguments: Option<Value>) -> Outcome {
-    let a = Args::new(arguments, &["webhook_id"])?;
-    let id = webhook_id(&a)?;
+pub async fn test(bus: &Bus, p: WebhookParams) -> Outcome<Tested> {
+    let id = id(p.webhook_id);
     let Some(hook) = bus.store.read(move |s| s.webhook(id)).await? else {
-        return Ok(Reply::Object(not_found(id)));
+        return Err(Refusal::WebhookNotFound { webhook_id: id }.into());
     };
     let attempt = bus.delivery.ping(&hook).await;
     let logged = attempt.clone();
@@ -269,25 +229,9 @@ pub async fn test(bus: &Bus, arguments: Option<Value>) -> Outcome {
             Ok(())
         })
         .await?;
-    let mut reply = json!({
-        "success": attempt.status == crate::store::AttemptStatus::Delivered,
-        "webhook_id": id,
-    });
-    if let (Value::Object(out), Ok(Value::Object(row))) =
-        (&mut reply, serde_json::to_value(attempt.to_wire()))
-    {
-        out.extend(row);
-    }
-    Ok(Reply::Object(reply))
-}
-
-fn opt_event_id(a: &Args) -> Result<Option<u64>, ArgError> {
-    match a.opt_i64("event_id")? {
-        None => Ok(None),
-        Some(n) => u64::try_from(n)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| ArgError(format!("event_id must be a positive event id (got {n})"))),
-    }
+    Ok(Tested {
+        success: attempt.status == crate::store::AttemptStatus::Delivered,
+        webhook_id: id,
+        attempt: attempt.to_wire(),
+    })
 }

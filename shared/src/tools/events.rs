@@ -1,0 +1,279 @@
+//! Events: `publish_event`, `get_events`, `ack_events`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::receipts::Receipt;
+use super::refusal::Deleted;
+use super::{Params, Tool, check_len, check_non_empty, check_opt_len, check_range};
+use crate::level::SignalLevel;
+use crate::wire::{Event, EventsPage};
+
+/// The most events one `get_events` page holds.
+pub const LIMIT_MAX: i64 = 1000;
+
+/// The `publish_event` tool.
+pub struct PublishEvent;
+
+impl Tool for PublishEvent {
+    const NAME: &'static str = "publish_event";
+    const DESCRIPTION: &'static str = "Publish an event. Channels: all (default), session:<id> (direct message), repo:<name>, machine:<name>. Returns event_id.";
+    type Params = PublishParams;
+    type Reply = Published;
+}
+
+fn all() -> String {
+    "all".to_owned()
+}
+
+/// The arguments (its schema is the catalog's input schema).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishParams {
+    pub event_type: String,
+    // Its size limit is the hub's (`--max-payload-bytes`), checked there.
+    pub payload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default = "all")]
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    // An unknown level is stored as given (with a warning in the hub's log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = SignalLevel::NAMES))]
+    pub signal_level: Option<String>,
+}
+
+impl PublishParams {
+    /// A publish of `payload` as `event_type` on `channel`.
+    pub fn new(event_type: &str, payload: &str, channel: &str) -> Self {
+        Self {
+            event_type: event_type.to_owned(),
+            payload: payload.to_owned(),
+            session_id: None,
+            channel: channel.to_owned(),
+            title: None,
+            tags: None,
+            correlation_id: None,
+            signal_level: None,
+        }
+    }
+}
+
+const TAGS_MAX: usize = 32;
+
+impl Params for PublishParams {
+    fn check(&self) -> Result<(), String> {
+        check_non_empty("event_type", &self.event_type)?;
+        check_len("event_type", &self.event_type, 128)?;
+        check_non_empty("channel", &self.channel)?;
+        check_len("channel", &self.channel, 256)?;
+        check_opt_len("title", self.title.as_ref(), 256)?;
+        if let Some(tags) = &self.tags {
+            if tags.len() > TAGS_MAX {
+                return Err(format!(
+                    "tags has {} items; the limit is {TAGS_MAX}",
+                    tags.len()
+                ));
+            }
+            for t in tags {
+                check_len("a tag", t, 64)?;
+            }
+        }
+        check_opt_len("correlation_id", self.correlation_id.as_ref(), 256)?;
+        check_opt_len("signal_level", self.signal_level.as_ref(), 32)
+    }
+}
+
+/// `publish_event`'s reply. A publish under a session that has ended is
+/// stored anyway and says so (`deleted`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Published {
+    pub event_id: u64,
+    pub event_type: String,
+    pub payload: String,
+    pub channel: String,
+    pub signal_level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_deleted: Option<bool>,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deleted>,
+}
+
+/// The `get_events` tool.
+pub struct GetEvents;
+
+impl Tool for GetEvents {
+    const NAME: &'static str = "get_events";
+    const DESCRIPTION: &'static str = "Get events after cursor. resume=true continues from the session's saved cursor and advances it; peek and filters (channel, channels, event_types, correlation_id) never advance it. Drain with order=asc while has_more. wait_seconds long-polls.";
+    type Params = GetParams;
+    type Reply = Page;
+}
+
+/// `get_events`' reply: an [`EventsPage`] whose events may carry receipts.
+pub type Page = EventsPage<PageEvent>;
+
+/// An event of a [`Page`]: with `receipts=true`, the reader's own direct
+/// messages carry where they got to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PageEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+impl From<Page> for EventsPage<Event> {
+    fn from(page: Page) -> Self {
+        Self {
+            events: page.events.into_iter().map(|e| e.event).collect(),
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        }
+    }
+}
+
+fn fifty() -> i64 {
+    50
+}
+
+fn desc() -> String {
+    "desc".to_owned()
+}
+
+/// The arguments (its schema is the catalog's input schema).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-text" = true))]
+    pub cursor: Option<String>,
+    #[serde(default = "fifty")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default = "desc")]
+    #[schemars(extend("enum" = ["asc", "desc"]))]
+    pub order: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub resume: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub peek: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = SignalLevel::NAMES))]
+    pub min_level: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 60))]
+    pub wait_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<bool>,
+}
+
+impl Default for GetParams {
+    fn default() -> Self {
+        Self {
+            cursor: None,
+            limit: fifty(),
+            session_id: None,
+            order: desc(),
+            channel: None,
+            channels: None,
+            resume: false,
+            event_types: None,
+            peek: false,
+            correlation_id: None,
+            min_level: None,
+            wait_seconds: 0,
+            receipts: None,
+        }
+    }
+}
+
+impl GetParams {
+    /// Newest first (the default), or oldest first.
+    pub fn descending(&self) -> bool {
+        self.order == "desc"
+    }
+
+    /// The level below which events are left out, if any.
+    pub fn min_level(&self) -> Option<SignalLevel> {
+        self.min_level.as_deref().and_then(SignalLevel::parse)
+    }
+}
+
+impl Params for GetParams {
+    fn check(&self) -> Result<(), String> {
+        check_range(
+            "limit",
+            self.limit,
+            1..=LIMIT_MAX,
+            "; page with next_cursor for more",
+        )?;
+        if !matches!(self.order.as_str(), "asc" | "desc") {
+            return Err(format!(
+                "order must be 'asc' or 'desc' (got '{}')",
+                self.order
+            ));
+        }
+        if let Some(l) = &self.min_level
+            && SignalLevel::parse(l).is_none()
+        {
+            return Err(format!(
+                "min_level must be one of {} (got '{l}')",
+                SignalLevel::NAMES.join(", ")
+            ));
+        }
+        let max_wait = crate::config::MAX_WAIT_SECONDS as i64;
+        check_range("wait_seconds", self.wait_seconds, 0..=max_wait, "")
+    }
+}
+
+/// The `ack_events` tool.
+pub struct AckEvents;
+
+impl Tool for AckEvents {
+    const NAME: &'static str = "ack_events";
+    const DESCRIPTION: &'static str =
+        "Advance a session's saved cursor to an event id it has handled (pairs with peek).";
+    type Params = AckParams;
+    type Reply = Acked;
+}
+
+/// The arguments (its schema is the catalog's input schema).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckParams {
+    pub session_id: String,
+    // Parsed by the hub: a bad cursor is a refusal that shows the session's.
+    #[schemars(extend("x-text" = true, "x-required" = "an event id such as a next_cursor"))]
+    pub cursor: String,
+    #[serde(default)]
+    pub allow_rewind: bool,
+}
+
+impl Params for AckParams {}
+
+/// `ack_events`' reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Acked {
+    pub success: bool,
+    pub session_id: String,
+    pub cursor: String,
+    pub previous_cursor: Option<String>,
+}

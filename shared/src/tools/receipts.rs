@@ -1,0 +1,100 @@
+//! Receipts of direct messages: `message_status`, and `message_pushed`
+//! (a call for clients, not in the catalog).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Params, Tool};
+
+/// The most ids one call may ask about.
+pub const IDS_MAX: usize = 1000;
+
+/// The `message_status` tool.
+pub struct MessageStatus;
+
+impl Tool for MessageStatus {
+    const NAME: &'static str = "message_status";
+    const DESCRIPTION: &'static str = "Receipts of direct messages: stored, pushed or read; recipient live or ended. get_events(receipts=true) adds them to yours.";
+    const LIST: bool = true;
+    type Params = StatusParams;
+    type Reply = Vec<Receipt>;
+}
+
+/// The arguments (its schema is the catalog's input schema).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    #[schemars(with = "Vec<i64>", extend("x-required" = "a list of event ids"))]
+    pub event_ids: Vec<u64>,
+}
+
+fn check_ids(ids: &[u64]) -> Result<(), String> {
+    if ids.len() > IDS_MAX {
+        return Err(format!(
+            "event_ids has {} items; the limit is {IDS_MAX}",
+            ids.len()
+        ));
+    }
+    Ok(())
+}
+
+impl Params for StatusParams {
+    fn check(&self) -> Result<(), String> {
+        check_ids(&self.event_ids)
+    }
+}
+
+/// Where a direct message got to; for an id that is no direct message,
+/// `error` says why and the rest is absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Receipt {
+    pub event_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_name: Option<Option<String>>,
+    /// `live`, `ended` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_state: Option<String>,
+    /// `stored`, `pushed` or `read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The `message_pushed` tool.
+pub struct MessagePushed;
+
+impl Tool for MessagePushed {
+    const NAME: &'static str = "message_pushed";
+    const DESCRIPTION: &'static str = "";
+    type Params = PushedParams;
+    type Reply = Pushed;
+}
+
+/// The arguments (its schema is the catalog's input schema).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushedParams {
+    pub session_id: String,
+    #[schemars(with = "Vec<i64>", extend("x-required" = "a list of event ids"))]
+    pub event_ids: Vec<u64>,
+}
+
+impl Params for PushedParams {
+    fn check(&self) -> Result<(), String> {
+        check_ids(&self.event_ids)
+    }
+}
+
+/// `message_pushed`'s reply: how many receipts it marked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Pushed {
+    pub success: bool,
+    pub marked: u64,
+}

@@ -1,0 +1,252 @@
+//! Domain refusals: a normal reply (not `isError`) whose `error` says why
+//! the hub would not do it, in the original's shapes. Each `error` text is
+//! written here and nowhere else.
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value, json};
+
+use crate::wire::ClaimInfo;
+
+const SESSION_NOT_FOUND: &str = "Session not found";
+const NO_SESSION_GIVEN: &str = "Must provide either session_id or client_id";
+const SESSION_DELETED: &str = "Session deleted";
+const CLAIMED: &str = "Claimed";
+const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
+const WEBHOOK_PAUSED: &str = "Webhook is paused; enable it first (set_webhook_active)";
+/// Also the `error` of a `message_status` item for an unknown id.
+pub const EVENT_NOT_FOUND: &str = "Event not found";
+
+/// A session that has ended, as a refusal (or a publish's flags) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Deleted {
+    pub session_id: String,
+    pub display_id: String,
+    pub deleted_at: Option<String>,
+    /// What the caller should do now.
+    pub hint: String,
+}
+
+/// Why the hub refused a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// No session has this id.
+    SessionNotFound {
+        session_id: String,
+    },
+    /// No session has this client id on this machine.
+    ClientNotFound {
+        client_id: String,
+        machine: String,
+    },
+    /// `unregister_session` named no session.
+    NoSessionGiven,
+    /// The session named has ended.
+    SessionDeleted(Deleted),
+    /// `ack_events` would not move the cursor there; `cursor` is where the
+    /// session's cursor stays, `tip` the newest event when it is ahead.
+    Cursor {
+        error: String,
+        session_id: String,
+        cursor: Option<String>,
+        tip: Option<u64>,
+    },
+    /// Claims held by other sessions stand in the way.
+    Claimed {
+        held_by: Vec<ClaimInfo>,
+    },
+    WebhookNotFound {
+        webhook_id: u64,
+    },
+    WebhookPaused {
+        webhook_id: u64,
+    },
+    EventNotFound {
+        webhook_id: u64,
+        event_id: u64,
+    },
+    /// A refusal this build does not know (a newer hub).
+    Other(Value),
+}
+
+impl Refusal {
+    /// `ack_events` to a cursor past the newest event.
+    pub fn cursor_ahead(session_id: String, position: Option<u64>, cursor: u64, tip: u64) -> Self {
+        let newest = if tip == 0 {
+            "none published yet".to_owned()
+        } else {
+            tip.to_string()
+        };
+        Self::Cursor {
+            error: format!("Cursor {cursor} is ahead of the newest event ({newest})"),
+            session_id,
+            cursor: position.map(|p| p.to_string()),
+            tip: Some(tip),
+        }
+    }
+
+    /// `ack_events` behind the session's position without `allow_rewind`.
+    pub fn cursor_behind(session_id: String, position: u64, cursor: u64) -> Self {
+        Self::Cursor {
+            error: format!(
+                "Cursor {cursor} is behind the session's current position ({position}). Pass allow_rewind=true to replay deliberately."
+            ),
+            session_id,
+            cursor: Some(position.to_string()),
+            tip: None,
+        }
+    }
+
+    /// `ack_events` with a cursor that is no event id.
+    pub fn cursor_invalid(
+        session_id: String,
+        position: Option<u64>,
+        error: &crate::cursor::CursorError,
+    ) -> Self {
+        Self::Cursor {
+            error: error.to_string(),
+            session_id,
+            cursor: position.map(|p| p.to_string()),
+            tip: None,
+        }
+    }
+
+    /// The `error` text.
+    pub fn error(&self) -> &str {
+        match self {
+            Self::SessionNotFound { .. } | Self::ClientNotFound { .. } => SESSION_NOT_FOUND,
+            Self::NoSessionGiven => NO_SESSION_GIVEN,
+            Self::SessionDeleted(_) => SESSION_DELETED,
+            Self::Cursor { error, .. } => error,
+            Self::Claimed { .. } => CLAIMED,
+            Self::WebhookNotFound { .. } => WEBHOOK_NOT_FOUND,
+            Self::WebhookPaused { .. } => WEBHOOK_PAUSED,
+            Self::EventNotFound { .. } => EVENT_NOT_FOUND,
+            Self::Other(v) => v["error"].as_str().unwrap_or_default(),
+        }
+    }
+
+    /// Whether it says the session named is gone (unknown or ended).
+    pub fn session_gone(&self) -> bool {
+        matches!(self, Self::SessionNotFound { .. } | Self::SessionDeleted(_))
+    }
+
+    /// The reply object.
+    pub fn to_value(&self) -> Value {
+        let error = self.error();
+        let fields = match self {
+            Self::SessionNotFound { session_id } => json!({"session_id": session_id}),
+            Self::ClientNotFound { client_id, machine } => {
+                json!({"client_id": client_id, "machine": machine})
+            }
+            Self::NoSessionGiven => json!({}),
+            Self::SessionDeleted(d) => {
+                let mut v = json!({"session_deleted": true});
+                extend(&mut v, d);
+                v
+            }
+            Self::Cursor {
+                session_id,
+                cursor,
+                tip,
+                ..
+            } => {
+                let mut v = json!({"session_id": session_id, "cursor": cursor});
+                if let Some(tip) = tip {
+                    v["tip"] = json!(tip);
+                }
+                v
+            }
+            Self::Claimed { held_by } => json!({"held_by": held_by}),
+            Self::WebhookNotFound { webhook_id } | Self::WebhookPaused { webhook_id } => {
+                json!({"webhook_id": webhook_id})
+            }
+            Self::EventNotFound {
+                webhook_id,
+                event_id,
+            } => json!({"webhook_id": webhook_id, "event_id": event_id}),
+            Self::Other(v) => return v.clone(),
+        };
+        // Webhook refusals say `success: false` first, as the original does.
+        let mut out = Map::new();
+        if matches!(
+            self,
+            Self::WebhookNotFound { .. } | Self::WebhookPaused { .. } | Self::EventNotFound { .. }
+        ) {
+            out.insert("success".into(), Value::Bool(false));
+        }
+        out.insert("error".into(), Value::String(error.to_owned()));
+        if let Value::Object(fields) = fields {
+            out.extend(fields);
+        }
+        Value::Object(out)
+    }
+
+    /// Reads a reply that carries an `error`; `None` for any other reply.
+    pub fn from_value(v: &Value) -> Option<Self> {
+        let error = v.get("error")?.as_str()?;
+        let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
+        let id = |key: &str| v[key].as_u64().unwrap_or_default();
+        Some(match error {
+            SESSION_NOT_FOUND if v.get("client_id").is_some() => Self::ClientNotFound {
+                client_id: text("client_id"),
+                machine: text("machine"),
+            },
+            SESSION_NOT_FOUND => Self::SessionNotFound {
+                session_id: text("session_id"),
+            },
+            NO_SESSION_GIVEN => Self::NoSessionGiven,
+            SESSION_DELETED => match serde_json::from_value(v.clone()) {
+                Ok(d) => Self::SessionDeleted(d),
+                Err(_) => Self::Other(v.clone()),
+            },
+            CLAIMED => match serde_json::from_value(v["held_by"].clone()) {
+                Ok(held_by) => Self::Claimed { held_by },
+                Err(_) => Self::Other(v.clone()),
+            },
+            WEBHOOK_NOT_FOUND => Self::WebhookNotFound {
+                webhook_id: id("webhook_id"),
+            },
+            WEBHOOK_PAUSED => Self::WebhookPaused {
+                webhook_id: id("webhook_id"),
+            },
+            EVENT_NOT_FOUND => Self::EventNotFound {
+                webhook_id: id("webhook_id"),
+                event_id: id("event_id"),
+            },
+            _ if v.get("session_id").is_some() && v.get("cursor").is_some() => Self::Cursor {
+                error: error.to_owned(),
+                session_id: text("session_id"),
+                cursor: v["cursor"].as_str().map(str::to_owned),
+                tip: v["tip"].as_u64(),
+            },
+            _ => Self::Other(v.clone()),
+        })
+    }
+}
+
+/// Adds `fields`' keys to the object `v`.
+fn extend(v: &mut Value, fields: &impl Serialize) {
+    if let (Value::Object(out), Ok(Value::Object(more))) = (v, serde_json::to_value(fields)) {
+        out.extend(more);
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.error())
+    }
+}
+
+impl Serialize for Refusal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Refusal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(deserializer)?;
+        Self::from_value(&v).ok_or_else(|| D::Error::custom("a refusal has an error"))
+    }
+}
