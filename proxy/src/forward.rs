@@ -36,15 +36,16 @@ impl Forwarder {
     /// with `session_id` optional wherever the proxy fills it in.
     pub async fn list_tools(&self) -> Vec<Value> {
         let tools = match self.hub.request("tools/list", None, LIST_TIMEOUT).await {
-            Ok(result) => match result.get("tools") {
-                Some(Value::Array(tools)) => tools.clone(),
-                _ => {
+            Ok(result) => {
+                if let Some(Value::Array(tools)) = result.get("tools") {
+                    tools.clone()
+                } else {
                     tracing::warn!(
                         "the hub's tools/list has no tools array; serving the built-in catalog"
                     );
                     return builtin_tools();
                 }
-            },
+            }
             Err(e) => {
                 tracing::debug!("serving the built-in tool catalog: {e}");
                 return builtin_tools();
@@ -94,7 +95,7 @@ impl Forwarder {
     }
 
     /// A call that takes a `session_id`: ours when the agent gave none. If the
-    /// hub says our session is gone, register again (same client_id, so the
+    /// hub says our session is gone, register again (same `client_id`, so the
     /// same session) and retry once — except a publish, which was stored
     /// anyway.
     async fn session_call(
@@ -129,8 +130,8 @@ impl Forwarder {
     }
 
     /// `unregister_session`: of our own session (no ids given, our id, or
-    /// our client_id) it is honoured and remembered; of another session it
-    /// is forwarded, with our machine when only a client_id is given.
+    /// our `client_id`) it is honoured and remembered; of another session it
+    /// is forwarded, with our machine when only a `client_id` is given.
     async fn unregister(
         &self,
         mut args: Map<String, Value>,

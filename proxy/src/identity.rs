@@ -39,9 +39,8 @@ impl Identity {
     /// Resolves the identity from the configuration and the process. Runs
     /// `git` once, so call it off the `initialize` path.
     pub async fn resolve(config: &Config, client_pid: u32) -> Self {
-        let cwd = std::env::current_dir()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| ".".to_owned());
+        let cwd =
+            std::env::current_dir().map_or_else(|_| ".".to_owned(), |p| p.display().to_string());
         let (name, source) = match &config.name {
             Some(name) => (name.clone(), NameSource::Config),
             None => match git_name().await {

@@ -11,7 +11,7 @@
 //! - [`server`]: the rmcp `ServerHandler` — `initialize`, tools, the guide.
 //! - [`forward`]: tool calls and lists forwarded to the hub; `session_id`
 //!   filled in; the hub-down error.
-//! - [`identity`]: name, machine, cwd, client_id, client PID and lease.
+//! - [`identity`]: name, machine, cwd, `client_id`, client PID and lease.
 //! - [`presence`]: the session's phases — lazy registration, lease renewal,
 //!   re-registration, unregistering on exit.
 //! - [`push`]: events pushed into the session — channel notifications and

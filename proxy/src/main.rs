@@ -17,7 +17,7 @@ struct Args {
     /// Session name [default: repo/branch from git, else the cwd's name].
     #[arg(long, env = config::ENV_SESSION_NAME)]
     name: Option<String>,
-    /// Stable id of this agent session [default: CLAUDE_CODE_SESSION_ID, else one per process].
+    /// Stable id of this agent session [default: `CLAUDE_CODE_SESSION_ID`, else one per process].
     #[arg(long, env = config::ENV_CLIENT_ID)]
     client_id: Option<String>,
     #[arg(long, env = config::ENV_CLAUDE_SESSION_ID, hide = true)]

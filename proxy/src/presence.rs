@@ -106,7 +106,9 @@ impl Presence {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere; the state is plain data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current phase.
@@ -183,7 +185,7 @@ impl Presence {
 
     /// The hub said our session is gone (a reply carried `session_deleted`
     /// or "Session not found" for it): register again with the same
-    /// client_id and return the id to use from now on.
+    /// `client_id` and return the id to use from now on.
     pub async fn session_lost(&self, id: &str) -> Option<String> {
         let mut slot = self.registrar.lock().await;
         if self.phase() != Phase::Registered(id.to_owned()) {
@@ -208,7 +210,7 @@ impl Presence {
     }
 
     /// The agent's own `register_session`: renames/resumes this proxy's
-    /// session (same machine and client_id) and never creates a second one.
+    /// session (same machine and `client_id`) and never creates a second one.
     pub async fn register_for_agent(
         &self,
         mut args: Map<String, Value>,

@@ -80,7 +80,9 @@ impl Pusher {
 
     fn flow(&self) -> MutexGuard<'_, Flow> {
         // A poisoned lock only means a panic elsewhere; the state is plain data.
-        self.flow.lock().unwrap_or_else(|e| e.into_inner())
+        self.flow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The client has sent `notifications/initialized`: channel

@@ -50,10 +50,10 @@ pub fn mcp_endpoint(raw: &str) -> Result<Url, UrlError> {
         return Err(err("it has no host"));
     }
     let path = url.path().trim_end_matches('/').to_owned();
-    if !path.ends_with("/mcp") {
-        url.set_path(&format!("{path}/mcp"));
-    } else {
+    if path.ends_with("/mcp") {
         url.set_path(&path);
+    } else {
+        url.set_path(&format!("{path}/mcp"));
     }
     url.set_query(None);
     url.set_fragment(None);

@@ -62,7 +62,7 @@ mod tests {
         assert_eq!(parse("-0"), Ok(0));
         assert_eq!(parse("-1"), Err(CursorError::Negative("-1".into())));
         assert_eq!(parse("abc"), Err(CursorError::NotANumber("abc".into())));
-        assert_eq!(parse(""), Err(CursorError::NotANumber("".into())));
+        assert_eq!(parse(""), Err(CursorError::NotANumber(String::new())));
         assert_eq!(parse("1.5"), Err(CursorError::NotANumber("1.5".into())));
         assert!(parse("99999999999999999999999").is_err());
     }

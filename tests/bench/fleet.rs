@@ -33,10 +33,10 @@ pub fn run(rt: &tokio::runtime::Runtime) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let fleets: Vec<usize> = std::env::var("BENCH_FLEET")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![100, 1000, 10_000]);
+    let fleets: Vec<usize> = std::env::var("BENCH_FLEET").ok().map_or_else(
+        || vec![100, 1000, 10_000],
+        |v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+    );
     // Every session holds a long-poll connection and renews on another:
     // the default cap (4096) is for a laptop, a fleet hub sets its own.
     let cap = fleets.iter().max().copied().unwrap_or(0) * 3 / 2 + 1000;
@@ -68,8 +68,7 @@ pub fn run(rt: &tokio::runtime::Runtime) {
     );
     let quiet_full = rt.block_on(quiet_poll_cost(&client, pid));
     println!(
-        "hub CPU per publish with 4 quiet filtered long-polls: {:.1} µs at 1k events, {:.1} µs at {target}",
-        quiet_1k, quiet_full
+        "hub CPU per publish with 4 quiet filtered long-polls: {quiet_1k:.1} µs at 1k events, {quiet_full:.1} µs at {target}"
     );
     reads(rt, &client);
 
@@ -335,7 +334,10 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
                         .and_then(|t| t.parse::<u64>().ok());
                     if let (true, Some(sent)) = (dm, sent) {
                         let lat = now.saturating_sub(Duration::from_micros(sent));
-                        wakes.lock().unwrap_or_else(|e| e.into_inner()).push(lat);
+                        wakes
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(lat);
                     }
                 }
                 if let Some(next) = page["next_cursor"].as_str().and_then(|c| c.parse().ok()) {
@@ -346,7 +348,10 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     }
     // Let every poll open, then measure a window of publishes.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    wakes.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    wakes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
     let renewals_before = counters.renewals.load(Ordering::Relaxed);
     let cpu_before = cpu_seconds(pid);
     let window_start = Instant::now();
@@ -368,7 +373,7 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
             let event_type = format!("dm@{}", epoch.elapsed().as_micros());
             publish(&c, &channel, &event_type).await;
             lat.lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(t.elapsed());
         }));
     }
@@ -382,10 +387,18 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = rss_mb(pid);
     stop.store(true, Ordering::Relaxed);
-    let mut wake = std::mem::take(&mut *wakes.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut wake = std::mem::take(
+        &mut *wakes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     wake.sort_unstable();
     let wake = Lat(wake);
-    let mut pubs = std::mem::take(&mut *publish_lat.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut pubs = std::mem::take(
+        &mut *publish_lat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     pubs.sort_unstable();
     let pubs = Lat(pubs);
     println!();

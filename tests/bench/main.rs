@@ -55,7 +55,7 @@ fn main() {
     });
     println!(
         "agent-event-bus bench (release build, {} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     println!();
     let fsyncs = fsync_rate(hub.dir.path());

@@ -23,7 +23,7 @@ pub enum Api {
     Anthropic,
     /// Gemini `generateContent` / `streamGenerateContent?alt=sse`.
     Gemini,
-    /// OpenAI Responses (`POST /v1/responses`), as Codex calls it.
+    /// `OpenAI` Responses (`POST /v1/responses`), as Codex calls it.
     Responses,
 }
 

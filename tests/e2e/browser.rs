@@ -118,12 +118,11 @@ fn serve_decoy(listener: TcpListener, page: String, armed: mpsc::Sender<()>) {
         .expect("a non-blocking listener");
     let done = Arc::new(AtomicBool::new(false));
     while !done.load(Ordering::SeqCst) {
-        let mut stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
+        let mut stream = if let Ok((stream, _)) = listener.accept() {
+            stream
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
         };
         let _ = stream.set_nonblocking(false);
         let (page, armed, done) = (page.clone(), armed.clone(), done.clone());

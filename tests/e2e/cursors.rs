@@ -1,5 +1,5 @@
 //! End-to-end tests: the cursor rules (resume, peek, narrowing, levels,
-//! has_more, order) as a table of cases, and the long-poll.
+//! `has_more`, order) as a table of cases, and the long-poll.
 
 use serde_json::{Value, json};
 use support::Hub;
@@ -266,7 +266,7 @@ fn a_resumed_long_poll_consumes_what_it_returns() {
 }
 
 /// A filtered read that finds nothing says how far it looked: its
-/// next_cursor is the newest id, so the next round (a push loop, `wait`)
+/// `next_cursor` is the newest id, so the next round (a push loop, `wait`)
 /// starts there instead of where the last match was. The session's saved
 /// cursor is untouched: narrowed reads never consume.
 #[test]
@@ -312,7 +312,7 @@ fn a_quiet_filtered_read_moves_its_cursor_to_the_tip() {
 }
 
 /// A long-poll narrowed to a channel sleeps through publishes elsewhere
-/// and returns the first event on its channel, with next_cursor at it.
+/// and returns the first event on its channel, with `next_cursor` at it.
 #[test]
 fn a_channel_long_poll_returns_the_first_event_on_its_channel() {
     let hub = Hub::start();

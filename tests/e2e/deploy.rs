@@ -102,7 +102,7 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
     assert_eq!(root.attribute("version"), Some("1.0"));
     let dict = plist_value(
         root.children()
-            .find(|n| n.is_element())
+            .find(roxmltree::Node::is_element)
             .expect("one top-level dict"),
     );
     assert_eq!(dict["Label"], "com.agent-event-bus.hub");
@@ -137,7 +137,7 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
 
 /// A plist element as JSON (dict, array, string, integer, true/false).
 fn plist_value(node: roxmltree::Node) -> Value {
-    let elements = || node.children().filter(|n| n.is_element());
+    let elements = || node.children().filter(roxmltree::Node::is_element);
     match node.tag_name().name() {
         "dict" => {
             let items: Vec<_> = elements().collect();

@@ -1,5 +1,5 @@
 //! End-to-end tests: `agent-event-bus import` brings an original-format
-//! SQLite database (the current schema and the first one) into a new store,
+//! `SQLite` database (the current schema and the first one) into a new store,
 //! and the hub started on it answers `get_events`, `resume`,
 //! `list_sessions` and `list_webhooks` as the original did, continues the
 //! ids and signs deliveries with the imported secret. A missing, corrupt,
@@ -431,7 +431,7 @@ fn the_first_schema_imports_with_the_defaults_the_original_read() {
     assert_eq!(again["cursor"], "3");
 }
 
-/// A SQLite writer in another process (python3's sqlite3, as the original
+/// A `SQLite` writer in another process (python3's sqlite3, as the original
 /// used) holding an open write transaction until dropped.
 struct Writer(std::process::Child);
 

@@ -6,7 +6,7 @@
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
-//! - [`original`]: databases in the Python original's SQLite format.
+//! - [`original`]: databases in the Python original's `SQLite` format.
 //! - [`sessions`](mod@sessions): the hub's live sessions, one by id or name, and waiting
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
@@ -263,21 +263,23 @@ impl Hub {
                 {
                     let _ = tx.send(rest.trim().to_owned());
                 }
-                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the hub did not report its address; its stderr:\n{}",
-                    log.lock().unwrap_or_else(|e| e.into_inner())
-                );
-            }
+        let base = if let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) {
+            base
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the hub did not report its address; its stderr:\n{}",
+                log.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            );
         };
         let port = base
             .rsplit(':')
@@ -303,7 +305,10 @@ impl Hub {
 
     /// Everything the hub has written to stderr so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A typed client for this hub.

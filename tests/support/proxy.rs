@@ -34,7 +34,10 @@ struct Stdout {
 type Shared<T> = Arc<(Mutex<T>, Condvar)>;
 
 fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, T> {
-    shared.0.lock().unwrap_or_else(|e| e.into_inner())
+    shared
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How to start a proxy.
@@ -478,7 +481,7 @@ fn wait_for<T, R>(
         state = shared
             .1
             .wait_timeout(state, left.min(Duration::from_millis(200)))
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
     }
 }

@@ -91,7 +91,9 @@ impl WebhookSink {
                 tokio::spawn(async move {
                     while let Some(mut request) = read_request(&mut socket).await {
                         let n = {
-                            let mut c = counter.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut c = counter
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
                             let n = *c;
                             *c += 1;
                             n
@@ -100,7 +102,7 @@ impl WebhookSink {
                         request.status = answer.status;
                         store
                             .lock()
-                            .unwrap_or_else(|e| e.into_inner())
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .push(request);
                         tokio::time::sleep(answer.delay).await;
                         let extra: String = answer
@@ -129,7 +131,7 @@ impl WebhookSink {
     pub fn received(&self) -> Vec<Received> {
         self.received
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 

@@ -104,13 +104,13 @@ pub struct EventsArgs {
     /// Comma-separated event types to include (non-consuming: does not advance the session cursor)
     #[arg(long)]
     include: Option<String>,
-    /// Comma-separated event types to exclude (e.g., session_registered,session_unregistered)
+    /// Comma-separated event types to exclude (e.g., `session_registered,session_unregistered`)
     #[arg(long)]
     exclude: Option<String>,
     /// Request timeout in milliseconds
     #[arg(long, default_value_t = 10_000)]
     timeout: u64,
-    /// Output as JSON with events array and next_cursor (one event per line with --follow)
+    /// Output as JSON with events array and `next_cursor` (one event per line with --follow)
     #[arg(long)]
     json: bool,
     /// Ordering: 'desc' for newest first (default), 'asc' for oldest first
@@ -329,7 +329,7 @@ async fn follow(
     note(&format!("Following events from {from} (Ctrl-C to stop)"));
     loop {
         let round = tokio::select! {
-            _ = &mut stop => return Ok(ExitCode::SUCCESS),
+            () = &mut stop => return Ok(ExitCode::SUCCESS),
             round = follower.round(hub.client(), &query, FOLLOW_WAIT_SECONDS, DEFAULT_TIMEOUT) => round,
         };
         let round = match round {
@@ -340,7 +340,7 @@ async fn follow(
                     note(&format!("{e:#}; retrying"));
                 }
                 tokio::select! {
-                    _ = &mut stop => return Ok(ExitCode::SUCCESS),
+                    () = &mut stop => return Ok(ExitCode::SUCCESS),
                     () = tokio::time::sleep(retry.delay) => {}
                 }
                 continue;
@@ -387,7 +387,7 @@ async fn stdout_closed() {
 
 #[derive(Debug, Args)]
 pub struct AckArgs {
-    /// Event id to mark as seen: the next_cursor from an --order asc peek
+    /// Event id to mark as seen: the `next_cursor` from an --order asc peek
     #[arg(long)]
     cursor: String,
     #[command(flatten)]

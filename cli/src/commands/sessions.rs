@@ -39,8 +39,7 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| {
             cwd.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "/".to_owned())
+                .map_or_else(|| "/".to_owned(), |n| n.to_string_lossy().into_owned())
         });
     let params = RegisterParams {
         name,
@@ -71,7 +70,7 @@ pub struct UnregisterArgs {
     /// Session ID (never taken from the environment: unregistering is explicit)
     #[arg(long)]
     session_id: Option<String>,
-    /// Client ID (alternative to --session-id, looks up by machine + client_id)
+    /// Client ID (alternative to --session-id, looks up by machine + `client_id`)
     #[arg(long)]
     client_id: Option<String>,
 }
@@ -118,7 +117,7 @@ pub async fn channels(hub: &Hub) -> Result<ExitCode> {
 pub struct WhoamiArgs {
     #[command(flatten)]
     session: SessionArg,
-    /// Output JSON: session_id, registered, display_id, name, client_pid
+    /// Output JSON: `session_id`, registered, `display_id`, name, `client_pid`
     #[arg(long)]
     json: bool,
 }

@@ -94,7 +94,7 @@ struct RegisterArgs {
     /// Shared secret for HMAC signing
     #[arg(long)]
     secret: Option<String>,
-    /// Also deliver session lifecycle events (session_registered/unregistered)
+    /// Also deliver session lifecycle events (`session_registered/unregistered`)
     #[arg(long)]
     include_system: bool,
 }

@@ -217,12 +217,11 @@ pub fn parse<T: Tool>(arguments: Option<Value>) -> Result<T::Params, String> {
 
 fn parse_as<P: Params>(name: &str, arguments: Option<Value>) -> Result<P, String> {
     let generated;
-    let schema = match schemas().get(name) {
-        Some(schema) => schema,
-        None => {
-            generated = schema_of::<P>();
-            &generated
-        }
+    let schema = if let Some(schema) = schemas().get(name) {
+        schema
+    } else {
+        generated = schema_of::<P>();
+        &generated
     };
     let map = coerce(schema, arguments)?;
     let params: P = serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;

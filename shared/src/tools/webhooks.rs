@@ -48,7 +48,7 @@ pub struct RegisterWebhookParams {
     pub event_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// Also session_registered/unregistered
+    /// Also `session_registered/unregistered`
     #[serde(default)]
     pub include_system: bool,
 }
