@@ -7,8 +7,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use shared::client::follow::Backoff;
+use shared::tools::Refusal;
+use shared::tools::sessions::{RegisterSession, Registered, UnregisterParams, UnregisterSession};
 use shared::{ClientError, HubClient, ToolOutput};
 use tokio::sync::Notify;
 
@@ -16,6 +18,8 @@ use crate::Config;
 use crate::identity::{self, Identity};
 use crate::push::poll::{POLL_MIN, Poll};
 use crate::push::{Pusher, Target};
+
+mod agent;
 
 /// How long one register or unregister round trip may take.
 const ROUND_TRIP: Duration = Duration::from_secs(5);
@@ -27,6 +31,17 @@ const RETRY: Backoff = Backoff {
 };
 /// How long the loop sleeps when nothing is due (it is woken for changes).
 const IDLE: Duration = Duration::from_secs(3600);
+
+/// What the loop has to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// The proxy is closing: nothing, ever again.
+    Closing,
+    /// A register or renewal, now.
+    Now,
+    /// Nothing for this long.
+    After(Duration),
+}
 
 /// Where the session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,70 +224,6 @@ impl Presence {
         }
     }
 
-    /// The agent's own `register_session`: renames/resumes this proxy's
-    /// session (same machine and `client_id`) and never creates a second one.
-    pub async fn register_for_agent(
-        &self,
-        mut args: Map<String, Value>,
-    ) -> Result<ToolOutput, ClientError> {
-        let mut slot = self.registrar.lock().await;
-        let identity = self.identity(&mut slot).await;
-        let name = match args.get("name").and_then(Value::as_str) {
-            Some(name) if !name.trim().is_empty() => name.to_owned(),
-            _ => identity.name.clone(),
-        };
-        let cwd = match args.get("cwd").and_then(Value::as_str) {
-            Some(cwd) if !cwd.trim().is_empty() => cwd.to_owned(),
-            _ => identity.cwd.clone(),
-        };
-        if let Some(theirs) = args.get("client_id").and_then(Value::as_str)
-            && theirs != identity.client_id
-        {
-            tracing::debug!(
-                client_id = %theirs,
-                "register_session through the proxy always uses the proxy's client_id"
-            );
-        }
-        let mut next = identity.clone();
-        next.name = name;
-        next.cwd = cwd;
-        args.extend(next.register_args());
-        let out = self
-            .hub
-            .call_tool("register_session", Value::Object(args))
-            .await?;
-        if let Ok(id) = session_id_of(&out) {
-            self.note_cursor(&out);
-            self.state().identity = Some(next.clone());
-            *identity = next;
-            tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
-            if self.phase() != Phase::Closed {
-                self.set_phase(Phase::Registered(id));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The agent's own `unregister_session` of this proxy's session: honoured,
-    /// and nothing re-registers it until the agent registers again.
-    pub async fn unregister_for_agent(
-        &self,
-        id: &str,
-        mut args: Map<String, Value>,
-    ) -> Result<ToolOutput, ClientError> {
-        let _slot = self.registrar.lock().await;
-        args.insert("session_id".into(), json!(id));
-        let out = self
-            .hub
-            .call_tool("unregister_session", Value::Object(args))
-            .await?;
-        if !out.is_error() && self.phase() != Phase::Closed {
-            tracing::info!(session_id = %id, "the agent unregistered this session");
-            self.set_phase(Phase::Released(id.to_owned()));
-        }
-        Ok(out)
-    }
-
     /// Called once on exit: stops registering and unregisters a live session.
     /// Waits for a registration in flight, so none is left behind.
     pub async fn close(&self) {
@@ -283,19 +234,20 @@ impl Presence {
             tracing::debug!(phase = ?previous, "nothing to unregister");
             return;
         };
-        let args = json!({"session_id": id});
+        let params = UnregisterParams {
+            session_id: Some(id.clone()),
+            ..UnregisterParams::default()
+        };
         match self
             .hub
-            .call_tool_within("unregister_session", args, ROUND_TRIP)
+            .call_within::<UnregisterSession>(&params, ROUND_TRIP)
             .await
         {
-            Ok(out) if !out.is_error() && out.domain_error().is_none() => {
-                tracing::info!(session_id = %id, "unregistered");
-            }
-            Ok(out) if out.value()["session_deleted"] == json!(true) => {
+            Ok(Ok(_)) => tracing::info!(session_id = %id, "unregistered"),
+            Ok(Err(Refusal::SessionDeleted(_))) => {
                 tracing::info!(session_id = %id, "the session had already ended");
             }
-            Ok(out) => tracing::warn!(session_id = %id, reply = %out.text(), "unregister refused"),
+            Ok(Err(refusal)) => tracing::warn!(session_id = %id, %refusal, "unregister refused"),
             Err(e) => tracing::warn!(session_id = %id, "cannot unregister: {e}"),
         }
     }
@@ -313,19 +265,15 @@ impl Presence {
                 ROUND_TRIP,
             )
             .await?;
-        let id = session_id_of(&out)?;
-        self.note_cursor(&out);
-        Ok(id)
+        let registered = registered(&out)?;
+        self.note_cursor(&registered);
+        Ok(registered.session_id)
     }
 
     /// Push starts at the first registration's cursor (later ones, which
     /// resume at the agent's saved cursor, do not move it).
-    fn note_cursor(&self, out: &ToolOutput) {
-        let cursor = out
-            .value()
-            .get("cursor")
-            .and_then(Value::as_str)
-            .and_then(|c| c.parse::<u64>().ok());
+    fn note_cursor(&self, registered: &Registered) {
+        let cursor = registered.cursor.parse::<u64>().ok();
         let mut state = self.state();
         if state.registration_cursor.is_none() {
             state.registration_cursor = cursor;
@@ -406,13 +354,17 @@ impl Presence {
     /// Does what is due now; returns how long to wait before the next step
     /// (`None`: the proxy is closing).
     async fn step(&self) -> Option<Duration> {
-        if let Some(wait) = self.due()? {
-            return Some(wait);
+        match self.due() {
+            Due::Closing => return None,
+            Due::After(wait) => return Some(wait),
+            Due::Now => {}
         }
         let mut slot = self.registrar.lock().await;
         // Re-check: the phase may have changed while waiting for the lock.
-        if let Some(wait) = self.due()? {
-            return Some(wait);
+        match self.due() {
+            Due::Closing => return None,
+            Due::After(wait) => return Some(wait),
+            Due::Now => {}
         }
         let identity = self.identity(&mut slot).await.clone();
         let renewing = matches!(self.phase(), Phase::Registered(_));
@@ -444,126 +396,34 @@ impl Presence {
         }
     }
 
-    /// `None`: closing. `Some(None)`: a register or renewal is due now.
-    /// `Some(Some(wait))`: nothing is due for `wait`.
-    fn due(&self) -> Option<Option<Duration>> {
+    /// What the loop has to do next, in this phase.
+    fn due(&self) -> Due {
         let state = self.state();
         match &state.phase {
-            Phase::Closed => None,
-            Phase::Idle | Phase::Released(_) => Some(Some(IDLE)),
-            Phase::Wanted => Some(None),
+            Phase::Closed => Due::Closing,
+            Phase::Idle | Phase::Released(_) => Due::After(IDLE),
+            Phase::Wanted => Due::Now,
             Phase::Registered(_) => {
                 let elapsed = state.renewed_at.map_or(Duration::MAX, |t| t.elapsed());
-                Some(
-                    self.renew_every
-                        .checked_sub(elapsed)
-                        .filter(|w| !w.is_zero()),
-                )
+                self.renew_every
+                    .checked_sub(elapsed)
+                    .filter(|w| !w.is_zero())
+                    .map_or(Due::Now, Due::After)
             }
         }
     }
 }
 
-/// The session id in a `register_session` reply, or why there is none.
-fn session_id_of(out: &ToolOutput) -> Result<String, RegisterError> {
-    if out.is_error() {
-        return Err(RegisterError::Refused(out.text()));
+/// A `register_session` reply read as the contract writes it, or why the
+/// hub gave no session.
+fn registered(out: &ToolOutput) -> Result<Registered, RegisterError> {
+    match out.answer::<RegisterSession>() {
+        Ok(Ok(registered)) => Ok(registered),
+        Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_string())),
+        Err(ClientError::Tool(text)) => Err(RegisterError::Refused(text)),
+        Err(e) => Err(e.into()),
     }
-    if let Some(error) = out.domain_error() {
-        return Err(RegisterError::Refused(error));
-    }
-    out.value()
-        .get("session_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| RegisterError::Refused(format!("no session_id in {}", out.text())))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn presence(lease_seconds: u64) -> Presence {
-        let hub = Arc::new(HubClient::new("http://127.0.0.1:1", None).unwrap());
-        let config = Config {
-            url: "http://127.0.0.1:1".into(),
-            token: None,
-            name: Some("t".into()),
-            client_id: Some("c".into()),
-            lease_seconds,
-            push_channels: Vec::new(),
-        };
-        let (pusher, _) = Pusher::new(hub.clone());
-        Presence::new(hub, config, 1, pusher)
-    }
-
-    #[test]
-    fn what_is_due_in_each_phase() {
-        let p = presence(3);
-        // A client that never settles in never registers.
-        assert_eq!(p.phase(), Phase::Idle);
-        assert_eq!(p.due(), Some(Some(IDLE)));
-        p.want();
-        assert_eq!(p.phase(), Phase::Wanted);
-        assert_eq!(p.due(), Some(None), "registration is due at once");
-        p.set_phase(Phase::Registered("s".into()));
-        let wait = p
-            .due()
-            .unwrap()
-            .expect("nothing due right after registering");
-        assert!(
-            wait <= Duration::from_secs(1),
-            "renewal within a third of the lease"
-        );
-        p.set_phase(Phase::Released("s".into()));
-        assert_eq!(
-            p.due(),
-            Some(Some(IDLE)),
-            "no renewal after the agent unregistered"
-        );
-        p.want();
-        assert_eq!(
-            p.phase(),
-            Phase::Released("s".into()),
-            "want() does not undo a release"
-        );
-        p.set_phase(Phase::Closed);
-        assert_eq!(p.due(), None);
-    }
-
-    #[tokio::test]
-    async fn nothing_registers_once_closed() {
-        let p = presence(60);
-        p.close().await;
-        assert_eq!(p.phase(), Phase::Closed);
-        p.want();
-        assert_eq!(p.phase(), Phase::Closed);
-        assert_eq!(p.session_id().await, None);
-    }
-
-    #[test]
-    fn registration_retries_grow_to_a_cap() {
-        assert_eq!(RETRY.delay(1), Duration::from_millis(500));
-        assert_eq!(RETRY.delay(2), Duration::from_secs(1));
-        assert_eq!(RETRY.delay(30), Duration::from_secs(5));
-    }
-
-    #[test]
-    fn reads_register_replies() {
-        let ok = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{\"session_id\":\"s1\"}"}],"structuredContent":{"session_id":"s1"},"isError":false}),
-        };
-        assert_eq!(session_id_of(&ok).unwrap(), "s1");
-        let refused = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"name is required"}],"isError":true}),
-        };
-        assert!(matches!(
-            session_id_of(&refused),
-            Err(RegisterError::Refused(_))
-        ));
-        let domain = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
-        };
-        assert!(matches!(session_id_of(&domain), Err(RegisterError::Refused(e)) if e == "x"));
-    }
-}
+mod tests;

@@ -26,6 +26,7 @@ use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
+use shared::tools::receipts::PushedParams;
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
@@ -327,10 +328,15 @@ impl Deliverer {
     /// sender's `message_status` shows it), in the background.
     fn report_pushed(&self, session_id: &str, event_id: u64) {
         let hub = self.pusher.hub.clone();
-        let args = json!({"session_id": session_id, "event_ids": [event_id]});
+        let params = PushedParams {
+            session_id: session_id.to_owned(),
+            event_ids: vec![event_id],
+        };
         tokio::spawn(async move {
-            if let Err(e) = hub.call_tool("message_pushed", args).await {
-                tracing::debug!("cannot report a pushed message: {e}");
+            match hub.message_pushed(&params).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(refusal)) => tracing::debug!(%refusal, "the hub refused a pushed report"),
+                Err(e) => tracing::debug!("cannot report a pushed message: {e}"),
             }
         });
     }

@@ -28,6 +28,8 @@ use shared::client::DEFAULT_TIMEOUT;
 use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
 use shared::config;
 use shared::push;
+use shared::tools::receipts::PushedParams;
+use shared::tools::sessions::RegisterParams;
 use shared::wire::{Event, EventsPage, SessionInfo};
 
 use crate::hub::{Hub, domain_error, reply};
@@ -183,14 +185,15 @@ async fn report_hook(hub: &Hub, me: &SessionInfo) {
     let Some(client_id) = me.client_id.as_deref().filter(|c| !c.is_empty()) else {
         return;
     };
-    let params = json!({
-        "name": me.name,
-        "machine": me.machine,
-        "cwd": me.cwd,
-        "client_id": client_id,
-        "push": ["hook"],
-    });
-    let _ = hub.call("register_session", params).await;
+    let params = RegisterParams {
+        name: me.name.clone(),
+        machine: Some(me.machine.clone()),
+        cwd: Some(me.cwd.clone()),
+        client_id: Some(client_id.to_owned()),
+        push: Some(vec!["hook".to_owned()]),
+        ..RegisterParams::default()
+    };
+    let _ = hub.client().register(&params).await;
 }
 
 /// Tells the hub the direct messages among `news` were shown to the session
@@ -202,8 +205,11 @@ async fn report_pushed(hub: &Hub, id: &str, news: &[Event]) {
         .map(|e| e.id)
         .collect();
     if !ids.is_empty() {
-        let params = json!({"session_id": id, "event_ids": ids});
-        let _ = hub.call("message_pushed", params).await;
+        let params = PushedParams {
+            session_id: id.to_owned(),
+            event_ids: ids,
+        };
+        let _ = hub.client().message_pushed(&params).await;
     }
 }
 

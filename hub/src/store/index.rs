@@ -157,23 +157,19 @@ impl<'t> Postings<'t> {
         } else {
             self.rows.next()
         };
-        match item.transpose()? {
-            Some((k, v)) => {
-                self.base = k.value().1 * BLOCK_BITS;
-                self.bits = within(v.value(), self.base, self.lo, self.hi);
-                Ok(true)
-            }
-            None => {
-                self.bits = 0;
-                Ok(false)
-            }
-        }
+        let Some((k, v)) = item.transpose()? else {
+            self.bits = 0;
+            return Ok(false);
+        };
+        self.base = k.value().1 * BLOCK_BITS;
+        self.bits = within(v.value(), self.base, self.lo, self.hi);
+        Ok(true)
     }
 
     /// Takes the next id of the current row into `head`.
     fn pop(&mut self, stats: &mut EventPage) {
         let bit = if self.desc {
-            u64::from(63 - self.bits.leading_zeros())
+            u64::from(self.bits.ilog2())
         } else {
             u64::from(self.bits.trailing_zeros())
         };

@@ -97,6 +97,10 @@ pub async fn publish(bus: &Bus, p: PublishParams) -> Outcome<Published> {
 
 /// A parsed `get_events` call.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "the call's own independent switches, as the contract names them"
+)]
 struct Read {
     cursor: Option<u64>,
     limit: usize,
@@ -134,10 +138,10 @@ impl Read {
         Ok(Self {
             cursor,
             // In range: checked with the params.
-            limit: p.limit as usize,
+            limit: usize::try_from(p.limit).unwrap_or(0),
             descending: p.descending(),
             min_level: p.min_level(),
-            wait: Duration::from_secs(p.wait_seconds as u64),
+            wait: Duration::from_secs(u64::try_from(p.wait_seconds).unwrap_or(0)),
             session_id: p.session_id.filter(|s| s != "anonymous" && !s.is_empty()),
             channels,
             resume: p.resume,

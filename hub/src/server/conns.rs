@@ -1,0 +1,344 @@
+//! Connections under a cap: the accept loop, the count of open and busy
+//! connections `/health` reports, and room made for a newcomer by closing
+//! the oldest idle connection (or a 503 when every one is busy). Who may
+//! call is decided here, before any route ([`crate::auth`]).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+use super::DRAIN;
+use crate::auth::{Policy, Verdict};
+
+/// How long a connection over the cap waits for a slot to free up.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection is not closed to make room until it has been idle this
+/// long, so a client that has just connected gets to send its request.
+const EVICT_GRACE: Duration = Duration::from_millis(250);
+
+/// How many connections are open and how many requests are in progress,
+/// for `/health`.
+#[derive(Debug, Default)]
+pub struct Load {
+    open: AtomicUsize,
+    busy: AtomicUsize,
+    pub(super) max: usize,
+}
+
+impl Load {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            ..Self::default()
+        }
+    }
+
+    /// `{"open", "busy", "max"}`; `busy` counts the caller's own request.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "open": self.open.load(Ordering::Relaxed),
+            "busy": self.busy.load(Ordering::Relaxed),
+            "max": self.max,
+        })
+    }
+}
+
+/// What one served connection exposes to the others.
+struct Conn {
+    /// Requests in progress on it; only a connection at 0 may be closed to
+    /// make room.
+    busy: AtomicUsize,
+    /// When it last became idle (opened, or finished a request), in
+    /// milliseconds since [`Conns::epoch`].
+    idle_since_ms: AtomicU64,
+    /// Closes the connection when cancelled.
+    evict: CancellationToken,
+}
+
+/// The open connections, oldest first, and the slots they hold.
+pub(super) struct Conns {
+    /// Connections over the cap waiting in [`Conns::make_room`].
+    waiting: AtomicUsize,
+    epoch: Instant,
+    load: Arc<Load>,
+    slots: Arc<Semaphore>,
+    next_id: AtomicU64,
+    open: Mutex<BTreeMap<u64, Arc<Conn>>>,
+}
+
+impl Conns {
+    pub(super) fn new(load: Arc<Load>) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(load.max.min(Semaphore::MAX_PERMITS))),
+            load,
+            epoch: Instant::now(),
+            waiting: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            open: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes the oldest connection that has had no request in progress
+    /// for [`EVICT_GRACE`], if there is one.
+    fn evict_oldest_idle(&self) {
+        let grace = u64::try_from(EVICT_GRACE.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let idle = open.values().find(|c| {
+            c.busy.load(Ordering::Acquire) == 0
+                && now.saturating_sub(c.idle_since_ms.load(Ordering::Acquire)) >= grace
+                && !c.evict.is_cancelled()
+        });
+        if let Some(conn) = idle {
+            conn.evict.cancel();
+        }
+    }
+
+    /// A slot for a connection over the cap: closes idle connections, oldest
+    /// first, until one frees up; `None` after [`SLOT_WAIT`] of every
+    /// connection being busy, or at once when as many connections as the
+    /// cap are already waiting (each holds a descriptor).
+    async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
+        let waiting = WaitingGuard::enter(&self.waiting);
+        if waiting.count > self.load.max {
+            return None;
+        }
+        let deadline = Instant::now() + SLOT_WAIT;
+        while Instant::now() < deadline {
+            self.evict_oldest_idle();
+            let waiting = self.slots.clone().acquire_owned();
+            if let Ok(Ok(slot)) = tokio::time::timeout(EVICT_GRACE, waiting).await {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    fn register(self: &Arc<Self>) -> (Arc<Conn>, Registered) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            busy: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(self.now_ms()),
+            evict: CancellationToken::new(),
+        });
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, conn.clone());
+        self.load.open.fetch_add(1, Ordering::Relaxed);
+        (
+            conn,
+            Registered {
+                conns: self.clone(),
+                id,
+            },
+        )
+    }
+}
+
+/// Counts a connection waiting for a slot while alive.
+struct WaitingGuard<'a> {
+    waiting: &'a AtomicUsize,
+    /// How many were waiting, this one included, when it started.
+    count: usize,
+}
+
+impl<'a> WaitingGuard<'a> {
+    fn enter(waiting: &'a AtomicUsize) -> Self {
+        let count = waiting.fetch_add(1, Ordering::AcqRel) + 1;
+        Self { waiting, count }
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Removes a connection from [`Conns`] when dropped.
+struct Registered {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.conns
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+        self.conns.load.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request in progress on a connection while alive.
+struct Busy {
+    conn: Arc<Conn>,
+    conns: Arc<Conns>,
+}
+
+impl Busy {
+    fn new(conn: &Arc<Conn>, conns: &Arc<Conns>) -> Self {
+        conn.busy.fetch_add(1, Ordering::AcqRel);
+        conns.load.busy.fetch_add(1, Ordering::Relaxed);
+        Self {
+            conn: conn.clone(),
+            conns: conns.clone(),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.conn
+            .idle_since_ms
+            .store(self.conns.now_ms(), Ordering::Release);
+        self.conn.busy.fetch_sub(1, Ordering::AcqRel);
+        self.conns.load.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The accept loop and what every connection shares.
+pub(super) struct Server<S> {
+    pub(super) routes: S,
+    pub(super) policy: Arc<Policy>,
+    pub(super) conns: Arc<Conns>,
+    pub(super) header_timeout: Duration,
+}
+
+impl<S> Server<S>
+where
+    S: Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    /// Accepts until `stop`, then lets open connections finish for up to
+    /// [`DRAIN`].
+    pub(super) async fn serve(self, listener: TcpListener, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let graceful = GracefulShutdown::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.cancelled() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it
+                    // was accepted: wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let slot = this.conns.slots.clone().try_acquire_owned().ok();
+            let this = this.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let slot = match slot {
+                    Some(slot) => slot,
+                    None => match this.conns.make_room().await {
+                        Some(slot) => slot,
+                        None => return overloaded(stream).await,
+                    },
+                };
+                this.connection(stream, peer, slot, watcher).await;
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(DRAIN, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after {DRAIN:?} were closed");
+        }
+    }
+
+    /// Serves one connection while it holds `slot`.
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        watcher: Watcher,
+    ) {
+        let (conn, _registered) = self.conns.register();
+        let service = {
+            let routes = self.routes.clone();
+            let policy = self.policy.clone();
+            let conn = conn.clone();
+            let conns = self.conns.clone();
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let busy = Busy::new(&conn, &conns);
+                let verdict = policy.check(Some(peer), request.uri(), request.headers());
+                let mut routes = routes.clone();
+                async move {
+                    let response = match verdict {
+                        Verdict::Allow => routes.call(request).await?,
+                        refused => crate::http::refusal(&refused),
+                    };
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout);
+        let served = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::select! {
+            result = served => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+            }
+            () = conn.evict.cancelled() => {
+                tracing::debug!(%peer, "idle connection closed to make room");
+            }
+        }
+        drop(slot);
+    }
+}
+
+/// The reply to a connection over the cap when every slot is busy.
+async fn overloaded(mut stream: TcpStream) {
+    const BODY: &str = r#"{"error":"Service Unavailable","message":"the hub is at its connection limit (--max-connections); retry shortly"}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}

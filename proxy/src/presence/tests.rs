@@ -1,0 +1,95 @@
+use serde_json::json;
+
+use super::*;
+
+fn presence(lease_seconds: u64) -> Presence {
+    let hub = Arc::new(HubClient::new("http://127.0.0.1:1", None).unwrap());
+    let config = Config {
+        url: "http://127.0.0.1:1".into(),
+        token: None,
+        name: Some("t".into()),
+        client_id: Some("c".into()),
+        lease_seconds,
+        push_channels: Vec::new(),
+    };
+    let (pusher, _) = Pusher::new(hub.clone());
+    Presence::new(hub, config, 1, pusher)
+}
+
+#[test]
+fn what_is_due_in_each_phase() {
+    let p = presence(3);
+    // A client that never settles in never registers.
+    assert_eq!(p.phase(), Phase::Idle);
+    assert_eq!(p.due(), Due::After(IDLE));
+    p.want();
+    assert_eq!(p.phase(), Phase::Wanted);
+    assert_eq!(p.due(), Due::Now, "registration is due at once");
+    p.set_phase(Phase::Registered("s".into()));
+    let Due::After(wait) = p.due() else {
+        panic!("nothing is due right after registering");
+    };
+    assert!(
+        wait <= Duration::from_secs(1),
+        "renewal within a third of the lease"
+    );
+    p.set_phase(Phase::Released("s".into()));
+    assert_eq!(
+        p.due(),
+        Due::After(IDLE),
+        "no renewal after the agent unregistered"
+    );
+    p.want();
+    assert_eq!(
+        p.phase(),
+        Phase::Released("s".into()),
+        "want() does not undo a release"
+    );
+    p.set_phase(Phase::Closed);
+    assert_eq!(p.due(), Due::Closing);
+}
+
+#[tokio::test]
+async fn nothing_registers_once_closed() {
+    let p = presence(60);
+    p.close().await;
+    assert_eq!(p.phase(), Phase::Closed);
+    p.want();
+    assert_eq!(p.phase(), Phase::Closed);
+    assert_eq!(p.session_id().await, None);
+}
+
+#[test]
+fn registration_retries_grow_to_a_cap() {
+    assert_eq!(RETRY.delay(1), Duration::from_millis(500));
+    assert_eq!(RETRY.delay(2), Duration::from_secs(1));
+    assert_eq!(RETRY.delay(30), Duration::from_secs(5));
+}
+
+#[test]
+fn reads_register_replies() {
+    let reply = json!({
+        "session_id": "s1", "display_id": "s1", "name": "t", "machine": "m",
+        "cwd": "/", "repo": "", "active_sessions": 1, "cursor": "7",
+        "resumed": false, "tip": "7",
+    });
+    let ok = ToolOutput {
+        result: json!({"content":[{"type":"text","text":reply.to_string()}],"structuredContent":reply,"isError":false}),
+    };
+    assert_eq!(registered(&ok).unwrap().session_id, "s1");
+    let refused = ToolOutput {
+        result: json!({"content":[{"type":"text","text":"name is required"}],"isError":true}),
+    };
+    assert!(matches!(
+        registered(&refused),
+        Err(RegisterError::Refused(e)) if e == "name is required"
+    ));
+    let domain = ToolOutput {
+        result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
+    };
+    assert!(matches!(registered(&domain), Err(RegisterError::Refused(e)) if e == "x"));
+    let shapeless = ToolOutput {
+        result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{}}),
+    };
+    assert!(matches!(registered(&shapeless), Err(RegisterError::Hub(_))));
+}
