@@ -7,8 +7,9 @@
 //!
 //! # Layout
 //! - [`config`]: flags and env, limits, the refusal to run open without auth.
-//! - [`server`]: [`run`] — startup, the connection cap and timeouts, auth
-//!   before any route, and the shutdown drain order.
+//! - [`server`]: [`run`] — startup and the shutdown drain order;
+//!   `server::conns`, the accept loop, the connection cap and timeouts, auth
+//!   before any route.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
 //! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).

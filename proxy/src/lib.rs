@@ -13,7 +13,8 @@
 //!   filled in; the hub-down error.
 //! - [`identity`]: name, machine, cwd, `client_id`, client PID and lease.
 //! - [`presence`]: the session's phases — lazy registration, lease renewal,
-//!   re-registration, unregistering on exit.
+//!   re-registration, unregistering on exit; `presence::agent`, the agent's
+//!   own `register_session`/`unregister_session` of that session.
 //! - [`push`]: events pushed into the session — channel notifications and
 //!   desktop notices; [`push::poll`], the long-poll between renewals that
 //!   finds them; [`push::flow`], flow control (rate cap, repeats, loop guard).
