@@ -99,19 +99,37 @@ async fn session_id(hub: &Hub, session: &SessionArg) -> Result<Option<String>> {
     Ok(id)
 }
 
+/// An exclusive claim of the resource by the session, without a note;
+/// `None` when there is no session (said on stderr).
+async fn claim_params(
+    hub: &Hub,
+    resource: &ResourceArg,
+    session: &SessionArg,
+) -> Result<Option<ClaimParams>> {
+    let resource = resource.required()?;
+    let Some(session_id) = session_id(hub, session).await? else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimParams {
+        resource,
+        session_id,
+        exclusive: true,
+        note: None,
+        release: false,
+    }))
+}
+
 /// `claim`: `Claimed <resource> (exclusive)`; refused, who holds it on
 /// stderr with exit 1.
 pub async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
-    let resource = args.resource.required()?;
-    let Some(session_id) = session_id(hub, &args.session).await? else {
+    let Some(params) = claim_params(hub, &args.resource, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
+    let resource = params.resource.clone();
     let params = ClaimParams {
-        resource: resource.clone(),
-        session_id,
         exclusive: !args.shared,
         note: args.note.filter(|n| !n.is_empty()),
-        release: false,
+        ..params
     };
     let reply = match hub.answer::<Claim>(&params).await? {
         Ok(reply) => reply,
@@ -141,16 +159,13 @@ pub async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
 
 /// `release`: `Released <resource>`, or `Not holding <resource>`.
 pub async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
-    let resource = args.resource.required()?;
-    let Some(session_id) = session_id(hub, &args.session).await? else {
+    let Some(params) = claim_params(hub, &args.resource, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
+    let resource = params.resource.clone();
     let params = ClaimParams {
-        resource: resource.clone(),
-        session_id,
-        exclusive: true,
-        note: None,
         release: true,
+        ..params
     };
     let reply = match hub.answer::<Claim>(&params).await? {
         Ok(reply) => reply,
