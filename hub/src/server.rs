@@ -4,7 +4,7 @@
 //! be recorded (undelivered ones stay in the outbox for the next start) →
 //! flush and close the store.
 //!
-//! Connections are served by hyper (HTTP/1.1) under a cap ([`conns`]): past it, a new
+//! Connections are served by hyper (HTTP/1.1) under a cap (`conns`): past it, a new
 //! connection closes the oldest one with no request in progress, so idle
 //! connections cannot lock callers out; when every connection is busy the
 //! newcomer gets a 503. A connection must send its request head within the

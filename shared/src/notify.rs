@@ -1,6 +1,7 @@
 //! Desktop notifications, one implementation for the hub and the proxy:
 //! which program can show one on this machine and with which argv (the
-//! original's, contract §3.3), how a direct message is worded, and running
+//! original's: `terminal-notifier` or `osascript` on macOS, `notify-send`
+//! with a display on Linux), how a direct message is worded, and running
 //! the program with the original's 5 s limit.
 
 use std::path::Path;

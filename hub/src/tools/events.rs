@@ -1,5 +1,7 @@
 //! Events: publish, read (cursors, resume, peek, narrowing, levels,
-//! long-poll), and ack. See the original's rules in the contract, §2.3.
+//! long-poll), and ack, with the original's rules as README's *Tools*
+//! section states them; the params and replies are
+//! [`shared::tools::events`].
 
 use std::time::Duration;
 
