@@ -30,7 +30,7 @@ pub struct Bus {
     pub delivery: Delivery,
     /// Cancelled when the hub shuts down; long-polls return at once.
     pub shutdown: CancellationToken,
-    /// Deleted-session refusals already logged: (session, deleted_at, tool),
+    /// Deleted-session refusals already logged: (session, `deleted_at`, tool),
     /// the newest [`WARNED_KEEP`] only, so an orphan storm cannot grow it.
     warned: Mutex<Recent<(String, i64, &'static str)>>,
     /// `get_events` calls with a wait in progress (`/health` shows it, so a

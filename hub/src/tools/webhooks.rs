@@ -212,7 +212,7 @@ pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
     Ok(reply?)
 }
 
-/// `test_webhook(webhook_id)`: POSTs a `ping` event (event_id 0) now and
+/// `test_webhook(webhook_id)`: POSTs a `ping` event (`event_id` 0) now and
 /// returns the attempt, which also goes in the delivery log.
 pub async fn test(bus: &Bus, p: WebhookParams) -> Outcome<Tested> {
     let id = id(p.webhook_id);
