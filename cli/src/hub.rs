@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
+use shared::tools::sessions::NoParams;
 use shared::tools::{Answer, Tool};
 use shared::{HubClient, ToolOutput};
 
@@ -60,7 +61,7 @@ impl Hub {
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
         self.client
-            .sessions(&Default::default())
+            .sessions(&NoParams {})
             .await?
             .map_err(|refusal| anyhow!("list_sessions refused: {refusal}"))
     }

@@ -386,7 +386,7 @@ impl Hub {
 
     fn absorb(&mut self, mut next: Hub) {
         self.child = next.child.take();
-        self.url = next.url.clone();
+        self.url.clone_from(&next.url);
         self.port = next.port;
         self.log = next.log.clone();
     }

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use shared::config;
 use shared::tools::sessions::{
-    ListChannels, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
+    ListChannels, NoParams, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
 };
 
 use crate::hub::Hub;
@@ -106,7 +106,7 @@ pub async fn list(hub: &Hub) -> Result<ExitCode> {
 /// `channels`: a line per channel with its subscriber count.
 pub async fn channels(hub: &Hub) -> Result<ExitCode> {
     let channels = hub
-        .answer::<ListChannels>(&Default::default())
+        .answer::<ListChannels>(&NoParams {})
         .await?
         .map_err(|refusal| anyhow::anyhow!("list_channels refused: {refusal}"))?;
     output::print(&output::channels_text(&channels))?;

@@ -214,20 +214,20 @@ impl Worker {
                     None => Verdict::Failed,
                 },
             };
-            if verdict != Verdict::Delivered {
+            if verdict == Verdict::Delivered {
+                tracing::debug!(
+                    webhook_id = due.webhook_id,
+                    event_id = due.event_id,
+                    attempt = due.attempt,
+                    "delivered"
+                );
+            } else {
                 tracing::warn!(
                     webhook_id = due.webhook_id,
                     event_id = due.event_id,
                     attempt = due.attempt,
                     error = sent.error.as_deref().unwrap_or("-"),
                     "webhook attempt failed"
-                );
-            } else {
-                tracing::debug!(
-                    webhook_id = due.webhook_id,
-                    event_id = due.event_id,
-                    attempt = due.attempt,
-                    "delivered"
                 );
             }
             let result = AttemptResult {

@@ -52,7 +52,7 @@ pub(super) fn compact_if_slack(db: &mut Database, path: &Path) {
             "database file compacted"
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "compacting the database file failed; it is used as it is")
+            tracing::warn!(error = %e, "compacting the database file failed; it is used as it is");
         }
     }
 }

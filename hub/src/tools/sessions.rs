@@ -164,7 +164,7 @@ pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
 /// `list_channels()`: the implicit channels of live sessions with counts.
 pub async fn channels(bus: &Bus, _: NoParams) -> Outcome<Vec<ChannelCount>> {
     let items = live_and(bus, |sessions| {
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
         for s in sessions {
             let s = &s.record;
             for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {

@@ -12,7 +12,7 @@ use shared::wire::WebhookInfo;
 
 use super::{Failure, Outcome};
 use crate::state::Bus;
-use crate::store::{Durability, WebhookRecord};
+use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
 
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
 pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookRegistered> {
@@ -83,7 +83,7 @@ pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookReg
 
 /// `list_webhooks(active_only=true)`: newest first, secrets never shown.
 pub async fn list(bus: &Bus, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
-    let mut hooks = bus.store.read(|s| s.webhooks()).await?;
+    let mut hooks = bus.store.read(Snapshot::webhooks).await?;
     hooks.retain(|h| h.active || !p.active_only);
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(hooks.iter().map(shown).collect())
@@ -172,7 +172,7 @@ pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
                 deliveries: s
                     .delivery_log(id, limit, event_id)?
                     .iter()
-                    .map(|r| r.to_wire())
+                    .map(AttemptRecord::to_wire)
                     .collect(),
             }))
         })
