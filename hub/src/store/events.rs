@@ -5,7 +5,7 @@ use redb::ReadableTable;
 
 use super::index::{add_index_entries, index_names, remove_entry};
 use super::read::{read_event, read_tip};
-use super::tables::*;
+use super::tables::{Counter, EVENT_BITS, EVENT_KEYS, EVENTS};
 use super::{EventRecord, NewEvent, Result, Tx, codec};
 
 impl Tx<'_> {

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use redb::ReadTransaction;
 
 use super::read::read_live_sessions;
-use super::tables::*;
+use super::tables::{LIVE, SESSIONS};
 use super::{Result, SessionRecord};
 
 /// One live session as last committed.

@@ -12,7 +12,9 @@ use super::index::{add_entry, add_index_entries, index_names};
 use super::open::SCHEMA_VERSION;
 use super::read::read_live_sessions;
 use super::sessions::count_name;
-use super::tables::*;
+use super::tables::{
+    EVENT_BITS, EVENT_INDEX_V2, EVENT_KEYS, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode,
+};
 use super::{Result, SessionRecord, codec};
 
 /// The share of the file that may be free space before opening compacts it.

@@ -13,7 +13,10 @@ use tokio::sync::{Notify, watch};
 
 use super::migrate::{build_event_index, compact_if_slack, rebuild_live_index, rebuild_live_names};
 use super::read::{committed_tip, read_tip};
-use super::tables::*;
+use super::tables::{
+    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENT_KEYS, EVENTS, LEASES, META, OUTBOX,
+    OUTBOX_RETRY, SESSIONS, WEBHOOKS,
+};
 use super::writer::{Job, Shared, Writer};
 use super::{Result, Store, StoreError, claims, receipts};
 

@@ -4,7 +4,10 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::read::{first_events, read_webhook, read_webhooks, retry_keys};
-use super::tables::*;
+use super::tables::{
+    Counter, DELIVERY_LOG, DELIVERY_LOG_LEN, OUTBOX, OUTBOX_RETRY, WEBHOOKS, encode, pack_ids,
+    packed_contains, unpack_ids,
+};
 use super::{
     AttemptRecord, AttemptStatus, DueDelivery, EventRecord, NewEvent, Queued, Result, Tx,
     WebhookRecord, delivery_id,

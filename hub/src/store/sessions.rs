@@ -4,7 +4,7 @@
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::read::{read_live_sessions, read_session};
-use super::tables::*;
+use super::tables::{CLIENTS, LEASES, LIVE, LIVE_NAMES, SESSIONS, encode};
 use super::{Result, SessionRecord, Tx};
 
 /// Counts one more (or one fewer) live session holding display id `name`.

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use super::open::{CACHE_BYTES, open_database};
 use super::read::committed_tip;
-use super::tables::*;
+use super::tables::META;
 use super::{Durability, Result, StoreError, WebhookRecord};
 
 /// How long lazy writes may stay unsynced.
