@@ -183,11 +183,13 @@ pub fn is_private(ip: IpAddr) -> bool {
             else {
                 return false;
             };
-            let bits = u128::from(v6);
+            let o = v6.octets();
             match rule {
                 V6Rule::Refuse => true,
-                V6Rule::LowV4 => is_private(IpAddr::V4(Ipv4Addr::from(bits as u32))),
-                V6Rule::SixToFour => is_private(IpAddr::V4(Ipv4Addr::from((bits >> 80) as u32))),
+                // The IPv4 address in the low 32 bits.
+                V6Rule::LowV4 => is_private(IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))),
+                // 2002:AABB:CCDD::/48 carries AA.BB.CC.DD after the prefix.
+                V6Rule::SixToFour => is_private(IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5]))),
             }
         }
     }

@@ -229,7 +229,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
     let _counted = waits.then(|| bus.long_poll());
     let started = Instant::now();
     let outcome = tools::call(bus, &name, arguments).await;
-    let micros = started.elapsed().as_micros() as u64;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let result = match outcome {
         Ok(reply) => {
             let summary = reply.summary();

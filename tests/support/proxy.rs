@@ -366,7 +366,10 @@ impl Proxy {
 
     /// Sends a signal to the proxy process.
     pub fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid as i32).expect("a valid PID");
+        let pid = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("a valid PID");
         let _ = rustix::process::kill_process(pid, signal);
     }
 

@@ -305,7 +305,7 @@ mod tests {
                     event_type: e.event_type,
                     payload: e.payload,
                     session_id: e.session_id,
-                    timestamp: 1_700_000_000_000_000 + id as i64,
+                    timestamp: 1_700_000_000_000_000 + i64::try_from(id).unwrap(),
                     channel: e.channel,
                     correlation_id: e.correlation_id,
                     signal_level: None,

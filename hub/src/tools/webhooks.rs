@@ -158,7 +158,7 @@ pub async fn unregister(bus: &Bus, p: WebhookParams) -> Outcome<WebhookRemoved> 
 pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
     let id = id(p.webhook_id);
     // Above zero and in range: checked with the params.
-    let event_id = p.event_id.map(|e| e as u64);
+    let event_id = p.event_id.map(|e| u64::try_from(e).unwrap_or_default());
     let limit = usize::try_from(p.limit).unwrap_or(1);
     let reply = bus
         .store
@@ -184,7 +184,10 @@ pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
 /// webhook again (same `webhook-id`), whatever happened to it before.
 pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
     // Above zero: checked with the params.
-    let (id, event_id) = (id(p.webhook_id), p.event_id as u64);
+    let (id, event_id) = (
+        id(p.webhook_id),
+        u64::try_from(p.event_id).unwrap_or_default(),
+    );
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
