@@ -118,9 +118,7 @@ fn serve_decoy(listener: TcpListener, page: String, armed: mpsc::Sender<()>) {
         .expect("a non-blocking listener");
     let done = Arc::new(AtomicBool::new(false));
     while !done.load(Ordering::SeqCst) {
-        let mut stream = if let Ok((stream, _)) = listener.accept() {
-            stream
-        } else {
+        let Ok((mut stream, _)) = listener.accept() else {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };

@@ -270,9 +270,7 @@ impl Hub {
                 log.push('\n');
             }
         });
-        let base = if let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) {
-            base
-        } else {
+        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(

@@ -37,16 +37,15 @@ pub fn event(
     let session_id = row
         .session_id
         .ok_or_else(|| skip("session_id is not text"))?;
-    let timestamp = match (row.timestamp, row.utc_seconds) {
-        (Some(text), Some(utc_seconds)) => Time { text, utc_seconds }.micros(),
-        _ => {
-            note(
-                adjusted,
-                "events with an unreadable timestamp, given the previous event's",
-                id,
-            );
-            *last_micros
-        }
+    let timestamp = if let (Some(text), Some(utc_seconds)) = (row.timestamp, row.utc_seconds) {
+        Time { text, utc_seconds }.micros()
+    } else {
+        note(
+            adjusted,
+            "events with an unreadable timestamp, given the previous event's",
+            id,
+        );
+        *last_micros
     };
     *last_micros = timestamp;
     let mut record = EventRecord {

@@ -153,14 +153,11 @@ pub(super) fn build_event_index(db: &Database) -> Result<()> {
                 n += 1;
             }
             let mut meta = txn.open_table(META)?;
-            match last {
-                Some(id) => {
-                    meta.insert("index_built_through", id)?;
-                }
-                None => {
-                    meta.remove("index_built_through")?;
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
+            if let Some(id) = last {
+                meta.insert("index_built_through", id)?;
+            } else {
+                meta.remove("index_built_through")?;
+                meta.insert("schema_version", SCHEMA_VERSION)?;
             }
         }
         txn.commit()?;

@@ -244,6 +244,7 @@ pub(super) fn open_database(
 /// Refuses a non-empty file that does not start with redb's magic number.
 fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
     use std::io::Read;
+    const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
     let Ok(mut file) = std::fs::File::open(path) else {
         return Ok(()); // missing: will be created
     };
@@ -252,7 +253,6 @@ fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
     if n == 0 {
         return Ok(());
     }
-    const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
     if n >= REDB_MAGIC.len() && &head[..REDB_MAGIC.len()] == REDB_MAGIC {
         return Ok(());
     }

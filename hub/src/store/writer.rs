@@ -206,12 +206,11 @@ impl Writer {
         drop(db);
         match &outcome {
             Ok(_) if writes => self.shared.set_fault(None),
-            Ok(_) => {}
             Err(e) if e.is_unavailable() => {
                 tracing::error!(error = %e, "storage failed; reopening the database");
                 self.reopen();
             }
-            Err(_) => {}
+            Ok(_) | Err(_) => {}
         }
         outcome
     }
@@ -325,19 +324,17 @@ fn commit_batch(
         };
         for job in batch {
             let run = job.run;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx))) {
-                Ok((done, ok)) => {
-                    failed |= !ok;
-                    completions.push(done);
-                }
-                Err(_) => {
-                    // Abort the whole batch: dropping the completions tells
-                    // every caller that its write did not happen.
-                    tracing::error!("a write job panicked; its batch was rolled back");
-                    drop(completions);
-                    return Err(StoreError::Other("a write job panicked".into()));
-                }
-            }
+            let Ok((done, ok)) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
+            else {
+                // Abort the whole batch: dropping the completions tells
+                // every caller that its write did not happen.
+                tracing::error!("a write job panicked; its batch was rolled back");
+                drop(completions);
+                return Err(StoreError::Other("a write job panicked".into()));
+            };
+            failed |= !ok;
+            completions.push(done);
         }
         appended = tx.appended_tip;
         enqueued = tx.enqueued;
