@@ -204,13 +204,13 @@ fn channel_prefix_type_and_active_filters() {
         vec![json!("session:a"), json!("session:b")],
         "{got_dms:?}"
     );
-    let types: Vec<Value> = typed
+    let event_types: Vec<Value> = typed
         .received()
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_type"].clone())
         .collect();
     assert_eq!(
-        types,
+        event_types,
         vec![json!("ci_failed"), json!("ci_failed")],
         "{got_typed:?}"
     );
