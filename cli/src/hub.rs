@@ -49,7 +49,7 @@ impl Hub {
             Some(limit) => self.client.call_tool_within(tool, args, limit).await?,
             None => self.client.call_tool(tool, args).await?,
         };
-        reply(out)
+        reply(&out)
     }
 
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
@@ -69,7 +69,7 @@ impl Hub {
 
 /// A tool's reply value (list tools unwrapped); an `isError` result (bad
 /// arguments) is an error.
-pub fn reply(out: ToolOutput) -> Result<Value> {
+pub fn reply(out: &ToolOutput) -> Result<Value> {
     if out.is_error() {
         bail!("{}", out.text().trim());
     }

@@ -92,6 +92,10 @@ pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is an independent command-line switch"
+)]
 pub struct EventsArgs {
     /// Cursor from previous call (for pagination)
     #[arg(long)]
@@ -217,7 +221,7 @@ pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
     if domain_error(&page).is_some() {
         return output::error_reply(&page, args.json);
     }
-    print_page(&args, page)
+    print_page(&args, &page)
 }
 
 fn with_position(query: &Value, position: &Position) -> Value {
@@ -242,7 +246,7 @@ async fn wait_for_events(
         let left = deadline.saturating_duration_since(Instant::now());
         let wait = round_seconds(left, MAX_WAIT_SECONDS);
         let round = follower.round(hub.client(), query, wait, limit).await?;
-        let page = reply(round.out)?;
+        let page = reply(&round.out)?;
         let done = domain_error(&page).is_some()
             || !args.keep(events_of(&page)).is_empty()
             || Instant::now() >= deadline;
@@ -261,8 +265,8 @@ fn events_of(page: &Value) -> Vec<Value> {
 
 /// Prints one page: JSON, or the event blocks (`No events` when empty) and
 /// the `has_more` hint on stderr.
-fn print_page(args: &EventsArgs, page: Value) -> Result<ExitCode> {
-    let events = args.keep(events_of(&page));
+fn print_page(args: &EventsArgs, page: &Value) -> Result<ExitCode> {
+    let events = args.keep(events_of(page));
     let next_cursor = page.get("next_cursor").cloned().unwrap_or(Value::Null);
     let has_more = page
         .get("has_more")
@@ -351,7 +355,7 @@ async fn follow(
             note("Hub reachable again; following");
         }
         answered = true;
-        let page = reply(round.out)?;
+        let page = reply(&round.out)?;
         if domain_error(&page).is_some() {
             return output::error_reply(&page, args.json);
         }

@@ -34,7 +34,7 @@ pub enum Change {
 }
 
 /// `install-hook`: one line saying what changed.
-pub async fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
+pub fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
     let path = match args.settings {
         Some(path) => path,
         None => default_settings()?,
