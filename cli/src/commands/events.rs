@@ -96,6 +96,10 @@ pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
     clippy::struct_excessive_bools,
     reason = "each bool is an independent command-line switch"
 )]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct EventsArgs {
     /// Cursor from previous call (for pagination)
     #[arg(long)]
@@ -108,13 +112,13 @@ pub struct EventsArgs {
     /// Comma-separated event types to include (non-consuming: does not advance the session cursor)
     #[arg(long)]
     include: Option<String>,
-    /// Comma-separated event types to exclude (e.g., `session_registered,session_unregistered`)
+    /// Comma-separated event types to exclude (e.g., session_registered,session_unregistered)
     #[arg(long)]
     exclude: Option<String>,
     /// Request timeout in milliseconds
     #[arg(long, default_value_t = 10_000)]
     timeout: u64,
-    /// Output as JSON with events array and `next_cursor` (one event per line with --follow)
+    /// Output as JSON with events array and next_cursor (one event per line with --follow)
     #[arg(long)]
     json: bool,
     /// Ordering: 'desc' for newest first (default), 'asc' for oldest first
@@ -390,8 +394,12 @@ async fn stdout_closed() {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct AckArgs {
-    /// Event id to mark as seen: the `next_cursor` from an --order asc peek
+    /// Event id to mark as seen: the next_cursor from an --order asc peek
     #[arg(long)]
     cursor: String,
     #[command(flatten)]

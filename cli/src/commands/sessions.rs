@@ -66,11 +66,15 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct UnregisterArgs {
     /// Session ID (never taken from the environment: unregistering is explicit)
     #[arg(long)]
     session_id: Option<String>,
-    /// Client ID (alternative to --session-id, looks up by machine + `client_id`)
+    /// Client ID (alternative to --session-id, looks up by machine + client_id)
     #[arg(long)]
     client_id: Option<String>,
 }
@@ -114,10 +118,14 @@ pub async fn channels(hub: &Hub) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct WhoamiArgs {
     #[command(flatten)]
     session: SessionArg,
-    /// Output JSON: `session_id`, registered, `display_id`, name, `client_pid`
+    /// Output JSON: session_id, registered, display_id, name, client_pid
     #[arg(long)]
     json: bool,
 }

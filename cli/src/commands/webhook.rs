@@ -81,6 +81,10 @@ enum WebhookCommand {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 struct RegisterArgs {
     /// Webhook URL to POST events to (the hub's URL is the global --url, before `webhook`)
     #[arg(long = "url")]
@@ -94,7 +98,7 @@ struct RegisterArgs {
     /// Shared secret for HMAC signing
     #[arg(long)]
     secret: Option<String>,
-    /// Also deliver session lifecycle events (`session_registered/unregistered`)
+    /// Also deliver session lifecycle events (session_registered/unregistered)
     #[arg(long)]
     include_system: bool,
 }
