@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
+use shared::tools::sessions::NoParams;
 use shared::tools::{Answer, Tool};
 use shared::{HubClient, ToolOutput};
 
@@ -48,7 +49,7 @@ impl Hub {
             Some(limit) => self.client.call_tool_within(tool, args, limit).await?,
             None => self.client.call_tool(tool, args).await?,
         };
-        reply(out)
+        reply(&out)
     }
 
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
@@ -60,7 +61,7 @@ impl Hub {
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
         self.client
-            .sessions(&Default::default())
+            .sessions(&NoParams {})
             .await?
             .map_err(|refusal| anyhow!("list_sessions refused: {refusal}"))
     }
@@ -68,7 +69,7 @@ impl Hub {
 
 /// A tool's reply value (list tools unwrapped); an `isError` result (bad
 /// arguments) is an error.
-pub fn reply(out: ToolOutput) -> Result<Value> {
+pub fn reply(out: &ToolOutput) -> Result<Value> {
     if out.is_error() {
         bail!("{}", out.text().trim());
     }

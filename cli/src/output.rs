@@ -200,6 +200,10 @@ pub fn event_block(e: &Event) -> String {
 
 /// `Active sessions (N):` and a block per session, or `No active sessions`;
 /// the whole stdout text.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the age is printed truncated toward zero, as Python's int() does"
+)]
 pub fn sessions_text(sessions: &[SessionInfo]) -> String {
     if sessions.is_empty() {
         return "No active sessions\n".to_owned();

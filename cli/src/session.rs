@@ -13,8 +13,12 @@ use crate::hub::Hub;
 
 /// The `--session-id` flag, shared by every command that acts for a session.
 #[derive(Debug, Clone, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct SessionArg {
-    /// Your session ID (default: $`AGENT_EVENT_BUS_SESSION_ID`, else $`CLAUDE_CODE_SESSION_ID`, else this agent's session)
+    /// Your session ID (default: $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID, else this agent's session)
     #[arg(long = "session-id", env = config::ENV_SESSION_ID)]
     pub session_id: Option<String>,
 }

@@ -27,6 +27,10 @@ pub struct CodecError {
     pub why: String,
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "each byte is masked to seven bits first"
+)]
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;

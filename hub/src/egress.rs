@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IPv4 ranges that are not a public destination.
 const V4_SPECIAL: &[(Ipv4Addr, u8, &str)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "this network"),
+    (Ipv4Addr::UNSPECIFIED, 8, "this network"),
     (Ipv4Addr::new(10, 0, 0, 0), 8, "private"),
     (
         Ipv4Addr::new(100, 64, 0, 0),
@@ -37,7 +37,7 @@ const V4_SPECIAL: &[(Ipv4Addr, u8, &str)] = &[
     (Ipv4Addr::new(203, 0, 113, 0), 24, "documentation"),
     (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
     (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved"),
-    (Ipv4Addr::new(255, 255, 255, 255), 32, "broadcast"),
+    (Ipv4Addr::BROADCAST, 32, "broadcast"),
 ];
 
 /// How an IPv6 range is judged.
@@ -67,12 +67,7 @@ const V6_SPECIAL: &[(Ipv6Addr, u8, V6Rule, &str)] = &[
         "IPv4-translated",
     ),
     // Covers :: (unspecified, as 0.0.0.0) and ::1 (loopback, as 0.0.0.1).
-    (
-        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
-        96,
-        V6Rule::LowV4,
-        "IPv4-compatible",
-    ),
+    (Ipv6Addr::UNSPECIFIED, 96, V6Rule::LowV4, "IPv4-compatible"),
     (
         Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0),
         96,
@@ -183,11 +178,13 @@ pub fn is_private(ip: IpAddr) -> bool {
             else {
                 return false;
             };
-            let bits = u128::from(v6);
+            let o = v6.octets();
             match rule {
                 V6Rule::Refuse => true,
-                V6Rule::LowV4 => is_private(IpAddr::V4(Ipv4Addr::from(bits as u32))),
-                V6Rule::SixToFour => is_private(IpAddr::V4(Ipv4Addr::from((bits >> 80) as u32))),
+                // The IPv4 address in the low 32 bits.
+                V6Rule::LowV4 => is_private(IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))),
+                // 2002:AABB:CCDD::/48 carries AA.BB.CC.DD after the prefix.
+                V6Rule::SixToFour => is_private(IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5]))),
             }
         }
     }

@@ -118,7 +118,9 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(dashboard)
         .unify()
-        .recover(move |rejection| recover(rejection, max_body))
+        .recover(move |rejection| {
+            std::future::ready(Ok::<_, Infallible>(recover(&rejection, max_body)))
+        })
         .unify()
         .boxed()
 }
@@ -203,7 +205,7 @@ fn frame(answer: Answer, sse: bool) -> Response {
 
 /// Turns every rejection into a JSON reply; nothing reaches the client as
 /// warp's plain-text defaults.
-async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infallible> {
+fn recover(rejection: &Rejection, max_body: u64) -> Response {
     let refusal = if let Some(UnsupportedMediaType(ct)) = rejection.find::<UnsupportedMediaType>() {
         Some((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -238,26 +240,26 @@ async fn recover(rejection: Rejection, max_body: u64) -> Result<Response, Infall
             header::CONNECTION,
             warp::http::HeaderValue::from_static("close"),
         );
-        return Ok(r);
+        return r;
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(json_response(
+        return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({"error": "Method Not Allowed"}),
-        ));
+        );
     }
     if rejection.is_not_found() {
-        return Ok(json_response(
+        return json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "Not Found", "message": "this hub serves POST /mcp, GET /health and GET /"}),
-        ));
+        );
     }
     // Anything else is a rejection this module did not foresee: its debug
     // text names internals, so the client gets a fixed message and the
     // server log gets the detail.
     tracing::warn!(?rejection, "request rejected for an unforeseen reason");
-    Ok(json_response(
+    json_response(
         StatusCode::BAD_REQUEST,
         &json!({"error": "Bad Request", "message": "the hub could not accept this request; POST JSON-RPC to /mcp with Content-Type: application/json"}),
-    ))
+    )
 }

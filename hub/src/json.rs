@@ -1,13 +1,13 @@
 //! [`Json`]: a JSON text the hub made itself, carried to the wire as is.
 //!
 //! Replies are serialised once. A large one (`list_sessions` at thousands of
-//! sessions is megabytes) is spliced from parts that serde_json produced, and
+//! sessions is megabytes) is spliced from parts that `serde_json` produced, and
 //! parsing it again only to prove it valid would cost more than building it;
 //! this type is that proof instead.
 
 use serde::Serialize;
 
-/// A valid JSON text: made by serde_json, or spliced from such texts.
+/// A valid JSON text: made by `serde_json`, or spliced from such texts.
 #[derive(Debug, Clone)]
 pub struct Json(String);
 
@@ -17,7 +17,7 @@ impl Json {
         Self(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()))
     }
 
-    /// Wraps `text`, which the caller built only from JSON texts serde_json
+    /// Wraps `text`, which the caller built only from JSON texts `serde_json`
     /// produced, joined by JSON punctuation.
     pub fn spliced(text: String) -> Self {
         Self(text)

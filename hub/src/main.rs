@@ -90,11 +90,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = if let Ok(s) =
+        let Ok(mut term) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s
-        } else {
+        else {
             let _ = ctrl_c.await;
             return;
         };

@@ -70,19 +70,19 @@ impl Answer {
         }
     }
 
-    fn error(status: StatusCode, id: Value, e: &RpcError) -> Self {
+    fn error(status: StatusCode, id: &Value, e: &RpcError) -> Self {
         Self::of(status, &error_body(id, e))
     }
 }
 
-fn error_body(id: Value, e: &RpcError) -> Value {
+fn error_body(id: &Value, e: &RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
 }
 
 /// The JSON-RPC error a request refused at the HTTP level carries (its id
 /// is unknown): `Invalid Request` with `message`.
 pub fn invalid_request(message: impl Into<String>) -> Value {
-    error_body(Value::Null, &RpcError::new(INVALID_REQUEST, message))
+    error_body(&Value::Null, &RpcError::new(INVALID_REQUEST, message))
 }
 
 /// One POST body: parsed, dispatched, answered (`fuzz` drives it directly).
@@ -96,7 +96,7 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
                 e.to_string()
             };
             let err = RpcError::new(PARSE_ERROR, format!("Parse error: {detail}"));
-            return Answer::error(StatusCode::BAD_REQUEST, Value::Null, &err);
+            return Answer::error(StatusCode::BAD_REQUEST, &Value::Null, &err);
         }
     };
     let Value::Object(obj) = message else {
@@ -106,7 +106,7 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
             "Invalid Request: expected a JSON-RPC object"
         };
         let err = RpcError::new(INVALID_REQUEST, reason);
-        return Answer::error(StatusCode::BAD_REQUEST, Value::Null, &err);
+        return Answer::error(StatusCode::BAD_REQUEST, &Value::Null, &err);
     };
     let id = obj.get("id").cloned();
     let method = obj.get("method").and_then(Value::as_str);
@@ -119,7 +119,11 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
             INVALID_REQUEST,
             "Invalid Request: 'method' must be a string",
         );
-        return Answer::error(StatusCode::BAD_REQUEST, id.unwrap_or(Value::Null), &err);
+        return Answer::error(
+            StatusCode::BAD_REQUEST,
+            id.as_ref().unwrap_or(&Value::Null),
+            &err,
+        );
     };
     let Some(id) = id.filter(|i| i.is_string() || i.is_number()) else {
         if obj.contains_key("id") {
@@ -127,7 +131,7 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
                 INVALID_REQUEST,
                 "Invalid Request: 'id' must be a string or a number",
             );
-            return Answer::error(StatusCode::BAD_REQUEST, Value::Null, &err);
+            return Answer::error(StatusCode::BAD_REQUEST, &Value::Null, &err);
         }
         // A notification: nothing to answer.
         return Answer::Accepted;
@@ -135,7 +139,7 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
     let params = obj.get("params").cloned();
     match dispatch(bus, method, params).await {
         Ok(result) => Answer::result(&id, &result),
-        Err(e) => Answer::error(StatusCode::OK, id, &e),
+        Err(e) => Answer::error(StatusCode::OK, &id, &e),
     }
 }
 
@@ -143,17 +147,17 @@ async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Json
     if method == "tools/call" {
         return call_tool(bus, params).await;
     }
-    Ok(Json::of(&dispatch_value(method, params)?))
+    Ok(Json::of(&dispatch_value(method, params.as_ref())?))
 }
 
-fn dispatch_value(method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+fn dispatch_value(method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
     match method {
-        "initialize" => Ok(initialize(params.as_ref())),
+        "initialize" => Ok(initialize(params)),
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({"tools": catalog::tools()})),
         "resources/list" => Ok(json!({"resources": [catalog::guide_resource()]})),
         "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
-        "resources/read" => read_resource(params.as_ref()),
+        "resources/read" => read_resource(params),
         "prompts/list" => Ok(json!({"prompts": []})),
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
@@ -229,7 +233,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
     let _counted = waits.then(|| bus.long_poll());
     let started = Instant::now();
     let outcome = tools::call(bus, &name, arguments).await;
-    let micros = started.elapsed().as_micros() as u64;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let result = match outcome {
         Ok(reply) => {
             let summary = reply.summary();

@@ -2,8 +2,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ pub struct Bus {
     pub delivery: Delivery,
     /// Cancelled when the hub shuts down; long-polls return at once.
     pub shutdown: CancellationToken,
-    /// Deleted-session refusals already logged: (session, deleted_at, tool),
+    /// Deleted-session refusals already logged: (session, `deleted_at`, tool),
     /// the newest [`WARNED_KEEP`] only, so an orphan storm cannot grow it.
     warned: Mutex<Recent<(String, i64, &'static str)>>,
     /// `get_events` calls with a wait in progress (`/health` shows it, so a
@@ -61,8 +61,7 @@ impl Bus {
             limits,
             hostname: shared::config::hostname(),
             cwd: std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/".to_owned()),
+                .map_or_else(|_| "/".to_owned(), |p| p.display().to_string()),
             idle_timeout_ms,
             retention,
             delivery,
@@ -90,7 +89,7 @@ impl Bus {
         let first = self
             .warned
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(key);
         if first {
             tracing::warn!(

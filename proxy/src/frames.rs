@@ -64,8 +64,8 @@ impl Oversize {
             self.len
         );
         match find_id(&self.head).or_else(|| find_id(&self.tail)) {
-            Some(id) => error_reply(id, INVALID_REQUEST, &message),
-            None => error_reply(Value::Null, PARSE_ERROR, &message),
+            Some(id) => error_reply(&id, INVALID_REQUEST, &message),
+            None => error_reply(&Value::Null, PARSE_ERROR, &message),
         }
     }
 }
@@ -150,7 +150,7 @@ fn check_line(line: &[u8]) -> Option<Value> {
         Err(e) => {
             tracing::debug!("refused a line that is not JSON: {e}");
             Some(error_reply(
-                Value::Null,
+                &Value::Null,
                 PARSE_ERROR,
                 &format!("Parse error: not a JSON-RPC message ({e})"),
             ))
@@ -201,7 +201,7 @@ async fn write_stdout(
     let _ = stdout.flush().await;
 }
 
-fn error_reply(id: Value, code: i64, message: &str) -> Value {
+fn error_reply(id: &Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 

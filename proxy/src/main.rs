@@ -7,6 +7,10 @@ use shared::config;
 /// The agent-event-bus MCP server for one agent session (stdio).
 #[derive(Debug, Parser)]
 #[command(version, about)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 struct Args {
     /// The hub, with or without /mcp.
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
@@ -17,7 +21,7 @@ struct Args {
     /// Session name [default: repo/branch from git, else the cwd's name].
     #[arg(long, env = config::ENV_SESSION_NAME)]
     name: Option<String>,
-    /// Stable id of this agent session [default: `CLAUDE_CODE_SESSION_ID`, else one per process].
+    /// Stable id of this agent session [default: CLAUDE_CODE_SESSION_ID, else one per process].
     #[arg(long, env = config::ENV_CLIENT_ID)]
     client_id: Option<String>,
     #[arg(long, env = config::ENV_CLAUDE_SESSION_ID, hide = true)]

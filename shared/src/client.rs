@@ -261,13 +261,13 @@ impl HubClient {
         let response = request
             .send()
             .await
-            .map_err(|e| self.send_error(e, DEFAULT_TIMEOUT))?;
+            .map_err(|e| self.send_error(&e, DEFAULT_TIMEOUT))?;
         if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
             // A degraded hub (its storage failing) still sends its health.
             let text = response
                 .text()
                 .await
-                .map_err(|e| self.send_error(e, DEFAULT_TIMEOUT))?;
+                .map_err(|e| self.send_error(&e, DEFAULT_TIMEOUT))?;
             return serde_json::from_str::<Value>(&text)
                 .ok()
                 .filter(|v| v.get("status").is_some())
@@ -304,7 +304,7 @@ impl HubClient {
                     ),
                 }
             } else {
-                self.send_error(e, timeout)
+                self.send_error(&e, timeout)
             }
         })?;
         self.decode(response, timeout).await
@@ -319,7 +319,7 @@ impl HubClient {
         let text = response
             .text()
             .await
-            .map_err(|e| self.send_error(e, timeout))?;
+            .map_err(|e| self.send_error(&e, timeout))?;
         if status == reqwest::StatusCode::UNAUTHORIZED {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -352,7 +352,7 @@ impl HubClient {
         }
     }
 
-    fn send_error(&self, e: reqwest::Error, timeout: Duration) -> ClientError {
+    fn send_error(&self, e: &reqwest::Error, timeout: Duration) -> ClientError {
         let url = self.endpoint.to_string();
         if e.is_timeout() {
             ClientError::Timeout {
@@ -361,7 +361,7 @@ impl HubClient {
             }
         } else {
             let mut detail = e.to_string();
-            let mut source = std::error::Error::source(&e);
+            let mut source = std::error::Error::source(e);
             while let Some(inner) = source {
                 detail = format!("{detail}: {inner}");
                 source = inner.source();

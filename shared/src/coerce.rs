@@ -6,6 +6,10 @@ use serde_json::Value;
 
 /// A whole number as the hub takes it: a JSON integer, a number with no
 /// fraction (`15.0`), or a string holding an integer (`"15"`, `" 15 "`).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the float is whole and below 9e15 in magnitude, so it is exact in i64"
+)]
 pub fn whole_number(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| {

@@ -5,12 +5,20 @@ use ::time::format_description::well_known::Rfc3339;
 use ::time::{OffsetDateTime, UtcOffset, macros::format_description};
 
 /// Milliseconds since the Unix epoch, the unit the hub stores.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the current time in milliseconds is near 2e12, far inside i64"
+)]
 pub fn now_ms() -> i64 {
     let now = OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Microseconds since the Unix epoch, the unit of event timestamps.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the current time in microseconds is near 2e15, far inside i64"
+)]
 pub fn now_micros() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
 }
@@ -33,6 +41,10 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// Parses an RFC 3339 timestamp back to epoch milliseconds.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "an RFC 3339 year has four digits: at most about 2.5e14 ms, inside i64"
+)]
 pub fn parse_ms(text: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)

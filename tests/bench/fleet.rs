@@ -12,7 +12,7 @@
 //! store bytes per event.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -246,14 +246,14 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     let started = Instant::now();
     // Register N sessions (as their proxies would), 64 at a time.
     let ids: Vec<String> = {
-        let next = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..64 {
             let (client, next) = (client.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
                         return mine;
                     }
@@ -358,13 +358,13 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     let publish_lat = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
     let mut publishes = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PUBLISHES_PER_SECOND));
-    let mut k: u64 = 0;
+    let mut k: usize = 0;
     while window_start.elapsed() < WINDOW {
         tick.tick().await;
         k += 1;
         let channel = match k % 100 {
-            0..=9 => format!("session:{}", ids[(k as usize * 7919) % ids.len()]),
-            10 => format!("repo:fleet-{}", k as usize % PUSH_GROUPS),
+            0..=9 => format!("session:{}", ids[(k * 7919) % ids.len()]),
+            10 => format!("repo:fleet-{}", k % PUSH_GROUPS),
             _ => "all".to_owned(),
         };
         let (c, lat) = (client.clone(), publish_lat.clone());
@@ -433,14 +433,14 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     for t in tasks {
         t.abort();
     }
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let ids = Arc::new(ids);
     let mut enders = Vec::new();
     for _ in 0..64 {
         let (client, next, ids) = (client.clone(), next.clone(), ids.clone());
         enders.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { return };
                 let _ = client
                     .call_tool("unregister_session", json!({"session_id": id}))

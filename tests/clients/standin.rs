@@ -150,6 +150,16 @@ impl Script {
 /// A tool call to make: the name (and, for Responses, the namespace).
 type Call = Option<(String, Option<String>)>;
 
+/// A `text/event-stream` body: each event named by its `type`.
+fn event_stream(events: &[Value]) -> String {
+    let mut text = String::new();
+    for e in events {
+        let kind = e["type"].as_str().unwrap_or_default();
+        text.push_str(&format!("event: {kind}\ndata: {e}\n\n"));
+    }
+    text
+}
+
 fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
         .and_then(Value::as_array)
@@ -207,16 +217,7 @@ fn anthropic_reply(
             "usage": {"output_tokens": 1}}),
         json!({"type": "message_stop"}),
     ];
-    let text = events
-        .iter()
-        .map(|e| {
-            format!(
-                "event: {}\ndata: {e}\n\n",
-                e["type"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    ("text/event-stream", text)
+    ("text/event-stream", event_stream(&events))
 }
 
 fn gemini_turn(body: &Value) -> (Call, bool) {
@@ -293,14 +294,5 @@ fn responses_reply(call: Call, args: &Value) -> (&'static str, String) {
             "input_tokens": 1, "input_tokens_details": null, "output_tokens": 1,
             "output_tokens_details": null, "total_tokens": 2}}}),
     ];
-    let text = events
-        .iter()
-        .map(|e| {
-            format!(
-                "event: {}\ndata: {e}\n\n",
-                e["type"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    ("text/event-stream", text)
+    ("text/event-stream", event_stream(&events))
 }

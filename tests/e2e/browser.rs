@@ -112,20 +112,18 @@ fn answer(stream: &mut TcpStream, content_type: &str, body: &str) {
 
 /// Serves the page on `listener` until the page asks for `/armed`, then
 /// closes the listener (which frees the port for the hub).
-fn serve_decoy(listener: TcpListener, page: String, armed: mpsc::Sender<()>) {
+fn serve_decoy(listener: &TcpListener, page: &str, armed: &mpsc::Sender<()>) {
     listener
         .set_nonblocking(true)
         .expect("a non-blocking listener");
     let done = Arc::new(AtomicBool::new(false));
     while !done.load(Ordering::SeqCst) {
-        let mut stream = if let Ok((stream, _)) = listener.accept() {
-            stream
-        } else {
+        let Ok((mut stream, _)) = listener.accept() else {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let _ = stream.set_nonblocking(false);
-        let (page, armed, done) = (page.clone(), armed.clone(), done.clone());
+        let (page, armed, done) = (page.to_owned(), armed.clone(), done.clone());
         std::thread::spawn(move || {
             let Some((target, _)) = read_request(&mut stream) else {
                 return;
@@ -186,7 +184,7 @@ fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
     let port = decoy.local_addr().unwrap().port();
     let (armed_tx, armed_rx) = mpsc::channel();
     let page = PAGE.replace("REPORT", &report_url);
-    let decoy_thread = std::thread::spawn(move || serve_decoy(decoy, page, armed_tx));
+    let decoy_thread = std::thread::spawn(move || serve_decoy(&decoy, &page, &armed_tx));
 
     let profile = tempfile::tempdir().unwrap();
     let _browser = Browser(

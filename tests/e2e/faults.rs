@@ -6,7 +6,7 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 use support::proxy::Proxy;
-use support::{Hub, call, events, rt, wait_until};
+use support::{Hub, HubOptions, call, events, rt, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -175,7 +175,7 @@ fn a_full_disk_refuses_writes_clearly_and_recovers_without_a_restart() {
     let Some(disk) = SmallDisk::mount("6m") else {
         return;
     };
-    let mut hub = Hub::start_on_db(disk.path().join("data.redb"), Default::default());
+    let mut hub = Hub::start_on_db(disk.path().join("data.redb"), HubOptions::default());
     let me = hub.register("filler", Some("fill-1"))["session_id"]
         .as_str()
         .expect("a session id")

@@ -29,7 +29,7 @@ const SECRET: &str = "whsec-from-the-original";
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs `agent-event-bus import` with `args` in the test time zone.
@@ -373,7 +373,7 @@ fn the_first_schema_imports_with_the_defaults_the_original_read() {
         db.conn
             .execute(
                 "INSERT INTO events (event_type, payload, session_id, timestamp) VALUES (?1, ?2, 'old-client', ?3)",
-                rusqlite::params![event_type, format!("old {i}"), local_iso(T0 + i as i64 * 1_000_000, OFFSET_HOURS)],
+                rusqlite::params![event_type, format!("old {i}"), local_iso(T0 + i64::try_from(i).unwrap() * 1_000_000, OFFSET_HOURS)],
             )
             .expect("insert an old event");
     }

@@ -113,8 +113,8 @@ fn idle_connections_past_the_cap_lock_nobody_out_and_cut_no_long_poll() {
     ));
     assert_eq!(page["events"][0]["id"].as_u64(), Some(event), "{page}");
 
-    let waited = waiter.join().expect("the long-poll was not cut");
-    assert_eq!(waited["events"][0]["id"].as_u64(), Some(event), "{waited}");
+    let polled = waiter.join().expect("the long-poll was not cut");
+    assert_eq!(polled["events"][0]["id"].as_u64(), Some(event), "{polled}");
     drop(flood);
 }
 

@@ -323,7 +323,7 @@ fn a_killed_proxys_session_ends_when_its_lease_lapses() {
 #[test]
 fn a_proxy_whose_parent_dies_exits_and_unregisters() {
     let hub = Hub::start();
-    let mut proxy = Proxy::spawn_with(ProxyOptions {
+    let mut proxy = Proxy::spawn_with(&ProxyOptions {
         url: hub.url.clone(),
         env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), "orphan".into())],
         under_parent: true,
@@ -354,7 +354,7 @@ fn a_client_that_connects_and_leaves_leaves_nothing_behind() {
     // What `claude mcp list` does: probe, initialize, list tools, leave.
     let mut proxy = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "health-check")]);
     let probe = proxy.request_with_id(
-        json!("server-discover-probe-1"),
+        &json!("server-discover-probe-1"),
         "server/discover",
         Some(json!({"_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -508,7 +508,7 @@ fn the_official_python_mcp_client_calls_tools_through_the_proxy() {
 fn socket_stdio_as_node_clients_use_still_exits_on_sigterm_and_eof() {
     let hub = Hub::start();
     for (name, by_signal) in [("socket-term", true), ("socket-eof", false)] {
-        let mut proxy = Proxy::spawn_with(ProxyOptions {
+        let mut proxy = Proxy::spawn_with(&ProxyOptions {
             url: hub.url.clone(),
             env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), name.into())],
             socket_stdio: true,

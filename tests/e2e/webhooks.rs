@@ -88,10 +88,10 @@ fn event_id(r: &Received) -> u64 {
 /// Checks both signatures of one request independently of the hub's code,
 /// and that its Standard Webhooks timestamp is within a 5-minute window.
 pub(crate) fn assert_signed(r: &Received, secret: &str) {
-    let hex: String = hmac(secret, &r.body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let mut hex = String::new();
+    for b in hmac(secret, &r.body) {
+        hex.push_str(&format!("{b:02x}"));
+    }
     assert_eq!(r.headers["x-event-bus-signature"], format!("sha256={hex}"));
     let wid = &r.headers["webhook-id"];
     let ts = &r.headers["webhook-timestamp"];
@@ -204,13 +204,13 @@ fn channel_prefix_type_and_active_filters() {
         vec![json!("session:a"), json!("session:b")],
         "{got_dms:?}"
     );
-    let types: Vec<Value> = typed
+    let event_types: Vec<Value> = typed
         .received()
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_type"].clone())
         .collect();
     assert_eq!(
-        types,
+        event_types,
         vec![json!("ci_failed"), json!("ci_failed")],
         "{got_typed:?}"
     );

@@ -270,9 +270,7 @@ impl Hub {
                 log.push('\n');
             }
         });
-        let base = if let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) {
-            base
-        } else {
+        let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -386,7 +384,7 @@ impl Hub {
 
     fn absorb(&mut self, mut next: Hub) {
         self.child = next.child.take();
-        self.url = next.url.clone();
+        self.url.clone_from(&next.url);
         self.port = next.port;
         self.log = next.log.clone();
     }

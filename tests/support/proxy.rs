@@ -31,6 +31,13 @@ struct Stdout {
     closed: bool,
 }
 
+/// What waiting for a reply found before the deadline.
+enum Taken {
+    Reply(Value),
+    /// stdout closed with no reply for the id.
+    Closed,
+}
+
 type Shared<T> = Arc<(Mutex<T>, Condvar)>;
 
 fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, T> {
@@ -91,7 +98,7 @@ impl Proxy {
 
     /// A proxy pointed at any URL (a stopped hub, a base URL without /mcp).
     pub fn spawn_at(url: &str, env: &[(&str, &str)]) -> Self {
-        Self::spawn_with(ProxyOptions {
+        Self::spawn_with(&ProxyOptions {
             url: url.to_owned(),
             env: env
                 .iter()
@@ -101,7 +108,7 @@ impl Proxy {
         })
     }
 
-    pub fn spawn_with(options: ProxyOptions) -> Self {
+    pub fn spawn_with(options: &ProxyOptions) -> Self {
         let cwd = tempfile::tempdir().expect("a temp dir for the proxy's cwd");
         let mut cmd = if options.under_parent {
             // The shell keeps a copy of our stdin pipe as fd 3 and hands it
@@ -233,7 +240,7 @@ impl Proxy {
     pub fn wait_reply(&mut self, id: &Value) -> Value {
         let key = id.to_string();
         match self.take_reply(&key) {
-            Some(Some(reply)) => reply,
+            Some(Taken::Reply(reply)) => reply,
             _ => panic!(
                 "no reply for id {key} within {REPLY_DEADLINE:?}; stderr:\n{}",
                 self.stderr()
@@ -241,15 +248,15 @@ impl Proxy {
         }
     }
 
-    /// Waits for the reply whose id renders as `key` and takes it:
-    /// `Some(None)` when stdout closed first, `None` past the deadline.
-    fn take_reply(&self, key: &str) -> Option<Option<Value>> {
+    /// Waits for the reply whose id renders as `key` and takes it, or for
+    /// stdout to close first; `None` past the deadline.
+    fn take_reply(&self, key: &str) -> Option<Taken> {
         wait_for(&self.stdout, REPLY_DEADLINE, |state| {
             state
                 .replies
                 .remove(key)
-                .map(Some)
-                .or_else(|| state.closed.then_some(None))
+                .map(Taken::Reply)
+                .or_else(|| state.closed.then_some(Taken::Closed))
         })
     }
 
@@ -260,7 +267,7 @@ impl Proxy {
 
     /// Sends a request with the given id and waits for its reply (the whole
     /// JSON-RPC message, `result` or `error`).
-    pub fn request_with_id(&mut self, id: Value, method: &str, params: Option<Value>) -> Value {
+    pub fn request_with_id(&mut self, id: &Value, method: &str, params: Option<Value>) -> Value {
         let mut message = json!({"jsonrpc": "2.0", "id": id, "method": method});
         if let Some(params) = params {
             message["params"] = params;
@@ -268,8 +275,8 @@ impl Proxy {
         self.send(&message);
         let key = id.to_string();
         match self.take_reply(&key) {
-            Some(Some(reply)) => reply,
-            Some(None) => panic!(
+            Some(Taken::Reply(reply)) => reply,
+            Some(Taken::Closed) => panic!(
                 "the proxy closed stdout before answering {method}; stderr:\n{}",
                 self.stderr()
             ),
@@ -284,7 +291,7 @@ impl Proxy {
     pub fn request(&mut self, method: &str, params: Option<Value>) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.request_with_id(json!(id), method, params)
+        self.request_with_id(&json!(id), method, params)
     }
 
     /// Sends a request and returns its `result` (panics on a JSON-RPC error).
@@ -305,7 +312,7 @@ impl Proxy {
     /// 2026-07-28 revision. Returns the whole reply.
     pub fn discover_probe(&mut self) -> Value {
         self.request_with_id(
-            json!("server-discover-probe-1"),
+            &json!("server-discover-probe-1"),
             "server/discover",
             Some(json!({"_meta": {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -341,16 +348,19 @@ impl Proxy {
 
     /// `tools/call`; the `CallToolResult` (which may be `isError`).
     pub fn call(&mut self, tool: &str, args: Value) -> ToolOutput {
-        let result = self.result("tools/call", Some(json!({"name": tool, "arguments": args})));
+        let mut params = json!({"name": tool});
+        params["arguments"] = args;
+        let result = self.result("tools/call", Some(params));
         ToolOutput { result }
     }
 
     /// `tools/call`; the reply value (panics on `isError`).
     pub fn call_ok(&mut self, tool: &str, args: Value) -> Value {
-        let out = self.call(tool, args.clone());
+        let shown = args.to_string();
+        let out = self.call(tool, args);
         assert!(
             !out.is_error(),
-            "{tool}({args}) through the proxy gave isError: {}\nproxy stderr:\n{}",
+            "{tool}({shown}) through the proxy gave isError: {}\nproxy stderr:\n{}",
             out.text(),
             self.stderr()
         );
@@ -366,7 +376,10 @@ impl Proxy {
 
     /// Sends a signal to the proxy process.
     pub fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.pid as i32).expect("a valid PID");
+        let pid = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("a valid PID");
         let _ = rustix::process::kill_process(pid, signal);
     }
 

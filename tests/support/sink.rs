@@ -105,11 +105,10 @@ impl WebhookSink {
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .push(request);
                         tokio::time::sleep(answer.delay).await;
-                        let extra: String = answer
-                            .headers
-                            .iter()
-                            .map(|(k, v)| format!("{k}: {v}\r\n"))
-                            .collect();
+                        let mut extra = String::new();
+                        for (k, v) in &answer.headers {
+                            extra.push_str(&format!("{k}: {v}\r\n"));
+                        }
                         let status = answer.status;
                         let reply =
                             format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}\r\nok");

@@ -92,6 +92,14 @@ pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is an independent command-line switch"
+)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct EventsArgs {
     /// Cursor from previous call (for pagination)
     #[arg(long)]
@@ -104,13 +112,13 @@ pub struct EventsArgs {
     /// Comma-separated event types to include (non-consuming: does not advance the session cursor)
     #[arg(long)]
     include: Option<String>,
-    /// Comma-separated event types to exclude (e.g., `session_registered,session_unregistered`)
+    /// Comma-separated event types to exclude (e.g., session_registered,session_unregistered)
     #[arg(long)]
     exclude: Option<String>,
     /// Request timeout in milliseconds
     #[arg(long, default_value_t = 10_000)]
     timeout: u64,
-    /// Output as JSON with events array and `next_cursor` (one event per line with --follow)
+    /// Output as JSON with events array and next_cursor (one event per line with --follow)
     #[arg(long)]
     json: bool,
     /// Ordering: 'desc' for newest first (default), 'asc' for oldest first
@@ -217,7 +225,7 @@ pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
     if domain_error(&page).is_some() {
         return output::error_reply(&page, args.json);
     }
-    print_page(&args, page)
+    print_page(&args, &page)
 }
 
 fn with_position(query: &Value, position: &Position) -> Value {
@@ -242,7 +250,7 @@ async fn wait_for_events(
         let left = deadline.saturating_duration_since(Instant::now());
         let wait = round_seconds(left, MAX_WAIT_SECONDS);
         let round = follower.round(hub.client(), query, wait, limit).await?;
-        let page = reply(round.out)?;
+        let page = reply(&round.out)?;
         let done = domain_error(&page).is_some()
             || !args.keep(events_of(&page)).is_empty()
             || Instant::now() >= deadline;
@@ -261,8 +269,8 @@ fn events_of(page: &Value) -> Vec<Value> {
 
 /// Prints one page: JSON, or the event blocks (`No events` when empty) and
 /// the `has_more` hint on stderr.
-fn print_page(args: &EventsArgs, page: Value) -> Result<ExitCode> {
-    let events = args.keep(events_of(&page));
+fn print_page(args: &EventsArgs, page: &Value) -> Result<ExitCode> {
+    let events = args.keep(events_of(page));
     let next_cursor = page.get("next_cursor").cloned().unwrap_or(Value::Null);
     let has_more = page
         .get("has_more")
@@ -351,7 +359,7 @@ async fn follow(
             note("Hub reachable again; following");
         }
         answered = true;
-        let page = reply(round.out)?;
+        let page = reply(&round.out)?;
         if domain_error(&page).is_some() {
             return output::error_reply(&page, args.json);
         }
@@ -386,8 +394,12 @@ async fn stdout_closed() {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct AckArgs {
-    /// Event id to mark as seen: the `next_cursor` from an --order asc peek
+    /// Event id to mark as seen: the next_cursor from an --order asc peek
     #[arg(long)]
     cursor: String,
     #[command(flatten)]

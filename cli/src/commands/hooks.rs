@@ -13,11 +13,15 @@ use serde_json::{Map, Value, json};
 use crate::output::line;
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct InstallHookArgs {
     /// The hook command (e.g. /path/to/agent-event-bus/examples/hooks/stop-wait.sh)
     #[arg(long)]
     command: String,
-    /// Claude Code settings file [default: $`CLAUDE_CONFIG_DIR/settings.json`, else ~/.claude/settings.json]
+    /// Claude Code settings file [default: $CLAUDE_CONFIG_DIR/settings.json, else ~/.claude/settings.json]
     #[arg(long, value_name = "PATH")]
     settings: Option<PathBuf>,
     /// Hook timeout in seconds (stop-wait.sh gives up a minute before it)
@@ -34,7 +38,7 @@ pub enum Change {
 }
 
 /// `install-hook`: one line saying what changed.
-pub async fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
+pub fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
     let path = match args.settings {
         Some(path) => path,
         None => default_settings()?,

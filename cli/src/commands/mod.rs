@@ -36,7 +36,7 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Webhook(args) => webhook::run(&hub, args).await,
         Command::Doctor => doctor::doctor(&hub, global).await,
         Command::Wait(args) => wait::wait(&hub, args).await,
-        Command::InstallHook(args) => hooks::install_hook(args).await,
+        Command::InstallHook(args) => hooks::install_hook(args),
     }
 }
 

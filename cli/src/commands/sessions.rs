@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use shared::config;
 use shared::tools::sessions::{
-    ListChannels, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
+    ListChannels, NoParams, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
 };
 
 use crate::hub::Hub;
@@ -66,11 +66,15 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct UnregisterArgs {
     /// Session ID (never taken from the environment: unregistering is explicit)
     #[arg(long)]
     session_id: Option<String>,
-    /// Client ID (alternative to --session-id, looks up by machine + `client_id`)
+    /// Client ID (alternative to --session-id, looks up by machine + client_id)
     #[arg(long)]
     client_id: Option<String>,
 }
@@ -106,7 +110,7 @@ pub async fn list(hub: &Hub) -> Result<ExitCode> {
 /// `channels`: a line per channel with its subscriber count.
 pub async fn channels(hub: &Hub) -> Result<ExitCode> {
     let channels = hub
-        .answer::<ListChannels>(&Default::default())
+        .answer::<ListChannels>(&NoParams {})
         .await?
         .map_err(|refusal| anyhow::anyhow!("list_channels refused: {refusal}"))?;
     output::print(&output::channels_text(&channels))?;
@@ -114,10 +118,14 @@ pub async fn channels(hub: &Hub) -> Result<ExitCode> {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub struct WhoamiArgs {
     #[command(flatten)]
     session: SessionArg,
-    /// Output JSON: `session_id`, registered, `display_id`, name, `client_pid`
+    /// Output JSON: session_id, registered, display_id, name, client_pid
     #[arg(long)]
     json: bool,
 }

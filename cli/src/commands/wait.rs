@@ -135,7 +135,7 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
             Err(e) if e.is_unreachable() => return Ok(ExitCode::SUCCESS),
             Err(e) => return Err(e.into()),
         };
-        let page = reply(round.out)?;
+        let page = reply(&round.out)?;
         if domain_error(&page).is_some() {
             note(&output::error_text(&page));
             return Ok(ExitCode::from(1));

@@ -129,12 +129,7 @@ pub(super) async fn send(
     timeout: Duration,
 ) -> Sent {
     if let Some(ip) = refused_literal(&hook.url, inner.config.deny_private) {
-        return Sent::failed(
-            PrivateTarget {
-                host: ip.to_string(),
-            }
-            .to_string(),
-        );
+        return Sent::failed(PrivateTarget { host: ip }.to_string());
     }
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -196,7 +191,7 @@ pub(super) async fn send(
             }
         }
         Err(e) => {
-            let refused = error_chain(&e).any(|s| s.is::<PrivateTarget>());
+            let refused = error_chain(&e).any(<dyn std::error::Error>::is::<PrivateTarget>);
             let error = if e.is_timeout() {
                 format!(
                     "timed out after {}",

@@ -153,16 +153,15 @@ impl Worker {
                 let mut bodies: HashMap<u64, Option<Bytes>> = HashMap::new();
                 let mut jobs = Vec::with_capacity(plan.start.len());
                 for (due, hook) in plan.start {
-                    let body = match bodies.get(&due.event_id) {
-                        Some(body) => body.clone(),
-                        None => {
-                            let body = match snap.event(due.event_id)? {
-                                Some(e) => Some(Bytes::from(encode_body(&e)?)),
-                                None => None,
-                            };
-                            bodies.insert(due.event_id, body.clone());
-                            body
-                        }
+                    let body = if let Some(body) = bodies.get(&due.event_id) {
+                        body.clone()
+                    } else {
+                        let body = match snap.event(due.event_id)? {
+                            Some(e) => Some(Bytes::from(encode_body(&e)?)),
+                            None => None,
+                        };
+                        bodies.insert(due.event_id, body.clone());
+                        body
                     };
                     jobs.push(Job { due, hook, body });
                 }
@@ -214,20 +213,20 @@ impl Worker {
                     None => Verdict::Failed,
                 },
             };
-            if verdict != Verdict::Delivered {
+            if verdict == Verdict::Delivered {
+                tracing::debug!(
+                    webhook_id = due.webhook_id,
+                    event_id = due.event_id,
+                    attempt = due.attempt,
+                    "delivered"
+                );
+            } else {
                 tracing::warn!(
                     webhook_id = due.webhook_id,
                     event_id = due.event_id,
                     attempt = due.attempt,
                     error = sent.error.as_deref().unwrap_or("-"),
                     "webhook attempt failed"
-                );
-            } else {
-                tracing::debug!(
-                    webhook_id = due.webhook_id,
-                    event_id = due.event_id,
-                    attempt = due.attempt,
-                    "delivered"
                 );
             }
             let result = AttemptResult {

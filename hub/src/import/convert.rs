@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Tally;
-use super::source::{EventRow, SessionRow, Time, WebhookRow};
+use super::source::{Deletion, EventRow, SessionRow, Time, WebhookRow};
 use crate::store::{EventRecord, SessionRecord, WebhookRecord};
 
 /// A row left out: its id and why.
@@ -37,16 +37,15 @@ pub fn event(
     let session_id = row
         .session_id
         .ok_or_else(|| skip("session_id is not text"))?;
-    let timestamp = match (row.timestamp, row.utc_seconds) {
-        (Some(text), Some(utc_seconds)) => Time { text, utc_seconds }.micros(),
-        _ => {
-            note(
-                adjusted,
-                "events with an unreadable timestamp, given the previous event's",
-                id,
-            );
-            *last_micros
-        }
+    let timestamp = if let (Some(text), Some(utc_seconds)) = (row.timestamp, row.utc_seconds) {
+        Time { text, utc_seconds }.micros()
+    } else {
+        note(
+            adjusted,
+            "events with an unreadable timestamp, given the previous event's",
+            id,
+        );
+        *last_micros
     };
     *last_micros = timestamp;
     let mut record = EventRecord {
@@ -120,19 +119,18 @@ pub fn session(
             ));
         }
     };
-    let deleted_at = row.deleted_at.map(|t| {
-        t.map_or_else(
-            || {
-                note(
-                    adjusted,
-                    "ended sessions with an unreadable deleted_at, given their last heartbeat",
-                    &id,
-                );
-                last_heartbeat
-            },
-            |t| t.millis(),
-        )
-    });
+    let deleted_at = match row.deleted_at {
+        Deletion::Live => None,
+        Deletion::At(t) => Some(t.millis()),
+        Deletion::Unreadable => {
+            note(
+                adjusted,
+                "ended sessions with an unreadable deleted_at, given their last heartbeat",
+                &id,
+            );
+            Some(last_heartbeat)
+        }
+    };
     let last_cursor = row.last_cursor.and_then(|c| match cursor(&c) {
         Cursor::None => None,
         Cursor::At(n) => Some(n),

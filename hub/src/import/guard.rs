@@ -145,10 +145,9 @@ fn lock_holder(file: &Path, (start, length): (u64, u64)) -> Result<Option<String
             || "(unknown)".to_owned(),
             |p| p.as_raw_nonzero().to_string(),
         ))),
-        Ok(None) => Ok(None),
-        // A file system without POSIX locks cannot tell; the after-import
-        // check still catches a writer.
-        Err(_) => Ok(None),
+        // No lock held; or a file system without POSIX locks cannot tell, and
+        // the after-import check still catches a writer.
+        Ok(None) | Err(_) => Ok(None),
     }
 }
 

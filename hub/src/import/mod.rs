@@ -159,7 +159,7 @@ pub fn run(args: &ImportArgs, progress: bool) -> Result<Summary, ImportError> {
     drop(source);
     temp.rename_onto(&target)?;
     drop(existing);
-    summary.source = args.source.clone();
+    summary.source.clone_from(&args.source);
     summary.target = target;
     summary.replaced = replaced;
     Ok(summary)

@@ -88,6 +88,11 @@ impl Meter {
         ((id as f64 - lo as f64) / (hi - lo) as f64).clamp(0.0, 1.0)
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "the fraction is clamped to 0..=1: the bar and the tenth are small and not negative"
+    )]
     pub fn advance(&mut self, last_id: u64, n: u64) {
         self.done += n;
         if !self.enabled {
@@ -104,12 +109,12 @@ impl Meter {
         if self.tty {
             if self.last_shown.elapsed() >= Duration::from_millis(500) {
                 self.last_shown = Instant::now();
-                let width = 30;
+                let width: u8 = 30;
                 let filled = (fraction * f64::from(width)) as usize;
                 let bar = format!(
                     "[{}{}]",
                     "#".repeat(filled),
-                    " ".repeat(width as usize - filled.min(width as usize))
+                    " ".repeat(usize::from(width) - filled.min(usize::from(width)))
                 );
                 let _ = write!(std::io::stderr(), "\r{bar} {line}");
             }

@@ -68,8 +68,17 @@ pub struct SessionRow {
     pub last_heartbeat: Option<Time>,
     pub client_id: Option<String>,
     pub last_cursor: Option<String>,
-    /// `Some` when the row is soft-deleted (the time itself may be unreadable).
-    pub deleted_at: Option<Option<Time>>,
+    pub deleted_at: Deletion,
+}
+
+/// Whether a session row is soft-deleted, and when.
+pub enum Deletion {
+    /// `deleted_at` is NULL: the session was not ended.
+    Live,
+    /// Ended at a readable time.
+    At(Time),
+    /// Ended, but the time is unreadable.
+    Unreadable,
 }
 
 /// One row of `webhooks`, as stored.
@@ -333,8 +342,8 @@ impl Source {
             &sql,
             |r| {
                 let deleted_at = match r.get_ref(12)? {
-                    ValueRef::Null => None,
-                    v => Some(time(v, r.get_ref(13)?)),
+                    ValueRef::Null => Deletion::Live,
+                    v => time(v, r.get_ref(13)?).map_or(Deletion::Unreadable, Deletion::At),
                 };
                 Ok(SessionRow {
                     id: text(r.get_ref(0)?),

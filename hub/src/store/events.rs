@@ -5,7 +5,7 @@ use redb::ReadableTable;
 
 use super::index::{add_index_entries, index_names, remove_entry};
 use super::read::{read_event, read_tip};
-use super::tables::*;
+use super::tables::{Counter, EVENT_BITS, EVENT_KEYS, EVENTS};
 use super::{EventRecord, NewEvent, Result, Tx, codec};
 
 impl Tx<'_> {
@@ -128,6 +128,7 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Snapshot;
     use crate::store::testing::*;
 
     #[tokio::test]
@@ -178,7 +179,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((event, webhook), (1001, 8));
-        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 1001);
+        assert_eq!(store.read(Snapshot::tip).await.unwrap(), 1001);
         store.close();
         store.join_writer();
         let existing = inspect(&dir.path().join("data.redb")).unwrap();

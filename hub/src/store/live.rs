@@ -12,12 +12,12 @@
 //! fields that move with time, `last_heartbeat` and `age_seconds`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use redb::ReadTransaction;
 
 use super::read::read_live_sessions;
-use super::tables::*;
+use super::tables::{LIVE, SESSIONS};
 use super::{Result, SessionRecord};
 
 /// One live session as last committed.
@@ -135,7 +135,7 @@ impl LiveMirror {
                 .collect(),
             _ => HashMap::new(),
         };
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.map.write().unwrap_or_else(PoisonError::into_inner) = map;
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl LiveMirror {
         if written.is_empty() {
             return;
         }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         for record in written {
             if record.is_deleted() {
                 map.remove(&record.id);
@@ -157,7 +157,7 @@ impl LiveMirror {
     pub(super) fn all(&self) -> Vec<Arc<LiveSession>> {
         self.map
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .values()
             .cloned()
             .collect()

@@ -12,7 +12,9 @@ use super::index::{add_entry, add_index_entries, index_names};
 use super::open::SCHEMA_VERSION;
 use super::read::read_live_sessions;
 use super::sessions::count_name;
-use super::tables::*;
+use super::tables::{
+    EVENT_BITS, EVENT_INDEX_V2, EVENT_KEYS, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode,
+};
 use super::{Result, SessionRecord, codec};
 
 /// The share of the file that may be free space before opening compacts it.
@@ -52,7 +54,7 @@ pub(super) fn compact_if_slack(db: &mut Database, path: &Path) {
             "database file compacted"
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "compacting the database file failed; it is used as it is")
+            tracing::warn!(error = %e, "compacting the database file failed; it is used as it is");
         }
     }
 }
@@ -151,14 +153,11 @@ pub(super) fn build_event_index(db: &Database) -> Result<()> {
                 n += 1;
             }
             let mut meta = txn.open_table(META)?;
-            match last {
-                Some(id) => {
-                    meta.insert("index_built_through", id)?;
-                }
-                None => {
-                    meta.remove("index_built_through")?;
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
+            if let Some(id) = last {
+                meta.insert("index_built_through", id)?;
+            } else {
+                meta.remove("index_built_through")?;
+                meta.insert("schema_version", SCHEMA_VERSION)?;
             }
         }
         txn.commit()?;
@@ -303,7 +302,7 @@ mod tests {
                     event_type: e.event_type,
                     payload: e.payload,
                     session_id: e.session_id,
-                    timestamp: 1_700_000_000_000_000 + id as i64,
+                    timestamp: 1_700_000_000_000_000 + i64::try_from(id).unwrap(),
                     channel: e.channel,
                     correlation_id: e.correlation_id,
                     signal_level: None,

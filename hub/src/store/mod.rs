@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -186,7 +186,9 @@ struct ChannelWaiters {
 impl ChannelWaiters {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
         // A poisoned lock only means a panic elsewhere; the map is plain data.
-        self.by_channel.lock().unwrap_or_else(|e| e.into_inner())
+        self.by_channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn wake<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
@@ -299,7 +301,7 @@ impl Store {
         self.shared
             .fault
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -362,7 +364,11 @@ impl Store {
 
     /// Waits for the writer thread to finish once every handle is dropped.
     pub fn join_writer(self) {
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         drop(self);
         if let Some(h) = handle {
             let _ = h.join();
@@ -383,7 +389,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("damaged record"), "{err}");
-        assert_eq!(store.read(|s| s.tip()).await.unwrap(), 0);
+        assert_eq!(store.read(Snapshot::tip).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -13,7 +13,10 @@ use tokio::sync::{Notify, watch};
 
 use super::migrate::{build_event_index, compact_if_slack, rebuild_live_index, rebuild_live_names};
 use super::read::{committed_tip, read_tip};
-use super::tables::*;
+use super::tables::{
+    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENT_KEYS, EVENTS, LEASES, META, OUTBOX,
+    OUTBOX_RETRY, SESSIONS, WEBHOOKS,
+};
 use super::writer::{Job, Shared, Writer};
 use super::{Result, Store, StoreError, claims, receipts};
 
@@ -241,6 +244,7 @@ pub(super) fn open_database(
 /// Refuses a non-empty file that does not start with redb's magic number.
 fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
     use std::io::Read;
+    const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
     let Ok(mut file) = std::fs::File::open(path) else {
         return Ok(()); // missing: will be created
     };
@@ -249,7 +253,6 @@ fn check_is_redb(path: &Path) -> std::result::Result<(), OpenError> {
     if n == 0 {
         return Ok(());
     }
-    const REDB_MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
     if n >= REDB_MAGIC.len() && &head[..REDB_MAGIC.len()] == REDB_MAGIC {
         return Ok(());
     }

@@ -4,7 +4,10 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::read::{first_events, read_webhook, read_webhooks, retry_keys};
-use super::tables::*;
+use super::tables::{
+    Counter, DELIVERY_LOG, DELIVERY_LOG_LEN, OUTBOX, OUTBOX_RETRY, WEBHOOKS, encode, pack_ids,
+    packed_contains, unpack_ids,
+};
 use super::{
     AttemptRecord, AttemptStatus, DueDelivery, EventRecord, NewEvent, Queued, Result, Tx,
     WebhookRecord, delivery_id,
@@ -312,7 +315,8 @@ mod tests {
         assert_eq!(firsts, [2, 3, 4], "in flight ones are passed over");
         assert_eq!(from, 1, "the next scan starts at the oldest still waiting");
 
-        let t0 = 1_000_000;
+        let t0: i64 = 1_000_000;
+        let now = u64::try_from(t0).unwrap();
         record(
             &store,
             first(2),
@@ -324,9 +328,9 @@ mod tests {
             .read(move |s| {
                 Ok((
                     s.first_deliveries(1, 0, 10, &none)?.0,
-                    s.due_retries(1, t0 as u64, 10, &none)?,
-                    s.next_retry(1, t0 as u64)?,
-                    s.due_retries(1, t0 as u64 + 5000, 10, &none)?,
+                    s.due_retries(1, now, 10, &none)?,
+                    s.next_retry(1, now)?,
+                    s.due_retries(1, now + 5000, 10, &none)?,
                     s.pending_deliveries(1)?,
                 ))
             })
@@ -338,16 +342,14 @@ mod tests {
             "the failed one no longer holds a place"
         );
         assert!(due_now.is_empty());
-        assert_eq!(next, Some(t0 as u64 + 5000));
-        assert_eq!(due_later, [(t0 as u64 + 5000, 2, 1)]);
+        assert_eq!(next, Some(now + 5000));
+        assert_eq!(due_later, [(now + 5000, 2, 1)]);
         assert_eq!(pending, 5);
 
         let retry = DueDelivery {
             webhook_id: 1,
             event_id: 2,
-            queued: Queued::Retry {
-                due_ms: t0 as u64 + 5000,
-            },
+            queued: Queued::Retry { due_ms: now + 5000 },
             attempt: 2,
         };
         let ok = AttemptResult {

@@ -4,7 +4,7 @@
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use super::read::{read_live_sessions, read_session};
-use super::tables::*;
+use super::tables::{CLIENTS, LEASES, LIVE, LIVE_NAMES, SESSIONS, encode};
 use super::{Result, SessionRecord, Tx};
 
 /// Counts one more (or one fewer) live session holding display id `name`.
@@ -130,6 +130,16 @@ mod tests {
     /// lookup: the counts follow registrations, renames and endings.
     #[tokio::test]
     async fn live_display_ids_are_counted() {
+        async fn held(store: &Store) -> Result<(bool, bool)> {
+            store
+                .write(Durability::Lazy, |t| {
+                    Ok((
+                        t.display_id_live("calm-troodon")?,
+                        t.display_id_live("zany-minmi")?,
+                    ))
+                })
+                .await
+        }
         let (_dir, store) = store_with(0).await;
         let session = |id: &str| SessionRecord {
             id: id.into(),
@@ -148,16 +158,6 @@ mod tests {
             lease_deadline: None,
             push: Vec::new(),
         };
-        async fn held(store: &Store) -> Result<(bool, bool)> {
-            store
-                .write(Durability::Lazy, |t| {
-                    Ok((
-                        t.display_id_live("calm-troodon")?,
-                        t.display_id_live("zany-minmi")?,
-                    ))
-                })
-                .await
-        }
         store
             .write(Durability::Lazy, move |t| {
                 t.put_session(&session("a"))?;

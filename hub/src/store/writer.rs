@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ use tokio::sync::{Notify, watch};
 
 use super::open::{CACHE_BYTES, open_database};
 use super::read::committed_tip;
-use super::tables::*;
+use super::tables::META;
 use super::{Durability, Result, StoreError, WebhookRecord};
 
 /// How long lazy writes may stay unsynced.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// The most jobs folded into one commit.
 const MAX_BATCH: usize = 4096;
 
@@ -75,14 +75,14 @@ impl Shared {
         let db = self
             .db
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| StoreError::unavailable("the database is being reopened"))?;
         db.begin_read().map_err(StoreError::unavailable)
     }
 
     pub(super) fn set_fault(&self, fault: Option<String>) {
-        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
     }
 
     /// Records a failure of the storage; returns what its callers are told.
@@ -161,7 +161,7 @@ impl Writer {
         self.shared
             .db
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -199,19 +199,18 @@ impl Writer {
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             commit_batch(&db, &self.shared, batch, durable, |done| {
-                self.announce(done)
+                self.announce(done);
             })
         }))
         .unwrap_or_else(|_| Err(self.shared.fail("a commit panicked")));
         drop(db);
         match &outcome {
             Ok(_) if writes => self.shared.set_fault(None),
-            Ok(_) => {}
             Err(e) if e.is_unavailable() => {
                 tracing::error!(error = %e, "storage failed; reopening the database");
                 self.reopen();
             }
-            Err(_) => {}
+            Ok(_) | Err(_) => {}
         }
         outcome
     }
@@ -223,7 +222,7 @@ impl Writer {
             .shared
             .db
             .write()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(mut old) = old {
             // Readers hold a handle only while they begin a snapshot.
@@ -255,7 +254,11 @@ impl Writer {
                     Ok(tip) => self.publish_tip(tip),
                     Err(e) => tracing::warn!(error = %e, "reading the tip after reopening"),
                 }
-                *self.shared.db.write().unwrap_or_else(|e| e.into_inner()) = Some(db.clone());
+                *self
+                    .shared
+                    .db
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
                 tracing::info!("database reopened");
                 Some(db)
             }
@@ -321,19 +324,17 @@ fn commit_batch(
         };
         for job in batch {
             let run = job.run;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx))) {
-                Ok((done, ok)) => {
-                    failed |= !ok;
-                    completions.push(done);
-                }
-                Err(_) => {
-                    // Abort the whole batch: dropping the completions tells
-                    // every caller that its write did not happen.
-                    tracing::error!("a write job panicked; its batch was rolled back");
-                    drop(completions);
-                    return Err(StoreError::Other("a write job panicked".into()));
-                }
-            }
+            let Ok((done, ok)) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))
+            else {
+                // Abort the whole batch: dropping the completions tells
+                // every caller that its write did not happen.
+                tracing::error!("a write job panicked; its batch was rolled back");
+                drop(completions);
+                return Err(StoreError::Other("a write job panicked".into()));
+            };
+            failed |= !ok;
+            completions.push(done);
         }
         appended = tx.appended_tip;
         enqueued = tx.enqueued;

@@ -27,8 +27,10 @@ pub async fn register(bus: &Bus, p: RegisterParams) -> Outcome<Registered> {
         .unwrap_or_else(|| bus.cwd.clone());
     let client_id = p.client_id;
     // In range: checked with the params.
-    let lease_seconds = p.lease_seconds.map(|l| l as u64);
-    let client_pid = p.client_pid.map(|p| p as u32);
+    let lease_seconds = p
+        .lease_seconds
+        .map(|l| u64::try_from(l).unwrap_or_default());
+    let pid = p.client_pid.map(|p| u32::try_from(p).unwrap_or_default());
     let push = shared::push::merge_routes(&[], &p.push.unwrap_or_default());
     let repo = repo_from_cwd(&cwd);
     let reply = bus
@@ -59,8 +61,8 @@ pub async fn register(bus: &Bus, p: RegisterParams) -> Outcome<Registered> {
                     session.lease_seconds = lease_seconds;
                 }
                 renew_lease(&mut session, now);
-                if client_pid.is_some() {
-                    session.client_pid = client_pid;
+                if pid.is_some() {
+                    session.client_pid = pid;
                 }
                 // Routes add up while the session lives (its proxy and its
                 // hooks each report theirs); a revived session starts afresh.
@@ -99,7 +101,7 @@ pub async fn register(bus: &Bus, p: RegisterParams) -> Outcome<Registered> {
                 client_id,
                 last_cursor: Some(event.id),
                 deleted_at: None,
-                client_pid,
+                client_pid: pid,
                 lease_seconds,
                 lease_deadline,
                 push,
@@ -164,7 +166,7 @@ pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
 /// `list_channels()`: the implicit channels of live sessions with counts.
 pub async fn channels(bus: &Bus, _: NoParams) -> Outcome<Vec<ChannelCount>> {
     let items = live_and(bus, |sessions| {
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut counts = std::collections::BTreeMap::<String, u64>::new();
         for s in sessions {
             let s = &s.record;
             for c in shared::channel::implicit_channels(&s.id, &s.repo, &s.machine) {

@@ -12,7 +12,7 @@ use shared::wire::WebhookInfo;
 
 use super::{Failure, Outcome};
 use crate::state::Bus;
-use crate::store::{Durability, WebhookRecord};
+use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
 
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
 pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookRegistered> {
@@ -83,7 +83,7 @@ pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookReg
 
 /// `list_webhooks(active_only=true)`: newest first, secrets never shown.
 pub async fn list(bus: &Bus, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
-    let mut hooks = bus.store.read(|s| s.webhooks()).await?;
+    let mut hooks = bus.store.read(Snapshot::webhooks).await?;
     hooks.retain(|h| h.active || !p.active_only);
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(hooks.iter().map(shown).collect())
@@ -158,7 +158,7 @@ pub async fn unregister(bus: &Bus, p: WebhookParams) -> Outcome<WebhookRemoved> 
 pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
     let id = id(p.webhook_id);
     // Above zero and in range: checked with the params.
-    let event_id = p.event_id.map(|e| e as u64);
+    let event_id = p.event_id.map(|e| u64::try_from(e).unwrap_or_default());
     let limit = usize::try_from(p.limit).unwrap_or(1);
     let reply = bus
         .store
@@ -172,7 +172,7 @@ pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
                 deliveries: s
                     .delivery_log(id, limit, event_id)?
                     .iter()
-                    .map(|r| r.to_wire())
+                    .map(AttemptRecord::to_wire)
                     .collect(),
             }))
         })
@@ -184,7 +184,10 @@ pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
 /// webhook again (same `webhook-id`), whatever happened to it before.
 pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
     // Above zero: checked with the params.
-    let (id, event_id) = (id(p.webhook_id), p.event_id as u64);
+    let (id, event_id) = (
+        id(p.webhook_id),
+        u64::try_from(p.event_id).unwrap_or_default(),
+    );
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
@@ -212,7 +215,7 @@ pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
     Ok(reply?)
 }
 
-/// `test_webhook(webhook_id)`: POSTs a `ping` event (event_id 0) now and
+/// `test_webhook(webhook_id)`: POSTs a `ping` event (`event_id` 0) now and
 /// returns the attempt, which also goes in the delivery log.
 pub async fn test(bus: &Bus, p: WebhookParams) -> Outcome<Tested> {
     let id = id(p.webhook_id);

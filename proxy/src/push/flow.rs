@@ -465,9 +465,10 @@ mod tests {
         let t0 = Instant::now();
         let mut flow = Flow::new(t0);
         let mut pushed = Vec::new();
-        for i in 0..100u64 {
-            let t = t0 + REFILL * (i as u32);
-            pushed.extend(flow.admit(t, "me", event(i, "anonymous", "session:me", &i.to_string())));
+        for i in 0..100u32 {
+            let t = t0 + REFILL * i;
+            let e = event(u64::from(i), "anonymous", "session:me", &i.to_string());
+            pushed.extend(flow.admit(t, "me", e));
         }
         assert!(
             pushed.iter().all(|p| matches!(p, Push::Event(_))),

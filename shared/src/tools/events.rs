@@ -239,7 +239,7 @@ impl Params for GetParams {
                 SignalLevel::NAMES.join(", ")
             ));
         }
-        let max_wait = crate::config::MAX_WAIT_SECONDS as i64;
+        let max_wait = i64::try_from(crate::config::MAX_WAIT_SECONDS).unwrap_or(i64::MAX);
         check_range("wait_seconds", self.wait_seconds, 0..=max_wait, "")
     }
 }

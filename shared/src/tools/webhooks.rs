@@ -48,7 +48,11 @@ pub struct RegisterWebhookParams {
     pub event_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// Also `session_registered/unregistered`
+    /// Also session_registered/unregistered
+    #[expect(
+        clippy::doc_markdown,
+        reason = "this comment is the schema description clients read; the wire text stays as it was"
+    )]
     #[serde(default)]
     pub include_system: bool,
 }

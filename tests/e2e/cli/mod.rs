@@ -20,6 +20,7 @@ mod sessions;
 mod usage;
 mod webhooks;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -108,7 +109,6 @@ exit 0
     ] {
         let path = bin.join(name);
         std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     (

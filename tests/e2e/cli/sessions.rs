@@ -86,10 +86,10 @@ fn sessions_and_channels_print_the_original_text() {
         "session:cc-alpha".to_owned(),
     ];
     want.sort();
-    let body: String = want
-        .iter()
-        .map(|c| format!("  {c}  (1 subscriber)\n"))
-        .collect();
+    let mut body = String::new();
+    for c in &want {
+        body.push_str(&format!("  {c}  (1 subscriber)\n"));
+    }
     assert_eq!(out.stdout, format!("Active channels (4):\n\n{body}\n"));
 }
 
