@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use super::DRAIN;
@@ -243,7 +243,7 @@ where
     /// [`DRAIN`].
     pub(super) async fn serve(self, listener: TcpListener, stop: CancellationToken) {
         let this = Arc::new(self);
-        let graceful = GracefulShutdown::new();
+        let tracker = TaskTracker::new();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -262,8 +262,8 @@ where
             let _ = stream.set_nodelay(true);
             let slot = this.conns.slots.clone().try_acquire_owned().ok();
             let this = this.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
+            let stop = stop.clone();
+            tracker.spawn(async move {
                 let slot = match slot {
                     Some(slot) => slot,
                     None => match this.conns.make_room().await {
@@ -271,25 +271,25 @@ where
                         None => return overloaded(stream).await,
                     },
                 };
-                this.connection(stream, peer, slot, watcher).await;
+                this.connection(stream, peer, slot, stop).await;
             });
         }
         drop(listener);
-        if tokio::time::timeout(DRAIN, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        tracker.close();
+        if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
             tracing::warn!("connections still open after {DRAIN:?} were closed");
         }
     }
 
-    /// Serves one connection while it holds `slot`.
+    /// Serves one connection while it holds `slot`. Closed to make room or
+    /// at `stop`, it finishes a request in progress first (one can start
+    /// just as the connection is picked as idle), so no reply is cut off.
     async fn connection(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
         slot: OwnedSemaphorePermit,
-        watcher: Watcher,
+        stop: CancellationToken,
     ) {
         let (conn, _registered) = self.conns.register();
         let service = {
@@ -314,16 +314,24 @@ where
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout);
-        let served = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::select! {
-            result = served => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
-            }
+        let mut served = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
+        let ended = tokio::select! {
+            result = served.as_mut() => Some(result),
             () = conn.evict.cancelled() => {
                 tracing::debug!(%peer, "idle connection closed to make room");
+                None
             }
+            () = stop.cancelled() => None,
+        };
+        let result = match ended {
+            Some(result) => result,
+            None => {
+                served.as_mut().graceful_shutdown();
+                served.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, "connection ended: {e}");
         }
         drop(slot);
     }
