@@ -182,11 +182,12 @@ fn frame(answer: Answer, sse: bool) -> Response {
         return warp::reply::with_status(warp::reply(), StatusCode::ACCEPTED).into_response();
     };
     let (content_type, cache, text) = if sse {
-        (
-            "text/event-stream",
-            "no-cache",
-            format!("event: message\ndata: {body}\n\n"),
-        )
+        ("text/event-stream", "no-cache", {
+            let mut text = body;
+            text.insert_str(0, "event: message\ndata: ");
+            text.push_str("\n\n");
+            text
+        })
     } else {
         ("application/json", "no-store", body)
     };

@@ -26,6 +26,11 @@ impl Json {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The text, for framing on the wire.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 #[cfg(test)]

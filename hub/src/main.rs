@@ -8,6 +8,14 @@ use clap::Parser;
 use hub::Config;
 use hub::config::Command;
 
+/// jemalloc rather than glibc's allocator, which gives each busy thread an
+/// arena of its own and keeps what it freed: at 10,000 sessions the fleet
+/// benchmark measured 343–705 MB resident with glibc's, run to run, and
+/// 212–304 MB with jemalloc, whose `list_sessions` and wake-ups were as
+/// fast or faster.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = Config::parse();
     tracing_subscriber::fmt()

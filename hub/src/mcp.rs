@@ -52,14 +52,19 @@ pub enum Answer {
 
 impl Answer {
     /// A JSON-RPC success whose result is already serialised (written as is).
-    fn result(id: &Value, result: &Json) -> Self {
+    fn result(id: &Value, result: Json) -> Self {
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".to_owned());
+        // Framed in place: a result can be megabytes, and a renderer that
+        // leaves room for the frame (`tools::render_with`) is never copied.
+        let mut body = result.into_string();
+        body.insert_str(
+            0,
+            &["{\"jsonrpc\":\"2.0\",\"id\":", &id, ",\"result\":"].concat(),
+        );
+        body.push('}');
         Self::Message {
             status: StatusCode::OK,
-            body: format!(
-                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{}}}",
-                result.as_str()
-            ),
+            body,
         }
     }
 
@@ -138,7 +143,7 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
     };
     let params = obj.get("params").cloned();
     match dispatch(bus, method, params).await {
-        Ok(result) => Answer::result(&id, &result),
+        Ok(result) => Answer::result(&id, result),
         Err(e) => Answer::error(StatusCode::OK, &id, &e),
     }
 }

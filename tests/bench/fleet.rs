@@ -386,6 +386,12 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
     // Give the last wakes a moment to land, then stop the fleet.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = rss_mb(pid);
+    let open = client
+        .health()
+        .await
+        .ok()
+        .and_then(|h| h["connections"]["open"].as_u64())
+        .unwrap_or(0);
     stop.store(true, Ordering::Relaxed);
     let mut wake = std::mem::take(
         &mut *wakes
@@ -409,7 +415,7 @@ async fn fleet(hub: &Hub, pid: u32, n: usize) {
         wall
     );
     println!(
-        "  hub CPU {cores:.2} cores   RSS {rss:.0} MB   lease renewals {renewals:.0}/s   lapses {}",
+        "  hub CPU {cores:.2} cores   RSS {rss:.0} MB ({open} connections open)   lease renewals {renewals:.0}/s   lapses {}",
         counters.lapses.load(Ordering::Relaxed)
     );
     println!(

@@ -323,12 +323,11 @@ where
             }
             () = stop.cancelled() => None,
         };
-        let result = match ended {
-            Some(result) => result,
-            None => {
-                served.as_mut().graceful_shutdown();
-                served.await
-            }
+        let result = if let Some(result) = ended {
+            result
+        } else {
+            served.as_mut().graceful_shutdown();
+            served.await
         };
         if let Err(e) = result {
             tracing::debug!(%peer, "connection ended: {e}");

@@ -86,9 +86,21 @@ impl LiveSession {
         })
     }
 
-    /// Appends this session's `list_sessions` item at `now_ms` to `json`,
-    /// and the same escaped to `text`.
-    pub fn write_item(&self, now_ms: i64, json: &mut String, text: &mut String) {
+    /// About how long [`LiveSession::write_item`] makes each of its two
+    /// texts (an upper bound of the moving fields), to size a list's buffers.
+    pub fn item_len(&self) -> (usize, usize) {
+        // The heartbeat, the age and their keys.
+        const MOVING_LEN: usize = 64;
+        let item = self.item();
+        (
+            item.head.len() + item.tail.len() + MOVING_LEN,
+            item.head_text.len() + item.tail_text.len() + MOVING_LEN + 8,
+        )
+    }
+
+    /// Appends this session's `list_sessions` item at `now_ms` to `out`:
+    /// its JSON, or with `as_text` the same escaped as inside a JSON string.
+    pub fn write_item(&self, now_ms: i64, out: &mut String, as_text: bool) {
         let item = self.item();
         let r = &self.record;
         // A timestamp is digits and `-:.TZ`: nothing in it needs escaping.
@@ -96,25 +108,27 @@ impl LiveSession {
         debug_assert_eq!(escaped(&heartbeat), heartbeat);
         let age = serde_json::to_string(&((now_ms - r.registered_at).max(0) as f64 / 1000.0))
             .unwrap_or_default();
-        for part in [
-            item.head.as_str(),
-            "\"",
-            &heartbeat,
-            "\",\"age_seconds\":",
-            &age,
-            &item.tail,
-        ] {
-            json.push_str(part);
-        }
-        for part in [
-            item.head_text.as_str(),
-            "\\\"",
-            &heartbeat,
-            "\\\",\\\"age_seconds\\\":",
-            &age,
-            &item.tail_text,
-        ] {
-            text.push_str(part);
+        let parts = if as_text {
+            [
+                item.head_text.as_str(),
+                "\\\"",
+                &heartbeat,
+                "\\\",\\\"age_seconds\\\":",
+                &age,
+                &item.tail_text,
+            ]
+        } else {
+            [
+                item.head.as_str(),
+                "\"",
+                &heartbeat,
+                "\",\"age_seconds\":",
+                &age,
+                &item.tail,
+            ]
+        };
+        for part in parts {
+            out.push_str(part);
         }
     }
 }
@@ -194,7 +208,8 @@ mod tests {
             let live = LiveSession::new(record(name));
             let now = 1_700_000_100_500;
             let (mut json, mut text) = (String::new(), String::new());
-            live.write_item(now, &mut json, &mut text);
+            live.write_item(now, &mut json, false);
+            live.write_item(now, &mut text, true);
             let want = serde_json::to_string(&live.record.to_wire(now)).unwrap();
             assert_eq!(json, want);
             assert_eq!(text, escaped(&want));

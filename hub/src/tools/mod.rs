@@ -54,17 +54,33 @@ pub fn render(value: &impl serde::Serialize, list: bool) -> Json {
 }
 
 /// [`render`] from the reply's JSON and the same JSON escaped as inside a
-/// JSON string (built alongside by a caller that renders from parts).
+/// JSON string.
 pub fn render_parts(json: &str, escaped: &str, list: bool) -> Json {
+    render_with(json.len() + escaped.len(), list, |out, as_text| {
+        out.push_str(if as_text { escaped } else { json });
+    })
+}
+
+/// [`render`] written by `write` straight into the reply: called once with
+/// `as_text` (the reply's JSON escaped as inside a JSON string) and once
+/// without (the JSON itself). `size` is about how long the two come to,
+/// so a reply of megabytes is one allocation and no copies.
+pub fn render_with(size: usize, list: bool, write: impl Fn(&mut String, bool)) -> Json {
     let (open, close) = if list {
         ("{\"result\":", "}")
     } else {
         ("", "")
     };
-    let result = format!(
-        "{{\"content\":[{{\"type\":\"text\",\"text\":\"{escaped}\"}}],\"structuredContent\":{open}{json}{close},\"isError\":false}}"
-    );
-    Json::spliced(result)
+    // Room for the JSON-RPC envelope and the SSE frame put around it in place.
+    let mut out = String::with_capacity(size + 256);
+    out.push_str("{\"content\":[{\"type\":\"text\",\"text\":\"");
+    write(&mut out, true);
+    out.push_str("\"}],\"structuredContent\":");
+    out.push_str(open);
+    write(&mut out, false);
+    out.push_str(close);
+    out.push_str(",\"isError\":false}");
+    Json::spliced(out)
 }
 
 /// Why a call produced no reply.

@@ -147,17 +147,20 @@ pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
         let now = shared::time::now_ms();
         // Each item from its cached rendering: a list of thousands of
         // sessions is a copy, not a serialisation.
-        let (mut json, mut text) = (String::from("["), String::from("["));
-        for (i, s) in sessions.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-                text.push(',');
+        let size = sessions.iter().fold(4, |n, s| {
+            let (json, text) = s.item_len();
+            n + json + text + 2
+        });
+        super::render_with(size, true, |out, as_text| {
+            out.push('[');
+            for (i, s) in sessions.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                s.write_item(now, out, as_text);
             }
-            s.write_item(now, &mut json, &mut text);
-        }
-        json.push(']');
-        text.push(']');
-        super::render_parts(&json, &text, true)
+            out.push(']');
+        })
     })
     .await?;
     Ok(rendered)
