@@ -291,7 +291,7 @@ where
         slot: OwnedSemaphorePermit,
         stop: CancellationToken,
     ) {
-        let (conn, _registered) = self.conns.register();
+        let (conn, registered) = self.conns.register();
         let service = {
             let routes = self.routes.clone();
             let policy = self.policy.clone();
@@ -317,21 +317,30 @@ where
         let mut served = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
         let ended = tokio::select! {
             result = served.as_mut() => Some(result),
-            () = conn.evict.cancelled() => {
+            () = conn.evict.cancelled() => None,
+            () = stop.cancelled() => None,
+        };
+        let result = match ended {
+            Some(result) => Some(result),
+            // Picked as idle and still idle (nothing past a partial request
+            // head, which may never end): closed now, so its slot frees.
+            None if !stop.is_cancelled() && conn.busy.load(Ordering::Acquire) == 0 => {
                 tracing::debug!(%peer, "idle connection closed to make room");
                 None
             }
-            () = stop.cancelled() => None,
+            // A request in progress (at shutdown, or one that started just as
+            // the connection was picked) is answered first.
+            None => {
+                served.as_mut().graceful_shutdown();
+                Some(served.await)
+            }
         };
-        let result = if let Some(result) = ended {
-            result
-        } else {
-            served.as_mut().graceful_shutdown();
-            served.await
-        };
-        if let Err(e) = result {
+        if let Some(Err(e)) = result {
             tracing::debug!(%peer, "connection ended: {e}");
         }
+        // Out of the count before the slot frees, so `open` never passes
+        // the cap.
+        drop(registered);
         drop(slot);
     }
 }
