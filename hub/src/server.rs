@@ -4,12 +4,13 @@
 //! be recorded (undelivered ones stay in the outbox for the next start) →
 //! flush and close the store.
 //!
-//! Connections are served by hyper (HTTP/1.1) under a cap (`conns`): past it, a new
-//! connection closes the oldest one with no request in progress, so idle
-//! connections cannot lock callers out; when every connection is busy the
-//! newcomer gets a 503. A connection must send its request head within the
-//! header timeout of opening or of its previous reply. Who may call is
-//! decided here, before any route ([`crate::auth`]).
+//! Connections are served by hyper (HTTP/1.1) under a cap, in `conns`:
+//! past it, a new connection closes the oldest one with no request in
+//! progress, so idle connections cannot lock callers out; when every
+//! connection is busy the newcomer gets a 503. A connection must send its
+//! request head within the header timeout of opening or of its previous
+//! reply. Who may call is decided there, before any route
+//! ([`crate::auth`]).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -43,6 +43,18 @@ enum Due {
     After(Duration),
 }
 
+impl Due {
+    /// `Ok`: do it now. `Err`: nothing now — how long to wait, or `None`
+    /// when closing.
+    fn now(self) -> Result<(), Option<Duration>> {
+        match self {
+            Self::Closing => Err(None),
+            Self::Now => Ok(()),
+            Self::After(wait) => Err(Some(wait)),
+        }
+    }
+}
+
 /// Where the session stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
@@ -354,17 +366,13 @@ impl Presence {
     /// Does what is due now; returns how long to wait before the next step
     /// (`None`: the proxy is closing).
     async fn step(&self) -> Option<Duration> {
-        match self.due() {
-            Due::Closing => return None,
-            Due::After(wait) => return Some(wait),
-            Due::Now => {}
+        if let Err(wait) = self.due().now() {
+            return wait;
         }
         let mut slot = self.registrar.lock().await;
         // Re-check: the phase may have changed while waiting for the lock.
-        match self.due() {
-            Due::Closing => return None,
-            Due::After(wait) => return Some(wait),
-            Due::Now => {}
+        if let Err(wait) = self.due().now() {
+            return wait;
         }
         let identity = self.identity(&mut slot).await.clone();
         let renewing = matches!(self.phase(), Phase::Registered(_));

@@ -321,21 +321,21 @@ where
             () = stop.cancelled() => None,
         };
         let result = match ended {
-            Some(result) => Some(result),
+            Some(result) => result,
             // Picked as idle and still idle (nothing past a partial request
             // head, which may never end): closed now, so its slot frees.
             None if !stop.is_cancelled() && conn.busy.load(Ordering::Acquire) == 0 => {
                 tracing::debug!(%peer, "idle connection closed to make room");
-                None
+                Ok(())
             }
             // A request in progress (at shutdown, or one that started just as
             // the connection was picked) is answered first.
             None => {
                 served.as_mut().graceful_shutdown();
-                Some(served.await)
+                served.await
             }
         };
-        if let Some(Err(e)) = result {
+        if let Err(e) = result {
             tracing::debug!(%peer, "connection ended: {e}");
         }
         // Out of the count before the slot frees, so `open` never passes

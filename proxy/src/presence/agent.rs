@@ -41,8 +41,8 @@ impl Presence {
             .call_tool("register_session", Value::Object(args))
             .await?;
         if let Ok(registered) = registered(&out) {
-            let id = registered.session_id.clone();
             self.note_cursor(&registered);
+            let id = registered.session_id;
             self.state().identity = Some(next.clone());
             *identity = next;
             tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");

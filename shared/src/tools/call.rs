@@ -34,43 +34,42 @@ impl ToolOutput {
     }
 }
 
+impl HubClient {
+    /// Calls `T` with `params` and decodes its answer.
+    pub async fn call<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>, ClientError> {
+        let arguments = serde_json::to_value(params).unwrap_or(Value::Null);
+        let out = self.call_tool(T::NAME, arguments).await?;
+        self.answer_of::<T>(&out)
+    }
+
+    /// [`HubClient::call`], giving up after `timeout`.
+    pub async fn call_within<T: Tool>(
+        &self,
+        params: &T::Params,
+        timeout: std::time::Duration,
+    ) -> Result<Answer<T::Reply>, ClientError> {
+        let arguments = serde_json::to_value(params).unwrap_or(Value::Null);
+        let out = self.call_tool_within(T::NAME, arguments, timeout).await?;
+        self.answer_of::<T>(&out)
+    }
+
+    /// `out` decoded as `T`'s answer; a reply of the wrong shape
+    /// names this hub.
+    fn answer_of<T: Tool>(&self, out: &ToolOutput) -> Result<Answer<T::Reply>, ClientError> {
+        out.answer::<T>().map_err(|e| match e {
+            ClientError::Protocol { detail, .. } => ClientError::Protocol {
+                url: self.endpoint().to_string(),
+                detail,
+            },
+            other => other,
+        })
+    }
+}
+
 /// Declares a typed method per tool.
 macro_rules! typed {
     ($($(#[$doc:meta])* $method:ident => $tool:ty;)*) => {
         impl HubClient {
-            /// Calls `T` with `params` and decodes its answer.
-            pub async fn call<T: Tool>(
-                &self,
-                params: &T::Params,
-            ) -> Result<Answer<T::Reply>, ClientError> {
-                let arguments = serde_json::to_value(params).unwrap_or(Value::Null);
-                let out = self.call_tool(T::NAME, arguments).await?;
-                self.answer_of::<T>(&out)
-            }
-
-            /// [`HubClient::call`], giving up after `timeout`.
-            pub async fn call_within<T: Tool>(
-                &self,
-                params: &T::Params,
-                timeout: std::time::Duration,
-            ) -> Result<Answer<T::Reply>, ClientError> {
-                let arguments = serde_json::to_value(params).unwrap_or(Value::Null);
-                let out = self.call_tool_within(T::NAME, arguments, timeout).await?;
-                self.answer_of::<T>(&out)
-            }
-
-            /// `out` decoded as `T`'s answer; a reply of the wrong shape
-            /// names this hub.
-            fn answer_of<T: Tool>(&self, out: &ToolOutput) -> Result<Answer<T::Reply>, ClientError> {
-                out.answer::<T>().map_err(|e| match e {
-                    ClientError::Protocol { detail, .. } => ClientError::Protocol {
-                        url: self.endpoint().to_string(),
-                        detail,
-                    },
-                    other => other,
-                })
-            }
-
             $(
                 $(#[$doc])*
                 pub async fn $method(
