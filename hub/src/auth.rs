@@ -17,6 +17,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use warp::http::{HeaderMap, Uri};
 
+use crate::caller::Access;
+
 /// The hub's access rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -29,7 +31,8 @@ pub struct Policy {
 /// The decision for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Allow,
+    /// Admitted, and how.
+    Allow(Access),
     /// 400: the request's target or `Host` is malformed.
     BadRequest(&'static str),
     /// 401: credentials missing or wrong.
@@ -119,7 +122,7 @@ impl Policy {
                 .or_else(|| auth.strip_prefix("bearer "))
             && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
         {
-            return Verdict::Allow;
+            return Verdict::Allow(Access::Token);
         }
         let loopback = peer.is_some_and(|p| is_loopback(p.ip()));
         let forwarded = headers.contains_key("x-forwarded-for");
@@ -132,17 +135,17 @@ impl Policy {
             ));
         }
         if loopback && !forwarded && host.is_some() {
-            return Verdict::Allow;
+            return Verdict::Allow(Access::Local);
         }
         if self.disabled {
-            return Verdict::Allow;
+            return Verdict::Allow(Access::Open);
         }
         if loopback
             && forwarded
             && host.is_some()
-            && header("tailscale-user-login").is_some_and(|v| !v.is_empty())
+            && let Some(login) = header("tailscale-user-login").filter(|v| !v.is_empty())
         {
-            return Verdict::Allow;
+            return Verdict::Allow(Access::Forwarded(login.to_owned()));
         }
         if loopback && host.is_none() {
             Verdict::Unauthorized(
@@ -232,14 +235,14 @@ mod tests {
             &["box.tail.ts.net".into()],
             "127.0.0.1",
         );
-        assert_eq!(
+        assert!(matches!(
             p.check(Some(local), &root, &headers(&[("host", "127.0.0.1:8080")])),
-            Verdict::Allow
-        );
-        assert_eq!(
+            Verdict::Allow(_)
+        ));
+        assert!(matches!(
             p.check(Some(local), &root, &headers(&[("host", "localhost:8080")])),
-            Verdict::Allow
-        );
+            Verdict::Allow(_)
+        ));
         assert!(matches!(
             p.check(Some(local), &root, &headers(&[("host", "evil.example")])),
             Verdict::Forbidden(_)
@@ -252,14 +255,14 @@ mod tests {
             ),
             Verdict::Forbidden(_)
         ));
-        assert_eq!(
+        assert!(matches!(
             p.check(
                 Some(local),
                 &root,
                 &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])
             ),
-            Verdict::Allow
-        );
+            Verdict::Allow(_)
+        ));
         assert!(matches!(
             p.check(Some(remote), &root, &headers(&[])),
             Verdict::Unauthorized(_)
@@ -272,14 +275,14 @@ mod tests {
             ),
             Verdict::Unauthorized(_)
         ));
-        assert_eq!(
+        assert!(matches!(
             p.check(
                 Some(remote),
                 &root,
                 &headers(&[("authorization", "Bearer s3cret")])
             ),
-            Verdict::Allow
-        );
+            Verdict::Allow(_)
+        ));
         let fwd = [
             ("host", "box.tail.ts.net"),
             ("x-forwarded-for", "100.64.0.5"),
@@ -293,10 +296,10 @@ mod tests {
             ("x-forwarded-for", "100.64.0.5"),
             ("tailscale-user-login", "me@x"),
         ];
-        assert_eq!(
+        assert!(matches!(
             p.check(Some(local), &root, &headers(&fwd_ts)),
-            Verdict::Allow
-        );
+            Verdict::Allow(_)
+        ));
         // Remote with a forged Tailscale header: not through a local proxy.
         assert!(matches!(
             p.check(

@@ -93,7 +93,7 @@ impl Hub {
     /// POSTs `body` as `/mcp` does: (status, body).
     fn post(&self, body: &[u8]) -> (u16, Vec<u8>) {
         self.rt.block_on(async {
-            match crate::mcp::answer(&self.bus, body).await {
+            match crate::mcp::answer(&self.bus, &crate::caller::Caller::internal(), body).await {
                 crate::mcp::Answer::Message { status, body } => {
                     (status.as_u16(), body.into_bytes())
                 }

@@ -15,6 +15,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::auth::Verdict;
+use crate::caller::Caller;
 use crate::mcp::Answer;
 use crate::server::Load;
 use crate::state::Bus;
@@ -60,10 +61,14 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("accept"))
         .and(warp::body::bytes())
         .and(with_bus)
+        .and(warp::ext::optional::<Caller>())
         .then(
-            |accept: Option<String>, body: Bytes, bus: Arc<Bus>| async move {
+            |accept: Option<String>, body: Bytes, bus: Arc<Bus>, caller: Option<Caller>| async move {
                 let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
-                frame(crate::mcp::answer(&bus, &body).await, sse)
+                // Set by the connection's access check; a route reached
+                // without one (only tests serve routes bare) is the process's own.
+                let caller = caller.unwrap_or_else(Caller::internal);
+                frame(crate::mcp::answer(&bus, &caller, &body).await, sse)
             },
         );
 
@@ -158,7 +163,7 @@ fn health(bus: &Bus, load: &Load) -> Response {
 /// The reply to a request [`crate::auth`] refused.
 pub fn refusal(verdict: &Verdict) -> Response {
     let (status, error, message) = match verdict {
-        Verdict::Allow => (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new()),
+        Verdict::Allow(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new()),
         Verdict::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad Request", (*m).to_owned()),
         Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", (*m).to_owned()),
         Verdict::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),

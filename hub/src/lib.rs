@@ -11,6 +11,8 @@
 //!   `server::conns`, the accept loop, the connection cap and timeouts, auth
 //!   before any route.
 //! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
+//! - [`caller`]: who is calling, as a tool sees it (access, peer, session
+//!   key, kind of reader).
 //! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
@@ -39,6 +41,7 @@
 //!   coercion; `make fuzz` runs them for minutes.
 
 pub mod auth;
+pub mod caller;
 pub mod codec;
 pub mod config;
 pub mod delivery;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use shared::catalog;
 use warp::http::StatusCode;
 
+use crate::caller::Caller;
 use crate::json::Json;
 use crate::state::Bus;
 use crate::store::STORAGE_REFUSAL;
@@ -91,7 +92,7 @@ pub fn invalid_request(message: impl Into<String>) -> Value {
 }
 
 /// One POST body: parsed, dispatched, answered (`fuzz` drives it directly).
-pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
+pub async fn answer(bus: &Bus, caller: &Caller, body: &[u8]) -> Answer {
     let message: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -142,15 +143,20 @@ pub async fn answer(bus: &Bus, body: &[u8]) -> Answer {
         return Answer::Accepted;
     };
     let params = obj.get("params").cloned();
-    match dispatch(bus, method, params).await {
+    match dispatch(bus, caller, method, params).await {
         Ok(result) => Answer::result(&id, result),
         Err(e) => Answer::error(StatusCode::OK, &id, &e),
     }
 }
 
-async fn dispatch(bus: &Bus, method: &str, params: Option<Value>) -> Result<Json, RpcError> {
+async fn dispatch(
+    bus: &Bus,
+    caller: &Caller,
+    method: &str,
+    params: Option<Value>,
+) -> Result<Json, RpcError> {
     if method == "tools/call" {
-        return call_tool(bus, params).await;
+        return call_tool(bus, caller, params).await;
     }
     Ok(Json::of(&dispatch_value(method, params.as_ref())?))
 }
@@ -210,7 +216,7 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
     Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
 }
 
-async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
+async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<Json, RpcError> {
     let Some(Value::Object(mut params)) = params else {
         return Err(RpcError::new(
             INVALID_PARAMS,
@@ -224,7 +230,7 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
         ));
     };
     let arguments = params.remove("arguments");
-    let caller = arguments
+    let named = arguments
         .as_ref()
         .and_then(|a| a.get("session_id"))
         .and_then(Value::as_str)
@@ -237,12 +243,12 @@ async fn call_tool(bus: &Bus, params: Option<Value>) -> Result<Json, RpcError> {
             .is_some_and(|w| w > 0);
     let _counted = waits.then(|| bus.long_poll());
     let started = Instant::now();
-    let outcome = tools::call(bus, &name, arguments).await;
+    let outcome = tools::call(bus, caller, &name, arguments).await;
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let result = match outcome {
         Ok(reply) => {
             let summary = reply.summary();
-            tracing::debug!(tool = %name, caller = caller.as_deref().unwrap_or("-"), micros, "{summary}");
+            tracing::debug!(tool = %name, caller = named.as_deref().unwrap_or("-"), micros, "{summary}");
             return Ok(reply.render());
         }
         Err(ToolError::Internal(e)) => {

@@ -2,14 +2,14 @@
 //! hub — one JSON-RPC `POST /mcp` per call, no `initialize` needed (the hub is
 //! stateless).
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::config::{self, UrlError};
+use crate::config::{self, Reader, UrlError};
 
 pub mod follow;
 
@@ -133,6 +133,12 @@ pub struct HubClient {
     endpoint: Url,
     token: Option<String>,
     next_id: AtomicU64,
+    /// Sent as [`config::HEADER_SESSION_KEY`] with every call, once known:
+    /// the key of the session this client acts as (shared with every
+    /// [`HubClient::as_reader`] view of it).
+    session_key: Arc<RwLock<Option<String>>>,
+    /// Sent as [`config::HEADER_READER`] unless it is the agent itself.
+    reader: Reader,
 }
 
 /// Installs the TLS crypto provider once per process (reqwest is built with
@@ -172,7 +178,38 @@ impl HubClient {
             endpoint,
             token: token.filter(|t| !t.is_empty()),
             next_id: AtomicU64::new(1),
+            session_key: Arc::new(RwLock::new(None)),
+            reader: Reader::Agent,
         })
+    }
+
+    /// A view of this client (its connections and its session key, now
+    /// and later) that calls as `reader`.
+    pub fn as_reader(&self, reader: Reader) -> Self {
+        Self {
+            http: self.http.clone(),
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+            next_id: AtomicU64::new(1),
+            session_key: self.session_key.clone(),
+            reader,
+        }
+    }
+
+    /// The session key this client sends, if any.
+    pub fn session_key(&self) -> Option<String> {
+        self.session_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends `key` with every call from now on (`None`: no key).
+    pub fn set_session_key(&self, key: Option<String>) {
+        *self
+            .session_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key.filter(|k| !k.is_empty());
     }
 
     /// A client for `AGENT_EVENT_BUS_URL` (or the default) and `AGENT_EVENT_BUS_TOKEN`.
@@ -292,6 +329,12 @@ impl HubClient {
             .timeout(timeout);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(key) = self.session_key() {
+            request = request.header(config::HEADER_SESSION_KEY, key);
+        }
+        if self.reader != Reader::Agent {
+            request = request.header(config::HEADER_READER, self.reader.name());
         }
         let response = request.send().await.map_err(|e| {
             // The hub refuses an oversize body before reading it, and may

@@ -26,6 +26,56 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 60;
 /// Longest `wait_seconds` a long-poll may ask for.
 pub const MAX_WAIT_SECONDS: u64 = 60;
 
+/// The request header that carries a session's key, for a call that acts
+/// as that session. Never an argument: the agent never sees its key.
+pub const HEADER_SESSION_KEY: &str = "agent-event-bus-session-key";
+
+/// The request header that says what kind of reader a call comes from, for
+/// receipts: the agent's own calls prove a message reached it, a push poll
+/// or a helper's read does not.
+pub const HEADER_READER: &str = "agent-event-bus-reader";
+
+/// What kind of reader sends a call ([`HEADER_READER`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reader {
+    /// The agent's own tool call (no header): what it reads, it has seen.
+    #[default]
+    Agent,
+    /// A proxy's push poll: finds what to push, shows the model nothing.
+    Push,
+    /// A hook or a helper command (the CLI): never consumes the agent's
+    /// cursor, and proves nothing reached the model unless it reports so.
+    Helper,
+    /// The CLI's `wait`, held open as the session's wake-up hook.
+    Wait,
+}
+
+impl Reader {
+    /// The header's values, as [`Reader::parse`] reads them.
+    pub const NAMES: [&'static str; 4] = ["agent", "push", "helper", "wait"];
+
+    /// The header value for this reader.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Push => "push",
+            Self::Helper => "helper",
+            Self::Wait => "wait",
+        }
+    }
+
+    /// A header value; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "agent" => Some(Self::Agent),
+            "push" => Some(Self::Push),
+            "helper" => Some(Self::Helper),
+            "wait" => Some(Self::Wait),
+            _ => None,
+        }
+    }
+}
+
 /// Why a hub URL cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid hub URL '{url}': {reason} (expected e.g. {DEFAULT_URL})")]

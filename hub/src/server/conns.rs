@@ -20,6 +20,7 @@ use tower_service::Service;
 
 use super::DRAIN;
 use crate::auth::{Policy, Verdict};
+use crate::caller::Caller;
 
 /// How long a connection over the cap waits for a slot to free up.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
@@ -297,13 +298,18 @@ where
             let policy = self.policy.clone();
             let conn = conn.clone();
             let conns = self.conns.clone();
-            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let busy = Busy::new(&conn, &conns);
                 let verdict = policy.check(Some(peer), request.uri(), request.headers());
                 let mut routes = routes.clone();
                 async move {
                     let response = match verdict {
-                        Verdict::Allow => routes.call(request).await?,
+                        Verdict::Allow(access) => {
+                            let caller =
+                                Caller::from_request(access, Some(peer.ip()), request.headers());
+                            request.extensions_mut().insert(caller);
+                            routes.call(request).await?
+                        }
                         refused => crate::http::refusal(&refused),
                     };
                     drop(busy);

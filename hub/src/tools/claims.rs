@@ -9,6 +9,7 @@ use shared::tools::claims::{ClaimParams, ClaimReply, ListClaimsParams};
 use shared::wire::ClaimInfo;
 
 use super::{Outcome, deleted_refusal};
+use crate::caller::Caller;
 use crate::sessions::{self, EndReason};
 use crate::state::Bus;
 use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
@@ -98,7 +99,7 @@ enum Decision {
 }
 
 /// `claim(resource, session_id, exclusive=true, note?, release=false)`
-pub async fn claim(bus: &Bus, p: ClaimParams) -> Outcome<ClaimReply> {
+pub async fn claim(bus: &Bus, _caller: &Caller, p: ClaimParams) -> Outcome<ClaimReply> {
     let attempt = Attempt {
         resource: p.resource,
         session_id: p.session_id,
@@ -251,7 +252,7 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
 
 /// `list_claims(prefix?)`: claims under `prefix` and those covering it,
 /// with their holders' names.
-pub async fn list(bus: &Bus, p: ListClaimsParams) -> Outcome<Vec<ClaimInfo>> {
+pub async fn list(bus: &Bus, _caller: &Caller, p: ListClaimsParams) -> Outcome<Vec<ClaimInfo>> {
     let prefix = p.prefix.unwrap_or_default();
     let items = bus
         .store

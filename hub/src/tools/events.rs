@@ -13,6 +13,7 @@ use shared::tools::events::{
 };
 
 use super::{Failure, Outcome, deleted, deleted_refusal};
+use crate::caller::Caller;
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord};
@@ -21,7 +22,7 @@ const DELETED_READ_HINT: &str = "This session was unregistered or timed out, and
 const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. The event was stored anyway, attributed to the deleted session id. Call register_session to get a live session - this id will not come back on its own.";
 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
-pub async fn publish(bus: &Bus, p: PublishParams) -> Outcome<Published> {
+pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<Published> {
     if p.payload.len() > bus.limits.max_payload_bytes {
         return Err(Failure::Args(format!(
             "payload is {} bytes; the limit is {} (send a summary and a pointer instead)",
@@ -171,7 +172,7 @@ enum Pass {
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
 /// waits and the page is empty.
-pub async fn get(bus: &Bus, p: GetParams) -> Outcome<Page> {
+pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
     let mut read = Read::new(p)?;
     let deadline = tokio::time::Instant::now() + read.wait;
     let mut tip = bus.store.tip();
@@ -347,7 +348,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
-pub async fn ack(bus: &Bus, p: AckParams) -> Outcome<Acked> {
+pub async fn ack(bus: &Bus, _caller: &Caller, p: AckParams) -> Outcome<Acked> {
     let AckParams {
         session_id,
         cursor: raw,

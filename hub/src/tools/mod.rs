@@ -13,6 +13,7 @@ pub mod webhooks;
 use serde_json::Value;
 use shared::tools::{self as contract, Refusal, Tool};
 
+use crate::caller::Caller;
 use crate::json::Json;
 use crate::state::Bus;
 use crate::store::{SessionRecord, StoreError};
@@ -123,11 +124,12 @@ pub type Outcome<R> = Result<R, Failure>;
 /// Parses `arguments` as `T`'s params, runs `handler`, renders its reply.
 async fn typed<T: Tool>(
     bus: &Bus,
+    caller: &Caller,
     arguments: Option<Value>,
-    handler: impl AsyncFnOnce(&Bus, T::Params) -> Outcome<T::Reply>,
+    handler: impl AsyncFnOnce(&Bus, &Caller, T::Params) -> Outcome<T::Reply>,
 ) -> Outcome<Json> {
     let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
-    let reply = handler(bus, params).await?;
+    let reply = handler(bus, caller, params).await?;
     Ok(render(&reply, T::LIST))
 }
 
@@ -135,49 +137,58 @@ async fn typed<T: Tool>(
 /// workers, when it is large).
 async fn rendered<T: Tool>(
     bus: &Bus,
+    caller: &Caller,
     arguments: Option<Value>,
-    handler: impl AsyncFnOnce(&Bus, T::Params) -> Outcome<Json>,
+    handler: impl AsyncFnOnce(&Bus, &Caller, T::Params) -> Outcome<Json>,
 ) -> Outcome<Json> {
     let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
-    handler(bus, params).await
+    handler(bus, caller, params).await
 }
 
-/// Runs one tool.
-pub async fn call(bus: &Bus, name: &str, arguments: Option<Value>) -> ToolResult {
+/// Runs one tool for `caller`.
+pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Value>) -> ToolResult {
     use contract::{
         claims as c, events as e, notify as n, receipts as r, sessions as s, webhooks as w,
     };
     let a = arguments;
     let result = match name {
-        s::RegisterSession::NAME => typed::<s::RegisterSession>(bus, a, sessions::register).await,
-        s::ListSessions::NAME => rendered::<s::ListSessions>(bus, a, sessions::list).await,
-        s::ListChannels::NAME => typed::<s::ListChannels>(bus, a, sessions::channels).await,
-        s::UnregisterSession::NAME => {
-            typed::<s::UnregisterSession>(bus, a, sessions::unregister).await
+        s::RegisterSession::NAME => {
+            typed::<s::RegisterSession>(bus, caller, a, sessions::register).await
         }
-        e::PublishEvent::NAME => typed::<e::PublishEvent>(bus, a, events::publish).await,
-        e::GetEvents::NAME => typed::<e::GetEvents>(bus, a, events::get).await,
-        e::AckEvents::NAME => typed::<e::AckEvents>(bus, a, events::ack).await,
-        n::Notify::NAME => typed::<n::Notify>(bus, a, notify::tool).await,
-        c::Claim::NAME => typed::<c::Claim>(bus, a, claims::claim).await,
-        c::ListClaims::NAME => typed::<c::ListClaims>(bus, a, claims::list).await,
-        r::MessageStatus::NAME => typed::<r::MessageStatus>(bus, a, receipts::message_status).await,
-        r::MessagePushed::NAME => typed::<r::MessagePushed>(bus, a, receipts::message_pushed).await,
-        w::RegisterWebhook::NAME => typed::<w::RegisterWebhook>(bus, a, webhooks::register).await,
-        w::ListWebhooks::NAME => typed::<w::ListWebhooks>(bus, a, webhooks::list).await,
+        s::ListSessions::NAME => rendered::<s::ListSessions>(bus, caller, a, sessions::list).await,
+        s::ListChannels::NAME => typed::<s::ListChannels>(bus, caller, a, sessions::channels).await,
+        s::UnregisterSession::NAME => {
+            typed::<s::UnregisterSession>(bus, caller, a, sessions::unregister).await
+        }
+        e::PublishEvent::NAME => typed::<e::PublishEvent>(bus, caller, a, events::publish).await,
+        e::GetEvents::NAME => typed::<e::GetEvents>(bus, caller, a, events::get).await,
+        e::AckEvents::NAME => typed::<e::AckEvents>(bus, caller, a, events::ack).await,
+        n::Notify::NAME => typed::<n::Notify>(bus, caller, a, notify::tool).await,
+        c::Claim::NAME => typed::<c::Claim>(bus, caller, a, claims::claim).await,
+        c::ListClaims::NAME => typed::<c::ListClaims>(bus, caller, a, claims::list).await,
+        r::MessageStatus::NAME => {
+            typed::<r::MessageStatus>(bus, caller, a, receipts::message_status).await
+        }
+        r::MessagePushed::NAME => {
+            typed::<r::MessagePushed>(bus, caller, a, receipts::message_pushed).await
+        }
+        w::RegisterWebhook::NAME => {
+            typed::<w::RegisterWebhook>(bus, caller, a, webhooks::register).await
+        }
+        w::ListWebhooks::NAME => typed::<w::ListWebhooks>(bus, caller, a, webhooks::list).await,
         w::SetWebhookActive::NAME => {
-            typed::<w::SetWebhookActive>(bus, a, webhooks::set_active).await
+            typed::<w::SetWebhookActive>(bus, caller, a, webhooks::set_active).await
         }
         w::UnregisterWebhook::NAME => {
-            typed::<w::UnregisterWebhook>(bus, a, webhooks::unregister).await
+            typed::<w::UnregisterWebhook>(bus, caller, a, webhooks::unregister).await
         }
         w::ListWebhookDeliveries::NAME => {
-            typed::<w::ListWebhookDeliveries>(bus, a, webhooks::deliveries).await
+            typed::<w::ListWebhookDeliveries>(bus, caller, a, webhooks::deliveries).await
         }
         w::RedeliverWebhook::NAME => {
-            typed::<w::RedeliverWebhook>(bus, a, webhooks::redeliver).await
+            typed::<w::RedeliverWebhook>(bus, caller, a, webhooks::redeliver).await
         }
-        w::TestWebhook::NAME => typed::<w::TestWebhook>(bus, a, webhooks::test).await,
+        w::TestWebhook::NAME => typed::<w::TestWebhook>(bus, caller, a, webhooks::test).await,
         other => return Err(ToolError::Unknown(other.to_owned())),
     };
     match result {

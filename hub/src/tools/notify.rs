@@ -7,11 +7,12 @@ use shared::notify;
 use shared::tools::notify::{Notified, NotifyParams};
 
 use super::Outcome;
+use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::SessionRecord;
 
 /// `notify(title, message, sound=false)` → `{success, title, message}`.
-pub async fn tool(_bus: &Bus, p: NotifyParams) -> Outcome<Notified> {
+pub async fn tool(_bus: &Bus, _caller: &Caller, p: NotifyParams) -> Outcome<Notified> {
     Ok(shared::tools::notify::show(p).await)
 }
 

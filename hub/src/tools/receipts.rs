@@ -13,6 +13,7 @@ use shared::tools::receipts::{Pushed, PushedParams, Receipt as ReceiptInfo, Stat
 use shared::tools::refusal::EVENT_NOT_FOUND;
 
 use super::Outcome;
+use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::{Durability, EventRecord, Mark, Receipt, SessionRecord, Snapshot, StoreError};
 
@@ -63,7 +64,11 @@ fn lookup(snap: &Snapshot, event: &EventRecord) -> Result<Option<ReceiptInfo>, S
 }
 
 /// `message_status(event_ids)`: one entry per id, in the order asked.
-pub async fn message_status(bus: &Bus, p: StatusParams) -> Outcome<Vec<ReceiptInfo>> {
+pub async fn message_status(
+    bus: &Bus,
+    _caller: &Caller,
+    p: StatusParams,
+) -> Outcome<Vec<ReceiptInfo>> {
     let ids = p.event_ids;
     let items = bus
         .store
@@ -106,7 +111,7 @@ fn refused(event_id: u64, status: Option<&str>, error: &str) -> ReceiptInfo {
 /// `message_pushed(session_id, event_ids)`: the recipient's client showed
 /// these direct messages in its session. Ids that are not direct messages to
 /// it are passed over.
-pub async fn message_pushed(bus: &Bus, p: PushedParams) -> Outcome<Pushed> {
+pub async fn message_pushed(bus: &Bus, _caller: &Caller, p: PushedParams) -> Outcome<Pushed> {
     let PushedParams {
         session_id,
         event_ids: ids,

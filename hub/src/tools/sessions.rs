@@ -9,13 +9,14 @@ use shared::tools::sessions::{
 use shared::wire::ChannelCount;
 
 use super::{Outcome, deleted_refusal};
+use crate::caller::Caller;
 use crate::json::Json;
 use crate::sessions::{EndReason, end_session, live_and, renew_lease};
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord, Tx};
 
 /// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?)`
-pub async fn register(bus: &Bus, p: RegisterParams) -> Outcome<Registered> {
+pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome<Registered> {
     let name = p.name;
     let machine = p
         .machine
@@ -140,7 +141,7 @@ fn register_reply(
 }
 
 /// `list_sessions()`
-pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
+pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
     // Rendered where it is read: a reply proportional to the number of
     // sessions is never built on an async worker.
     let rendered = live_and(bus, |sessions| {
@@ -167,7 +168,7 @@ pub async fn list(bus: &Bus, _: NoParams) -> Outcome<Json> {
 }
 
 /// `list_channels()`: the implicit channels of live sessions with counts.
-pub async fn channels(bus: &Bus, _: NoParams) -> Outcome<Vec<ChannelCount>> {
+pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<ChannelCount>> {
     let items = live_and(bus, |sessions| {
         let mut counts = std::collections::BTreeMap::<String, u64>::new();
         for s in sessions {
@@ -189,7 +190,7 @@ pub async fn channels(bus: &Bus, _: NoParams) -> Outcome<Vec<ChannelCount>> {
 }
 
 /// `unregister_session(session_id?, client_id?, machine?)`
-pub async fn unregister(bus: &Bus, p: UnregisterParams) -> Outcome<Unregistered> {
+pub async fn unregister(bus: &Bus, _caller: &Caller, p: UnregisterParams) -> Outcome<Unregistered> {
     let machine = p.machine.unwrap_or_else(|| bus.hostname.clone());
     let (session_id, client_id) = (p.session_id, p.client_id);
     let reply = bus

@@ -11,11 +11,16 @@ use shared::tools::webhooks::{
 use shared::wire::WebhookInfo;
 
 use super::{Failure, Outcome};
+use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
 
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
-pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookRegistered> {
+pub async fn register(
+    bus: &Bus,
+    _caller: &Caller,
+    p: RegisterWebhookParams,
+) -> Outcome<WebhookRegistered> {
     let url = p.url.trim().to_owned();
     let parsed = url::Url::parse(&url).map_err(|e| {
         Failure::Args(format!(
@@ -82,7 +87,7 @@ pub async fn register(bus: &Bus, p: RegisterWebhookParams) -> Outcome<WebhookReg
 }
 
 /// `list_webhooks(active_only=true)`: newest first, secrets never shown.
-pub async fn list(bus: &Bus, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
+pub async fn list(bus: &Bus, _caller: &Caller, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
     let mut hooks = bus.store.read(Snapshot::webhooks).await?;
     hooks.retain(|h| h.active || !p.active_only);
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -108,7 +113,7 @@ fn id(webhook_id: i64) -> u64 {
 /// `set_webhook_active(webhook_id, active)`: pausing ends the webhook's
 /// pending deliveries as failed (logged, so they can be redelivered);
 /// resuming clears a disable by the hub and its failure streak.
-pub async fn set_active(bus: &Bus, p: SetActiveParams) -> Outcome<WebhookActive> {
+pub async fn set_active(bus: &Bus, _caller: &Caller, p: SetActiveParams) -> Outcome<WebhookActive> {
     let (id, active) = (id(p.webhook_id), p.active);
     let reply = bus
         .store
@@ -137,7 +142,7 @@ pub async fn set_active(bus: &Bus, p: SetActiveParams) -> Outcome<WebhookActive>
 }
 
 /// `unregister_webhook(webhook_id)`
-pub async fn unregister(bus: &Bus, p: WebhookParams) -> Outcome<WebhookRemoved> {
+pub async fn unregister(bus: &Bus, _caller: &Caller, p: WebhookParams) -> Outcome<WebhookRemoved> {
     let id = id(p.webhook_id);
     if bus
         .store
@@ -155,7 +160,7 @@ pub async fn unregister(bus: &Bus, p: WebhookParams) -> Outcome<WebhookRemoved> 
 
 /// `list_webhook_deliveries(webhook_id, event_id?, limit=20)`: the delivery
 /// log, newest first, with how many deliveries are still pending.
-pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
+pub async fn deliveries(bus: &Bus, _caller: &Caller, p: DeliveriesParams) -> Outcome<Deliveries> {
     let id = id(p.webhook_id);
     // Above zero and in range: checked with the params.
     let event_id = p.event_id.map(|e| u64::try_from(e).unwrap_or_default());
@@ -182,7 +187,7 @@ pub async fn deliveries(bus: &Bus, p: DeliveriesParams) -> Outcome<Deliveries> {
 
 /// `redeliver_webhook(webhook_id, event_id)`: queues the event for the
 /// webhook again (same `webhook-id`), whatever happened to it before.
-pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
+pub async fn redeliver(bus: &Bus, _caller: &Caller, p: RedeliverParams) -> Outcome<Redelivered> {
     // Above zero: checked with the params.
     let (id, event_id) = (
         id(p.webhook_id),
@@ -217,7 +222,7 @@ pub async fn redeliver(bus: &Bus, p: RedeliverParams) -> Outcome<Redelivered> {
 
 /// `test_webhook(webhook_id)`: POSTs a `ping` event (`event_id` 0) now and
 /// returns the attempt, which also goes in the delivery log.
-pub async fn test(bus: &Bus, p: WebhookParams) -> Outcome<Tested> {
+pub async fn test(bus: &Bus, _caller: &Caller, p: WebhookParams) -> Outcome<Tested> {
     let id = id(p.webhook_id);
     let Some(hook) = bus.store.read(move |s| s.webhook(id)).await? else {
         return Err(Refusal::WebhookNotFound { webhook_id: id }.into());
