@@ -15,6 +15,7 @@
 //! - [`config`]: environment variable names, defaults, URL rules.
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
+//! - [`state`]: the private per-user state directory the CLI and proxy share.
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
@@ -28,6 +29,7 @@ pub mod cursor;
 pub mod level;
 pub mod notify;
 pub mod push;
+pub mod state;
 pub mod time;
 pub mod tools;
 pub mod wire;

@@ -15,8 +15,7 @@
 //! agent was busy) wakes the next one at once, and nothing is shown twice.
 
 use std::fs::{self, File, OpenOptions};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,7 +38,6 @@ use crate::session::SessionArg;
 /// The exit code that wakes the agent: something arrived.
 pub const WOKEN: u8 = 2;
 /// Where the state directory comes from when `--state-dir` is not given.
-pub const ENV_STATE_DIR: &str = "AGENT_EVENT_BUS_STATE_DIR";
 /// How long a new waiter waits for the one it replaces to let go.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a waiter checks whether it has been replaced.
@@ -63,7 +61,7 @@ pub struct WaitArgs {
     #[arg(long, value_name = "CHANNELS", env = config::ENV_PUSH_CHANNELS, default_value = "")]
     channels: String,
     /// Where waiters keep their lock and cursor files [default: $XDG_RUNTIME_DIR/agent-event-bus, else a per-user temp dir]
-    #[arg(long, value_name = "DIR", env = ENV_STATE_DIR, hide = true)]
+    #[arg(long, value_name = "DIR", env = shared::state::ENV_STATE_DIR, hide = true)]
     state_dir: Option<PathBuf>,
 }
 
@@ -83,7 +81,7 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
         ));
         return Ok(ExitCode::from(1));
     };
-    let dir = state_dir(args.state_dir.as_deref())?;
+    let dir = shared::state::dir(args.state_dir.as_deref())?;
     let files = Files::new(&dir, &id);
     let Some(claim) = Claim::take(&files, &id).await? else {
         // A newer waiter for this session started meanwhile.
@@ -262,26 +260,6 @@ fn wake_text(
     text
 }
 
-/// The directory for lock and cursor files, created private to the user.
-fn state_dir(given: Option<&Path>) -> Result<PathBuf> {
-    let dir = match given {
-        Some(dir) => dir.to_owned(),
-        None => match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-            Some(runtime) => PathBuf::from(runtime).join("agent-event-bus"),
-            None => std::env::temp_dir().join(format!(
-                "agent-event-bus-{}",
-                rustix::process::getuid().as_raw()
-            )),
-        },
-    };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
-
 /// One session's waiter files.
 struct Files {
     owner: PathBuf,
@@ -291,7 +269,7 @@ struct Files {
 
 impl Files {
     fn new(dir: &Path, session_id: &str) -> Self {
-        let key = file_key(session_id);
+        let key = shared::state::file_key(session_id);
         Self {
             owner: dir.join(format!("wait-{key}.owner")),
             lock: dir.join(format!("wait-{key}.lock")),
@@ -305,40 +283,12 @@ impl Files {
 
     /// Best effort: a lost cursor only means starting at the newest event.
     fn save_cursor(&self, cursor: u64) {
-        let _ = write_atomic(&self.cursor, &cursor.to_string());
+        let _ = shared::state::write_private(&self.cursor, &cursor.to_string());
     }
 
     fn owner(&self) -> Option<String> {
         fs::read_to_string(&self.owner).ok()
     }
-}
-
-/// A session id as a file-name part: safe characters kept, anything else
-/// replaced, with a hash of the id when that changed it.
-fn file_key(session_id: &str) -> String {
-    let safe: String = session_id
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if safe == session_id {
-        return safe;
-    }
-    let mut hasher = DefaultHasher::new();
-    session_id.hash(&mut hasher);
-    format!("{safe}-{:016x}", hasher.finish())
-}
-
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
 }
 
 /// This process's claim on a session: it is the newest waiter and holds the
@@ -357,7 +307,7 @@ impl Claim {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let token = format!("{} {nanos}", std::process::id());
-        write_atomic(&files.owner, &token)
+        shared::state::write_private(&files.owner, &token)
             .with_context(|| format!("cannot write {}", files.owner.display()))?;
         let lock = OpenOptions::new()
             .create(true)
@@ -405,18 +355,4 @@ fn stop(claim: &Claim) -> Result<impl Future<Output = ()> + '_> {
             tokio::time::sleep(OWNER_POLL).await;
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_keys_are_safe_and_distinct() {
-        assert_eq!(file_key("abc-123_X"), "abc-123_X");
-        let odd = file_key("a/b c");
-        assert!(odd.starts_with("a_b_c-"), "{odd}");
-        assert_ne!(file_key("a/b"), file_key("a_b"));
-        assert!(file_key(&"x".repeat(300)).len() < 100);
-    }
 }
