@@ -46,7 +46,7 @@ pub struct Global {
     /// Hub URL, with or without /mcp
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     pub url: String,
-    /// Bearer token for a remote hub
+    /// Bearer token for the hub [default: for a hub on this machine, the token file beside its database]
     #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Show the full error chain on failures

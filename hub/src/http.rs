@@ -65,9 +65,13 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .then(
             |accept: Option<String>, body: Bytes, bus: Arc<Bus>, caller: Option<Caller>| async move {
                 let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
-                // Set by the connection's access check; a route reached
-                // without one (only tests serve routes bare) is the process's own.
-                let caller = caller.unwrap_or_else(Caller::internal);
+                // Set by the connection's access check when it admitted the
+                // caller; without one, nobody was admitted.
+                let Some(caller) = caller else {
+                    return refusal(&Verdict::Unauthorized(
+                        "this hub needs its credential: send Authorization: Bearer <token>".to_owned(),
+                    ));
+                };
                 frame(crate::mcp::answer(&bus, &caller, &body).await, sse)
             },
         );
@@ -163,9 +167,11 @@ fn health(bus: &Bus, load: &Load) -> Response {
 /// The reply to a request [`crate::auth`] refused.
 pub fn refusal(verdict: &Verdict) -> Response {
     let (status, error, message) = match verdict {
-        Verdict::Allow(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new()),
+        Verdict::Allow(_) | Verdict::Public => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new())
+        }
         Verdict::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad Request", (*m).to_owned()),
-        Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", (*m).to_owned()),
+        Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", m.clone()),
         Verdict::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
     };
     json_response(status, &json!({"error": error, "message": message}))
