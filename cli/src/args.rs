@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hooks, notify, sessions, wait, webhook};
+use crate::commands::{access, claims, events, hooks, notify, sessions, wait, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -20,6 +20,7 @@ Examples:
   agent-event-bus-cli claims file:my-project/
   agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
   agent-event-bus-cli doctor
+  agent-event-bus-cli open                  # the live view, with this machine's hub token
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
 else the session on this machine whose client process is an ancestor of this command
@@ -84,6 +85,10 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// Check the hub, auth, versions, a publish/read round trip and the Claude Code setup
     Doctor,
+    /// Print the hub's token this CLI sends, to give a client on another machine
+    Token,
+    /// Open the live view in a browser, with the hub's token
+    Open(access::OpenArgs),
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings

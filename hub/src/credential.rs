@@ -95,7 +95,7 @@ pub fn prepare_data_dir(db: &Path) -> Result<(), CredentialError> {
         return Ok(());
     };
     let mode = meta.mode() & 0o7777;
-    if mode & 0o077 == 0 {
+    if !open_to_others(mode) {
         return Ok(());
     }
     let mine = meta.uid() == rustix::process::geteuid().as_raw();
@@ -127,7 +127,7 @@ pub fn make_store_private(db: &Path, existed: bool) {
         return;
     };
     let mode = meta.mode() & 0o7777;
-    if mode & 0o077 == 0 {
+    if !open_to_others(mode) {
         return;
     }
     match fs::set_permissions(db, fs::Permissions::from_mode(0o600)) {
@@ -172,7 +172,7 @@ pub fn load_or_create(given: Option<&str>, db: &Path) -> Result<Credential, Cred
                 });
             }
             let mode = meta.mode() & 0o777;
-            if mode & 0o077 != 0 {
+            if open_to_others(mode) {
                 tracing::warn!(
                     file = %path.display(),
                     mode = format!("{mode:04o}"),
@@ -235,7 +235,16 @@ fn new_token() -> io::Result<String> {
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(io::Error::other)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut hex = String::with_capacity(2 * TOKEN_BYTES);
+    for b in bytes {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Ok(hex)
+}
+
+/// Whether a file mode lets anyone but its owner in (group or other bits).
+fn open_to_others(mode: u32) -> bool {
+    mode & 0o077 != 0
 }
 
 /// The live view's address with the credential in its fragment, which a

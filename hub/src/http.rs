@@ -109,14 +109,25 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .map(move |bus: Arc<Bus>| health(&bus, &load));
 
     // GET / — a read-only live view (sessions, channels, events, webhooks)
-    // that reads through POST /mcp like any other client.
+    // that reads through POST /mcp like any other client. The page holds
+    // nothing of the bus and loads without the credential; its reads send
+    // the token it took from its address's fragment.
     let dashboard = warp::path::end().and(warp::get()).map(|| {
         let mut r = warp::reply::html(DASHBOARD).into_response();
-        r.headers_mut().insert(
+        let headers = r.headers_mut();
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
             warp::http::HeaderValue::from_static(
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             ),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            warp::http::HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            warp::http::HeaderValue::from_static("no-store"),
         );
         r
     });

@@ -132,12 +132,13 @@ pub async fn run(
 /// terminal (not a service's log) it also prints the live view's address
 /// with the token in its fragment, for the person who started the hub.
 fn announce(credential: &Credential, config: &Config, addr: std::net::SocketAddr) {
-    match credential.file() {
-        Some(file) => tracing::info!(
+    if let Some(file) = credential.file() {
+        tracing::info!(
             file = %file.display(),
             "credential: the token file beside the database, readable by this user only; this user's proxy and CLI read it, remote clients set AGENT_EVENT_BUS_TOKEN (`agent-event-bus-cli token` prints it)"
-        ),
-        None => tracing::info!("credential: the token given (--token / AGENT_EVENT_BUS_TOKEN)"),
+        );
+    } else {
+        tracing::info!("credential: the token given (--token / AGENT_EVENT_BUS_TOKEN)");
     }
     if config.insecure_no_auth {
         tracing::warn!("--insecure-no-auth: every caller gets in without the token");

@@ -196,10 +196,13 @@ mod tests {
         );
         assert_eq!(listeners_in(&v4, 8080).collect::<Vec<_>>(), [1000, 33]);
         let one = Ipv6Addr::LOCALHOST.octets();
-        let words: String = one
-            .chunks(4)
-            .map(|w| format!("{:08X}", u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-            .collect();
+        let mut words = String::new();
+        for w in one.chunks(4) {
+            words.push_str(&format!(
+                "{:08X}",
+                u32::from_ne_bytes([w[0], w[1], w[2], w[3]])
+            ));
+        }
         let v6 = format!(
             "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
              0: {words}:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  501        0 1\n"
