@@ -17,7 +17,10 @@ fn raw(hub: &Hub, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<
     let client = reqwest::Client::new();
     support::rt().block_on(async {
         let url = format!("{}{path}", hub.base());
-        let mut req = client.request(method.parse().unwrap(), url).body(body);
+        let mut req = client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(hub.token())
+            .body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -353,6 +356,7 @@ fn an_unforeseen_rejection_gets_a_fixed_message_and_one_log_line() {
     let (status, body) = support::rt().block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("{}/mcp", hub.base()))
+            .bearer_auth(hub.token())
             .header(reqwest::header::CONTENT_TYPE, not_text)
             .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
             .send()

@@ -2,7 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9).
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9),
+//!   its credential, and the environment that lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
@@ -104,6 +105,7 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
         .arg(repo_root().join("examples/hooks").join(script))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -179,6 +181,10 @@ pub struct Hub {
     pub port: u16,
     /// The database file (in `dir` unless [`Hub::start_on`] put it elsewhere).
     db: PathBuf,
+    /// The hub's credential: the token it was given, else the one it made.
+    token: String,
+    /// The token file it made (`None` when it was given its token).
+    token_file: Option<PathBuf>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
@@ -284,12 +290,29 @@ impl Hub {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .expect("the readiness line ends with a port");
+        let (token, token_file) = match given_token(&args, &env) {
+            Some(token) => (token, None),
+            None => {
+                let file = shared::config::token_file_beside(&db);
+                let token = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                    panic!(
+                        "the hub made no token file at {} ({e}); its stderr:\n{}",
+                        file.display(),
+                        log.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    )
+                });
+                (token.trim().to_owned(), Some(file))
+            }
+        };
         Self {
             child: Some(child),
             dir,
             url: format!("{}/mcp", base.trim_end_matches('/')),
             port,
             db,
+            token,
+            token_file,
             extra_args: args,
             extra_env: env,
             log,
@@ -309,8 +332,36 @@ impl Hub {
             .clone()
     }
 
-    /// A typed client for this hub.
+    /// The hub's credential (the token it was given, else the one it made).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The token file the hub made (`None` when it was given its token).
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        self.token_file.as_deref()
+    }
+
+    /// The environment that lets one of our binaries find this hub's
+    /// credential as its user's clients do: the token file, or the token
+    /// the hub was given.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        match &self.token_file {
+            Some(file) => vec![(
+                shared::config::ENV_TOKEN_FILE.to_owned(),
+                file.display().to_string(),
+            )],
+            None => vec![(shared::config::ENV_TOKEN.to_owned(), self.token.clone())],
+        }
+    }
+
+    /// A typed client for this hub, presenting its credential.
     pub fn client(&self) -> HubClient {
+        HubClient::new(&self.url, Some(self.token.clone())).expect("a valid hub URL")
+    }
+
+    /// A typed client for this hub that presents no credential.
+    pub fn anonymous_client(&self) -> HubClient {
         HubClient::new(&self.url, None).expect("a valid hub URL")
     }
 
@@ -383,6 +434,8 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        self.token.clone_from(&next.token);
+        self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
         self.url.clone_from(&next.url);
         self.port = next.port;
@@ -405,6 +458,22 @@ impl Drop for Hub {
             eprintln!("---- hub stderr ----\n{}", self.log());
         }
     }
+}
+
+/// The token a hub is started with, from its flags or environment.
+fn given_token(args: &[String], env: &[(String, String)]) -> Option<String> {
+    let flag = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--token") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+        None => None,
+    });
+    flag.or_else(|| {
+        env.iter()
+            .find(|(k, _)| k == shared::config::ENV_TOKEN)
+            .map(|(_, v)| v.clone())
+    })
+    .map(|t| t.trim().to_owned())
+    .filter(|t| !t.is_empty())
 }
 
 /// The outcome of one CLI run.
@@ -440,19 +509,27 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// A CLI for `hub` that finds its credential as the hub's user's does.
     pub fn new(hub: &Hub) -> Self {
         Self {
             url: hub.url.clone(),
-            env: Vec::new(),
+            env: hub.client_env(),
         }
     }
 
-    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens).
+    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens),
+    /// with no credential.
     pub fn at(url: &str) -> Self {
         Self {
             url: url.to_owned(),
             env: Vec::new(),
         }
+    }
+
+    /// Adds what lets the CLI find `hub`'s credential to every run.
+    pub fn with_credential(mut self, hub: &Hub) -> Self {
+        self.env.extend(hub.client_env());
+        self
     }
 
     /// Adds an environment variable to every run.
