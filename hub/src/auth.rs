@@ -192,7 +192,11 @@ impl Policy {
         {
             return Verdict::Allow(Access::Forwarded(login.to_owned()));
         }
-        Verdict::Unauthorized(self.refusal(bearer.is_some(), loopback && !forwarded, login.is_some()))
+        Verdict::Unauthorized(self.refusal(
+            bearer.is_some(),
+            loopback && !forwarded,
+            login.is_some(),
+        ))
     }
 
     /// The 401 text: what was wrong and where the credential is. Only a

@@ -107,7 +107,9 @@ pub fn prepare_data_dir(db: &Path) -> Result<(), CredentialError> {
                 was = format!("{mode:04o}"),
                 "made the data directory private (0700)"
             ),
-            Err(e) => tracing::warn!(dir = %dir.display(), "cannot make the data directory private: {e}"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "cannot make the data directory private: {e}");
+            }
         }
     } else {
         tracing::warn!(

@@ -29,8 +29,11 @@ const LEFT_OUT: [&str; 2] = ["test_webhook", "notify"];
 
 /// Runs `check` on inputs from `strategy` for `FUZZ_SECONDS`, or for
 /// `FUZZ_CASES` inputs; panics with the smallest failing input.
-pub(crate) fn fuzz<S: Strategy>(name: &str, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub(crate) fn fuzz<S: Strategy>(
+    name: &str,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S::Value: std::fmt::Debug,
 {
     let seconds = std::env::var("FUZZ_SECONDS")

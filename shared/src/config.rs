@@ -316,13 +316,11 @@ pub fn read_token_file(file: &Path) -> Discovery {
              first start. Start the hub; if it uses another database, set {ENV_DB} (or \
              {ENV_TOKEN_FILE}) for this client too, or set {ENV_TOKEN}"
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            Discovery::Missing(format!(
-                "cannot read the token file {shown} (permission denied): the hub runs as \
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Discovery::Missing(format!(
+            "cannot read the token file {shown} (permission denied): the hub runs as \
                  another user. Ask its user for the token (`agent-event-bus-cli token`) and \
                  set {ENV_TOKEN}"
-            ))
-        }
+        )),
         Err(e) => Discovery::Missing(format!("cannot read the token file {shown}: {e}")),
     }
 }
@@ -366,11 +364,16 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        assert!(matches!(read_token_file(&file), Discovery::Missing(m) if m.contains("no token file")));
+        assert!(
+            matches!(read_token_file(&file), Discovery::Missing(m) if m.contains("no token file"))
+        );
         std::fs::write(&file, "abc\n").unwrap();
         let found = read_token_file(&file);
         assert_eq!(found.credential().map(|c| c.token.as_str()), Some("abc"));
-        assert!(!format!("{found:?}").contains("abc"), "Debug hides the token");
+        assert!(
+            !format!("{found:?}").contains("abc"),
+            "Debug hides the token"
+        );
     }
 
     #[test]

@@ -253,22 +253,35 @@ fn loopback_without_the_credential_is_told_where_it_is() {
         .block_on(hub.anonymous_client().call_tool("list_sessions", json!({})))
         .expect_err("refused");
     let text = refused.to_string();
-    assert!(text.contains("401") && text.contains("sent no credential"), "{text}");
+    assert!(
+        text.contains("401") && text.contains("sent no credential"),
+        "{text}"
+    );
 
     // A CLI that reads another database's token file is refused, and says
     // which file it sent.
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("token"), "someone-elses\n").unwrap();
     let out = Cli::at(&hub.url)
-        .env("AGENT_EVENT_BUS_DB", other.path().join("data.redb").to_str().unwrap())
+        .env(
+            "AGENT_EVENT_BUS_DB",
+            other.path().join("data.redb").to_str().unwrap(),
+        )
         .run(&["sessions"]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(out.stderr.contains("the credential sent is not"), "{out:#?}");
     assert!(
-        out.stderr.contains(&other.path().join("token").display().to_string()),
+        out.stderr.contains("the credential sent is not"),
         "{out:#?}"
     );
-    assert!(!hub.log().contains(hub.token()), "the token is never logged");
+    assert!(
+        out.stderr
+            .contains(&other.path().join("token").display().to_string()),
+        "{out:#?}"
+    );
+    assert!(
+        !hub.log().contains(hub.token()),
+        "the token is never logged"
+    );
 }
 
 #[test]
@@ -279,7 +292,10 @@ fn health_and_the_live_views_page_are_open_but_its_data_is_not() {
     assert_eq!(health["status"], "ok");
     let text = health.to_string();
     assert!(!text.contains(hub.token()), "{text}");
-    assert!(!text.contains("token"), "/health names no credential: {text}");
+    assert!(
+        !text.contains("token"),
+        "/health names no credential: {text}"
+    );
     let (status, page) = request(&hub, "GET", "/", &[]);
     assert_eq!(status, 200);
     assert!(page.as_str().is_some_and(|p| p.contains("sessionStorage")));
@@ -303,7 +319,10 @@ fn the_token_file_is_private_and_so_is_the_data_directory() {
     assert_eq!(mode(&db), 0o600, "the database");
     assert_eq!(hub.token().len(), 64, "32 random bytes in hex");
     assert!(!hub.log().contains(hub.token()), "never logged");
-    assert!(hub.log().contains(&file.display().to_string()), "its place is");
+    assert!(
+        hub.log().contains(&file.display().to_string()),
+        "its place is"
+    );
 }
 
 #[test]
@@ -382,14 +401,20 @@ fn the_originals_keyless_flow_works_with_the_credential() {
             reply["result"]["structuredContent"].clone()
         })
     };
-    let session = call("register_session", json!({"name": "original", "client_id": "orig-1"}));
+    let session = call(
+        "register_session",
+        json!({"name": "original", "client_id": "orig-1"}),
+    );
     assert_eq!(session["session_id"], "orig-1", "{session}");
     let published = call(
         "publish_event",
         json!({"session_id": "orig-1", "event_type": "hello", "payload": "keyless", "channel": "all"}),
     );
     assert!(published["event_id"].is_u64(), "{published}");
-    let page = call("get_events", json!({"session_id": "orig-1", "order": "asc"}));
+    let page = call(
+        "get_events",
+        json!({"session_id": "orig-1", "order": "asc"}),
+    );
     assert!(
         page["events"]
             .as_array()
@@ -443,12 +468,18 @@ fn requests_a_browser_could_forge_or_smuggle_are_refused() {
         ),
         (
             "two Host headers",
-            request("/mcp", &format!("host: 127.0.0.1\r\nhost: rebind.test\r\n{auth}")),
+            request(
+                "/mcp",
+                &format!("host: 127.0.0.1\r\nhost: rebind.test\r\n{auth}"),
+            ),
             400,
         ),
         (
             "a request line in absolute form",
-            request("http://127.0.0.1/mcp", &format!("host: 127.0.0.1\r\n{auth}")),
+            request(
+                "http://127.0.0.1/mcp",
+                &format!("host: 127.0.0.1\r\n{auth}"),
+            ),
             400,
         ),
         (
@@ -580,7 +611,8 @@ fn an_open_listener_starts_with_a_token_or_when_told_to() {
         });
         let health = support::rt().block_on(hub.client().health()).unwrap();
         assert_eq!(health["status"], "ok", "{env:?}");
-        let sessions = support::rt().block_on(hub.anonymous_client().call_tool("list_sessions", json!({})));
+        let sessions =
+            support::rt().block_on(hub.anonymous_client().call_tool("list_sessions", json!({})));
         assert_eq!(
             sessions.is_ok(),
             env.0 == "AGENT_EVENT_BUS_AUTH_DISABLED",

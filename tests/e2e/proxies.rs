@@ -63,7 +63,10 @@ impl Drop for ReverseProxy {
 
 /// Forwards one request to the hub as `style` does, and the reply back.
 fn forward(client: TcpStream, upstream: u16, style: Style) {
-    let peer = client.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let peer = client
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let mut reader = BufReader::new(client.try_clone().expect("a second handle"));
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() || request_line.is_empty() {
@@ -127,7 +130,7 @@ fn forward(client: TcpStream, upstream: u16, style: Style) {
 
 /// POSTs `tools/call name(args)` to `base` with `headers`; the status and
 /// the body (the JSON-RPC reply, or the hub's refusal).
-fn call(base: &str, headers: &[(&str, &str)], name: &str, args: Value) -> (u16, Value) {
+fn call(base: &str, headers: &[(&str, &str)], name: &str, args: &Value) -> (u16, Value) {
     shared::client::install_crypto_provider();
     support::rt().block_on(async {
         let mut request = reqwest::Client::new()
@@ -158,7 +161,7 @@ fn works_with_the_credential(proxy: &ReverseProxy, hub: &Hub, extra: &[(&str, &s
         &proxy.base(),
         &headers,
         "publish_event",
-        json!({"event_type": "through_proxy", "payload": "hello"}),
+        &json!({"event_type": "through_proxy", "payload": "hello"}),
     );
     assert_eq!(status, 200, "{reply}");
     let id = reply["result"]["structuredContent"]["event_id"]
@@ -168,7 +171,7 @@ fn works_with_the_credential(proxy: &ReverseProxy, hub: &Hub, extra: &[(&str, &s
         &proxy.base(),
         &headers,
         "get_events",
-        json!({"event_types": ["through_proxy"]}),
+        &json!({"event_types": ["through_proxy"]}),
     );
     assert_eq!(status, 200, "{page}");
     assert_eq!(
@@ -192,25 +195,29 @@ fn an_nginx_style_proxy_gets_nothing_without_the_credential() {
     let hub = Hub::start();
     let proxy = ReverseProxy::start(&hub, Style::Nginx);
     // Every internet client arrives as loopback, Host 127.0.0.1:PORT, no XFF.
-    let (status, reply) = call(&proxy.base(), &[], "list_sessions", json!({}));
+    let (status, reply) = call(&proxy.base(), &[], "list_sessions", &json!({}));
     assert_refused(status, &reply, "no credential");
     let (status, reply) = call(
         &proxy.base(),
         &[("tailscale-user-login", "attacker@example.com")],
         "publish_event",
-        json!({"event_type": "pwned", "payload": "x"}),
+        &json!({"event_type": "pwned", "payload": "x"}),
     );
     assert_refused(status, &reply, "a forged identity");
     let (status, reply) = call(
         &proxy.base(),
         &[("authorization", "Bearer guessed")],
         "list_sessions",
-        json!({}),
+        &json!({}),
     );
     assert_refused(status, &reply, "a wrong token");
     // `/health` stays open, and says nothing of the credential.
     let health = support::rt()
-        .block_on(shared::HubClient::new(&proxy.base(), None).unwrap().health())
+        .block_on(
+            shared::HubClient::new(&proxy.base(), None)
+                .unwrap()
+                .health(),
+        )
         .expect("health through the proxy");
     assert_eq!(health["status"], "ok");
 
@@ -227,7 +234,7 @@ fn a_caddy_style_proxy_passing_a_forged_tailscale_identity_gets_nothing() {
     });
     let proxy = ReverseProxy::start(&hub, Style::Caddy);
     let public = [("host", "hub.example.com")];
-    let (status, reply) = call(&proxy.base(), &public, "list_sessions", json!({}));
+    let (status, reply) = call(&proxy.base(), &public, "list_sessions", &json!({}));
     assert_refused(status, &reply, "no credential");
     let (status, reply) = call(
         &proxy.base(),
@@ -236,7 +243,7 @@ fn a_caddy_style_proxy_passing_a_forged_tailscale_identity_gets_nothing() {
             ("tailscale-user-login", "attacker@example.com"),
         ],
         "publish_event",
-        json!({"event_type": "pwned", "payload": "x"}),
+        &json!({"event_type": "pwned", "payload": "x"}),
     );
     assert_refused(status, &reply, "a forged Tailscale identity");
     // A name the hub was not told about is refused before that.
@@ -244,7 +251,7 @@ fn a_caddy_style_proxy_passing_a_forged_tailscale_identity_gets_nothing() {
         &proxy.base(),
         &[("host", "elsewhere.example.com")],
         "list_sessions",
-        json!({}),
+        &json!({}),
     );
     assert_eq!(status, 403, "{reply}");
 

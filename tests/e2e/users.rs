@@ -47,7 +47,11 @@ impl OtherUser {
             gid: 0,
         };
         let id = |flag: &str| -> u32 {
-            let out = Command::new("id").arg(flag).arg(&user.name).output().unwrap();
+            let out = Command::new("id")
+                .arg(flag)
+                .arg(&user.name)
+                .output()
+                .unwrap();
             String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
         };
         (user.uid, user.gid) = (id("-u"), id("-g"));
@@ -96,7 +100,9 @@ fn text(out: &std::process::Output) -> String {
 #[test]
 fn another_os_user_can_neither_call_the_hub_nor_read_its_files() {
     if !is_root() {
-        eprintln!("skipped: another_os_user_can_neither_call_the_hub_nor_read_its_files needs root (useradd)");
+        eprintln!(
+            "skipped: another_os_user_can_neither_call_the_hub_nor_read_its_files needs root (useradd)"
+        );
         return;
     }
     let user = OtherUser::add();
@@ -112,7 +118,10 @@ fn another_os_user_can_neither_call_the_hub_nor_read_its_files() {
     // (found through the database's place) unreadable.
     for env in [
         vec![],
-        vec![("AGENT_EVENT_BUS_DB", data.join("data.redb").display().to_string())],
+        vec![(
+            "AGENT_EVENT_BUS_DB",
+            data.join("data.redb").display().to_string(),
+        )],
     ] {
         let out = user
             .command(&cli)
@@ -144,7 +153,12 @@ fn another_os_user_can_neither_call_the_hub_nor_read_its_files() {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
         let out = user.command("cat").arg(file).output().unwrap();
-        assert!(!out.status.success(), "cat {}: {}", file.display(), text(&out));
+        assert!(
+            !out.status.success(),
+            "cat {}: {}",
+            file.display(),
+            text(&out)
+        );
         assert!(
             text(&out).contains("Permission denied"),
             "{}: {}",

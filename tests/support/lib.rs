@@ -290,20 +290,19 @@ impl Hub {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .expect("the readiness line ends with a port");
-        let (token, token_file) = match given_token(&args, &env) {
-            Some(token) => (token, None),
-            None => {
-                let file = shared::config::token_file_beside(&db);
-                let token = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-                    panic!(
-                        "the hub made no token file at {} ({e}); its stderr:\n{}",
-                        file.display(),
-                        log.lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    )
-                });
-                (token.trim().to_owned(), Some(file))
-            }
+        let (token, token_file) = if let Some(token) = given_token(&args, &env) {
+            (token, None)
+        } else {
+            let file = shared::config::token_file_beside(&db);
+            let token = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "the hub made no token file at {} ({e}); its stderr:\n{}",
+                    file.display(),
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                )
+            });
+            (token.trim().to_owned(), Some(file))
         };
         Self {
             child: Some(child),
@@ -462,11 +461,14 @@ impl Drop for Hub {
 
 /// The token a hub is started with, from its flags or environment.
 fn given_token(args: &[String], env: &[(String, String)]) -> Option<String> {
-    let flag = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--token") {
-        Some("") => args.get(i + 1).cloned(),
-        Some(rest) => rest.strip_prefix('=').map(str::to_owned),
-        None => None,
-    });
+    let flag = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--token") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+            None => None,
+        });
     flag.or_else(|| {
         env.iter()
             .find(|(k, _)| k == shared::config::ENV_TOKEN)

@@ -106,10 +106,9 @@ impl Proxy {
     /// proxies do), with extra environment variables.
     pub fn spawn(hub: &Hub, env: &[(&str, &str)]) -> Self {
         let mut options = ProxyOptions::for_hub(hub);
-        options.env.extend(
-            env.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        options
+            .env
+            .extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         Self::spawn_with(&options)
     }
 

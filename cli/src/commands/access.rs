@@ -30,7 +30,10 @@ pub struct OpenArgs {
 fn credential(hub: &Hub, global: &Global) -> Result<config::Credential> {
     match config::discover_credential(global.token.as_deref(), hub.client().endpoint()) {
         Discovery::Found(credential) => Ok(credential),
-        Discovery::Missing(why) => bail!("no credential for the hub at {}: {why}", hub.client().endpoint()),
+        Discovery::Missing(why) => bail!(
+            "no credential for the hub at {}: {why}",
+            hub.client().endpoint()
+        ),
     }
 }
 
@@ -59,7 +62,12 @@ pub fn open(hub: &Hub, global: &Global, args: &OpenArgs) -> Result<ExitCode> {
         .ok()
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| {
-            if cfg!(target_os = "macos") { "open" } else { "xdg-open" }.to_owned()
+            if cfg!(target_os = "macos") {
+                "open"
+            } else {
+                "xdg-open"
+            }
+            .to_owned()
         });
     let status = std::process::Command::new(&opener)
         .arg(&launcher)
@@ -97,6 +105,11 @@ mod tests {
     fn the_launcher_cannot_be_broken_out_of() {
         let page = launcher_page("http://127.0.0.1:8080/#token=a</script><b>\"x");
         assert!(!page.contains("</script><b>"), "{page}");
-        assert!(page.contains("location.replace(\"http://127.0.0.1:8080/#token=a\\u003c/script>\\u003cb>\\\"x\")"), "{page}");
+        assert!(
+            page.contains(
+                "location.replace(\"http://127.0.0.1:8080/#token=a\\u003c/script>\\u003cb>\\\"x\")"
+            ),
+            "{page}"
+        );
     }
 }

@@ -107,7 +107,10 @@ fn health_and_the_page_are_open_but_not_their_data() {
         Verdict::Forbidden(_)
     ));
     assert!(matches!(
-        get("/", &[("host", "localhost"), ("origin", "https://evil.example")]),
+        get(
+            "/",
+            &[("host", "localhost"), ("origin", "https://evil.example")]
+        ),
         Verdict::Forbidden(_)
     ));
 }
@@ -135,7 +138,10 @@ fn tailscale_identity_admits_only_when_trusted() {
     // Without XFF, without a Host, or from a remote peer: not the
     // `tailscale serve` path.
     for pairs in [
-        &[("host", "box.tail.ts.net"), ("tailscale-user-login", "me@x")][..],
+        &[
+            ("host", "box.tail.ts.net"),
+            ("tailscale-user-login", "me@x"),
+        ][..],
         &[
             ("x-forwarded-for", "100.64.0.5"),
             ("tailscale-user-login", "me@x"),
@@ -173,18 +179,18 @@ fn web_pages_and_foreign_hosts_are_refused_even_with_the_token() {
         Verdict::Forbidden(_)
     ));
     assert!(matches!(
-        mcp(
-            &p,
-            REMOTE,
-            &[BEARER, ("origin", "http://rebind.test:8080")]
-        ),
+        mcp(&p, REMOTE, &[BEARER, ("origin", "http://rebind.test:8080")]),
         Verdict::Forbidden(_)
     ));
     assert_eq!(
         mcp(
             &p,
             LOCAL,
-            &[BEARER, ("host", "localhost"), ("origin", "http://localhost:3000")]
+            &[
+                BEARER,
+                ("host", "localhost"),
+                ("origin", "http://localhost:3000")
+            ]
         ),
         Verdict::Allow(Access::Local)
     );

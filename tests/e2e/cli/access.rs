@@ -46,7 +46,10 @@ fn token_prints_the_hubs_token_and_open_hands_it_to_the_browser_privately() {
     assert!(!out.stdout.contains(hub.token()), "{out:#?}");
     let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", seen.display())).unwrap();
     let args = read("args");
-    assert!(!args.contains(hub.token()), "the token is on no command line: {args}");
+    assert!(
+        !args.contains(hub.token()),
+        "the token is on no command line: {args}"
+    );
     assert!(args.starts_with(state.to_str().unwrap()), "{args}");
     assert!(
         read("page").contains(&format!("{}/#token={}", hub.base(), hub.token())),
@@ -69,11 +72,15 @@ fn without_a_credential_token_and_open_say_where_to_get_one() {
     }
     // A hub elsewhere never gets this machine's token file.
     let out = Cli::at("https://hub.example.invalid/agent-event-bus")
-        .env("AGENT_EVENT_BUS_TOKEN_FILE", hub.token_file().unwrap().to_str().unwrap())
+        .env(
+            "AGENT_EVENT_BUS_TOKEN_FILE",
+            hub.token_file().unwrap().to_str().unwrap(),
+        )
         .run(&["token"]);
     assert_fails(&out);
     assert!(
-        out.stderr.contains("a hub on another machine needs its token"),
+        out.stderr
+            .contains("a hub on another machine needs its token"),
         "{out:#?}"
     );
 }
@@ -99,7 +106,10 @@ fn doctor_explains_a_missing_or_wrong_credential() {
         .run(&["doctor"]);
     assert_fails(&out);
     assert!(out.stdout.contains("✗ tool call refused"), "{out:#?}");
-    assert!(out.stdout.contains("fix: there is no token file at"), "{out:#?}");
+    assert!(
+        out.stdout.contains("fix: there is no token file at"),
+        "{out:#?}"
+    );
 
     let out = Cli::at(&hub.url)
         .env("AGENT_EVENT_BUS_TOKEN", "wrong")
