@@ -91,7 +91,7 @@ impl Policy {
                 .filter(|h| !h.is_empty()),
         );
         Self {
-            token: credential.token().to_owned(),
+            token: credential.token.clone(),
             token_file: credential.file().map(std::path::Path::to_path_buf),
             disabled: openings.no_auth,
             trust_tailscale: openings.trust_tailscale,

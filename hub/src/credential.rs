@@ -10,44 +10,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use shared::config::Credential;
+use shared::config::TokenSource;
+
 /// Random bytes in a made token.
 const TOKEN_BYTES: usize = 32;
-
-/// What the hub accepts as `Authorization: Bearer`.
-#[derive(Clone)]
-pub struct Credential {
-    token: String,
-    /// The token file it came from; `None` when the token was given.
-    file: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("token", &"<redacted>")
-            .field("file", &self.file)
-            .finish()
-    }
-}
-
-impl Credential {
-    /// A credential given on the command line or in the environment.
-    pub fn given(token: &str) -> Self {
-        Self {
-            token: token.to_owned(),
-            file: None,
-        }
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// The token file, when the hub made or read one.
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
-    }
-}
 
 /// Why the hub cannot set up its credential or data directory.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +38,14 @@ pub enum CredentialError {
     Invalid { path: PathBuf },
     #[error("cannot read or write the token file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+}
+
+/// A credential given on the command line or in the environment.
+pub fn given_token(token: &str) -> Credential {
+    Credential {
+        token: token.to_owned(),
+        source: TokenSource::Given,
+    }
 }
 
 /// Creates the database's directory (0700, with its missing parents) when
@@ -156,7 +131,7 @@ pub fn load_or_create(given: Option<&str>, db: &Path) -> Result<Credential, Cred
                 "a token file exists but the hub was given its token; clients that read the file are refused: remove it, or give them AGENT_EVENT_BUS_TOKEN"
             );
         }
-        return Ok(Credential::given(token));
+        return Ok(given_token(token));
     }
     let io = |source| CredentialError::Io {
         path: path.clone(),
@@ -189,7 +164,7 @@ pub fn load_or_create(given: Option<&str>, db: &Path) -> Result<Credential, Cred
             }
             Ok(Credential {
                 token: token.to_owned(),
-                file: Some(path),
+                source: TokenSource::File(path),
             })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => create(&path),
@@ -226,7 +201,7 @@ fn create(path: &Path) -> Result<Credential, CredentialError> {
     tracing::info!(file = %path.display(), "made the hub's credential (a new token file, readable by this user only)");
     Ok(Credential {
         token,
-        file: Some(path.to_owned()),
+        source: TokenSource::File(path.to_owned()),
     })
 }
 
@@ -271,19 +246,19 @@ mod tests {
         prepare_data_dir(&db).unwrap();
         assert_eq!(mode(&dir.path().join("nested")), 0o700);
         let made = load_or_create(None, &db).unwrap();
-        assert_eq!(made.token().len(), 2 * TOKEN_BYTES);
-        assert!(made.token().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(made.token.len(), 2 * TOKEN_BYTES);
+        assert!(made.token.bytes().all(|b| b.is_ascii_hexdigit()));
         let file = made.file().unwrap().to_owned();
         assert_eq!(file, dir.path().join("nested/token"));
         assert_eq!(mode(&file), 0o600);
         let again = load_or_create(None, &db).unwrap();
-        assert_eq!(again.token(), made.token(), "the same token at each start");
-        assert!(!format!("{again:?}").contains(made.token()));
+        assert_eq!(again.token, made.token, "the same token at each start");
+        assert!(!format!("{again:?}").contains(&made.token));
 
         // Open to others: its token may be known, so a new one is made.
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         let replaced = load_or_create(None, &db).unwrap();
-        assert_ne!(replaced.token(), made.token());
+        assert_ne!(replaced.token, made.token);
         assert_eq!(mode(&file), 0o600);
 
         fs::write(&file, "two words\n").unwrap();
@@ -304,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("data.redb");
         let given = load_or_create(Some(" s3cret "), &db).unwrap();
-        assert_eq!(given.token(), "s3cret");
+        assert_eq!(given.token, "s3cret");
         assert!(given.file().is_none());
         assert!(!dir.path().join("token").exists());
     }

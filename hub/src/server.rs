@@ -160,7 +160,7 @@ fn announce(credential: &Credential, config: &Config, addr: std::net::SocketAddr
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!(
             "live view: {}",
-            crate::credential::live_view_url(&base, credential.token())
+            crate::credential::live_view_url(&base, &credential.token)
         );
     } else {
         tracing::info!("live view: `agent-event-bus-cli open` opens {base}/ with the credential");

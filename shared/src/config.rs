@@ -222,12 +222,13 @@ pub fn is_loopback_url(url: &Url) -> bool {
 pub enum TokenSource {
     /// `--token` or [`ENV_TOKEN`].
     Given,
-    /// This machine's hub token file, read because the hub is on this
-    /// machine and no token was given.
+    /// This machine's hub token file: read by a client because the hub is
+    /// on this machine and no token was given; made or read by the hub.
     File(PathBuf),
 }
 
-/// A credential to present to the hub as `Authorization: Bearer`.
+/// A credential presented to the hub as `Authorization: Bearer` (and, in
+/// the hub, the one it accepts).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub token: String,
@@ -244,6 +245,14 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// The token file it was read from (or written to, by the hub).
+    pub fn file(&self) -> Option<&Path> {
+        match &self.source {
+            TokenSource::Given => None,
+            TokenSource::File(path) => Some(path),
+        }
+    }
+
     /// Where it came from, for messages: `AGENT_EVENT_BUS_TOKEN` or the file.
     pub fn origin(&self) -> String {
         match &self.source {

@@ -18,7 +18,7 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 
 fn policy(openings: Openings) -> Policy {
     Policy::new(
-        &Credential::given(TOKEN),
+        &crate::credential::given_token(TOKEN),
         openings,
         &["box.tail.ts.net".into()],
         "127.0.0.1",
@@ -236,7 +236,7 @@ fn a_refusal_says_where_the_credential_is_to_a_local_caller_only() {
         assert!(!remote.contains(&file), "{remote}");
         assert!(remote.contains("AGENT_EVENT_BUS_TOKEN"), "{remote}");
     }
-    assert!(!local.contains(credential.token()) && !wrong.contains(credential.token()));
+    assert!(!local.contains(&credential.token) && !wrong.contains(&credential.token));
 }
 
 #[test]
