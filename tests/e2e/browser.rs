@@ -13,13 +13,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::group::Group;
 use support::{Hub, HubOptions};
 
 /// The attack page. `REPORT` is replaced by the report listener's URL.
@@ -144,16 +145,6 @@ fn serve_decoy(listener: &TcpListener, page: &str, armed: &mpsc::Sender<()>) {
     }
 }
 
-/// Kills the browser when the test ends, however it ends.
-struct Browser(Child);
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The browser, or `None` (a skip, said on stderr) when none is installed
 /// outside CI.
 fn browser_for(test: &str) -> Option<&'static str> {
@@ -171,25 +162,32 @@ fn browser_for(test: &str) -> Option<&'static str> {
 /// The live view's DOM after its script ran for a few (virtual) seconds.
 fn rendered(browser: &str, url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .expect("chromium runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // Its own process group: whatever it starts ends with it.
+    let mut browser = Group::spawn(
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("chromium starts");
+    let mut dom = String::new();
+    if let Some(mut stdout) = browser.child().stdout.take() {
+        let _ = stdout.read_to_string(&mut dom);
+    }
+    dom
 }
 
 #[test]
@@ -244,7 +242,9 @@ fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
     let decoy_thread = std::thread::spawn(move || serve_decoy(&decoy, &page, &armed_tx));
 
     let profile = tempfile::tempdir().unwrap();
-    let _browser = Browser(
+    // Its own process group: the browser's renderer and GPU processes end
+    // with it when the test ends, however it ends.
+    let _browser = Group::spawn(
         Command::new(browser)
             .args([
                 "--headless",
@@ -261,10 +261,9 @@ fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
             .arg(format!("http://rebind.test:{port}/"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium starts"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("chromium starts");
 
     armed_rx
         .recv_timeout(Duration::from_secs(60))
