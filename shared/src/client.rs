@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::config::{self, Credential, Discovery, Reader, TokenSource, UrlError};
+use crate::config::{self, Credential, Discovery, Reader, UrlError};
 
 pub mod follow;
 
@@ -180,14 +180,7 @@ impl HubClient {
     /// A client for the hub at `url` (with or without `/mcp`) that sends
     /// `token`, and nothing when it is `None`.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, ClientError> {
-        let credential = match token.filter(|t| !t.is_empty()) {
-            Some(token) => Discovery::Found(Credential {
-                token,
-                source: TokenSource::Given,
-            }),
-            None => Discovery::Missing("no token was given".to_owned()),
-        };
-        Self::with_credential(url, credential)
+        Self::with_credential(url, Discovery::given(token))
     }
 
     /// A client for the hub at `url` that finds its credential itself:
@@ -203,16 +196,7 @@ impl HubClient {
         let endpoint = config::mcp_endpoint(url)?;
         let mut builder =
             http_builder().user_agent(concat!("agent-event-bus/", env!("CARGO_PKG_VERSION")));
-        // This machine's credential goes only to a port its hub's user holds.
-        if let Some(Credential {
-            source: TokenSource::File(file),
-            ..
-        }) = credential.credential()
-            && config::is_loopback_url(&endpoint)
-            && let Some(guard) = endpoint
-                .port_or_known_default()
-                .and_then(|port| crate::listener::OwnerGuard::new(port, file))
-        {
+        if let Some(guard) = crate::listener::OwnerGuard::for_credential(&endpoint, &credential) {
             builder = builder.connector_layer(guard);
         }
         let http = builder.build().map_err(|e| ClientError::Protocol {
@@ -267,17 +251,6 @@ impl HubClient {
     /// The credential this client presents, if it found one.
     pub fn credential(&self) -> Option<&Credential> {
         self.credential.credential()
-    }
-
-    /// What this client sends, for messages: where its credential came
-    /// from, or why it has none (never the token itself).
-    pub fn credential_note(&self) -> String {
-        match &*self.credential {
-            Discovery::Found(credential) => {
-                format!("sent the token from {}", credential.origin())
-            }
-            Discovery::Missing(why) => format!("sent no credential: {why}"),
-        }
     }
 
     /// The `/mcp` endpoint this client posts to.
@@ -429,7 +402,7 @@ impl HubClient {
             return Err(ClientError::Unauthorized {
                 url: self.endpoint.to_string(),
                 message,
-                sent: self.credential_note(),
+                sent: self.credential.note(),
             });
         }
         let parsed = parse_body(&text);

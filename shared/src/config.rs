@@ -271,6 +271,26 @@ pub enum Discovery {
 }
 
 impl Discovery {
+    /// `token` as given (`None` or blank: no credential).
+    pub fn given(token: Option<String>) -> Self {
+        match token.filter(|t| !t.trim().is_empty()) {
+            Some(token) => Self::Found(Credential {
+                token,
+                source: TokenSource::Given,
+            }),
+            None => Self::Missing("no token was given".to_owned()),
+        }
+    }
+
+    /// What a client sends, for messages: where its credential came from,
+    /// or why it has none (never the token itself).
+    pub fn note(&self) -> String {
+        match self {
+            Self::Found(credential) => format!("sent the token from {}", credential.origin()),
+            Self::Missing(why) => format!("sent no credential: {why}"),
+        }
+    }
+
     pub fn credential(&self) -> Option<&Credential> {
         match self {
             Self::Found(credential) => Some(credential),

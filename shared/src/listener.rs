@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::config::{Discovery, TokenSource};
+
 /// What the connector's error type boxes.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -112,6 +114,19 @@ impl OwnerGuard {
             uid,
             file: Arc::new(file.to_owned()),
         })
+    }
+
+    /// The guard a client to `endpoint` needs: one when it presents this
+    /// machine's token file to a loopback port, else `None` (a token given
+    /// explicitly is sent as given).
+    pub fn for_credential(endpoint: &url::Url, credential: &Discovery) -> Option<Self> {
+        let TokenSource::File(file) = &credential.credential()?.source else {
+            return None;
+        };
+        if !crate::config::is_loopback_url(endpoint) {
+            return None;
+        }
+        Self::new(endpoint.port_or_known_default()?, file)
     }
 
     /// Ok when every listener on the port is the hub's user's (or none is

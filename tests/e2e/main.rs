@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod claims;
 mod cli;
+mod credential;
 mod cursors;
 mod deploy;
 mod durability;

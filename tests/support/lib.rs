@@ -2,8 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9),
-//!   its credential, and the environment that lets a client find it.
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
@@ -13,6 +13,7 @@
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
+mod credential;
 pub mod group;
 pub mod original;
 pub mod proxy;
@@ -345,7 +346,7 @@ impl Hub {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .expect("the readiness line ends with a port");
-        let (token, token_file) = if let Some(token) = given_token(&args, &env) {
+        let (token, token_file) = if let Some(token) = credential::given_token(&args, &env) {
             (token, None)
         } else {
             let file = shared::config::token_file_beside(&db);
@@ -384,39 +385,6 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-    }
-
-    /// The hub's credential (the token it was given, else the one it made).
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// The token file the hub made (`None` when it was given its token).
-    pub fn token_file(&self) -> Option<&std::path::Path> {
-        self.token_file.as_deref()
-    }
-
-    /// The environment that lets one of our binaries find this hub's
-    /// credential as its user's clients do: the token file, or the token
-    /// the hub was given.
-    pub fn client_env(&self) -> Vec<(String, String)> {
-        match &self.token_file {
-            Some(file) => vec![(
-                shared::config::ENV_TOKEN_FILE.to_owned(),
-                file.display().to_string(),
-            )],
-            None => vec![(shared::config::ENV_TOKEN.to_owned(), self.token.clone())],
-        }
-    }
-
-    /// A typed client for this hub, presenting its credential.
-    pub fn client(&self) -> HubClient {
-        HubClient::new(&self.url, Some(self.token.clone())).expect("a valid hub URL")
-    }
-
-    /// A typed client for this hub that presents no credential.
-    pub fn anonymous_client(&self) -> HubClient {
-        HubClient::new(&self.url, None).expect("a valid hub URL")
     }
 
     /// Waits until the hub reports `n` `get_events` long-polls in progress
@@ -514,25 +482,6 @@ impl Drop for Hub {
     }
 }
 
-/// The token a hub is started with, from its flags or environment.
-fn given_token(args: &[String], env: &[(String, String)]) -> Option<String> {
-    let flag = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--token") {
-            Some("") => args.get(i + 1).cloned(),
-            Some(rest) => rest.strip_prefix('=').map(str::to_owned),
-            None => None,
-        });
-    flag.or_else(|| {
-        env.iter()
-            .find(|(k, _)| k == shared::config::ENV_TOKEN)
-            .map(|(_, v)| v.clone())
-    })
-    .map(|t| t.trim().to_owned())
-    .filter(|t| !t.is_empty())
-}
-
 /// The outcome of one CLI run.
 #[derive(Debug)]
 pub struct Output {
@@ -581,12 +530,6 @@ impl Cli {
             url: url.to_owned(),
             env: Vec::new(),
         }
-    }
-
-    /// Adds what lets the CLI find `hub`'s credential to every run.
-    pub fn with_credential(mut self, hub: &Hub) -> Self {
-        self.env.extend(hub.client_env());
-        self
     }
 
     /// Adds an environment variable to every run.
