@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -176,58 +176,100 @@ pub struct Store {
 
 /// Long-polls waiting for events on particular channels, woken only by a
 /// commit that appended an event on one of them (a bus with thousands of
-/// quiet waiters does no work for them on every publish).
+/// quiet waiters does no work for them on every publish), or that ended a
+/// session they care about.
 #[derive(Default)]
 struct ChannelWaiters {
-    by_channel: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
+    by_key: Mutex<HashMap<Interest, HashMap<u64, Arc<Waiter>>>>,
     next: AtomicU64,
 }
 
+/// What a waiter is woken for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Interest {
+    /// An event appended on this channel.
+    Channel(String),
+    /// This session ended.
+    End(String),
+}
+
+/// One long-poll's wake-up: a permit, and whether a session it cares
+/// about has ended since it last woke.
+#[derive(Default)]
+struct Waiter {
+    notify: Notify,
+    ended: AtomicBool,
+}
+
 impl ChannelWaiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Interest, HashMap<u64, Arc<Waiter>>>> {
         // A poisoned lock only means a panic elsewhere; the map is plain data.
-        self.by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wake<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
+    /// Wakes the waiters on `channels`, and those on `ended` sessions
+    /// (marked so, before they wake).
+    fn wake(&self, channels: &[String], ended: &[String]) {
         let map = self.lock();
         if map.is_empty() {
             return;
         }
+        for session in ended {
+            let key = Interest::End(session.clone());
+            for waiter in map.get(&key).into_iter().flat_map(HashMap::values) {
+                waiter.ended.store(true, Ordering::Release);
+                waiter.notify.notify_one();
+            }
+        }
         for channel in channels {
-            for notify in map.get(channel).into_iter().flat_map(HashMap::values) {
-                notify.notify_one();
+            let key = Interest::Channel(channel.clone());
+            for waiter in map.get(&key).into_iter().flat_map(HashMap::values) {
+                waiter.notify.notify_one();
             }
         }
     }
 }
 
-/// One long-poll's interest in some channels; dropping it ends the interest.
+/// Why a [`ChannelWait`] woke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// An event on one of its channels committed.
+    Events,
+    /// A session it waits on ended.
+    Ended,
+}
+
+/// One long-poll's interest in some channels and sessions; dropping it
+/// ends the interest.
 pub struct ChannelWait {
     waiters: Arc<ChannelWaiters>,
     id: u64,
-    channels: Vec<String>,
-    notify: Arc<Notify>,
+    keys: Vec<Interest>,
+    waiter: Arc<Waiter>,
 }
 
 impl ChannelWait {
-    /// Resolves once an event on one of the channels has committed since
-    /// this wait was made or last resolved (a wake-up is never lost).
-    pub async fn changed(&self) {
-        self.notify.notified().await;
+    /// Resolves once an event on one of the channels has committed, or one
+    /// of the sessions has ended, since this wait was made or last resolved
+    /// (a wake-up is never lost); says which.
+    pub async fn changed(&self) -> Woken {
+        self.waiter.notify.notified().await;
+        if self.waiter.ended.swap(false, Ordering::AcqRel) {
+            Woken::Ended
+        } else {
+            Woken::Events
+        }
     }
 }
 
 impl Drop for ChannelWait {
     fn drop(&mut self) {
         let mut map = self.waiters.lock();
-        for channel in &self.channels {
-            if let Some(waiting) = map.get_mut(channel) {
+        for key in &self.keys {
+            if let Some(waiting) = map.get_mut(key) {
                 waiting.remove(&self.id);
                 if waiting.is_empty() {
-                    map.remove(channel);
+                    map.remove(key);
                 }
             }
         }
@@ -252,9 +294,10 @@ impl Store {
             let outcome = f(t);
             let ok = outcome.is_ok();
             let appended = std::mem::take(&mut t.appended_channels);
+            let ended = std::mem::take(&mut t.ended_sessions);
             let done: Completion = Box::new(move |commit: Result<()>| {
                 if commit.is_ok() && ok {
-                    waiters.wake(&appended);
+                    waiters.wake(&appended, &ended);
                 }
                 let _ = tx.send(outcome.and_then(|r| commit.map(|()| r)));
             });
@@ -308,24 +351,35 @@ impl Store {
     /// Interest in events on `channels`: [`ChannelWait::changed`] resolves
     /// after a commit that appended one on any of them.
     pub fn wait_channels(&self, channels: &[String]) -> ChannelWait {
+        self.wait_for(channels, &[])
+    }
+
+    /// [`Store::wait_channels`], also woken ([`Woken::Ended`]) by a commit
+    /// that ended one of `sessions`.
+    pub fn wait_for(&self, channels: &[String], sessions: &[String]) -> ChannelWait {
         let id = self.channel_waiters.next.fetch_add(1, Ordering::Relaxed);
-        let notify = Arc::new(Notify::new());
-        let mut channels = channels.to_vec();
-        channels.sort_unstable();
-        channels.dedup();
+        let waiter = Arc::new(Waiter::default());
+        let mut keys: Vec<Interest> = channels
+            .iter()
+            .cloned()
+            .map(Interest::Channel)
+            .chain(sessions.iter().cloned().map(Interest::End))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         {
             let mut map = self.channel_waiters.lock();
-            for channel in &channels {
-                map.entry(channel.clone())
+            for key in &keys {
+                map.entry(key.clone())
                     .or_default()
-                    .insert(id, notify.clone());
+                    .insert(id, waiter.clone());
             }
         }
         ChannelWait {
             waiters: self.channel_waiters.clone(),
             id,
-            channels,
-            notify,
+            keys,
+            waiter,
         }
     }
 
@@ -411,6 +465,44 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), wait.changed())
             .await
             .expect("woken by an event on its channel");
+        drop(wait);
+        assert!(store.channel_waiters.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_wait_wakes_when_a_session_it_waits_on_ends() {
+        let (_dir, store) = store_with(0).await;
+        store
+            .write(Durability::Durable, |t| {
+                t.put_session(&session("a"))?;
+                t.put_session(&session("b"))
+            })
+            .await
+            .unwrap();
+        let wait = store.wait_for(&["session:a".to_owned()], &["a".to_owned()]);
+        let end = |id: &'static str| {
+            store.write(Durability::Durable, move |t| {
+                t.put_session(&SessionRecord {
+                    deleted_at: Some(1),
+                    ..session(id)
+                })
+            })
+        };
+        end("b").await.unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(0), wait.changed()).await;
+        assert!(quiet.is_err(), "another session's end does not wake it");
+        end("a").await.unwrap();
+        let woken = tokio::time::timeout(Duration::from_secs(5), wait.changed())
+            .await
+            .expect("woken by its session's end");
+        assert_eq!(woken, Woken::Ended);
+        store
+            .write(Durability::Durable, |t| {
+                t.append_event(new_event("session:a"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(wait.changed().await, Woken::Events, "then events again");
         drop(wait);
         assert!(store.channel_waiters.lock().is_empty());
     }

@@ -84,6 +84,9 @@ impl Tx<'_> {
             .as_ref()
             .filter(|o| o.deleted_at.is_none())
             .map(|o| o.display_id.as_str());
+        if was.is_some() && record.deleted_at.is_some() {
+            self.ended_sessions.push(record.id.clone());
+        }
         let is = record
             .deleted_at
             .is_none()

@@ -38,6 +38,9 @@ pub struct Tx<'t> {
     /// Channels of the events the running job appended: their waiters are
     /// woken once the batch commits.
     pub(super) appended_channels: Vec<String>,
+    /// Sessions the running job ended: their waiters are woken once the
+    /// batch commits.
+    pub(super) ended_sessions: Vec<String>,
     /// Every session row this batch wrote, in order: mirrored once it commits.
     pub(super) sessions_written: Vec<super::SessionRecord>,
 }
@@ -320,6 +323,7 @@ fn commit_batch(
             enqueued: false,
             hooks: None,
             appended_channels: Vec::new(),
+            ended_sessions: Vec::new(),
             sessions_written: Vec::new(),
         };
         for job in batch {
