@@ -163,7 +163,7 @@ fn refusals_read_back_as_written() {
 #[test]
 fn answers_tell_refusals_from_replies_that_carry_an_error() {
     let out = |value: Value| crate::client::ToolOutput {
-        result: json!({"content": [], "structuredContent": value, "isError": false}),
+        result: crate::mcp::tool_result(&value, false),
     };
     let removed = out(Refusal::WebhookNotFound { webhook_id: 3 }.to_value());
     assert_eq!(
