@@ -185,13 +185,9 @@ impl Follow {
         round: impl AsyncFnOnce(&GetParams, Duration) -> Result<Answer<Page>, ClientError>,
     ) -> Result<Step, ClientError> {
         if self.failures > 0 {
-            let delay = self.backoff.delay(self.failures);
-            match self.deadline {
-                Some(deadline) => {
-                    tokio::time::sleep_until(deadline.min(Instant::now() + delay)).await
-                }
-                None => tokio::time::sleep(delay).await,
-            }
+            let retry = Instant::now() + self.backoff.delay(self.failures);
+            let until = self.deadline.map_or(retry, |deadline| deadline.min(retry));
+            tokio::time::sleep_until(until).await;
             if self.expired() {
                 return Ok(Step::Expired);
             }

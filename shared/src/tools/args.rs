@@ -112,7 +112,8 @@ fn cursor_text(e: &CursorError) -> String {
 /// Compares the text a caller is told.
 impl PartialEq<&str> for ArgError {
     fn eq(&self, other: &&str) -> bool {
-        self.to_string() == *other
+        let text = self.to_string();
+        text == *other
     }
 }
 
