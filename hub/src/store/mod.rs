@@ -83,7 +83,8 @@ use writer::{Completion, Job, JobFn, Shared};
 
 /// A storage failure. Its text is for logs, never for clients: a caller
 /// matches on it (or asks [`StoreError::is_unavailable`]) to choose what
-/// the client is told.
+/// the client is told. (Clone, for every caller of a failed batch: the
+/// errors of other crates are shared behind an `Arc`.)
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The storage itself failed (a full disk, an I/O error, a reopen under
@@ -100,29 +101,55 @@ pub enum StoreError {
     /// A read met a record it could not decode (a damaged file).
     #[error("storage: a read met a damaged record")]
     Damaged,
-    /// Anything else redb or serde reported, or a refusal a write returned.
+    /// redb refused an operation (a transaction, a table, a commit).
     #[error("storage: {0}")]
-    Other(String),
+    Database(Arc<redb::Error>),
+    /// A stored event could not be decoded.
+    #[error("storage: {0}")]
+    Codec(Arc<codec::CodecError>),
+    /// A stored record (not an event) could not be encoded or decoded.
+    #[error("storage: {0}")]
+    Encoding(Arc<serde_json::Error>),
+    /// The file system refused.
+    #[error("storage: {0}")]
+    Io(Arc<std::io::Error>),
+    /// The file was written by a newer hub.
+    #[error(
+        "storage: the database has schema version {found}, newer than this hub's {supported}; upgrade agent-event-bus"
+    )]
+    NewerSchema { found: u64, supported: u64 },
+    /// A write job panicked: its whole batch was rolled back.
+    #[error("storage: a write job panicked")]
+    WriteJobPanicked,
+    /// A blocking task the store ran (`what`) did not finish: it panicked,
+    /// or the runtime is shutting down.
+    #[error("storage: {what} failed: {error}")]
+    Task {
+        what: &'static str,
+        error: Arc<tokio::task::JoinError>,
+    },
 }
 
 macro_rules! store_error_from {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $variant:ident $(via $via:ty)?),* $(,)?) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { Self::Other(e.to_string()) }
+            fn from(e: $t) -> Self {
+                Self::$variant(Arc::new($(<$via>::from)?(e)))
+            }
         }
     )*};
 }
 store_error_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError,
-    serde_json::Error,
-    std::io::Error,
-    codec::CodecError
+    redb::Error => Database,
+    redb::DatabaseError => Database via redb::Error,
+    redb::TransactionError => Database via redb::Error,
+    redb::TableError => Database via redb::Error,
+    redb::StorageError => Database via redb::Error,
+    redb::CommitError => Database via redb::Error,
+    redb::SetDurabilityError => Database via redb::Error,
+    serde_json::Error => Encoding,
+    std::io::Error => Io,
+    codec::CodecError => Codec,
 );
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -143,11 +170,22 @@ impl StoreError {
         matches!(self, Self::Unavailable(_))
     }
 
+    /// A blocking task of the store's, `what`, that did not finish.
+    pub fn task(what: &'static str, error: tokio::task::JoinError) -> Self {
+        Self::Task {
+            what,
+            error: Arc::new(error),
+        }
+    }
+
     /// The failure without the `storage:` prefix, for a message of its own.
     fn detail(&self) -> String {
         match self {
-            Self::Other(detail) => detail.clone(),
-            other => other.to_string(),
+            Self::Database(e) => e.to_string(),
+            Self::Codec(e) => e.to_string(),
+            Self::Encoding(e) => e.to_string(),
+            Self::Io(e) => e.to_string(),
+            other => other.to_string().trim_start_matches("storage: ").to_owned(),
         }
     }
 }
@@ -335,7 +373,7 @@ impl Store {
             )
         })
         .await
-        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::task("read task", e))?
     }
 
     /// Why writes are failing (a full disk, an I/O error), from a failed

@@ -335,7 +335,7 @@ fn commit_batch(
                 // every caller that its write did not happen.
                 tracing::error!("a write job panicked; its batch was rolled back");
                 drop(completions);
-                return Err(StoreError::Other("a write job panicked".into()));
+                return Err(StoreError::WriteJobPanicked);
             };
             failed |= !ok;
             completions.push(done);
@@ -376,11 +376,14 @@ mod tests {
         let err = store
             .write(Durability::Durable, |t| {
                 t.append_event(new_event("all"))?;
-                Err::<(), _>(StoreError::Other("refused after writing".into()))
+                Err::<(), _>(StoreError::Damaged)
             })
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("refused after writing"), "{err}");
+        assert!(
+            matches!(err, StoreError::Damaged),
+            "the job's own error: {err}"
+        );
         let events = oldest_events(&store, 10).await;
         assert!(events.is_empty(), "the half-done write was rolled back");
         let id = store
