@@ -233,7 +233,7 @@ mod tests {
     fn session_id_becomes_optional_for_session_tools_only() {
         let ack = catalog::tools()
             .into_iter()
-            .find(|t| t["name"] == "ack_events")
+            .find(|t| t["name"] == shared::tools::events::AckEvents::NAME)
             .unwrap();
         assert!(
             ack["inputSchema"]["required"]

@@ -1,7 +1,9 @@
-//! The tools. Each module holds its tools' rules; their params, replies
-//! and refusals are the contract's ([`shared::tools`]). [`call`] alone
-//! parses arguments and renders replies: a handler takes its `Params` and
-//! returns its `Reply`, a [`Refusal`], or a [`Failure`].
+//! The tools. Each module holds its tools' rules and implements
+//! [`Handler`] for its tools; their params, replies and refusals are the
+//! contract's ([`shared::tools`]). [`call`] alone dispatches (on the
+//! contract's one list of tools), parses arguments and renders replies: a
+//! handler takes its `Params` and returns its `Reply`, a [`Refusal`], or a
+//! [`Failure`].
 
 pub mod claims;
 pub mod events;
@@ -129,7 +131,7 @@ pub type Outcome<R> = Result<R, Failure>;
 
 /// How the hub runs a tool of the contract: its handler, given the parsed
 /// params, with the reply rendered. Each tool module implements it for its
-/// tools with [`handlers!`]; [`call`] dispatches on the contract's one list
+/// tools with `handlers!`; [`call`] dispatches on the contract's one list
 /// of tools, so a tool without a handler does not compile.
 pub trait Handler: Tool {
     fn run(

@@ -1,8 +1,9 @@
 //! The tool contract, written once: per tool a [`Tool`] with its name, its
 //! catalog description, its `Params` (whose JSON schema is the catalog's
 //! input schema and whose fields are the arguments it takes) and its `Reply`;
-//! the domain refusals as [`Refusal`]. The hub parses with [`parse`], the
-//! catalog is built from the types ([`crate::catalog::tools`]), and
+//! the domain refusals as [`Refusal`]. [`every_tool!`](crate::every_tool)
+//! is the one list of tools: the catalog ([`crate::catalog::tools`]) and the
+//! hub's dispatcher are built from it. The hub parses with [`parse`], and
 //! [`HubClient`](crate::HubClient)'s typed methods send `Params` and decode
 //! `Reply`.
 //!
@@ -10,7 +11,13 @@
 //! walks the `Params` schema and coerces each argument to the type it
 //! declares (`"true"` is true, `"50"` and `50.0` are 50, one string is a
 //! one-item list, `null` is absent) before serde sees it, so every message a
-//! caller gets names the argument and what to send instead.
+//! caller gets names the argument and what to send instead ([`ArgError`]).
+//! Text a caller writes but that means more is parsed with the params
+//! (`get_events`' order, level and cursor: [`events::GetParams`]).
+//!
+//! - [`args`]: reading arguments; [`ArgError`] and the value checks.
+//! - [`call`]: [`HubClient`](crate::HubClient)'s typed calls.
+//! - one module per tool group, and [`refusal`].
 
 pub mod args;
 pub mod call;
