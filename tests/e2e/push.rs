@@ -121,12 +121,7 @@ fn a_direct_message_becomes_one_channel_notification_with_its_ids_in_meta() {
 
     // Push never consumed the agent's cursor: both messages are still new.
     let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["id"].as_u64())
-        .collect();
+    let ids = support::page_ids(&page);
     assert!(ids.contains(&dm) && ids.contains(&later), "{page}");
 }
 

@@ -16,7 +16,9 @@ pub mod proxy;
 pub mod sessions;
 pub mod sink;
 
-pub use sessions::{events, id_of, session_by_id, session_named, sessions, wait_registered};
+pub use sessions::{
+    events, id_of, page_ids, session_by_id, session_named, sessions, wait_registered,
+};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Reading the hub's sessions from a test: the live list, one session by id
-//! or name, and waiting for a registration.
+//! or name, and waiting for a registration; and its events.
 
 use std::time::Duration;
 
@@ -62,4 +62,14 @@ pub fn events(hub: &Hub) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("reading events failed: {e}"))
         .unwrap_or_else(|refusal| panic!("reading events was refused: {refusal}"));
     page.events.iter().map(|e| json!(e)).collect()
+}
+
+/// The ids of a `get_events` page's events, in order.
+pub fn page_ids(page: &Value) -> Vec<u64> {
+    page["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page of events: {page}"))
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect()
 }

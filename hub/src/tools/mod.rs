@@ -146,29 +146,26 @@ pub trait Handler: Tool {
 /// renders its own (off the async workers, when it is large).
 macro_rules! handlers {
     () => {};
-    ($tool:ty => rendered $handler:path; $($rest:tt)*) => {
+    (@run $tool:ty, $bus:ident, $caller:ident, $params:ident, $body:expr) => {
         impl $crate::tools::Handler for $tool {
             async fn run(
-                bus: &$crate::state::Bus,
-                caller: &$crate::caller::Caller,
-                params: Self::Params,
+                $bus: &$crate::state::Bus,
+                $caller: &$crate::caller::Caller,
+                $params: Self::Params,
             ) -> $crate::tools::Outcome<$crate::json::Json> {
-                $handler(bus, caller, params).await
+                $body
             }
         }
+    };
+    ($tool:ty => rendered $handler:path; $($rest:tt)*) => {
+        $crate::tools::handlers!(@run $tool, bus, caller, params, $handler(bus, caller, params).await);
         $crate::tools::handlers! { $($rest)* }
     };
     ($tool:ty => $handler:path; $($rest:tt)*) => {
-        impl $crate::tools::Handler for $tool {
-            async fn run(
-                bus: &$crate::state::Bus,
-                caller: &$crate::caller::Caller,
-                params: Self::Params,
-            ) -> $crate::tools::Outcome<$crate::json::Json> {
-                let reply = $handler(bus, caller, params).await?;
-                Ok($crate::tools::render(&reply, <Self as shared::tools::Tool>::LIST))
-            }
-        }
+        $crate::tools::handlers!(@run $tool, bus, caller, params, {
+            let reply = $handler(bus, caller, params).await?;
+            Ok($crate::tools::render(&reply, <$tool as shared::tools::Tool>::LIST))
+        });
         $crate::tools::handlers! { $($rest)* }
     };
 }

@@ -352,13 +352,7 @@ fn events_wait_rides_out_a_hub_restart() {
     let id = hub.publish("x", "after_restart", "still waiting", "all");
     assert_eq!(waiter.wait_exit(), 0, "{}", waiter.stderr());
     let page: Value = serde_json::from_str(waiter.stdout().trim()).unwrap();
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["id"].as_u64())
-        .collect();
-    assert_eq!(ids, vec![id], "{page}");
+    assert_eq!(support::page_ids(&page), vec![id], "{page}");
     let stderr = waiter.stderr();
     assert!(stderr.contains("hub not reachable at "), "{stderr}");
     assert_eq!(stderr.matches("; retrying").count(), 1, "{stderr}");
