@@ -33,16 +33,15 @@
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
 //! - `writer`: the writer thread, group commit and reopening.
+//! - `waiters`: the long-polls waiting on channels and sessions' ends.
 //! - `open`: opening, refusing what is not a redb file.
 //! - `migrate`: bringing an older file up to date at open, and compacting
 //!   one that is mostly free space.
 //! - [`claims`], [`receipts`]: their own tables and verbs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -64,6 +63,7 @@ mod sessions;
 mod tables;
 #[cfg(test)]
 pub(crate) mod testing;
+mod waiters;
 mod writer;
 
 pub use claims::ClaimRecord;
@@ -78,6 +78,8 @@ pub use records::{
 };
 pub use tables::Counter;
 use tables::{decode, encode};
+use waiters::ChannelWaiters;
+pub use waiters::{ChannelWait, Woken};
 pub use writer::Tx;
 use writer::{Completion, Job, JobFn, Shared};
 
@@ -212,108 +214,6 @@ pub struct Store {
     channel_waiters: Arc<ChannelWaiters>,
 }
 
-/// Long-polls waiting for events on particular channels, woken only by a
-/// commit that appended an event on one of them (a bus with thousands of
-/// quiet waiters does no work for them on every publish), or that ended a
-/// session they care about.
-#[derive(Default)]
-struct ChannelWaiters {
-    by_key: Mutex<HashMap<Interest, HashMap<u64, Arc<Waiter>>>>,
-    next: AtomicU64,
-}
-
-/// What a waiter is woken for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Interest {
-    /// An event appended on this channel.
-    Channel(String),
-    /// This session ended.
-    End(String),
-}
-
-/// One long-poll's wake-up: a permit, and whether a session it cares
-/// about has ended since it last woke.
-#[derive(Default)]
-struct Waiter {
-    notify: Notify,
-    ended: AtomicBool,
-}
-
-impl ChannelWaiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Interest, HashMap<u64, Arc<Waiter>>>> {
-        // A poisoned lock only means a panic elsewhere; the map is plain data.
-        self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Wakes the waiters on `channels`, and those on `ended` sessions
-    /// (marked so, before they wake).
-    fn wake(&self, channels: &[String], ended: &[String]) {
-        let map = self.lock();
-        if map.is_empty() {
-            return;
-        }
-        for session in ended {
-            let key = Interest::End(session.clone());
-            for waiter in map.get(&key).into_iter().flat_map(HashMap::values) {
-                waiter.ended.store(true, Ordering::Release);
-                waiter.notify.notify_one();
-            }
-        }
-        for channel in channels {
-            let key = Interest::Channel(channel.clone());
-            for waiter in map.get(&key).into_iter().flat_map(HashMap::values) {
-                waiter.notify.notify_one();
-            }
-        }
-    }
-}
-
-/// Why a [`ChannelWait`] woke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Woken {
-    /// An event on one of its channels committed.
-    Events,
-    /// A session it waits on ended.
-    Ended,
-}
-
-/// One long-poll's interest in some channels and sessions; dropping it
-/// ends the interest.
-pub struct ChannelWait {
-    waiters: Arc<ChannelWaiters>,
-    id: u64,
-    keys: Vec<Interest>,
-    waiter: Arc<Waiter>,
-}
-
-impl ChannelWait {
-    /// Resolves once an event on one of the channels has committed, or one
-    /// of the sessions has ended, since this wait was made or last resolved
-    /// (a wake-up is never lost); says which.
-    pub async fn changed(&self) -> Woken {
-        self.waiter.notify.notified().await;
-        if self.waiter.ended.swap(false, Ordering::AcqRel) {
-            Woken::Ended
-        } else {
-            Woken::Events
-        }
-    }
-}
-
-impl Drop for ChannelWait {
-    fn drop(&mut self) {
-        let mut map = self.waiters.lock();
-        for key in &self.keys {
-            if let Some(waiting) = map.get_mut(key) {
-                waiting.remove(&self.id);
-                if waiting.is_empty() {
-                    map.remove(key);
-                }
-            }
-        }
-    }
-}
-
 impl Store {
     pub fn path(&self) -> &Path {
         &self.path
@@ -395,30 +295,7 @@ impl Store {
     /// [`Store::wait_channels`], also woken ([`Woken::Ended`]) by a commit
     /// that ended one of `sessions`.
     pub fn wait_for(&self, channels: &[String], sessions: &[String]) -> ChannelWait {
-        let id = self.channel_waiters.next.fetch_add(1, Ordering::Relaxed);
-        let waiter = Arc::new(Waiter::default());
-        let mut keys: Vec<Interest> = channels
-            .iter()
-            .cloned()
-            .map(Interest::Channel)
-            .chain(sessions.iter().cloned().map(Interest::End))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        {
-            let mut map = self.channel_waiters.lock();
-            for key in &keys {
-                map.entry(key.clone())
-                    .or_default()
-                    .insert(id, waiter.clone());
-            }
-        }
-        ChannelWait {
-            waiters: self.channel_waiters.clone(),
-            id,
-            keys,
-            waiter,
-        }
+        ChannelWaiters::register(&self.channel_waiters, channels, sessions)
     }
 
     /// The live sessions as committed, from memory (no read of the file).
@@ -503,44 +380,6 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), wait.changed())
             .await
             .expect("woken by an event on its channel");
-        drop(wait);
-        assert!(store.channel_waiters.lock().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_wait_wakes_when_a_session_it_waits_on_ends() {
-        let (_dir, store) = store_with(0).await;
-        store
-            .write(Durability::Durable, |t| {
-                t.put_session(&session("a"))?;
-                t.put_session(&session("b"))
-            })
-            .await
-            .unwrap();
-        let wait = store.wait_for(&["session:a".to_owned()], &["a".to_owned()]);
-        let end = |id: &'static str| {
-            store.write(Durability::Durable, move |t| {
-                t.put_session(&SessionRecord {
-                    deleted_at: Some(1),
-                    ..session(id)
-                })
-            })
-        };
-        end("b").await.unwrap();
-        let quiet = tokio::time::timeout(Duration::from_millis(0), wait.changed()).await;
-        assert!(quiet.is_err(), "another session's end does not wake it");
-        end("a").await.unwrap();
-        let woken = tokio::time::timeout(Duration::from_secs(5), wait.changed())
-            .await
-            .expect("woken by its session's end");
-        assert_eq!(woken, Woken::Ended);
-        store
-            .write(Durability::Durable, |t| {
-                t.append_event(new_event("session:a"))
-            })
-            .await
-            .unwrap();
-        assert_eq!(wait.changed().await, Woken::Events, "then events again");
         drop(wait);
         assert!(store.channel_waiters.lock().is_empty());
     }
