@@ -78,14 +78,6 @@ impl ToolOutput {
         let text = self.text();
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
-
-    /// The domain error (`{"error": ...}` in a normal result), if any.
-    pub fn domain_error(&self) -> Option<String> {
-        self.value()
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    }
 }
 
 #[cfg(test)]
@@ -105,7 +97,8 @@ mod tests {
         let out = ToolOutput {
             result: tool_result(&json!({"error": "x"}), false),
         };
-        assert_eq!(out.domain_error().as_deref(), Some("x"));
+        assert!(!out.is_error());
+        assert_eq!(out.value(), json!({"error": "x"}));
         let out = ToolOutput {
             result: tool_error("say what to do"),
         };
