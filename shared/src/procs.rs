@@ -40,6 +40,26 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     }
 }
 
+/// The controlling terminal of a process, as a device number (`tty_nr`
+/// of `/proc/<pid>/stat`, Linux); `None` without one or elsewhere.
+pub fn tty_of(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_tty(&stat)
+}
+
+/// The device number of a terminal file (`/dev/pts/3`), in the encoding
+/// `tty_nr` uses, so the two compare.
+pub fn tty_device(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(path).ok()?.rdev();
+    // glibc's makedev and the kernel's new_encode_dev agree below 2^32.
+    let (major, minor) = (
+        ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff),
+        (rdev & 0xff) | ((rdev >> 12) & !0xff),
+    );
+    Some((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
+}
+
 /// One variable of a process's environment as it was when the process
 /// started (`/proc/<pid>/environ`, readable for our own processes on
 /// Linux); `None` elsewhere or when it is not set.
@@ -65,6 +85,13 @@ fn parse_stat_ppid(stat: &str) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The controlling terminal in a `/proc/<pid>/stat` line (0: none).
+fn parse_stat_tty(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let tty: u64 = rest.split_whitespace().nth(4)?.parse().ok()?;
+    (tty != 0).then_some(tty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +101,12 @@ mod tests {
         assert_eq!(parse_stat_ppid("123 (bash) S 45 123 123 0"), Some(45));
         assert_eq!(parse_stat_ppid("9 (a) b (c)) R 7 9 9"), Some(7));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn stat_terminal_is_field_seven() {
+        assert_eq!(parse_stat_tty("9 (a b) S 1 9 9 34818 9"), Some(34818));
+        assert_eq!(parse_stat_tty("9 (d) S 1 9 9 0 -1"), None);
     }
 
     #[test]
@@ -91,7 +124,10 @@ mod tests {
     #[test]
     fn environment_entries_are_found_by_exact_name() {
         let environ = b"TMUX_PANE=%3\0TMUX=/tmp/s,1,0\0X=a=b\0";
-        assert_eq!(environ_lookup(environ, "TMUX").as_deref(), Some("/tmp/s,1,0"));
+        assert_eq!(
+            environ_lookup(environ, "TMUX").as_deref(),
+            Some("/tmp/s,1,0")
+        );
         assert_eq!(environ_lookup(environ, "X").as_deref(), Some("a=b"));
         assert_eq!(environ_lookup(environ, "TMUX_P"), None);
     }

@@ -34,6 +34,8 @@ pub struct PaneInfo {
     pub pane: String,
     /// The process tmux started in the pane.
     pub pid: u32,
+    /// The pane's terminal (`/dev/pts/N`).
+    pub tty: String,
 }
 
 /// A pane's screen: rows as cells, so styles survive.
@@ -189,7 +191,12 @@ async fn zellij(target: &PaneTarget, args: &[&str]) -> Result<String, MuxError> 
 pub async fn tmux_panes(socket: Option<&str>) -> Result<Vec<PaneInfo>, MuxError> {
     let out = tmux(
         socket,
-        &["list-panes", "-a", "-F", "#{pane_id} #{pane_pid}"],
+        &[
+            "list-panes",
+            "-a",
+            "-F",
+            "#{pane_id} #{pane_pid} #{pane_tty}",
+        ],
     )
     .await?;
     Ok(parse_panes(&out))
@@ -198,10 +205,11 @@ pub async fn tmux_panes(socket: Option<&str>) -> Result<Vec<PaneInfo>, MuxError>
 fn parse_panes(out: &str) -> Vec<PaneInfo> {
     out.lines()
         .filter_map(|line| {
-            let (pane, pid) = line.trim().split_once(' ')?;
+            let mut fields = line.split_whitespace();
             Some(PaneInfo {
-                pane: pane.to_owned(),
-                pid: pid.trim().parse().ok()?,
+                pane: fields.next()?.to_owned(),
+                pid: fields.next()?.parse().ok()?,
+                tty: fields.next()?.to_owned(),
             })
         })
         .collect()
@@ -294,17 +302,19 @@ mod tests {
 
     #[test]
     fn pane_lists_are_parsed() {
-        let panes = parse_panes("%0 100\n%12 2345\nbad\n%3 x\n");
+        let panes = parse_panes("%0 100 /dev/pts/1\n%12 2345 /dev/pts/7\nbad\n%3 x /dev/pts/2\n");
         assert_eq!(
             panes,
             [
                 PaneInfo {
                     pane: "%0".into(),
-                    pid: 100
+                    pid: 100,
+                    tty: "/dev/pts/1".into(),
                 },
                 PaneInfo {
                     pane: "%12".into(),
-                    pid: 2345
+                    pid: 2345,
+                    tty: "/dev/pts/7".into(),
                 }
             ]
         );

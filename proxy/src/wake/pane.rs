@@ -3,8 +3,12 @@
 //! pane mapped by hand (`panes set`), and the environment our ancestors
 //! started with (a client such as Codex gives its MCP servers a fixed
 //! environment, but its own still names the pane). A candidate is trusted
-//! only when the pane's process tree holds our client process (our parent):
-//! a stale or foreign pane is never typed into.
+//! only when the pane's process tree holds our client process (our parent)
+//! and the pane's terminal is the client's own (a background server shared
+//! by several terminals, as Codex's daemon is, has none): a stale or
+//! foreign pane is never typed into.
+
+use std::path::Path;
 
 use shared::procs;
 use shared::wake::{Mux, PaneTarget};
@@ -95,7 +99,16 @@ pub async fn verify(target: &PaneTarget, client_pid: u32, chain: &[u32]) -> Resu
                 .iter()
                 .find(|p| p.pane == target.pane)
                 .ok_or("no such pane on that tmux server")?;
-            holds(pane.pid, chain, client_pid)
+            holds(pane.pid, chain, client_pid)?;
+            let client_tty = procs::tty_of(client_pid);
+            if client_tty.is_some() && client_tty == procs::tty_device(Path::new(&pane.tty)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "its terminal {} is not our client's ({client_pid}) own terminal",
+                    pane.tty
+                ))
+            }
         }
         Mux::Zellij => {
             let root =

@@ -40,13 +40,32 @@ impl View {
 /// Code's older box), `❯` (Claude Code), `›` (Codex).
 const PROMPTS: [char; 3] = ['>', '❯', '›'];
 
-/// Text shown while a client works on a turn (lower case).
+/// Text shown while a client works on a turn (lower case): Claude Code's
+/// and Codex's footer or status, Gemini CLI's spinner line.
 const BUSY: [&str; 3] = ["esc to interrupt", "esc to cancel", "ctrl+c to interrupt"];
 
+/// The glyphs of Claude Code's spinner line (`✶ Bloviating…`), shown while
+/// a turn runs even when a draft hides the footer's hint.
+const SPINNERS: [char; 6] = ['·', '✢', '✳', '✶', '✻', '✽'];
+
+/// Whether `row` is a spinner line: a spinner glyph, a blank, and a word
+/// ending in `…` (a finished turn's `✻ Brewed for 1s · done` has none).
+fn spinner(row: &str) -> bool {
+    let mut chars = row.trim_start().chars();
+    matches!(chars.next(), Some(c) if SPINNERS.contains(&c))
+        && chars.next() == Some(' ')
+        && chars
+            .as_str()
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.ends_with('…'))
+}
+
 /// Placeholder texts, for screens read without styles (zellij).
-const PLACEHOLDERS: [&str; 11] = [
+const PLACEHOLDERS: [&str; 12] = [
     "Type your message or @path/to/file",
     "Ask Codex to do anything",
+    "Ask a follow-up question",
     "Find and fix a bug in @filename",
     "Explain this codebase",
     "Summarize recent commits",
@@ -121,8 +140,9 @@ fn typed(cells: &[Cell]) -> String {
 /// tests pin it against each client version's real screens.
 pub fn read(screen: &Screen) -> View {
     let busy = screen.rows.iter().any(|row| {
-        let text: String = row.iter().map(|c| c.ch).collect::<String>().to_lowercase();
-        BUSY.iter().any(|b| text.contains(b))
+        let text: String = row.iter().map(|c| c.ch).collect();
+        let lower = text.to_lowercase();
+        BUSY.iter().any(|b| lower.contains(b)) || spinner(&text)
     });
     let found = screen
         .rows
@@ -228,8 +248,46 @@ mod tests {
         );
     }
 
+    /// The pinned clients' real screens (`tests/clients/screens/`), each in
+    /// a known state: a new client version that moves a marker fails here.
+    #[test]
+    fn the_pinned_clients_screens_read_as_their_state() {
+        macro_rules! screens {
+            ($($client:literal: $($state:literal),*;)*) => {
+                [$($(($client, $state, include_str!(concat!(
+                    "../../../tests/clients/screens/", $client, "/", $state, ".txt"
+                )))),*),*]
+            };
+        }
+        let all = screens! {
+            "claude-code@2.1.332": "idle", "draft", "busy", "busy-draft", "after-turn", "inbox", "inbox-held";
+            "codex@0.171.0": "idle", "draft", "busy", "busy-draft", "after-turn";
+            "gemini@0.61.0": "idle", "draft", "busy", "busy-draft", "after-turn";
+        };
+        let draft = Input::Draft("half typed draft".into());
+        for (client, state, text) in all {
+            let v = view(text);
+            let (input, busy) = match state {
+                "draft" => (&draft, false),
+                "busy" => (&Input::Empty, true),
+                "busy-draft" => (&draft, true),
+                _ => (&Input::Empty, false),
+            };
+            assert_eq!(
+                (&v.input, v.busy),
+                (input, busy),
+                "{client} {state}:\n{text}"
+            );
+            if state == "inbox" {
+                assert!(v.shows("inbox-screen-marker"), "{client} {state}");
+            }
+        }
+    }
+
     #[test]
     fn busy_markers_and_wrapped_text() {
+        assert!(view("✶ Bloviating…\n  ⎿  Tip: x\n❯ draft").busy);
+        assert!(!view("✻ Brewed for 0s · done 4:00 PM\n❯").busy);
         assert!(view("✻ Thinking… (esc to interrupt)\n> ").busy);
         assert!(view("• Working (3s • Esc to interrupt)\n› ").busy);
         assert!(!view("> ").busy);
