@@ -81,6 +81,8 @@ pub struct Waker {
     jobs: mpsc::Sender<Job>,
     /// Refusals already logged (a stale pane is warned about once).
     refused: Mutex<Vec<String>>,
+    /// The routes last reported, to log a change.
+    reach: Mutex<Vec<String>>,
 }
 
 impl Waker {
@@ -98,6 +100,7 @@ impl Waker {
             inbox: OnceLock::new(),
             jobs,
             refused: Mutex::new(Vec::new()),
+            reach: Mutex::new(Vec::new()),
         });
         (waker, JobQueue(rx))
     }
@@ -163,7 +166,16 @@ impl Waker {
         if shared::notify::Host::current().can_notify() {
             routes.push("notify".to_owned());
         }
-        shared::push::merge_routes(&[], &routes)
+        let routes = shared::push::merge_routes(&[], &routes);
+        let mut last = self
+            .reach
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != routes {
+            tracing::info!(routes = %routes.join(", "), "reach now");
+            last.clone_from(&routes);
+        }
+        routes
     }
 
     fn inbox_choice() -> settings::Choice {
@@ -383,7 +395,12 @@ impl Waker {
         };
         match terminal::ready(&target, &scratch, state()).await {
             Ok(Ready::Yes) => {}
-            Ok(Ready::Busy) => return,
+            Ok(Ready::Busy) => {
+                if gate.busy() {
+                    tracing::info!(event_ids = ?ids, "the agent is busy; the wake waits until it is idle");
+                }
+                return;
+            }
             Ok(Ready::Held(reason)) => {
                 let new = gate.hold(&reason, &ids);
                 report::report(

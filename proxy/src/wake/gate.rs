@@ -19,6 +19,8 @@ pub struct Gate {
     /// The reason messages are held for, and which were told so.
     held: Option<(String, HashSet<u64>)>,
     failures: u32,
+    /// The agent was seen busy since the last notice (said once).
+    busy_told: bool,
 }
 
 impl Gate {
@@ -30,8 +32,7 @@ impl Gate {
     /// A notice was typed and submitted now.
     pub fn typed(&mut self, now: Instant) {
         self.last_typed = Some(now);
-        self.held = None;
-        self.failures = 0;
+        self.clear();
     }
 
     /// The wake is held for `reason`: the ids of `ids` not yet told so
@@ -42,6 +43,11 @@ impl Gate {
             _ => &mut self.held.insert((reason.to_owned(), HashSet::new())).1,
         };
         ids.iter().copied().filter(|id| told.insert(*id)).collect()
+    }
+
+    /// The agent is busy: whether this is news (to say once).
+    pub fn busy(&mut self) -> bool {
+        !std::mem::replace(&mut self.busy_told, true)
     }
 
     /// The multiplexer failed; whether to give up on the waiting messages.
@@ -58,6 +64,7 @@ impl Gate {
     pub fn clear(&mut self) {
         self.held = None;
         self.failures = 0;
+        self.busy_told = false;
     }
 }
 
@@ -88,6 +95,15 @@ mod tests {
         );
         gate.typed(Instant::now());
         assert_eq!(gate.hold("dialog", &[4]), [4]);
+    }
+
+    #[test]
+    fn busy_is_said_once_per_wait() {
+        let mut gate = Gate::default();
+        assert!(gate.busy());
+        assert!(!gate.busy());
+        gate.clear();
+        assert!(gate.busy());
     }
 
     #[test]

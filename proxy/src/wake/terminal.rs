@@ -149,7 +149,9 @@ pub async fn taken(
         if !parked && turned && view.shows(text) {
             return true;
         }
-        if parked && enters < ENTERS_MAX && pressed.elapsed() >= REPRESS_AFTER {
+        // A client that started its turn has taken the Enter, whatever
+        // its screen still shows.
+        if parked && !turned && enters < ENTERS_MAX && pressed.elapsed() >= REPRESS_AFTER {
             tracing::debug!("the notice is still on the input line; pressing Enter again");
             if mux::press_enter(target).await.is_err() {
                 return false;
