@@ -409,7 +409,11 @@ fn panes_set_maps_a_pane_by_hand_busy_waits_for_idle_and_panes_clear_unmaps() {
             .join(format!("pane-{}.json", agent.id))
             .exists()
     );
-    agent.wait_log(&["reach now", "routes=\"\""]);
+    // The proxy's next renewal reports no pane.
+    let unreached = wait_until_or_none(|| {
+        agent.log().lines().any(|l| l.ends_with("reach now routes=")).then_some(())
+    });
+    assert!(unreached.is_some(), "the pane stayed in reach:\n{}", agent.log());
 }
 
 #[test]
