@@ -38,7 +38,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(hub: &Hub, tmux: &Tmux, name: &str, opts: Opts) -> Self {
+    fn start(hub: &Hub, tmux: &Tmux, name: &str, opts: &Opts) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let state = dir.path().join("state");
         std::fs::create_dir(&state).expect("the state dir");
@@ -189,7 +189,7 @@ fn an_idle_agents_own_pane_gets_the_notice_typed_submitted_and_checked() {
         &hub,
         &tmux,
         "woken",
-        Opts {
+        &Opts {
             hooks: true,
             server_strip: "TMUX,TMUX_PANE",
             ..Opts::default()
@@ -215,7 +215,7 @@ fn a_draft_is_never_submitted_and_the_wake_waits_until_the_line_is_empty() {
         &hub,
         &tmux,
         "drafting",
-        Opts {
+        &Opts {
             hooks: true,
             ..Opts::default()
         },
@@ -262,7 +262,7 @@ fn a_pane_that_does_not_hold_the_client_is_never_typed_into() {
         &hub,
         &tmux,
         "elsewhere",
-        Opts {
+        &Opts {
             hide_pane: true,
             server_env: vec![
                 ("TMUX", format!("{socket},1,0")),
@@ -308,7 +308,7 @@ fn the_off_switch_types_nothing() {
         &hub,
         &tmux,
         "quiet",
-        Opts {
+        &Opts {
             wake: Some("off"),
             ..Opts::default()
         },
@@ -334,7 +334,7 @@ fn panes_set_maps_a_pane_by_hand_busy_waits_for_idle_and_panes_clear_unmaps() {
         &hub,
         &tmux,
         "mapped",
-        Opts {
+        &Opts {
             hide_pane: true,
             server_strip: "TMUX,TMUX_PANE",
             ..Opts::default()
@@ -411,9 +411,17 @@ fn panes_set_maps_a_pane_by_hand_busy_waits_for_idle_and_panes_clear_unmaps() {
     );
     // The proxy's next renewal reports no pane.
     let unreached = wait_until_or_none(|| {
-        agent.log().lines().any(|l| l.ends_with("reach now routes=")).then_some(())
+        agent
+            .log()
+            .lines()
+            .any(|l| l.ends_with("reach now routes="))
+            .then_some(())
     });
-    assert!(unreached.is_some(), "the pane stayed in reach:\n{}", agent.log());
+    assert!(
+        unreached.is_some(),
+        "the pane stayed in reach:\n{}",
+        agent.log()
+    );
 }
 
 #[test]

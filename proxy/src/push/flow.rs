@@ -54,7 +54,7 @@ pub struct Summary {
     pub last_id: u64,
     /// Their publishers, in order of first appearance (the first few).
     pub senders: Vec<String>,
-    /// Their ids (the first [`IDS_KEPT`]).
+    /// Their ids (the first thousand).
     pub event_ids: Vec<u64>,
     /// Held by the loop guard (else by the rate cap).
     pub looping: bool,
