@@ -402,16 +402,7 @@ impl Waker {
                 return;
             }
             Ok(Ready::Held(reason)) => {
-                let new = gate.hold(&reason, &ids);
-                report::report(
-                    &self.hub,
-                    session,
-                    &new,
-                    Step::Held,
-                    ReceiptPath::Pane,
-                    Some(&reason),
-                );
-                return;
+                return self.hold(session, gate, &ids, &reason);
             }
             Err(e) => return failed(gate, pending, e),
         }
@@ -426,16 +417,7 @@ impl Waker {
         match terminal::type_and_submit(&target, &scratch, &line).await {
             Ok(Typed::Submitted) => {}
             Ok(Typed::Abandoned(reason)) => {
-                let new = gate.hold(&reason, &ids);
-                report::report(
-                    &self.hub,
-                    session,
-                    &new,
-                    Step::Held,
-                    ReceiptPath::Pane,
-                    Some(&reason),
-                );
-                return;
+                return self.hold(session, gate, &ids, &reason);
             }
             Err(e) => return failed(gate, pending, e),
         }
@@ -461,6 +443,19 @@ impl Waker {
         } else {
             tracing::info!(event_ids = ?ids, "the typed notice was not seen taken within {:?}; it stays offered", terminal::TAKEN_WAIT);
         }
+    }
+
+    /// The pane wake waits for `reason`: tells it once per message.
+    fn hold(&self, session: &str, gate: &mut Gate, ids: &[u64], reason: &str) {
+        let new = gate.hold(reason, ids);
+        report::report(
+            &self.hub,
+            session,
+            &new,
+            Step::Held,
+            ReceiptPath::Pane,
+            Some(reason),
+        );
     }
 
     /// Whether every one of `ids` already reached the agent (its own read,

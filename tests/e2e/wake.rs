@@ -168,6 +168,12 @@ fn push_of(hub: &Hub, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn wait_pane_in_reach(hub: &Hub, id: &str) {
+    wait_until("the pane in the session's reach", DEADLINE, || {
+        push_of(hub, id).contains(&"pane".to_owned()).then_some(())
+    });
+}
+
 fn dm(hub: &Hub, to: &str, payload: &str) -> u64 {
     let alice = id_of(&hub.register("alice", Some("alice-1")));
     hub.publish(&alice, "question", payload, &format!("session:{to}"))
@@ -195,11 +201,7 @@ fn an_idle_agents_own_pane_gets_the_notice_typed_submitted_and_checked() {
             ..Opts::default()
         },
     );
-    wait_until("the pane in the session's reach", DEADLINE, || {
-        push_of(&hub, &agent.id)
-            .contains(&"pane".to_owned())
-            .then_some(())
-    });
+    wait_pane_in_reach(&hub, &agent.id);
     wait_row(&tmux, &agent.pane, ">");
     let id = dm(&hub, &agent.id, "lunch?");
     agent.wait_receipt("offered", "pane", id);
@@ -376,11 +378,7 @@ fn panes_set_maps_a_pane_by_hand_busy_waits_for_idle_and_panes_clear_unmaps() {
         mapped,
         json!({"mux": "tmux", "pane": agent.pane, "socket": socket})
     );
-    wait_until("the mapped pane in the session's reach", DEADLINE, || {
-        push_of(&hub, &agent.id)
-            .contains(&"pane".to_owned())
-            .then_some(())
-    });
+    wait_pane_in_reach(&hub, &agent.id);
 
     // A busy agent is not woken until its hook says it is idle.
     agent.cli(&hub, &["wake-state", "busy", "--session-id", &agent.id]);
