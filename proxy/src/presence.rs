@@ -268,9 +268,15 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
+        // The session id once known, else the client id the hub adopts.
+        let id = match self.phase() {
+            Phase::Registered(id) => id,
+            _ => identity.client_id.clone(),
+        };
+        let push = self.pusher.routes(&id).await;
         let answer = self
             .hub
-            .call_within::<RegisterSession>(&identity.register_params(), ROUND_TRIP)
+            .call_within::<RegisterSession>(&identity.register_params(&push), ROUND_TRIP)
             .await;
         let registered = registered_from(answer)?;
         self.note_cursor(&registered);

@@ -38,8 +38,9 @@ impl Presence {
         next.name = name;
         next.cwd = cwd;
         // The agent's own arguments travel as given (the hub judges them),
-        // with this proxy's identity over them.
-        if let Ok(Value::Object(ours)) = serde_json::to_value(next.register_params()) {
+        // with this proxy's identity and reach over them.
+        let push = self.pusher.routes(&next.client_id).await;
+        if let Ok(Value::Object(ours)) = serde_json::to_value(next.register_params(&push)) {
             args.extend(ours);
         }
         let out = self
