@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod notify;
 pub mod sessions;
 pub mod wait;
+pub mod wake;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Open(args) => access::open(&hub, global, &args),
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
+        Command::WakeState(args) => wake::wake_state(&hub, args).await,
+        Command::Panes(args) => wake::panes(&hub, args).await,
     }
 }
 
