@@ -33,6 +33,13 @@ impl Hub {
         &self.client
     }
 
+    /// Sends `session_id`'s key (from its key file, when this user has
+    /// one) with every call from now on, so calls acting as that session
+    /// are its own.
+    pub fn act_as(&self, session_id: &str) {
+        self.client.set_session_key(shared::keys::load(session_id));
+    }
+
     /// Calls a tool and returns its reply value (list tools unwrapped).
     pub async fn call(&self, tool: &str, args: Value) -> Result<Value> {
         self.call_within(tool, args, None).await

@@ -6,6 +6,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use shared::tools::Refusal;
+
+use crate::keys::Presented;
 use crate::state::Bus;
 use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, StoreError, Tx};
 
@@ -106,22 +109,37 @@ pub fn process_gone(hostname: &str, session: &SessionRecord) -> bool {
     !session.is_deleted() && watched_pid(hostname, session).is_some_and(|pid| !pid_alive(pid))
 }
 
-/// Records activity: refreshes the heartbeat and renews a lease, unless the
-/// last heartbeat is under a second old. Returns the session (an ended one
-/// untouched), or `None` when there is no such session.
-pub fn touch(tx: &mut Tx<'_>, id: &str, now_ms: i64) -> Result<Option<SessionRecord>, StoreError> {
+/// What [`touch`] found: the session (`None`: there is no such session),
+/// or why the call may not act as it.
+pub type Touched = Result<Option<SessionRecord>, Refusal>;
+
+/// Records activity of a call acting as session `id`: refreshes the
+/// heartbeat and renews a lease, unless the last heartbeat is under a
+/// second old. A keyed session is touched only by a call that presented
+/// its key (`key`); any other gets the refusal, and nothing changes, so
+/// naming a session never keeps it alive. Returns the session (an ended
+/// one untouched), or `None` when there is no such session.
+pub fn touch(
+    tx: &mut Tx<'_>,
+    id: &str,
+    key: &Presented,
+    now_ms: i64,
+) -> Result<Touched, StoreError> {
     let Some(mut session) = tx.session(id)? else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
+    if let Err(refusal) = key.may_act_as(&session) {
+        return Ok(Err(refusal));
+    }
     if session.is_deleted() {
-        return Ok(Some(session));
+        return Ok(Ok(Some(session)));
     }
     if now_ms - session.last_heartbeat >= TOUCH_EVERY_MS {
         session.last_heartbeat = now_ms;
         renew_lease(&mut session, now_ms);
         tx.put_session(&session)?;
     }
-    Ok(Some(session))
+    Ok(Ok(Some(session)))
 }
 
 /// Gives every live leased session a full term from `now_ms` (after the
@@ -148,7 +166,10 @@ pub fn fresh_terms(tx: &mut Tx<'_>, now_ms: i64) -> Result<usize, StoreError> {
 }
 
 /// Ends a session: marks it deleted, publishes `session_unregistered` with
-/// why, and ends its claims in the same transaction.
+/// why, and ends its claims in the same transaction. A session its owner
+/// unregistered is over, and its key goes with it: registering by its
+/// `client_id` later starts afresh. One that lapsed or idled out keeps its
+/// key, so only its owner can bring it back.
 pub fn end_session(
     tx: &mut Tx<'_>,
     mut session: SessionRecord,
@@ -156,6 +177,9 @@ pub fn end_session(
     reason: EndReason,
 ) -> Result<SessionRecord, StoreError> {
     session.deleted_at = Some(now_ms);
+    if reason == EndReason::Unregistered {
+        session.key_hash = None;
+    }
     tx.put_session(&session)?;
     tx.append_system_event(NewEvent::system(
         "session_unregistered",
@@ -280,6 +304,7 @@ mod tests {
             lease_seconds,
             lease_deadline: lease_seconds.map(|l| lease_deadline(last_heartbeat, l)),
             push: Vec::new(),
+            key_hash: None,
         }
     }
 
@@ -320,17 +345,22 @@ mod tests {
         let (_dir, store) = store_with(vec![session("a", Some(30), 0), ended]).await;
         let seen = store
             .write(Durability::Lazy, |tx| {
+                let open = Presented::default();
                 Ok((
-                    touch(tx, "a", 500)?.map(|s| s.last_heartbeat),
-                    touch(tx, "gone", 9_000)?.map(|s| s.last_heartbeat),
-                    touch(tx, "nobody", 9_000)?.is_none(),
+                    touch(tx, "a", &open, 500)?.unwrap().map(|s| s.last_heartbeat),
+                    touch(tx, "gone", &open, 9_000)?
+                        .unwrap()
+                        .map(|s| s.last_heartbeat),
+                    touch(tx, "nobody", &open, 9_000)?.unwrap().is_none(),
                 ))
             })
             .await
             .unwrap();
         assert_eq!(seen, (Some(0), Some(0), true));
         store
-            .write(Durability::Lazy, |tx| touch(tx, "a", 5_000))
+            .write(Durability::Lazy, |tx| {
+                touch(tx, "a", &Presented::default(), 5_000)
+            })
             .await
             .unwrap();
         let a = get(&store, "a").await;

@@ -7,11 +7,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use shared::client::follow::Backoff;
-use shared::tools::Refusal;
-use shared::tools::sessions::{RegisterSession, Registered, UnregisterParams, UnregisterSession};
-use shared::{ClientError, HubClient, ToolOutput};
+use shared::tools::sessions::{Registered, UnregisterParams, UnregisterSession};
+use shared::tools::{Answer, Refusal};
+use shared::{ClientError, HubClient};
 use tokio::sync::Notify;
 
 use crate::Config;
@@ -149,8 +148,16 @@ impl Presence {
             state.renewed_at = Some(Instant::now());
             state.failures = 0;
         }
-        state.phase = phase;
+        let previous = std::mem::replace(&mut state.phase, phase.clone());
         drop(state);
+        // A session replaced by another (the hub had lost it) leaves no key
+        // file behind.
+        if let (Phase::Registered(old) | Phase::Released(old), Phase::Registered(new)) =
+            (&previous, &phase)
+            && old != new
+        {
+            shared::keys::remove(old);
+        }
         self.wake.notify_one();
     }
 
@@ -255,29 +262,29 @@ impl Presence {
             .call_within::<UnregisterSession>(&params, ROUND_TRIP)
             .await
         {
-            Ok(Ok(_)) => tracing::info!(session_id = %id, "unregistered"),
+            Ok(Ok(_)) => {
+                tracing::info!(session_id = %id, "unregistered");
+                shared::keys::remove(&id);
+            }
             Ok(Err(Refusal::SessionDeleted(_))) => {
                 tracing::info!(session_id = %id, "the session had already ended");
+                shared::keys::remove(&id);
             }
             Ok(Err(refusal)) => tracing::warn!(session_id = %id, %refusal, "unregister refused"),
             Err(e) => tracing::warn!(session_id = %id, "cannot unregister: {e}"),
         }
     }
 
-    /// One `register_session` with this identity (it also renews the lease).
+    /// One `register_session` with this identity (it also renews the
+    /// lease), keyed: the hub client sends the session's key from then on,
+    /// and its key file holds it for hooks.
     async fn register(&self, identity: &Identity) -> Result<String, RegisterError> {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
-        let out = self
-            .hub
-            .call_tool_within(
-                "register_session",
-                Value::Object(identity.register_args()),
-                ROUND_TRIP,
-            )
-            .await?;
-        let registered = registered(&out)?;
+        let registered = registered(
+            shared::keys::register(&self.hub, &identity.register_params(), ROUND_TRIP).await,
+        )?;
         self.note_cursor(&registered);
         Ok(registered.session_id)
     }
@@ -422,12 +429,11 @@ impl Presence {
     }
 }
 
-/// A `register_session` reply read as the contract writes it, or why the
-/// hub gave no session.
-fn registered(out: &ToolOutput) -> Result<Registered, RegisterError> {
-    match out.answer::<RegisterSession>() {
+/// A `register_session` answer as a session, or why the hub gave none.
+fn registered(answer: Result<Answer<Registered>, ClientError>) -> Result<Registered, RegisterError> {
+    match answer {
         Ok(Ok(registered)) => Ok(registered),
-        Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_string())),
+        Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_value().to_string())),
         Err(ClientError::Tool(text)) => Err(RegisterError::Refused(text)),
         Err(e) => Err(e.into()),
     }

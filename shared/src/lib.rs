@@ -16,6 +16,8 @@
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
+//! - [`keys`]: session keys on this machine — the key files hooks read, and
+//!   registering with a key.
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
@@ -26,6 +28,7 @@ pub mod client;
 pub mod coerce;
 pub mod config;
 pub mod cursor;
+pub mod keys;
 pub mod level;
 pub mod notify;
 pub mod push;

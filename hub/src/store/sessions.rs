@@ -157,6 +157,7 @@ mod tests {
             lease_seconds: None,
             lease_deadline: None,
             push: Vec::new(),
+            key_hash: None,
         };
         store
             .write(Durability::Lazy, move |t| {

@@ -1,15 +1,22 @@
 //! The agent's own `register_session` and `unregister_session` for this
 //! proxy's session: a rename or resume of the one session (never a second),
-//! and a release nothing undoes until the agent registers again.
+//! and a release nothing undoes until the agent registers again. The
+//! session's key stays with the proxy: the agent's reply never carries it.
 
 use serde_json::{Map, Value, json};
+use shared::client::DEFAULT_TIMEOUT;
+use shared::tools::Refusal;
+use shared::tools::sessions::RegisterSession;
 use shared::{ClientError, ToolOutput};
 
-use super::{Phase, Presence, registered};
+use super::{Phase, Presence};
+use crate::forward::tool_result;
 
 impl Presence {
     /// The agent's own `register_session`: renames/resumes this proxy's
     /// session (same machine and `client_id`) and never creates a second one.
+    /// The agent's arguments are checked as the hub checks them; only its
+    /// `name` and `cwd` are taken.
     pub async fn register_for_agent(
         &self,
         mut args: Map<String, Value>,
@@ -32,29 +39,41 @@ impl Presence {
                 "register_session through the proxy always uses the proxy's client_id"
             );
         }
+        args.insert("name".into(), json!(name));
+        if let Err(message) = shared::tools::parse::<RegisterSession>(Some(Value::Object(args))) {
+            return Err(ClientError::Tool(format!(
+                "Invalid arguments for register_session: {message}"
+            )));
+        }
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
-        args.extend(next.register_args());
-        let out = self
-            .hub
-            .call_tool("register_session", Value::Object(args))
-            .await?;
-        if let Ok(registered) = registered(&out) {
-            self.note_cursor(&registered);
-            let id = registered.session_id;
-            self.state().identity = Some(next.clone());
-            *identity = next;
-            tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
-            if self.phase() != Phase::Closed {
-                self.set_phase(Phase::Registered(id));
+        let answer =
+            shared::keys::register(self.hub(), &next.register_params(), DEFAULT_TIMEOUT).await?;
+        let reply = match answer {
+            Ok(mut registered) => {
+                self.note_cursor(&registered);
+                let id = registered.session_id.clone();
+                self.state().identity = Some(next.clone());
+                *identity = next;
+                tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
+                if self.phase() != Phase::Closed {
+                    self.set_phase(Phase::Registered(id));
+                }
+                // The key is the proxy's to send; the agent never sees it.
+                registered.session_key = None;
+                serde_json::to_value(registered).unwrap_or_default()
             }
-        }
-        Ok(out)
+            Err(refusal) => refusal.to_value(),
+        };
+        Ok(ToolOutput {
+            result: tool_result(&reply),
+        })
     }
 
     /// The agent's own `unregister_session` of this proxy's session: honoured,
-    /// and nothing re-registers it until the agent registers again.
+    /// and nothing re-registers it until the agent registers again. Its key
+    /// file goes with it.
     pub async fn unregister_for_agent(
         &self,
         id: &str,
@@ -66,8 +85,13 @@ impl Presence {
             .hub
             .call_tool("unregister_session", Value::Object(args))
             .await?;
-        if !out.is_error() && self.phase() != Phase::Closed {
+        let keyed = matches!(
+            Refusal::from_value(&out.value()),
+            Some(Refusal::SessionKeyed { .. })
+        );
+        if !out.is_error() && !keyed && self.phase() != Phase::Closed {
             tracing::info!(session_id = %id, "the agent unregistered this session");
+            shared::keys::remove(id);
             self.set_phase(Phase::Released(id.to_owned()));
         }
         Ok(out)
