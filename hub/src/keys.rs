@@ -104,7 +104,10 @@ mod tests {
         assert_ne!(key, other, "keys are random");
         assert!(!stored.contains(&key), "only the hash is stored");
         let keyed = session(Some(stored));
-        assert_eq!(Presented::of(&caller(Some(&key))).may_act_as(&keyed), Ok(()));
+        assert_eq!(
+            Presented::of(&caller(Some(&key))).may_act_as(&keyed),
+            Ok(())
+        );
         assert_eq!(
             Presented::of(&caller(None)).may_act_as(&keyed),
             Err(Refusal::keyed("s", false))

@@ -347,7 +347,9 @@ mod tests {
             .write(Durability::Lazy, |tx| {
                 let open = Presented::default();
                 Ok((
-                    touch(tx, "a", &open, 500)?.unwrap().map(|s| s.last_heartbeat),
+                    touch(tx, "a", &open, 500)?
+                        .unwrap()
+                        .map(|s| s.last_heartbeat),
                     touch(tx, "gone", &open, 9_000)?
                         .unwrap()
                         .map(|s| s.last_heartbeat),
@@ -362,6 +364,7 @@ mod tests {
                 touch(tx, "a", &Presented::default(), 5_000)
             })
             .await
+            .unwrap()
             .unwrap();
         let a = get(&store, "a").await;
         assert_eq!((a.last_heartbeat, a.lease_deadline), (5_000, Some(35_000)));

@@ -430,7 +430,9 @@ impl Presence {
 }
 
 /// A `register_session` answer as a session, or why the hub gave none.
-fn registered(answer: Result<Answer<Registered>, ClientError>) -> Result<Registered, RegisterError> {
+fn registered(
+    answer: Result<Answer<Registered>, ClientError>,
+) -> Result<Registered, RegisterError> {
     match answer {
         Ok(Ok(registered)) => Ok(registered),
         Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_value().to_string())),

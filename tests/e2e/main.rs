@@ -13,6 +13,7 @@ mod hooks;
 mod import;
 mod input;
 mod interop;
+mod keys;
 mod limits;
 mod proxy;
 mod push;

@@ -106,10 +106,17 @@ fn tools_are_forwarded_and_session_id_is_filled_in() {
         "publish_event",
         json!({"event_type": "mine", "payload": "filled in"}),
     );
-    // With session_id: left alone.
-    let theirs = proxy.call_ok(
+    // With another session's id: refused, as the bus acts only as this
+    // proxy's session (tests/e2e/keys.rs covers every such call).
+    let theirs = proxy.call(
         "publish_event",
         json!({"event_type": "theirs", "payload": "explicit", "session_id": "someone-else"}),
+    );
+    assert!(theirs.is_error(), "{}", theirs.text());
+    assert!(
+        theirs.text().contains("not this session's"),
+        "{}",
+        theirs.text()
     );
     let all = events(&hub);
     let by_id = |v: &Value| {
@@ -119,7 +126,10 @@ fn tools_are_forwarded_and_session_id_is_filled_in() {
             .clone()
     };
     assert_eq!(by_id(&mine)["session_id"], json!(id));
-    assert_eq!(by_id(&theirs)["session_id"], json!("someone-else"));
+    assert!(
+        all.iter().all(|e| e["event_type"] != "theirs"),
+        "nothing was published as someone-else"
+    );
 
     // A read with the session filled in resumes from the session's cursor.
     let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
@@ -530,10 +540,12 @@ fn socket_stdio_as_node_clients_use_still_exits_on_sigterm_and_eof() {
 #[test]
 fn a_proxy_that_finds_its_session_gone_registers_it_again() {
     let hub = Hub::start();
-    let (mut proxy, id) = registered_proxy(&hub, "phoenix", &[]);
-    // Someone else (a hook, an operator) ends the session under the proxy.
+    let state = support::keys::StateDir::new();
+    let (mut proxy, id) = registered_proxy(&hub, "phoenix", &[state.env()]);
+    // Someone else with the session's key (a hook) ends the session under
+    // the proxy.
     let reply = rt().block_on(call(
-        &hub.client(),
+        &state.client(&hub, &id),
         "unregister_session",
         json!({"session_id": id}),
     ));

@@ -5,6 +5,8 @@
 //! - [`Hub`]: the hub process (start, restart on the same data, kill -9).
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
+//! - [`keys`]: a private state directory for key files; clients that
+//!   present a session's key.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`original`]: databases in the Python original's `SQLite` format.
@@ -13,6 +15,7 @@
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
 pub mod group;
+pub mod keys;
 pub mod original;
 pub mod proxy;
 pub mod sessions;

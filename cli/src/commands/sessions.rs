@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
 use shared::config;
-use shared::tools::sessions::{ListChannels, NoParams, RegisterParams, UnregisterParams, UnregisterSession};
+use shared::tools::sessions::{
+    ListChannels, NoParams, RegisterParams, UnregisterParams, UnregisterSession,
+};
 
 use crate::hub::Hub;
 use crate::output::{self, json_pretty, line, note};
@@ -50,8 +52,7 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
     // Keyed, like the proxy's: the key goes to the session's key file,
     // where the hooks run for this session find it, and never to stdout.
     let mut reply =
-        match shared::keys::register(hub.client(), &params, shared::client::DEFAULT_TIMEOUT)
-            .await?
+        match shared::keys::register(hub.client(), &params, shared::client::DEFAULT_TIMEOUT).await?
         {
             Ok(reply) => reply,
             Err(refusal) => return output::refusal_pretty(&refusal),

@@ -68,28 +68,30 @@ fn registration_retries_grow_to_a_cap() {
 
 #[test]
 fn reads_register_replies() {
+    use shared::ToolOutput;
+    use shared::tools::sessions::RegisterSession;
+    let answer = |result: serde_json::Value| ToolOutput { result }.answer::<RegisterSession>();
     let reply = json!({
         "session_id": "s1", "display_id": "s1", "name": "t", "machine": "m",
         "cwd": "/", "repo": "", "active_sessions": 1, "cursor": "7",
         "resumed": false, "tip": "7",
     });
-    let ok = ToolOutput {
-        result: json!({"content":[{"type":"text","text":reply.to_string()}],"structuredContent":reply,"isError":false}),
-    };
-    assert_eq!(registered(&ok).unwrap().session_id, "s1");
-    let refused = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"name is required"}],"isError":true}),
-    };
+    let ok = answer(
+        json!({"content":[{"type":"text","text":reply.to_string()}],"structuredContent":reply,"isError":false}),
+    );
+    assert_eq!(registered(ok).unwrap().session_id, "s1");
+    let refused =
+        answer(json!({"content":[{"type":"text","text":"name is required"}],"isError":true}));
     assert!(matches!(
-        registered(&refused),
+        registered(refused),
         Err(RegisterError::Refused(e)) if e == "name is required"
     ));
-    let domain = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
-    };
-    assert!(matches!(registered(&domain), Err(RegisterError::Refused(e)) if e == "x"));
-    let shapeless = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{}}),
-    };
-    assert!(matches!(registered(&shapeless), Err(RegisterError::Hub(_))));
+    let domain = answer(
+        json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
+    );
+    assert!(
+        matches!(registered(domain), Err(RegisterError::Refused(e)) if e == r#"{"error":"x"}"#)
+    );
+    let shapeless = answer(json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{}}));
+    assert!(matches!(registered(shapeless), Err(RegisterError::Hub(_))));
 }
