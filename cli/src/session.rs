@@ -54,13 +54,12 @@ impl SessionArg {
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
             .or_else(|| config::non_empty_env(config::ENV_CLAUDE_SESSION_ID));
-        let found = match given {
-            Some(id) => Some(Found::Given(id)),
-            None => {
-                let sessions = hub.sessions().await?;
-                nearest_ancestor(sessions, &config::hostname(), &ancestors())
-                    .map(|s| Found::Ancestor(Box::new(s)))
-            }
+        let found = if let Some(id) = given {
+            Some(Found::Given(id))
+        } else {
+            let sessions = hub.sessions().await?;
+            nearest_ancestor(sessions, &config::hostname(), &ancestors())
+                .map(|s| Found::Ancestor(Box::new(s)))
         };
         if let Some(found) = &found {
             hub.act_as(found.id());

@@ -148,15 +148,20 @@ impl Presence {
             state.renewed_at = Some(Instant::now());
             state.failures = 0;
         }
-        let previous = std::mem::replace(&mut state.phase, phase.clone());
-        drop(state);
         // A session replaced by another (the hub had lost it) leaves no key
         // file behind.
-        if let (Phase::Registered(old) | Phase::Released(old), Phase::Registered(new)) =
-            (&previous, &phase)
-            && old != new
-        {
-            shared::keys::remove(old);
+        let replaced = match (&state.phase, &phase) {
+            (Phase::Registered(old) | Phase::Released(old), Phase::Registered(new))
+                if old != new =>
+            {
+                Some(old.clone())
+            }
+            _ => None,
+        };
+        state.phase = phase;
+        drop(state);
+        if let Some(old) = replaced {
+            shared::keys::remove(&old);
         }
         self.wake.notify_one();
     }
