@@ -78,22 +78,8 @@ mod tests {
 
     fn session(key_hash: Option<String>) -> SessionRecord {
         SessionRecord {
-            id: "s".into(),
-            display_id: "d".into(),
-            name: "n".into(),
-            machine: "m".into(),
-            cwd: "/".into(),
-            repo: "r".into(),
-            registered_at: 0,
-            last_heartbeat: 0,
-            client_id: None,
-            last_cursor: None,
-            deleted_at: None,
-            client_pid: None,
-            lease_seconds: None,
-            lease_deadline: None,
-            push: Vec::new(),
             key_hash,
+            ..crate::store::testing::session_record("s")
         }
     }
 

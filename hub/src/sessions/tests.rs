@@ -1,27 +1,16 @@
 //! Unit tests of the session rules, on a real store in a temp dir.
 
 use super::*;
-use crate::store::testing::oldest_events;
+use crate::store::testing::{oldest_events, session_record};
 use crate::store::{ClaimRecord, Store};
 
 fn session(id: &str, lease_seconds: Option<u64>, last_heartbeat: i64) -> SessionRecord {
     SessionRecord {
-        id: id.into(),
-        display_id: format!("d-{id}"),
         name: format!("n-{id}"),
-        machine: "m".into(),
-        cwd: "/".into(),
-        repo: "r".into(),
-        registered_at: 0,
         last_heartbeat,
-        client_id: None,
-        last_cursor: None,
-        deleted_at: None,
-        client_pid: None,
         lease_seconds,
         lease_deadline: lease_seconds.map(|l| lease_deadline(last_heartbeat, l)),
-        push: Vec::new(),
-        key_hash: None,
+        ..session_record(id)
     }
 }
 

@@ -142,22 +142,8 @@ mod tests {
         }
         let (_dir, store) = store_with(0).await;
         let session = |id: &str| SessionRecord {
-            id: id.into(),
             display_id: "calm-troodon".into(),
-            name: "n".into(),
-            machine: "m".into(),
-            cwd: "/".into(),
-            repo: "r".into(),
-            registered_at: 0,
-            last_heartbeat: 0,
-            client_id: None,
-            last_cursor: None,
-            deleted_at: None,
-            client_pid: None,
-            lease_seconds: None,
-            lease_deadline: None,
-            push: Vec::new(),
-            key_hash: None,
+            ..session_record(id)
         };
         store
             .write(Durability::Lazy, move |t| {

@@ -6,6 +6,28 @@ pub(crate) use super::{
     inspect,
 };
 
+/// A live session `id` with no lease, key or client, at time 0.
+pub(crate) fn session_record(id: &str) -> super::SessionRecord {
+    super::SessionRecord {
+        id: id.into(),
+        display_id: format!("d-{id}"),
+        name: "n".into(),
+        machine: "m".into(),
+        cwd: "/".into(),
+        repo: "r".into(),
+        registered_at: 0,
+        last_heartbeat: 0,
+        client_id: None,
+        last_cursor: None,
+        deleted_at: None,
+        client_pid: None,
+        lease_seconds: None,
+        lease_deadline: None,
+        push: Vec::new(),
+        key_hash: None,
+    }
+}
+
 pub(crate) fn new_event(channel: &str) -> NewEvent {
     NewEvent {
         channel: channel.to_owned(),

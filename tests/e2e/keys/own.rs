@@ -165,14 +165,15 @@ fn the_cli_keys_its_sessions_and_a_restarted_proxy_finds_its_key() {
     let state = StateDir::new();
     let (var, dir) = state.env();
     let cli = Cli::new(&hub).env(var, dir);
-    let out = cli.run(&[
+    let register = [
         "register",
         "--name",
         "scripted",
         "--client-id",
         "cli-1",
         "--json",
-    ]);
+    ];
+    let out = cli.run(&register);
     assert_ok(&out);
     let id = id_of(&out.json());
     assert!(out.json().get("session_key").is_none(), "{out:#?}");
@@ -197,14 +198,7 @@ fn the_cli_keys_its_sessions_and_a_restarted_proxy_finds_its_key() {
             .run(&["register", "--name", "x", "--client-id", "cli-1"]);
     assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.contains("Session key required"), "{out:#?}");
-    let out = cli.run(&[
-        "register",
-        "--name",
-        "scripted",
-        "--client-id",
-        "cli-1",
-        "--json",
-    ]);
+    let out = cli.run(&register);
     assert_ok(&out);
     assert_eq!(out.json()["resumed"], true);
     let out = cli.run(&["unregister", "--client-id", "cli-1"]);
