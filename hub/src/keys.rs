@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use shared::tools::Refusal;
 
 use crate::caller::Caller;
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, StoreError, Tx};
 
 /// The session key a call presented, hashed once per call.
 #[derive(Debug, Clone, Default)]
@@ -38,9 +38,13 @@ impl Presented {
         }
     }
 
-    /// The stored form of the presented key, for a session keyed with it.
-    pub fn stored(&self) -> Option<String> {
-        self.0.as_ref().map(encode)
+    /// [`Presented::may_act_as`] for session `id` as `tx` has it; a
+    /// session the hub does not know is no one to act as, so it passes.
+    pub fn may_act_as_id(&self, tx: &Tx<'_>, id: &str) -> Result<Result<(), Refusal>, StoreError> {
+        Ok(match tx.session(id)? {
+            Some(session) => self.may_act_as(&session),
+            None => Ok(()),
+        })
     }
 }
 

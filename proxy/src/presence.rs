@@ -287,8 +287,14 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
+        // The session id once known, else the client id the hub adopts.
+        let id = match self.phase() {
+            Phase::Registered(id) => id,
+            _ => identity.client_id.clone(),
+        };
+        let push = self.pusher.routes(&id).await;
         let registered = registered(
-            shared::keys::register(&self.hub, &identity.register_params(), ROUND_TRIP).await,
+            shared::keys::register(&self.hub, &identity.register_params(&push), ROUND_TRIP).await,
         )?;
         self.note_cursor(&registered);
         Ok(registered.session_id)

@@ -18,6 +18,9 @@
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
 //! - [`keys`]: session keys on this machine — the key files hooks read, and
 //!   registering with a key.
+//! - [`wake`]: the terminal wake files in it (turn state, hand-mapped panes)
+//!   and the wake switch.
+//! - [`procs`]: the local process tree (parents, ancestors, environment).
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
@@ -31,10 +34,12 @@ pub mod cursor;
 pub mod keys;
 pub mod level;
 pub mod notify;
+pub mod procs;
 pub mod push;
 pub mod state;
 pub mod time;
 pub mod tools;
+pub mod wake;
 pub mod wire;
 
 pub use client::{ClientError, HubClient, ToolOutput};

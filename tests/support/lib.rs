@@ -9,6 +9,7 @@
 //!   present a session's key.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
+//! - [`tmux`]: a private tmux server for the terminal wake tests.
 //! - [`original`]: databases in the Python original's `SQLite` format.
 //! - [`sessions`](mod@sessions): the hub's live sessions, one by id or name, and waiting
 //!   for a registration.
@@ -20,6 +21,7 @@ pub mod original;
 pub mod proxy;
 pub mod sessions;
 pub mod sink;
+pub mod tmux;
 
 pub use sessions::{events, id_of, session_by_id, session_named, sessions, wait_registered};
 
@@ -117,6 +119,15 @@ pub fn repo_root() -> PathBuf {
 /// developer's own setup never leaks into a test.
 pub const BUS_ENV: &[&str] = &[
     "CLAUDE_CODE_SESSION_ID",
+    // The wake paths: a test's proxy must never find the developer's own
+    // terminal pane or Claude Code inbox.
+    "CLAUDE_CODE_MESSAGING_SOCKET",
+    "CLAUDE_CODE_MESSAGING_TOKEN",
+    "TMUX",
+    "TMUX_PANE",
+    "ZELLIJ",
+    "ZELLIJ_PANE_ID",
+    "ZELLIJ_SESSION_NAME",
     "HOST",
     "PORT",
     "HTTP_PROXY",

@@ -121,9 +121,7 @@ pub async fn message_pushed(bus: &Bus, caller: &Caller, p: PushedParams) -> Outc
     let marked = bus
         .store
         .write(Durability::Lazy, move |tx| {
-            if let Some(session) = tx.session(&session_id)?
-                && let Err(refusal) = key.may_act_as(&session)
-            {
+            if let Err(refusal) = key.may_act_as_id(tx, &session_id)? {
                 return Ok(Err(refusal));
             }
             tx.mark_messages(&session_id, &ids, Mark::Pushed, shared::time::now_ms())

@@ -48,8 +48,10 @@ impl Presence {
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
+        let push = self.pusher.routes(&next.client_id).await;
         let answer =
-            shared::keys::register(self.hub(), &next.register_params(), DEFAULT_TIMEOUT).await?;
+            shared::keys::register(self.hub(), &next.register_params(&push), DEFAULT_TIMEOUT)
+                .await?;
         let reply = match answer {
             Ok(mut registered) => {
                 self.note_cursor(&registered);
