@@ -83,7 +83,7 @@ mod tests {
     fn session(key_hash: Option<String>) -> SessionRecord {
         SessionRecord {
             key_hash,
-            ..crate::store::testing::session_record("s")
+            ..crate::store::testing::session("s")
         }
     }
 

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use shared::catalog::{self, SESSION_TOOLS};
+use shared::catalog;
 use shared::tools::Tool;
-use shared::tools::sessions::UnregisterSession;
+use shared::tools::events::PublishEvent;
+use shared::tools::notify::Notify;
+use shared::tools::sessions::{RegisterSession, UnregisterSession};
 use shared::{ClientError, HubClient, ToolOutput};
 
 use crate::presence::Presence;
@@ -65,10 +67,10 @@ impl Forwarder {
         // Dropped here as well as in the hub, for `notify` (answered here)
         // and for hubs older than the list.
         args.retain(|key, _| !catalog::is_client_injected(key));
-        if name == "notify" {
+        if name == Notify::NAME {
             return notify_here(args).await;
         }
-        let outcome = if name == "register_session" {
+        let outcome = if name == RegisterSession::NAME {
             self.presence.register_for_agent(args).await
         } else {
             // The first tool call registers at once, so it can carry the id.
@@ -78,8 +80,8 @@ impl Forwarder {
                 return refused;
             }
             match name {
-                "unregister_session" => self.unregister(args, own).await,
-                "publish_event" => {
+                UnregisterSession::NAME => self.unregister(args, own).await,
+                PublishEvent::NAME => {
                     if let Some(peer) = args
                         .get("channel")
                         .and_then(Value::as_str)
@@ -89,7 +91,7 @@ impl Forwarder {
                     }
                     self.session_call(name, args, own).await
                 }
-                _ if SESSION_TOOLS.contains(&name) => self.session_call(name, args, own).await,
+                _ if catalog::takes_session_id(name) => self.session_call(name, args, own).await,
                 _ => self.hub.call_tool(name, Value::Object(args)).await,
             }
         };
@@ -129,7 +131,7 @@ impl Forwarder {
         let Some(new_id) = self.presence.session_lost(&id).await else {
             return Ok(out);
         };
-        if name == "publish_event" {
+        if name == PublishEvent::NAME {
             // The event was stored anyway; publishing again would duplicate it.
             return Ok(out);
         }
@@ -174,7 +176,7 @@ impl Forwarder {
         if let Some(id) = given("session_id")
             && Some(id) != own
         {
-            return Some(refusal(&format!(
+            return Some(shared::mcp::tool_error(&format!(
                 "{tool}: session_id {id} is not this session's ({ours}). Through this proxy the bus \
                  acts only as its own session: omit session_id and the proxy fills it in. To \
                  message session {id}, publish to channel session:{id}."
@@ -188,7 +190,7 @@ impl Forwarder {
             if client != identity.client_id
                 || given("machine").is_some_and(|m| m != identity.machine)
             {
-                return Some(refusal(&format!(
+                return Some(shared::mcp::tool_error(&format!(
                     "{tool}: client_id {client} is not this session's. Through this proxy the bus \
                      acts only as its own session ({ours}): call {tool} with no ids to end it."
                 )));
@@ -198,34 +200,15 @@ impl Forwarder {
     }
 }
 
-/// An `isError` result for a call the proxy refuses itself.
-fn refusal(text: &str) -> Value {
-    json!({
-        "content": [{"type": "text", "text": text}],
-        "isError": true,
-    })
-}
-
-/// A successful `CallToolResult` for `reply`, as the hub renders one (the
-/// JSON as text and as `structuredContent`).
-pub fn tool_result(reply: &impl serde::Serialize) -> Value {
-    let text = serde_json::to_string(reply).unwrap_or_default();
-    json!({
-        "content": [{"type": "text", "text": text}],
-        "structuredContent": reply,
-        "isError": false,
-    })
-}
-
 /// `notify` on the proxy's machine, with the contract's arguments, rules
 /// and reply ([`shared::tools::notify`]), as the hub would answer it.
 async fn notify_here(args: Map<String, Value>) -> Value {
-    use shared::tools::notify::{Notify, show};
-    let params = match shared::tools::parse::<Notify>(Some(Value::Object(args))) {
-        Ok(params) => params,
-        Err(message) => return refusal(&format!("Invalid arguments for notify: {message}")),
-    };
-    tool_result(&show(params).await)
+    use shared::tools::Invalid;
+    use shared::tools::notify::show;
+    match shared::tools::parse::<Notify>(Some(Value::Object(args))) {
+        Ok(params) => shared::mcp::tool_result(&show(params).await, Notify::LIST),
+        Err(e) => shared::mcp::tool_error(&Invalid::of::<Notify>(e).to_string()),
+    }
 }
 
 /// The catalog from `shared`, as served when the hub is down.
@@ -249,7 +232,7 @@ fn session_id_optional(mut tool: Value) -> Value {
     let is_session_tool = tool
         .get("name")
         .and_then(Value::as_str)
-        .is_some_and(|n| SESSION_TOOLS.contains(&n));
+        .is_some_and(catalog::takes_session_id);
     if is_session_tool
         && let Some(Value::Array(required)) = tool
             .get_mut("inputSchema")
@@ -262,21 +245,20 @@ fn session_id_optional(mut tool: Value) -> Value {
 
 /// A `CallToolResult` for a call the hub never answered.
 pub fn tool_error(error: &ClientError) -> Value {
-    json!({
-        "content": [{"type": "text", "text": error.to_string()}],
-        "isError": true,
-    })
+    shared::mcp::tool_error(&error.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::mcp::tool_result;
+
     use super::*;
 
     #[test]
     fn session_id_becomes_optional_for_session_tools_only() {
         let ack = catalog::tools()
             .into_iter()
-            .find(|t| t["name"] == "ack_events")
+            .find(|t| t["name"] == shared::tools::events::AckEvents::NAME)
             .unwrap();
         assert!(
             ack["inputSchema"]["required"]
@@ -294,18 +276,21 @@ mod tests {
     #[test]
     fn detects_a_lost_session() {
         let gone = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session deleted","session_deleted":true}}),
+            result: tool_result(
+                &json!({"error": "Session deleted", "session_deleted": true}),
+                false,
+            ),
         };
         assert!(session_gone(&gone));
         let refusal = shared::tools::Refusal::SessionNotFound {
             session_id: "x".into(),
         };
         let unknown = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":refusal.to_value()}),
+            result: tool_result(&refusal, false),
         };
         assert!(session_gone(&unknown));
         let fine = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"events":[]}}),
+            result: tool_result(&json!({"events": []}), false),
         };
         assert!(!session_gone(&fine));
     }

@@ -446,7 +446,8 @@ fn registered(
 ) -> Result<Registered, RegisterError> {
     match answer {
         Ok(Ok(registered)) => Ok(registered),
-        Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_value().to_string())),
+        Ok(Err(Refusal::SessionKeyed { hint, .. })) => Err(RegisterError::Refused(hint)),
+        Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_string())),
         Err(ClientError::Tool(text)) => Err(RegisterError::Refused(text)),
         Err(e) => Err(e.into()),
     }

@@ -1,16 +1,17 @@
 //! Unit tests of the session rules, on a real store in a temp dir.
 
 use super::*;
-use crate::store::testing::{oldest_events, session_record};
+use crate::store::testing::oldest_events;
 use crate::store::{ClaimRecord, Store};
 
 fn session(id: &str, lease_seconds: Option<u64>, last_heartbeat: i64) -> SessionRecord {
     SessionRecord {
         name: format!("n-{id}"),
+        display_id: format!("d-{id}"),
         last_heartbeat,
         lease_seconds,
         lease_deadline: lease_seconds.map(|l| lease_deadline(last_heartbeat, l)),
-        ..session_record(id)
+        ..crate::store::testing::session(id)
     }
 }
 

@@ -84,6 +84,9 @@ impl Tx<'_> {
             .as_ref()
             .filter(|o| o.deleted_at.is_none())
             .map(|o| o.display_id.as_str());
+        if was.is_some() && record.deleted_at.is_some() {
+            self.ended_sessions.push(record.id.clone());
+        }
         let is = record
             .deleted_at
             .is_none()
@@ -143,7 +146,8 @@ mod tests {
         let (_dir, store) = store_with(0).await;
         let session = |id: &str| SessionRecord {
             display_id: "calm-troodon".into(),
-            ..session_record(id)
+            name: "n".into(),
+            ..session(id)
         };
         store
             .write(Durability::Lazy, move |t| {

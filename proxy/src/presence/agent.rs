@@ -5,12 +5,11 @@
 
 use serde_json::{Map, Value, json};
 use shared::client::DEFAULT_TIMEOUT;
-use shared::tools::Refusal;
-use shared::tools::sessions::RegisterSession;
+use shared::tools::sessions::{RegisterSession, UnregisterSession};
+use shared::tools::{Refusal, Tool};
 use shared::{ClientError, ToolOutput};
 
 use super::{Phase, Presence};
-use crate::forward::tool_result;
 
 impl Presence {
     /// The agent's own `register_session`: renames/resumes this proxy's
@@ -40,14 +39,16 @@ impl Presence {
             );
         }
         args.insert("name".into(), json!(name));
-        if let Err(message) = shared::tools::parse::<RegisterSession>(Some(Value::Object(args))) {
-            return Err(ClientError::Tool(format!(
-                "Invalid arguments for register_session: {message}"
-            )));
+        if let Err(e) = shared::tools::parse::<RegisterSession>(Some(Value::Object(args))) {
+            return Err(ClientError::Tool(
+                shared::tools::Invalid::of::<RegisterSession>(e).to_string(),
+            ));
         }
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
+        // The agent's own arguments are judged as the hub judges them; this
+        // proxy's identity and reach go over them, and its key with them.
         let push = self.pusher.routes(&next.client_id).await;
         let answer =
             shared::keys::register(self.hub(), &next.register_params(&push), DEFAULT_TIMEOUT)
@@ -69,7 +70,7 @@ impl Presence {
             Err(refusal) => refusal.to_value(),
         };
         Ok(ToolOutput {
-            result: tool_result(&reply),
+            result: shared::mcp::tool_result(&reply, false),
         })
     }
 
@@ -85,7 +86,7 @@ impl Presence {
         args.insert("session_id".into(), json!(id));
         let out = self
             .hub
-            .call_tool("unregister_session", Value::Object(args))
+            .call_tool(UnregisterSession::NAME, Value::Object(args))
             .await?;
         let keyed = matches!(
             Refusal::from_value(&out.value()),

@@ -1,4 +1,7 @@
 use serde_json::json;
+use shared::ToolOutput;
+use shared::mcp::{tool_error, tool_result};
+use shared::tools::sessions::RegisterSession;
 
 use super::*;
 
@@ -72,30 +75,38 @@ fn registration_retries_grow_to_a_cap() {
 
 #[test]
 fn reads_register_replies() {
-    use shared::ToolOutput;
-    use shared::tools::sessions::RegisterSession;
-    let answer = |result: serde_json::Value| ToolOutput { result }.answer::<RegisterSession>();
     let reply = json!({
         "session_id": "s1", "display_id": "s1", "name": "t", "machine": "m",
         "cwd": "/", "repo": "", "active_sessions": 1, "cursor": "7",
         "resumed": false, "tip": "7",
     });
-    let ok = answer(
-        json!({"content":[{"type":"text","text":reply.to_string()}],"structuredContent":reply,"isError":false}),
+    let ok = ToolOutput {
+        result: tool_result(&reply, false),
+    };
+    assert_eq!(
+        registered(ok.answer::<RegisterSession>())
+            .unwrap()
+            .session_id,
+        "s1"
     );
-    assert_eq!(registered(ok).unwrap().session_id, "s1");
-    let refused =
-        answer(json!({"content":[{"type":"text","text":"name is required"}],"isError":true}));
+    let refused = ToolOutput {
+        result: tool_error("name is required"),
+    };
     assert!(matches!(
-        registered(refused),
+        registered(refused.answer::<RegisterSession>()),
         Err(RegisterError::Refused(e)) if e == "name is required"
     ));
-    let domain = answer(
-        json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
-    );
+    let domain = ToolOutput {
+        result: tool_result(&json!({"error": "x"}), false),
+    };
     assert!(
-        matches!(registered(domain), Err(RegisterError::Refused(e)) if e == r#"{"error":"x"}"#)
+        matches!(registered(domain.answer::<RegisterSession>()), Err(RegisterError::Refused(e)) if e == "x")
     );
-    let shapeless = answer(json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{}}));
-    assert!(matches!(registered(shapeless), Err(RegisterError::Hub(_))));
+    let shapeless = ToolOutput {
+        result: tool_result(&json!({}), false),
+    };
+    assert!(matches!(
+        registered(shapeless.answer::<RegisterSession>()),
+        Err(RegisterError::Hub(_))
+    ));
 }
