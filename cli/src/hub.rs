@@ -23,7 +23,7 @@ impl Hub {
         let url = Some(global.url.trim())
             .filter(|url| !url.is_empty())
             .unwrap_or(shared::config::DEFAULT_URL);
-        let client = HubClient::new(url, global.token.clone())?;
+        let client = HubClient::discover(url, global.token.as_deref())?;
         Ok(Self { client })
     }
 

@@ -2,10 +2,12 @@
 //! but well-formed JSON-RPC calls through the hub's own dispatch (a real
 //! store in a temp dir), random calls naming a keyed session with no key,
 //! a wrong one or its own, and random JSON values through the argument
-//! coercion. A crash, a 5xx, a reply that is not JSON-RPC or an internal
-//! error fails them, and so does any change to the keyed session (its row,
-//! its claims, an event attributed to it) by a call without its key
-//! (proptest shrinks the input it found).
+//! coercion. The access check's target (random headers, peers and paths)
+//! lives beside its rules, in `auth`, and runs through [`fuzz`] too. A
+//! crash, a 5xx, a reply that is not JSON-RPC or an internal error fails
+//! them, and so does any change to the keyed session (its row, its claims,
+//! an event attributed to it) by a call without its key (proptest shrinks
+//! the input it found).
 //!
 //! `FUZZ_CASES` sets the inputs per property (64 by default, as `make test`
 //! runs them); `FUZZ_SECONDS` instead runs each for that long (`make fuzz`).
@@ -32,8 +34,11 @@ const LEFT_OUT: [&str; 2] = ["test_webhook", "notify"];
 
 /// Runs `check` on inputs from `strategy` for `FUZZ_SECONDS`, or for
 /// `FUZZ_CASES` inputs; panics with the smallest failing input.
-fn fuzz<S: Strategy>(name: &str, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub(crate) fn fuzz<S: Strategy>(
+    name: &str,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S::Value: std::fmt::Debug,
 {
     let seconds = std::env::var("FUZZ_SECONDS")
