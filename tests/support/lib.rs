@@ -7,6 +7,8 @@
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
 //! - [`fresh`]: refusing a binary older than its sources.
+//! - [`keys`]: a private state directory for key files; clients that
+//!   present a session's key.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`tmux`]: a private tmux server for the terminal wake tests.
@@ -18,6 +20,7 @@
 mod credential;
 pub mod fresh;
 pub mod group;
+pub mod keys;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
