@@ -212,6 +212,8 @@ pub struct Hub {
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
+    /// The client the harness's own helpers share (its connections pooled).
+    shared: Mutex<Option<Arc<HubClient>>>,
 }
 
 /// How to start a hub.
@@ -339,6 +341,7 @@ impl Hub {
             extra_args: args,
             extra_env: env,
             log,
+            shared: Mutex::new(None),
         }
     }
 
@@ -355,10 +358,20 @@ impl Hub {
             .clone()
     }
 
+    /// The client the harness's helpers share, presenting the credential;
+    /// one per hub process, so polling loops reuse its connections.
+    pub fn shared_client(&self) -> Arc<HubClient> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(|| Arc::new(self.client()))
+            .clone()
+    }
+
     /// Waits until the hub reports `n` `get_events` long-polls in progress
     /// (`long_polls` in `/health`): a long-poll sent before has reached it.
     pub fn wait_long_polls(&self, n: u64) {
-        let client = self.client();
+        let client = self.shared_client();
         let runtime = rt();
         wait_until(
             &format!("{n} long-polls in progress"),
@@ -424,6 +437,7 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        *self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.token.clone_from(&next.token);
         self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
@@ -543,23 +557,30 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+/// The runtime synchronous test code drives async calls on: one for the
+/// test process, so a client's pooled connections outlive a single call
+/// (a runtime per call left a closed connection per poll).
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 impl Hub {
     /// Calls a tool from synchronous test code; see [`call`].
     pub fn tool(&self, name: &str, args: Value) -> Value {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(call(&client, name, args))
     }
 
     /// Calls a tool and returns the raw `CallToolResult`, even when `isError`.
     pub fn tool_raw(&self, name: &str, args: Value) -> shared::ToolOutput {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(client.call_tool(name, args))
             .unwrap_or_else(|e| panic!("{name} failed: {e}"))
     }
@@ -575,7 +596,7 @@ impl Hub {
         };
         let reply = answered(
             "registering",
-            rt().block_on(self.client().register(&params)),
+            rt().block_on(self.shared_client().register(&params)),
         );
         serde_json::json!(reply)
     }
@@ -584,7 +605,7 @@ impl Hub {
     pub fn session_ids(&self) -> Vec<String> {
         let list = answered(
             "listing sessions",
-            rt().block_on(self.client().sessions(&NoParams {})),
+            rt().block_on(self.shared_client().sessions(&NoParams {})),
         );
         list.into_iter().map(|s| s.session_id).collect()
     }
@@ -595,7 +616,7 @@ impl Hub {
             session_id: Some(session_id.to_owned()),
             ..PublishParams::new(event_type, payload, channel)
         };
-        answered("publishing", rt().block_on(self.client().publish(&params))).event_id
+        answered("publishing", rt().block_on(self.shared_client().publish(&params))).event_id
     }
 }
 
