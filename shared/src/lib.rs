@@ -19,6 +19,8 @@
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
+//! - [`text`]: client text made safe where it is framed, logged or shown
+//!   (control characters escaped, frame tags neutralised, names quoted).
 
 pub mod catalog;
 pub mod channel;
@@ -30,6 +32,7 @@ pub mod level;
 pub mod notify;
 pub mod push;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod tools;
 pub mod wire;
