@@ -36,6 +36,8 @@
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
+//! - [`rate`]: rate limits for calls that reach outside the hub (webhook
+//!   test pings).
 //! - [`names`]: display ids.
 //! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
 //!   coercion; `make fuzz` runs them for minutes.
@@ -51,6 +53,7 @@ pub mod import;
 pub mod json;
 pub mod mcp;
 pub mod names;
+pub mod rate;
 pub mod server;
 pub mod sessions;
 pub mod state;

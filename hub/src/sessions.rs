@@ -387,7 +387,7 @@ mod tests {
                 ),
             ]
         );
-        let left = store.read(|s| s.claims("")).await.unwrap();
+        let left = store.read(|s| s.claims("", usize::MAX)).await.unwrap();
         assert!(left.is_empty(), "{left:?}");
     }
 

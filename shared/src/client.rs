@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::{self, Reader, UrlError};
+use crate::tools::TRUNCATED;
 
 pub mod follow;
 
@@ -107,7 +108,9 @@ impl ToolOutput {
     pub fn value(&self) -> Value {
         if let Some(structured) = self.result.get("structuredContent") {
             if let Some(list) = structured.get("result")
-                && structured.as_object().is_some_and(|o| o.len() == 1)
+                && structured
+                    .as_object()
+                    .is_some_and(|o| o.keys().all(|k| k == "result" || k == TRUNCATED))
             {
                 return list.clone();
             }
@@ -115,6 +118,16 @@ impl ToolOutput {
         }
         let text = self.text();
         serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    /// Whether a list reply was cut at the hub's list limit (it then holds
+    /// the first items only; see [`crate::tools::truncated_note`]).
+    pub fn truncated(&self) -> bool {
+        self.result
+            .get("structuredContent")
+            .and_then(|s| s.get(TRUNCATED))
+            .and_then(Value::as_bool)
+            == Some(true)
     }
 
     /// The domain error (`{"error": ...}` in a normal result), if any.
@@ -451,6 +464,12 @@ mod tests {
             result: json!({"content":[{"type":"text","text":"[]"}],"structuredContent":{"result":[1]},"isError":false}),
         };
         assert_eq!(out.value(), json!([1]));
+        assert!(!out.truncated());
+        let cut = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"[1]"},{"type":"text","text":"Only…"}],"structuredContent":{"result":[1],"truncated":true},"isError":false}),
+        };
+        assert_eq!(cut.value(), json!([1]));
+        assert!(cut.truncated());
         let out = ToolOutput {
             result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
         };

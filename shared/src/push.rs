@@ -5,6 +5,7 @@
 
 use crate::channel;
 use crate::text;
+use crate::tools::events::READ_CHANNELS_MAX;
 use crate::wire::Event;
 
 /// The push routes a session can report, in the order `list_sessions` shows
@@ -29,8 +30,13 @@ pub fn merge_routes(known: &[String], routes: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The most extra channels a push watches: with the session's own, as
+/// many as one `get_events` reads.
+pub const EXTRA_CHANNELS_MAX: usize = READ_CHANNELS_MAX - 1;
+
 /// `AGENT_EVENT_BUS_PUSH_CHANNELS`: comma-separated, trimmed, without
-/// blanks or repeats.
+/// blanks or repeats; the first [`EXTRA_CHANNELS_MAX`] only (the rest are
+/// left out, with a warning).
 pub fn parse_channels(raw: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in raw.split(',').map(str::trim).filter(|c| !c.is_empty()) {
@@ -38,15 +44,28 @@ pub fn parse_channels(raw: &str) -> Vec<String> {
             out.push(c.to_owned());
         }
     }
+    if out.len() > EXTRA_CHANNELS_MAX {
+        tracing::warn!(
+            "push watches at most {EXTRA_CHANNELS_MAX} channels besides direct messages; {} listed channels are left out",
+            out.len() - EXTRA_CHANNELS_MAX
+        );
+        out.truncate(EXTRA_CHANNELS_MAX);
+    }
     out
 }
 
 /// The channels a session's push watches: its direct messages first, then
-/// the extra channels.
+/// the extra channels (no more than one read takes).
 pub fn watched(session_id: &str, extra: &[String]) -> Vec<String> {
     let own = format!("session:{session_id}");
     let mut out = vec![own.clone()];
-    out.extend(extra.iter().filter(|c| **c != own).cloned());
+    out.extend(
+        extra
+            .iter()
+            .filter(|c| **c != own)
+            .take(EXTRA_CHANNELS_MAX)
+            .cloned(),
+    );
     out
 }
 
@@ -163,6 +182,10 @@ mod tests {
     fn channel_lists_and_routes() {
         assert_eq!(parse_channels(" repo:x, ,all,repo:x "), ["repo:x", "all"]);
         assert!(parse_channels("").is_empty());
+        let many: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+        let parsed = parse_channels(&many.join(","));
+        assert_eq!(parsed.len(), EXTRA_CHANNELS_MAX);
+        assert_eq!(watched("me", &many).len(), READ_CHANNELS_MAX);
         assert_eq!(
             watched("me", &["repo:x".into(), "session:me".into()]),
             ["session:me", "repo:x"]

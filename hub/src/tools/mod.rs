@@ -67,21 +67,67 @@ pub fn render_parts(json: &str, escaped: &str, list: bool) -> Json {
 /// without (the JSON itself). `size` is about how long the two come to,
 /// so a reply of megabytes is one allocation and no copies.
 pub fn render_with(size: usize, list: bool, write: impl Fn(&mut String, bool)) -> Json {
-    let (open, close) = if list {
-        ("{\"result\":", "}")
-    } else {
-        ("", "")
+    let shape = if list { Shape::List } else { Shape::Object };
+    render_shaped(size, &shape, write)
+}
+
+/// How a reply sits in its `tools/call` result.
+pub enum Shape {
+    /// `structuredContent` is the reply.
+    Object,
+    /// `structuredContent` is `{"result": <the list>}`.
+    List,
+    /// A list cut at the hub's limit: `{"result": <the list>, "truncated":
+    /// true}`, and a second text block that says so (the first stays the
+    /// bare list, as the original's clients read it).
+    Cut(String),
+}
+
+/// [`render_with`] for any [`Shape`].
+pub fn render_shaped(size: usize, shape: &Shape, write: impl Fn(&mut String, bool)) -> Json {
+    let (open, close) = match shape {
+        Shape::Object => ("", ""),
+        Shape::List => ("{\"result\":", "}"),
+        Shape::Cut(_) => ("{\"result\":", ",\"truncated\":true}"),
     };
     // Room for the JSON-RPC envelope and the SSE frame put around it in place.
     let mut out = String::with_capacity(size + 256);
     out.push_str("{\"content\":[{\"type\":\"text\",\"text\":\"");
     write(&mut out, true);
-    out.push_str("\"}],\"structuredContent\":");
+    out.push_str("\"}");
+    if let Shape::Cut(note) = shape {
+        out.push_str(",{\"type\":\"text\",\"text\":\"");
+        out.push_str(&crate::store::escaped(note));
+        out.push_str("\"}");
+    }
+    out.push_str("],\"structuredContent\":");
     out.push_str(open);
     write(&mut out, false);
     out.push_str(close);
     out.push_str(",\"isError\":false}");
     Json::spliced(out)
+}
+
+/// The shape of a list reply of `T` that had `total` items before it was
+/// cut to `max` (or was not).
+pub fn list_shape<T: Tool>(total: usize, max: usize) -> Shape {
+    if total > max {
+        Shape::Cut(contract::truncated_note(T::NAME, max))
+    } else {
+        Shape::List
+    }
+}
+
+/// A list reply of `T`: the first `max` of `items`, marked cut when there
+/// were more (see [`Shape::Cut`]).
+pub fn render_list<T: Tool, I: serde::Serialize>(mut items: Vec<I>, max: usize) -> Json {
+    let shape = list_shape::<T>(items.len(), max);
+    items.truncate(max);
+    let json = serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned());
+    let escaped = crate::store::escaped(&json);
+    render_shaped(json.len() + escaped.len(), &shape, |out, as_text| {
+        out.push_str(if as_text { &escaped } else { &json });
+    })
 }
 
 /// Why a call produced no reply.
@@ -156,7 +202,9 @@ pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Valu
             typed::<s::RegisterSession>(bus, caller, a, sessions::register).await
         }
         s::ListSessions::NAME => rendered::<s::ListSessions>(bus, caller, a, sessions::list).await,
-        s::ListChannels::NAME => typed::<s::ListChannels>(bus, caller, a, sessions::channels).await,
+        s::ListChannels::NAME => {
+            rendered::<s::ListChannels>(bus, caller, a, sessions::channels).await
+        }
         s::UnregisterSession::NAME => {
             typed::<s::UnregisterSession>(bus, caller, a, sessions::unregister).await
         }
@@ -165,7 +213,7 @@ pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Valu
         e::AckEvents::NAME => typed::<e::AckEvents>(bus, caller, a, events::ack).await,
         n::Notify::NAME => typed::<n::Notify>(bus, caller, a, notify::tool).await,
         c::Claim::NAME => typed::<c::Claim>(bus, caller, a, claims::claim).await,
-        c::ListClaims::NAME => typed::<c::ListClaims>(bus, caller, a, claims::list).await,
+        c::ListClaims::NAME => rendered::<c::ListClaims>(bus, caller, a, claims::list).await,
         r::MessageStatus::NAME => {
             typed::<r::MessageStatus>(bus, caller, a, receipts::message_status).await
         }
@@ -175,7 +223,7 @@ pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Valu
         w::RegisterWebhook::NAME => {
             typed::<w::RegisterWebhook>(bus, caller, a, webhooks::register).await
         }
-        w::ListWebhooks::NAME => typed::<w::ListWebhooks>(bus, caller, a, webhooks::list).await,
+        w::ListWebhooks::NAME => rendered::<w::ListWebhooks>(bus, caller, a, webhooks::list).await,
         w::SetWebhookActive::NAME => {
             typed::<w::SetWebhookActive>(bus, caller, a, webhooks::set_active).await
         }

@@ -11,6 +11,11 @@ use crate::wire::{Event, EventsPage};
 
 /// The most events one `get_events` page holds.
 pub const LIMIT_MAX: i64 = 1000;
+/// The most channels one `get_events` reads (`channels` and `channel`
+/// together): each is a posting list the read walks.
+pub const READ_CHANNELS_MAX: usize = 64;
+/// The most event types one `get_events` reads (`event_types`).
+pub const READ_EVENT_TYPES_MAX: usize = 64;
 
 /// The `publish_event` tool.
 pub struct PublishEvent;
@@ -237,6 +242,19 @@ impl Params for GetParams {
             return Err(format!(
                 "min_level must be one of {} (got '{l}')",
                 SignalLevel::NAMES.join(", ")
+            ));
+        }
+        let channels =
+            self.channels.as_ref().map_or(0, Vec::len) + usize::from(self.channel.is_some());
+        if channels > READ_CHANNELS_MAX {
+            return Err(format!(
+                "channels has {channels} items; the limit is {READ_CHANNELS_MAX} (read them in several calls, or leave channels out to read every channel)"
+            ));
+        }
+        let types = self.event_types.as_ref().map_or(0, Vec::len);
+        if types > READ_EVENT_TYPES_MAX {
+            return Err(format!(
+                "event_types has {types} items; the limit is {READ_EVENT_TYPES_MAX} (read them in several calls, or leave event_types out to read every type)"
             ));
         }
         let max_wait = i64::try_from(crate::config::MAX_WAIT_SECONDS).unwrap_or(i64::MAX);
