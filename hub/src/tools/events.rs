@@ -217,6 +217,7 @@ pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
 
 async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
     let r = read.clone();
+    let max_bytes = bus.limits.max_page_bytes;
     let (session, tip, raw, after) = bus
         .store
         .read(move |snap| {
@@ -246,6 +247,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                 channels: r.channels.clone(),
                 event_types: r.event_types.clone(),
                 correlation_id: r.correlation_id.clone(),
+                max_bytes: Some(max_bytes),
             })?;
             Ok((session, tip, Some(page), after))
         })
@@ -293,10 +295,13 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         };
     };
 
-    let through = raw.through;
+    let (through, cut) = (raw.through, raw.cut);
     let raw = raw.events;
     let max_id = raw.iter().map(|e| e.id).max();
-    let has_more = raw.len() == read.limit;
+    // Full, or stopped at the page byte limit: the next page starts right
+    // after the last event returned (its `next_cursor`), so nothing is
+    // skipped in ascending order.
+    let has_more = raw.len() == read.limit || cut;
     // An empty page says how far it looked: a quiet filtered read moves on
     // to the newest id it examined instead of handing back its own cursor.
     let next = max_id
