@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use shared::text::Shown;
 use shared::tools::webhooks::{TEST_EVERY_SECONDS, TESTS_PER_MINUTE};
 
 use tokio_util::sync::CancellationToken;
@@ -104,8 +105,8 @@ impl Bus {
             .insert(key);
         if first {
             tracing::warn!(
-                display_id = %session.display_id,
-                session_id = %session.id,
+                display_id = %Shown(&session.display_id),
+                session_id = %Shown(&session.id),
                 deleted_at = %shared::time::format_ms(session.deleted_at.unwrap_or(0)),
                 "{tool}: rejecting calls from a deleted session - an orphaned client is still calling the bus"
             );

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shared::cursor::{self, CursorError};
 use shared::level::SignalLevel;
+use shared::text::Shown;
 use shared::tools::Refusal;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
@@ -44,11 +45,12 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         && SignalLevel::parse(level).is_none()
     {
         tracing::warn!(
-            "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
+            "Unknown signal_level '{}' (expected one of lifecycle, info, actionable). Storing as-is.",
+            Shown(level)
         );
     }
     if let Some(warning) = shared::channel::format_warning(&channel) {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", Shown(&warning));
     }
     let new = NewEvent {
         event_type,
@@ -79,7 +81,12 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
             Ok((event, publisher, dm_target))
         })
         .await?;
-    tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
+    tracing::debug!(
+        event_id = event.id,
+        channel = %Shown(&event.channel),
+        event_type = %Shown(&event.event_type),
+        "stored"
+    );
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
     }

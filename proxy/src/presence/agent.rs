@@ -3,6 +3,7 @@
 //! and a release nothing undoes until the agent registers again.
 
 use serde_json::{Map, Value, json};
+use shared::text::Shown;
 use shared::{ClientError, ToolOutput};
 
 use super::{Phase, Presence, registered};
@@ -28,7 +29,7 @@ impl Presence {
             && theirs != identity.client_id
         {
             tracing::debug!(
-                client_id = %theirs,
+                client_id = %Shown(theirs),
                 "register_session through the proxy always uses the proxy's client_id"
             );
         }
@@ -45,7 +46,11 @@ impl Presence {
             let id = registered.session_id;
             self.state().identity = Some(next.clone());
             *identity = next;
-            tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
+            tracing::info!(
+                session_id = %Shown(&id),
+                name = %Shown(&identity.name),
+                "the agent registered this session"
+            );
             if self.phase() != Phase::Closed {
                 self.set_phase(Phase::Registered(id));
             }
@@ -67,7 +72,7 @@ impl Presence {
             .call_tool("unregister_session", Value::Object(args))
             .await?;
         if !out.is_error() && self.phase() != Phase::Closed {
-            tracing::info!(session_id = %id, "the agent unregistered this session");
+            tracing::info!(session_id = %Shown(id), "the agent unregistered this session");
             self.set_phase(Phase::Released(id.to_owned()));
         }
         Ok(out)

@@ -88,7 +88,10 @@ impl Poll {
             let page = match serde_json::from_value::<EventsPage>(value) {
                 Ok(page) if !out.is_error() => page,
                 _ => {
-                    tracing::warn!(reply = %out.text(), "unexpected push poll reply");
+                    tracing::warn!(
+                        reply = %shared::text::Shown(&out.text()),
+                        "unexpected push poll reply"
+                    );
                     let retry = follower.failed();
                     presence.pause(left.min(retry.delay)).await;
                     continue;
