@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
-use shared::tools::sessions::NoParams;
+use shared::tools::sessions::{ListSessions, NoParams};
 use shared::tools::{Answer, Tool};
 use shared::{HubClient, ToolOutput};
 
@@ -58,12 +58,26 @@ impl Hub {
         Ok(self.client.call::<T>(params).await?)
     }
 
+    /// Calls list tool `T`: its items, with a note on stderr when the hub
+    /// cut the list at its limit. A refusal is an error.
+    pub async fn list<T, I>(&self, params: &T::Params) -> Result<Vec<I>>
+    where
+        T: Tool<Reply = Vec<I>>,
+    {
+        let arguments = serde_json::to_value(params)?;
+        let out = self.client.call_tool(T::NAME, arguments).await?;
+        let items = out
+            .answer::<T>()?
+            .map_err(|refusal| anyhow!("{} refused: {refusal}", T::NAME))?;
+        if out.truncated() {
+            crate::output::note(&shared::tools::truncated_note(T::NAME, items.len()));
+        }
+        Ok(items)
+    }
+
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
-        self.client
-            .sessions(&NoParams {})
-            .await?
-            .map_err(|refusal| anyhow!("list_sessions refused: {refusal}"))
+        self.list::<ListSessions, _>(&NoParams {}).await
     }
 }
 

@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 /// see each other, message each other and hand off work.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "agent-event-bus", version)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each is an independent command-line switch"
+)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,

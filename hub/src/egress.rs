@@ -333,7 +333,7 @@ fn redact_segments(host: &str, segments: &mut [String]) {
     if let Some(from) = from.filter(|&f| f < segments.len()) {
         for s in &mut segments[from..] {
             if !s.is_empty() {
-                *s = REDACTED.to_owned();
+                REDACTED.clone_into(s);
             }
         }
     }
