@@ -2,6 +2,7 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod bounds;
 mod browser;
 mod claims;
 mod cli;

@@ -1,0 +1,468 @@
+//! End-to-end tests of the bounds on what one client can make the hub hold
+//! or do, each at its edge: webhooks per hub and event types per webhook,
+//! channels and types per read, page bytes, list sizes, `notify` from
+//! another machine, `test_webhook`'s rate and what it tells about private
+//! addresses, and secrets in webhook URLs.
+
+use std::net::{IpAddr, UdpSocket};
+
+use serde_json::{Value, json};
+use support::sink::WebhookSink;
+use support::{Cli, ClosedPort, Hub, HubOptions, rt};
+
+fn hub_with(args: &[&str]) -> Hub {
+    Hub::start_with(HubOptions {
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        ..HubOptions::default()
+    })
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+fn register_webhook(hub: &Hub, args: Value) -> shared::ToolOutput {
+    hub.tool_raw("register_webhook", args)
+}
+
+#[test]
+fn webhooks_past_the_hub_limit_are_refused_until_one_is_removed() {
+    let hub = hub_with(&["--max-webhooks", "2", "--max-webhook-event-types", "3"]);
+    let url = |n: u32| json!({"url": format!("http://127.0.0.1:9/{n}")});
+    let first = hub.tool("register_webhook", url(1));
+    hub.tool("register_webhook", url(2));
+    let refused = hub.tool("register_webhook", url(3));
+    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(refused["error"], "Webhook limit reached");
+    assert_eq!(refused["limit"], 2);
+    let hint = refused["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("at most 2 webhooks") && hint.contains("--max-webhooks"),
+        "{hint}"
+    );
+    assert_eq!(
+        hub.tool("list_webhooks", json!({"active_only": false}))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    hub.tool(
+        "unregister_webhook",
+        json!({"webhook_id": first["webhook_id"]}),
+    );
+    assert!(
+        hub.tool("register_webhook", url(3))["webhook_id"].is_u64(),
+        "a slot was freed"
+    );
+
+    // Event types: at the limit is fine (repeats count once), past it is a
+    // bad argument that says the limit; neither changes anything.
+    hub.tool("unregister_webhook", json!({"webhook_id": 2}));
+    let types = json!({"url": "http://127.0.0.1:9/t", "event_types": ["a", "b", "c", "a"]});
+    let kept = hub.tool("register_webhook", types);
+    assert_eq!(kept["event_types"], json!(["a", "b", "c"]));
+    hub.tool(
+        "unregister_webhook",
+        json!({"webhook_id": kept["webhook_id"]}),
+    );
+    let out = register_webhook(
+        &hub,
+        json!({"url": "http://127.0.0.1:9/t", "event_types": ["a", "b", "c", "d"]}),
+    );
+    assert!(out.is_error(), "{:?}", out.result);
+    assert!(
+        out.text()
+            .contains("event_types has 4 items; the limit is 3"),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        hub.tool("list_webhooks", json!({}))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_read_takes_at_most_64_channels_and_64_event_types() {
+    let hub = Hub::start();
+    let event = hub.publish("a", "c63", "found", "c63");
+    let at_edge = hub.tool(
+        "get_events",
+        json!({"channels": names("c", 64), "event_types": names("c", 64), "order": "asc"}),
+    );
+    assert_eq!(at_edge["events"][0]["id"], event, "{at_edge}");
+    for (args, what) in [
+        (
+            json!({"channels": names("c", 64), "channel": "x"}),
+            "channels has 65 items; the limit is 64",
+        ),
+        (
+            json!({"event_types": names("t", 65)}),
+            "event_types has 65 items; the limit is 64",
+        ),
+    ] {
+        let out = hub.tool_raw("get_events", args);
+        assert!(
+            out.is_error() && out.text().contains(what),
+            "{:?}",
+            out.result
+        );
+    }
+}
+
+/// The JSON size of a page's events, as the limit counts it.
+fn page_bytes(page: &Value) -> usize {
+    let events = page["events"].as_array().unwrap();
+    events.iter().map(|e| e.to_string().len()).sum::<usize>() + events.len().saturating_sub(1)
+}
+
+#[test]
+fn pages_stop_at_the_byte_limit_and_the_next_starts_right_after() {
+    let hub = hub_with(&["--max-page-bytes", "2000"]);
+    let sizes = [300, 300, 300, 300, 300, 300, 5000, 10, 1500, 10];
+    let ids: Vec<u64> = sizes
+        .iter()
+        .map(|n| hub.publish("a", "note", &"x".repeat(*n), "all"))
+        .collect();
+    for filtered in [false, true] {
+        let mut cursor = "0".to_owned();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let mut args = json!({"cursor": cursor, "order": "asc", "limit": 1000});
+            if filtered {
+                args["channel"] = json!("all");
+            }
+            let page = hub.tool("get_events", args);
+            let events = page["events"].as_array().unwrap();
+            assert!(!events.is_empty(), "{page}");
+            assert!(
+                page_bytes(&page) <= 2000 || events.len() == 1,
+                "{} bytes in {} events",
+                page_bytes(&page),
+                events.len()
+            );
+            seen.extend(events.iter().map(|e| e["id"].as_u64().unwrap()));
+            pages += 1;
+            let last = events.last().unwrap()["id"].to_string();
+            assert_eq!(
+                page["next_cursor"], last,
+                "the next page starts after the last event"
+            );
+            if page["has_more"] == false {
+                break;
+            }
+            cursor = last;
+        }
+        assert_eq!(
+            seen, ids,
+            "every event once, in order (filtered: {filtered})"
+        );
+        assert!(pages >= 4, "{pages} pages");
+    }
+    // The 5000-byte event, larger than the limit, comes alone.
+    let big = hub.tool(
+        "get_events",
+        json!({"cursor": ids[5].to_string(), "order": "asc"}),
+    );
+    assert_eq!(big["events"].as_array().unwrap().len(), 1);
+    assert_eq!(big["events"][0]["id"], ids[6]);
+    assert_eq!(big["has_more"], true);
+
+    // A consuming read moves the session's cursor only past what it returned.
+    let me = support::id_of(&hub.register("reader", Some("reader-1")));
+    hub.tool(
+        "ack_events",
+        json!({"session_id": me, "cursor": "0", "allow_rewind": true}),
+    );
+    let first = hub.tool(
+        "get_events",
+        json!({"session_id": me, "resume": true, "order": "asc"}),
+    );
+    let next = hub.tool(
+        "get_events",
+        json!({"session_id": me, "resume": true, "order": "asc"}),
+    );
+    let last_of_first = first["events"].as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        next["events"][0]["id"],
+        last_of_first + 1,
+        "{first}\n{next}"
+    );
+}
+
+/// A list tool's raw reply: its items, and whether it says it was cut.
+fn listed(hub: &Hub, tool: &str) -> (usize, Option<Value>, Value) {
+    let out = hub.tool_raw(tool, json!({}));
+    let structured = out.result["structuredContent"].clone();
+    let items = structured["result"].as_array().map_or(0, Vec::len);
+    let text: Value =
+        serde_json::from_str(out.text().as_str()).expect("the first block is the list");
+    assert_eq!(
+        text.as_array().map(Vec::len),
+        Some(items),
+        "the text is the same list"
+    );
+    (items, structured.get("truncated").cloned(), out.result)
+}
+
+#[test]
+fn lists_past_the_limit_are_cut_and_say_so() {
+    let hub = hub_with(&["--max-list-items", "3"]);
+    for n in 0..3 {
+        hub.register(&format!("s{n}"), Some(&format!("s{n}")));
+    }
+    // At the limit: the original's shape, nothing added.
+    let (items, truncated, whole) = listed(&hub, "list_sessions");
+    assert_eq!((items, truncated), (3, None), "{whole}");
+    assert_eq!(whole["content"].as_array().unwrap().len(), 1);
+    let newest = support::id_of(&hub.register("s3", Some("s3")));
+
+    for tool in [
+        "list_sessions",
+        "list_channels",
+        "list_claims",
+        "list_webhooks",
+    ] {
+        if tool == "list_claims" {
+            for n in 0..4 {
+                hub.tool(
+                    "claim",
+                    json!({"resource": format!("task:{n}"), "session_id": newest}),
+                );
+            }
+        }
+        if tool == "list_webhooks" {
+            for n in 0..4 {
+                hub.tool(
+                    "register_webhook",
+                    json!({"url": format!("http://127.0.0.1:9/{n}")}),
+                );
+            }
+        }
+        let (items, truncated, result) = listed(&hub, tool);
+        assert_eq!(
+            (items, truncated),
+            (3, Some(json!(true))),
+            "{tool}: {result}"
+        );
+        let note = result["content"][1]["text"].as_str().unwrap();
+        assert!(
+            note.contains(&format!("{tool} was cut: only the first 3 items"))
+                && note.contains("--max-list-items"),
+            "{note}"
+        );
+    }
+    let sessions = hub.tool("list_sessions", json!({}));
+    assert_eq!(
+        sessions[0]["session_id"], newest,
+        "the most recently active come first"
+    );
+
+    let out = Cli::new(&hub).run(&["sessions"]);
+    assert!(out.stdout.contains("Active sessions (3):"), "{out:#?}");
+    assert!(out.stderr.contains("list_sessions was cut"), "{out:#?}");
+}
+
+/// This machine's address on its network (not loopback), to call the hub
+/// as another machine would; `None` on a machine without one.
+fn network_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("198.51.100.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// A hub listening on every address with a token, and a client that calls
+/// it through this machine's network address (a caller that is not local).
+fn remote_hub(args: &[&str]) -> Option<(Hub, shared::HubClient, shared::HubClient)> {
+    let Some(ip) = network_address() else {
+        eprintln!("skipped: this machine has no network address to call the hub from");
+        return None;
+    };
+    let mut all = vec!["--host".to_owned(), "0.0.0.0".to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let hub = Hub::start_with(HubOptions {
+        args: all,
+        env: vec![("AGENT_EVENT_BUS_TOKEN".into(), "bounds-token".into())],
+    });
+    let token = Some("bounds-token".to_owned());
+    let remote =
+        shared::HubClient::new(&format!("http://{ip}:{}/mcp", hub.port), token.clone()).unwrap();
+    let local =
+        shared::HubClient::new(&format!("http://127.0.0.1:{}/mcp", hub.port), token).unwrap();
+    Some((hub, remote, local))
+}
+
+fn call(client: &shared::HubClient, tool: &str, args: Value) -> Value {
+    rt().block_on(support::call(client, tool, args))
+}
+
+#[test]
+fn notify_from_another_machine_is_refused_unless_the_hub_allows_it() {
+    let Some((_hub, remote, local)) = remote_hub(&[]) else {
+        return;
+    };
+    let ask = json!({"title": "hi", "message": "from afar"});
+    let refused = call(&remote, "notify", ask.clone());
+    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(
+        refused["error"],
+        "notify is off for callers on other machines"
+    );
+    assert!(
+        refused["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-remote-notify"),
+        "{refused}"
+    );
+    let here = call(&local, "notify", ask.clone());
+    assert!(here.get("error").is_none(), "a local caller may: {here}");
+    assert_eq!(here["title"], "hi");
+
+    let Some((_hub, remote, _)) = remote_hub(&["--allow-remote-notify"]) else {
+        return;
+    };
+    let allowed = call(&remote, "notify", ask);
+    assert!(allowed.get("error").is_none(), "{allowed}");
+    assert_eq!(allowed["message"], "from afar");
+}
+
+#[test]
+fn test_webhook_is_rate_limited_per_webhook_and_per_hub() {
+    let hub = Hub::start();
+    let sink = WebhookSink::ok();
+    let ids: Vec<Value> = (0..7)
+        .map(|n| {
+            hub.tool(
+                "register_webhook",
+                json!({"url": format!("{}/{n}", sink.url)}),
+            )["webhook_id"]
+                .clone()
+        })
+        .collect();
+    let test = |id: &Value| hub.tool("test_webhook", json!({"webhook_id": id}));
+    assert_eq!(test(&ids[0])["success"], true);
+    let again = test(&ids[0]);
+    assert_eq!(again["error"], "Too many webhook tests", "{again}");
+    assert_eq!(again["webhook_id"], ids[0]);
+    let wait = again["retry_after_seconds"].as_u64().unwrap();
+    assert!((1..=10).contains(&wait), "{again}");
+    assert!(
+        again["hint"]
+            .as_str()
+            .unwrap()
+            .contains("once every 10 s per webhook and 6 times a minute")
+    );
+    for id in &ids[1..6] {
+        assert_eq!(test(id)["success"], true, "six tests a minute per hub");
+    }
+    let seventh = test(&ids[6]);
+    assert_eq!(seventh["error"], "Too many webhook tests", "{seventh}");
+    assert_eq!(sink.received().len(), 6, "refused tests sent nothing");
+}
+
+#[test]
+fn test_webhook_tells_a_remote_caller_nothing_about_a_private_address() {
+    let Some((hub, remote, local)) = remote_hub(&[]) else {
+        return;
+    };
+    let closed = ClosedPort::new();
+    let register = |n: u32| {
+        call(
+            &local,
+            "register_webhook",
+            json!({"url": format!("{}/{n}", closed.url())}),
+        )["webhook_id"]
+            .clone()
+    };
+    let (near, far) = (register(1), register(2));
+    let here = call(&local, "test_webhook", json!({"webhook_id": near}));
+    assert_eq!(here["success"], false);
+    assert!(
+        here["error"].as_str().unwrap().contains("connection"),
+        "a local caller hears why: {here}"
+    );
+    assert!(here["latency_ms"].is_u64(), "{here}");
+
+    let there = call(&remote, "test_webhook", json!({"webhook_id": far}));
+    assert_eq!(there["success"], false);
+    assert!(
+        there["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the test failed; details are withheld"),
+        "{there}"
+    );
+    assert!(
+        there["latency_ms"].is_null() && there["status_code"].is_null(),
+        "{there}"
+    );
+    let log = call(
+        &remote,
+        "list_webhook_deliveries",
+        json!({"webhook_id": far}),
+    );
+    assert_eq!(
+        log["deliveries"][0]["error"], there["error"],
+        "the log holds no more: {log}"
+    );
+    drop(hub);
+}
+
+#[test]
+fn test_webhook_is_held_to_deny_private() {
+    let hub = hub_with(&["--webhook-deny-private"]);
+    let sink = WebhookSink::ok();
+    // A name, so registration cannot judge it; the ping resolves it.
+    let url = sink.url.replace("127.0.0.1", "localhost");
+    let id = hub.tool("register_webhook", json!({"url": url}))["webhook_id"].clone();
+    let tested = hub.tool("test_webhook", json!({"webhook_id": id}));
+    assert_eq!(tested["success"], false, "{tested}");
+    assert!(
+        tested["error"]
+            .as_str()
+            .unwrap()
+            .contains("--webhook-deny-private"),
+        "{tested}"
+    );
+    assert!(sink.received().is_empty());
+}
+
+#[test]
+fn secrets_in_webhook_urls_are_shown_nowhere() {
+    let hub = Hub::start();
+    let secret = "T0ps3cr3tT0k3n";
+    for url in [
+        format!("https://hooks.slack.com/services/T01/B02/{secret}"),
+        format!("https://discord.com/api/webhooks/1234/{secret}"),
+        format!("https://chat.googleapis.com/v1/spaces/S/messages?key=k&token={secret}"),
+    ] {
+        let reply = hub.tool("register_webhook", json!({"url": url}));
+        assert!(!reply.to_string().contains(secret), "{reply}");
+        assert!(reply["url"].as_str().unwrap().contains("***"), "{reply}");
+    }
+    let listed = hub.tool("list_webhooks", json!({}));
+    assert!(!listed.to_string().contains(secret), "{listed}");
+    assert!(
+        listed
+            .to_string()
+            .contains("https://discord.com/api/webhooks/1234/***"),
+        "{listed}"
+    );
+    let cli = Cli::new(&hub).run(&["webhook", "list"]);
+    assert!(
+        cli.stdout
+            .contains("URL: https://hooks.slack.com/services/***/***/***"),
+        "{cli:#?}"
+    );
+    assert!(!cli.stdout.contains(secret) && !hub.log().contains(secret));
+}
