@@ -466,3 +466,86 @@ fn secrets_in_webhook_urls_are_shown_nowhere() {
     );
     assert!(!cli.stdout.contains(secret) && !hub.log().contains(secret));
 }
+
+/// A stand-in `notify-send` that records each call's message (its last
+/// argument, one line) and then holds until `<dir>/release` exists.
+#[cfg(target_os = "linux")]
+fn holding_notifier(dir: &std::path::Path) -> String {
+    let path = dir.join("notify-send");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$last\" | tr '\\n' ' ' >>\"$0.log\"; echo >>\"$0.log\"\n\
+         while [ ! -e \"$(dirname \"$0\")/release\" ]; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_direct_messages_runs_at_most_four_notifiers() {
+    let tools = tempfile::tempdir().unwrap();
+    let path = holding_notifier(tools.path());
+    let hub = Hub::start_with(HubOptions {
+        env: vec![("PATH".into(), path), ("DISPLAY".into(), ":99".into())],
+        ..HubOptions::default()
+    });
+    let calls = || {
+        std::fs::read_to_string(tools.path().join("notify-send.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // A local session without a lease: the hub announces its direct messages.
+    let bob = support::id_of(&hub.register("bob", Some("bob-1")));
+    for n in 0..10 {
+        hub.publish(
+            "alice",
+            "ping",
+            &format!("flood {n}"),
+            &format!("session:{bob}"),
+        );
+    }
+    support::wait_until(
+        "the dropped notices to be logged",
+        std::time::Duration::from_secs(20),
+        || hub.log().contains("desktop notice dropped").then_some(()),
+    );
+    support::wait_until(
+        "four notifiers to start",
+        std::time::Duration::from_secs(20),
+        || (calls().len() == 4).then_some(()),
+    );
+    // Released, a later message is shown; the dropped ones never are.
+    std::fs::write(tools.path().join("release"), "").unwrap();
+    hub.publish(
+        "alice",
+        "ping",
+        "after the flood",
+        &format!("session:{bob}"),
+    );
+    support::wait_until(
+        "the sentinel's notice",
+        std::time::Duration::from_secs(20),
+        || {
+            calls()
+                .iter()
+                .any(|c| c.contains("after the flood"))
+                .then_some(())
+        },
+    );
+    let shown = calls();
+    assert_eq!(shown.len(), 5, "{shown:#?}");
+    assert!(
+        shown[..4].iter().all(|c| c.contains("flood ")),
+        "{shown:#?}"
+    );
+}

@@ -10,6 +10,7 @@ mod cursors;
 mod deploy;
 mod durability;
 mod faults;
+mod framing;
 mod hooks;
 mod import;
 mod input;
