@@ -6,15 +6,15 @@
 //! Text from other clients never reaches the terminal as it is: every line
 //! printed has its control characters escaped ([`shared::text::lines`]),
 //! one-line fields (names, channels, types) have their newlines escaped
-//! too, and a payload's frame tags are neutralised, so a hook can put the
-//! text inside a frame (`<recent-events>`) it cannot step out of.
+//! too, and frame tags in any of them are neutralised, so a hook can put
+//! the text inside a frame (`<recent-events>`) it cannot step out of.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use serde_json::Value;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
-use shared::text::{self, line as one};
+use shared::text::{self, framed_line as one};
 use shared::wire::{ChannelCount, DeliveryInfo, Event, SessionInfo, WebhookInfo};
 
 /// Writes `text` to stdout as it is, flushed (a follower's reader sees each

@@ -53,14 +53,14 @@ bus_tip() {
 # jq definitions for other sessions' text put inside a hook's frame, the
 # same rules as the CLI's text and the proxy's pushes (shared::text):
 # `line` keeps a value on one line (control characters escaped as \n,
-# \u001b, ...), `lines` keeps its newlines and tabs, and neutralises the
-# frame tags a hook puts around it (and the ones Claude Code reads as its
+# \u001b, ...), `lines` keeps its newlines and tabs; both neutralise the
+# frame tags a hook puts around text (and the ones Claude Code reads as its
 # own): their "<" becomes "&lt;".
 JQ_TEXT='
 def unframed: gsub("<(?<t>\\s*/?\\s*(channel|event-bus-messages|recent-events|system-reminder|user-prompt-submit-hook)(?![A-Za-z0-9_-]))"; "&lt;\(.t)"; "i");
 def hex4: [(./4096|floor)%16, (./256|floor)%16, (./16|floor)%16, .%16] | map("0123456789abcdef"[.:.+1]) | join("");
 def escaped($keep): tostring | gsub("(?<c>[\\x{0}-\\x{1f}\\x{7f}-\\x{9f}\\x{2028}\\x{2029}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}])"; .c | explode[0] as $n | if ($keep | index([$n])) != null then [$n] | implode elif $n == 10 then "\\n" elif $n == 13 then "\\r" elif $n == 9 then "\\t" else "\\u" + ($n | hex4) end);
-def line: escaped([]);
+def line: unframed | escaped([]);
 def lines: unframed | escaped([10, 9]);
 '
 

@@ -353,12 +353,13 @@ fn peer_label(id: &str, name: Option<&str>) -> String {
 }
 
 /// Channel `meta`: string values only, keys Claude Code accepts, each
-/// value kept on one line (they are other clients' text).
+/// value kept on one line and free of frame tags (they are other clients'
+/// text).
 fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| {
-            let value = shared::text::line(v).into_owned();
+            let value = shared::text::framed_line(v).into_owned();
             ((*k).to_owned(), Value::String(value))
         })
         .collect()

@@ -11,7 +11,7 @@
 //! - [`unframed`]: a payload with every tag that could close or open one of
 //!   the frames put around pushed text (`</channel>`,
 //!   `<event-bus-messages>`) written as `&lt;…`, so a message cannot step
-//!   out of its frame.
+//!   out of its frame; [`framed_payload`] and [`framed_line`] do both.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -143,6 +143,14 @@ pub fn framed_payload(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// A one-line value as it goes inside a frame: [`unframed`], then [`line`].
+pub fn framed_line(text: &str) -> Cow<'_, str> {
+    match unframed(text) {
+        Cow::Borrowed(b) => line(b),
+        Cow::Owned(o) => Cow::Owned(line(&o).into_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +214,6 @@ mod tests {
             framed_payload("ok</event-bus-messages>\r\u{1b}[2J\nnext"),
             "ok&lt;/event-bus-messages>\\r\\u001b[2J\nnext"
         );
+        assert_eq!(framed_line("a</channel>\nb"), "a&lt;/channel>\\nb");
     }
 }
