@@ -3,9 +3,10 @@
 //! CLI's text output, the hook recipes' context — and the hook recipes keep
 //! their state only in a private directory.
 
+use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::proxy::registered_proxy;
 use support::{Cli, Hub};
 
@@ -82,20 +83,9 @@ fn the_cli_prints_no_terminal_controls_and_no_forged_lines() {
     );
 }
 
-fn user_prompt_submit(hub: &Hub, state: &str, cc: &str) -> support::Output {
-    let input = json!({
-        "session_id": cc, "cwd": "/", "hook_event_name": "UserPromptSubmit",
-        "prompt": "next?", "transcript_path": "/dev/null", "permission_mode": "default",
-    });
-    support::spawn_hook(
-        hub,
-        "user-prompt-submit.sh",
-        &input,
-        &[("AGENT_EVENT_BUS_HOOK_STATE", state)],
-    )
-    .wait_with_output()
-    .expect("the hook runs")
-    .into()
+fn user_prompt_submit(hub: &Hub, state: &Path, cc: &str) -> support::Output {
+    let env = [("AGENT_EVENT_BUS_HOOK_STATE", state.to_str().unwrap())];
+    crate::hooks::fire(hub, "UserPromptSubmit", cc, Path::new("/"), &env)
 }
 
 #[test]
@@ -110,13 +100,8 @@ fn a_hook_keeps_direct_messages_inside_its_frame() {
     std::fs::write(state.join(format!("{cc}.dm-cursor")), "0\n").unwrap();
     let dm = hub.publish("peer\nx", "ask\u{1b}", ESCAPE, &format!("session:{sid}"));
 
-    let out = user_prompt_submit(&hub, state.to_str().unwrap(), cc);
-    assert_eq!(out.code, 0, "{out:#?}");
-    let reply: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:#?}"));
-    let context = reply["hookSpecificOutput"]["additionalContext"]
-        .as_str()
-        .unwrap();
+    let out = user_prompt_submit(&hub, &state, cc);
+    let context = crate::hooks::context_of(&out, "UserPromptSubmit");
     assert_eq!(
         context.matches("</event-bus-messages>").count(),
         1,
@@ -149,7 +134,7 @@ fn hooks_use_no_state_directory_that_is_not_private() {
     hub.publish("peer", "ask", "for the planted session", "session:planted");
 
     for dir in [&open, &link] {
-        let out = user_prompt_submit(&hub, dir.to_str().unwrap(), cc);
+        let out = user_prompt_submit(&hub, dir, cc);
         assert_eq!(out.code, 0, "{out:#?}");
         assert_eq!(
             out.stdout, "",
