@@ -30,7 +30,8 @@
 //! - [`webhooks`]: webhook rules — which events a webhook takes, what an
 //!   attempt does to its health (410, the disable window), the
 //!   private-address policy.
-//! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`egress`]: the special-purpose address table, whether a URL reaches
+//!   it; `egress::redact`, URL redaction (credentials, hook URL secrets).
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
@@ -40,7 +41,8 @@
 //!   test pings).
 //! - [`names`]: display ids.
 //! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
-//!   coercion; `make fuzz` runs them for minutes.
+//!   coercion, and (`fuzz::bounds`) over bounded pages and lists and the
+//!   escaping of client text; `make fuzz` runs them for minutes.
 
 pub mod auth;
 pub mod caller;

@@ -9,6 +9,7 @@ mod cli;
 mod cursors;
 mod deploy;
 mod durability;
+mod egress;
 mod faults;
 mod framing;
 mod hooks;
