@@ -2,10 +2,10 @@
 //! place a name, channel or payload from another client meets a model's
 //! context (pushed messages, hook output), a log line or a terminal.
 //!
-//! - [`line`] and [`Shown`]: one line of text with every control character
+//! - [`line()`] and [`Shown`]: one line of text with every control character
 //!   written as an escape (`\n`, `\u001b`), so a value can neither start a
 //!   new log line nor drive a terminal.
-//! - [`lines`]: the same, keeping newlines and tabs (a payload's lines).
+//! - [`lines()`]: the same, keeping newlines and tabs (a payload's lines).
 //! - [`quoted`]: a value in double quotes, as a JSON string writes it, so a
 //!   quote inside a name cannot end the quotes around it.
 //! - [`unframed`]: a payload with every tag that could close or open one of
@@ -81,7 +81,7 @@ pub fn quoted(text: &str) -> String {
     line(&json).into_owned()
 }
 
-/// Client text as a log field or a terminal shows it: [`line`] when
+/// Client text as a log field or a terminal shows it: [`line()`] when
 /// displayed (`tracing::info!(name = %Shown(&name), …)`).
 #[derive(Debug, Clone, Copy)]
 pub struct Shown<'a>(pub &'a str);
@@ -135,7 +135,7 @@ pub fn unframed(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A payload as it goes inside a frame: [`unframed`], then [`lines`].
+/// A payload as it goes inside a frame: [`unframed`], then [`lines()`].
 pub fn framed_payload(text: &str) -> Cow<'_, str> {
     match unframed(text) {
         Cow::Borrowed(b) => lines(b),
@@ -143,7 +143,7 @@ pub fn framed_payload(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// A one-line value as it goes inside a frame: [`unframed`], then [`line`].
+/// A one-line value as it goes inside a frame: [`unframed`], then [`line()`].
 pub fn framed_line(text: &str) -> Cow<'_, str> {
     match unframed(text) {
         Cow::Borrowed(b) => line(b),

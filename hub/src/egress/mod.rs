@@ -1,6 +1,7 @@
 //! Where webhooks may go: the special-purpose address table that
 //! `--webhook-deny-private` refuses, and whether a URL reaches such an
-//! address; URL redaction for anything shown or logged is [`redact`].
+//! address; URL redaction for anything shown or logged is `redact`
+//! ([`redact_url`]).
 //!
 //! One table per family, from the IANA special-purpose address registries
 //! (RFC 6890 and updates). IPv6 forms that carry an IPv4 address

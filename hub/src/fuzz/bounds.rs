@@ -177,7 +177,7 @@ fn fuzz_bounded_pages_and_lists() {
                     .collect();
                 let reply = hub.tool(
                     "publish_event",
-                    json!({"event_type": "fuzz", "payload": payload, "channel": channel}),
+                    &json!({"event_type": "fuzz", "payload": payload, "channel": channel}),
                 );
                 published.push(
                     reply["structuredContent"]["event_id"]
@@ -197,7 +197,7 @@ fn fuzz_bounded_pages_and_lists() {
                 } else {
                     "fuzz".to_owned()
                 });
-                let page = hub.tool("get_events", args)["structuredContent"].clone();
+                let page = hub.tool("get_events", &args)["structuredContent"].clone();
                 let got = page["events"].as_array().cloned().unwrap_or_default();
                 let bytes: usize = got.iter().map(|e| e.to_string().len()).sum::<usize>()
                     + got.len().saturating_sub(1);
@@ -223,15 +223,18 @@ fn fuzz_bounded_pages_and_lists() {
             prop_assert_eq!(&seen, &published);
 
             for s in 0..sessions {
-                hub.tool("register_session", json!({"name": format!("case-{n}-{s}")}));
+                hub.tool(
+                    "register_session",
+                    &json!({"name": format!("case-{n}-{s}")}),
+                );
             }
             let live = hub
                 .rt
-                .block_on(hub.bus.store.read(|s| s.live_sessions()))
+                .block_on(hub.bus.store.read(crate::store::Snapshot::live_sessions))
                 .expect("a read")
                 .len();
             for tool in ["list_sessions", "list_channels"] {
-                let result = hub.tool(tool, json!({}));
+                let result = hub.tool(tool, &json!({}));
                 let items = result["structuredContent"]["result"]
                     .as_array()
                     .map_or(0, Vec::len);

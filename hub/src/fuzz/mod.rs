@@ -104,7 +104,7 @@ impl Hub {
     }
 
     /// Calls `tool` as a local client: its `tools/call` result.
-    fn tool(&self, tool: &str, arguments: Value) -> Value {
+    fn tool(&self, tool: &str, arguments: &Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": tool, "arguments": arguments}});
         let (_, reply) = self.post(body.to_string().as_bytes());
