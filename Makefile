@@ -39,11 +39,11 @@ test-clients:
 	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1 --nocapture
 
 ## Fuzz the hub's JSON-RPC parsing and dispatch, its argument coercion,
-## its bounded pages and lists, and the escaping of client text (property
-## tests on random inputs) for FUZZ_SECONDS per target, six targets: about
-## 5 minutes. Prints how many inputs each ran. `make test` runs the same
-## properties on 64 inputs each.
-FUZZ_SECONDS ?= 50
+## its access check on random headers, its bounded pages and lists, and the
+## escaping of client text (property tests on random inputs) for
+## FUZZ_SECONDS per target, seven targets: about 5 minutes. Prints how many
+## inputs each ran. `make test` runs the same properties on 64 inputs each.
+FUZZ_SECONDS ?= 45
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test -p agent-event-bus --lib fuzz -- --nocapture --test-threads 1
 

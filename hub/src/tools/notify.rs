@@ -13,6 +13,10 @@ use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::SessionRecord;
 
+super::handlers! {
+    shared::tools::notify::Notify => tool;
+}
+
 /// `notify(title, message, sound=false)` → `{success, title, message}`;
 /// refused to callers on other machines unless `--allow-remote-notify`
 /// (their text would appear on this machine's desktop).

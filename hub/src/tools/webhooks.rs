@@ -2,19 +2,29 @@
 //! delivery log, redelivery and a test ping. Delivery lives in
 //! [`crate::delivery`].
 
-use shared::tools::Refusal;
 use shared::tools::webhooks::{
     Deliveries, DeliveriesParams, ListWebhooks, ListWebhooksParams, RedeliverParams, Redelivered,
     RegisterWebhookParams, SetActiveParams, Tested, WebhookActive, WebhookParams,
     WebhookRegistered, WebhookRemoved,
 };
+use shared::tools::{ArgError, Refusal, webhooks};
 use shared::wire::WebhookInfo;
 
-use super::{Failure, Outcome};
+use super::Outcome;
 use crate::caller::Caller;
 use crate::json::Json;
 use crate::state::Bus;
 use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
+
+super::handlers! {
+    webhooks::RegisterWebhook => register;
+    webhooks::ListWebhooks => rendered list;
+    webhooks::SetWebhookActive => set_active;
+    webhooks::UnregisterWebhook => unregister;
+    webhooks::ListWebhookDeliveries => deliveries;
+    webhooks::RedeliverWebhook => redeliver;
+    webhooks::TestWebhook => test;
+}
 
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`:
 /// refused past `--max-webhooks` webhooks, and with more than
@@ -25,20 +35,12 @@ pub async fn register(
     p: RegisterWebhookParams,
 ) -> Outcome<WebhookRegistered> {
     let url = p.url.trim().to_owned();
-    let parsed = url::Url::parse(&url).map_err(|e| {
-        Failure::Args(format!(
-            "url is not a valid URL ({e}); send e.g. https://example.com/hook"
-        ))
-    })?;
+    let parsed = url::Url::parse(&url).map_err(ArgError::UrlInvalid)?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(Failure::Args(format!(
-            "url must be an http:// or https:// URL with a host (got '{url}')"
-        )));
+        return Err(ArgError::UrlNotHttp(url).into());
     }
     if let Some(ip) = crate::webhooks::refused_literal(&url, bus.delivery.config().deny_private) {
-        return Err(Failure::Args(format!(
-            "url points at a private address ({ip}), which this hub refuses (--webhook-deny-private); use a public address"
-        )));
+        return Err(ArgError::UrlPrivate(ip).into());
     }
     let channel = p.channel.filter(|c| !c.is_empty());
     let event_types = p
@@ -55,10 +57,12 @@ pub async fn register(
         .filter(|types| !types.is_empty());
     let max_types = bus.limits.max_webhook_event_types;
     if let Some(types) = event_types.as_ref().filter(|t| t.len() > max_types) {
-        return Err(Failure::Args(format!(
-            "event_types has {} items; the limit is {max_types} (--max-webhook-event-types): filter by channel instead, or take every type and filter at the receiver",
-            types.len()
-        )));
+        return Err(ArgError::TooMany {
+            key: "event_types",
+            count: types.len(),
+            max: max_types,
+        }
+        .into());
     }
     let secret = p.secret.filter(|s| !s.is_empty());
     let include_system = p.include_system;
