@@ -29,7 +29,8 @@ pub struct EventsPage<E = Event> {
     pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
-    /// The raw page was full: there may be more.
+    /// The raw page was full, or stopped at the hub's page byte limit
+    /// (`--max-page-bytes`): there may be more.
     pub has_more: bool,
 }
 

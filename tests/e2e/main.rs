@@ -2,6 +2,7 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod bounds;
 mod browser;
 mod claims;
 mod cli;
@@ -9,7 +10,9 @@ mod credential;
 mod cursors;
 mod deploy;
 mod durability;
+mod egress;
 mod faults;
+mod framing;
 mod hooks;
 mod import;
 mod inbox;

@@ -63,8 +63,10 @@ impl Agent {
         // The hub's credential, as its user's proxy and hooks find it; what
         // follows (this agent's own state directory) overrides it.
         let credential = hub.client_env();
-        let mut env: Vec<(&str, String)> =
-            credential.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let mut env: Vec<(&str, String)> = credential
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         env.extend([
             ("AGENT_EVENT_BUS_URL", hub.url.clone()),
             ("AGENT_EVENT_BUS_STATE_DIR", state.display().to_string()),

@@ -437,7 +437,10 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
-        *self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.token.clone_from(&next.token);
         self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
@@ -616,7 +619,11 @@ impl Hub {
             session_id: Some(session_id.to_owned()),
             ..PublishParams::new(event_type, payload, channel)
         };
-        answered("publishing", rt().block_on(self.shared_client().publish(&params))).event_id
+        answered(
+            "publishing",
+            rt().block_on(self.shared_client().publish(&params)),
+        )
+        .event_id
     }
 }
 

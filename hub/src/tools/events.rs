@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shared::cursor;
 use shared::level::SignalLevel;
+use shared::text::Shown;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
 };
@@ -52,11 +53,12 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
         && SignalLevel::parse(level).is_none()
     {
         tracing::warn!(
-            "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
+            "Unknown signal_level '{}' (expected one of lifecycle, info, actionable). Storing as-is.",
+            Shown(level)
         );
     }
     if let Some(warning) = shared::channel::format_warning(&channel) {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", Shown(&warning));
     }
     let new = NewEvent {
         event_type,
@@ -91,7 +93,12 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
             Ok(Ok((event, publisher, dm_target)))
         })
         .await??;
-    tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
+    tracing::debug!(
+        event_id = event.id,
+        channel = %Shown(&event.channel),
+        event_type = %Shown(&event.event_type),
+        "stored"
+    );
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
     }
@@ -239,6 +246,7 @@ pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
 
 async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
     let r = read.clone();
+    let max_bytes = bus.limits.max_page_bytes;
     let (session, tip, raw, after) = bus
         .store
         .read(move |snap| {
@@ -268,6 +276,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                 channels: r.channels.clone(),
                 event_types: r.event_types.clone(),
                 correlation_id: r.correlation_id.clone(),
+                max_bytes: Some(max_bytes),
             })?;
             Ok((session, tip, Some(page), after))
         })
@@ -324,10 +333,13 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         };
     };
 
-    let through = raw.through;
+    let (through, cut) = (raw.through, raw.cut);
     let raw = raw.events;
     let max_id = raw.iter().map(|e| e.id).max();
-    let has_more = raw.len() == read.limit;
+    // Full, or stopped at the page byte limit: the next page starts right
+    // after the last event returned (its `next_cursor`), so nothing is
+    // skipped in ascending order.
+    let has_more = raw.len() == read.limit || cut;
     // An empty page says how far it looked: a quiet filtered read moves on
     // to the newest id it examined instead of handing back its own cursor.
     let next = max_id

@@ -3,7 +3,8 @@
 
 use shared::channel::repo_from_cwd;
 use shared::tools::sessions::{
-    NoParams, RegisterParams, Registered, UnregisterParams, Unregistered,
+    ListChannels, ListSessions, NoParams, RegisterParams, Registered, UnregisterParams,
+    Unregistered,
 };
 use shared::tools::{Refusal, sessions};
 use shared::wire::ChannelCount;
@@ -19,7 +20,7 @@ use crate::store::{Durability, NewEvent, SessionRecord, Tx};
 super::handlers! {
     sessions::RegisterSession => register;
     sessions::ListSessions => rendered list;
-    sessions::ListChannels => channels;
+    sessions::ListChannels => rendered channels;
     sessions::UnregisterSession => unregister;
 }
 
@@ -175,11 +176,15 @@ fn register_reply(
     })
 }
 
-/// `list_sessions()`
+/// `list_sessions()`: the most recently active first, the first
+/// `--max-list-items` only.
 pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
+    let max = bus.limits.max_list_items;
     // Rendered where it is read: a reply proportional to the number of
     // sessions is never built on an async worker.
-    let rendered = live_and(bus, |sessions| {
+    let rendered = live_and(bus, move |mut sessions| {
+        let shape = super::list_shape::<ListSessions>(sessions.len(), max);
+        sessions.truncate(max);
         let now = shared::time::now_ms();
         // Each item from its cached rendering: a list of thousands of
         // sessions is a copy, not a serialisation.
@@ -187,7 +192,7 @@ pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
             let (json, text) = s.item_len();
             n + json + text + 2
         });
-        super::render_with(size, true, |out, as_text| {
+        super::render_shaped(size, &shape, |out, as_text| {
             out.push('[');
             for (i, s) in sessions.iter().enumerate() {
                 if i > 0 {
@@ -202,9 +207,11 @@ pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
     Ok(rendered)
 }
 
-/// `list_channels()`: the implicit channels of live sessions with counts.
-pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<ChannelCount>> {
-    let items = live_and(bus, |sessions| {
+/// `list_channels()`: the implicit channels of live sessions with counts,
+/// in name order, the first `--max-list-items` only.
+pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
+    let max = bus.limits.max_list_items;
+    let rendered = live_and(bus, move |sessions| {
         let mut counts = std::collections::BTreeMap::<String, u64>::new();
         for s in sessions {
             let s = &s.record;
@@ -212,16 +219,18 @@ pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<C
                 *counts.entry(c).or_default() += 1;
             }
         }
-        counts
+        let items: Vec<ChannelCount> = counts
             .into_iter()
+            .take(max.saturating_add(1))
             .map(|(channel, subscribers)| ChannelCount {
                 channel,
                 subscribers,
             })
-            .collect()
+            .collect();
+        super::render_list::<ListChannels, _>(items, max)
     })
     .await?;
-    Ok(items)
+    Ok(rendered)
 }
 
 /// `unregister_session(session_id?, client_id?, machine?)`: of a keyed
