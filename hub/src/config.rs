@@ -87,6 +87,13 @@ pub struct Config {
     #[arg(long, env = "AGENT_EVENT_BUS_IDLE_TIMEOUT", default_value_t = 86_400)]
     pub idle_timeout_secs: u64,
 
+    /// A session's heartbeat (and lease renewal) is written at most this
+    /// often: a call within this long of the last write changes nothing,
+    /// so polling stays cheap. 0 writes on every call. Must stay well
+    /// under the shortest lease.
+    #[arg(long, env = "AGENT_EVENT_BUS_HEARTBEAT_EVERY", default_value = "1s", value_parser = parse_heartbeat_every)]
+    pub heartbeat_every: Duration,
+
     /// Delete events older than this many days (default: keep everything).
     #[arg(long, env = "AGENT_EVENT_BUS_RETAIN_DAYS")]
     pub retain_days: Option<u64>,
@@ -203,6 +210,21 @@ pub struct DeliveryConfig {
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).
+/// The most `--heartbeat-every` may be: a lease is renewed by a heartbeat
+/// write, so one written less often than this lets a short lease lapse.
+const HEARTBEAT_EVERY_MAX: Duration = Duration::from_secs(10);
+
+fn parse_heartbeat_every(text: &str) -> Result<Duration, String> {
+    let every = parse_duration(text)?;
+    if every > HEARTBEAT_EVERY_MAX {
+        return Err(format!(
+            "'{text}' is longer than {}s: a lease is renewed when its heartbeat is written, so leases would lapse; use e.g. 1s, or 0 to write on every call",
+            HEARTBEAT_EVERY_MAX.as_secs()
+        ));
+    }
+    Ok(every)
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -257,6 +279,25 @@ pub struct Limits {
     pub max_list_items: usize,
     /// Whether callers on other machines may use `notify`.
     pub remote_notify: bool,
+}
+
+/// How long sessions may go quiet, and how often their activity is written.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimes {
+    /// Sessions without a lease idle longer than this are ended.
+    pub idle_timeout_ms: i64,
+    /// Activity closer than this to the last heartbeat is not written.
+    pub heartbeat_every_ms: i64,
+}
+
+impl Default for SessionTimes {
+    /// The defaults of the flags: a day idle, a heartbeat a second.
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: 86_400_000,
+            heartbeat_every_ms: 1000,
+        }
+    }
 }
 
 /// How long events are kept; `None` keeps them forever, as the original.
@@ -318,6 +359,14 @@ impl Config {
         crate::auth::Openings {
             no_auth: self.insecure_no_auth,
             trust_tailscale: self.trust_tailscale_headers,
+        }
+    }
+
+    pub fn session_times(&self) -> SessionTimes {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        SessionTimes {
+            idle_timeout_ms: ms(Duration::from_secs(self.idle_timeout_secs)),
+            heartbeat_every_ms: ms(self.heartbeat_every),
         }
     }
 

@@ -42,6 +42,9 @@
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
+//! - [`clock`]: the hub's one "now" — the wall clock at start carried
+//!   forward by tokio's monotonic clock (so paused time moves it), never
+//!   back, caught up with the wall clock by the sweeper.
 //! - [`rate`]: rate limits for calls that reach outside the hub (webhook
 //!   test pings).
 //! - [`names`]: display ids.
@@ -51,6 +54,7 @@
 
 pub mod auth;
 pub mod caller;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod credential;

@@ -72,7 +72,7 @@ pub async fn run(
     let bus = Arc::new(Bus::new(
         store.clone(),
         config.limits(),
-        i64::try_from(config.idle_timeout_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        config.session_times(),
         config.retention(),
         Delivery::new(config.delivery())?,
         token.clone(),

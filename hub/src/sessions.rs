@@ -13,10 +13,6 @@ use crate::keys::Presented;
 use crate::state::Bus;
 use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, StoreError, Tx};
 
-/// Activity closer than this to the last heartbeat is not written again,
-/// so polling stays cheap.
-const TOUCH_EVERY_MS: i64 = 1000;
-
 /// Why a session ended, for its `session_unregistered` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -114,9 +110,9 @@ pub fn process_gone(hostname: &str, session: &SessionRecord) -> bool {
 /// or why the call may not act as it.
 pub type Touched = Result<Option<SessionRecord>, Refusal>;
 
-/// Records activity of a call acting as session `id`: refreshes the
-/// heartbeat and renews a lease, unless the last heartbeat is under a
-/// second old. A keyed session is touched only by a call that presented
+/// Records activity of a call acting as session `id` at `now_ms`:
+/// refreshes the heartbeat and renews a lease, unless the last heartbeat
+/// is under `every_ms` old (`--heartbeat-every`). A keyed session is touched only by a call that presented
 /// its key (`key`); any other gets the refusal, and nothing changes, so
 /// naming a session never keeps it alive. Returns the session (an ended
 /// one untouched), or `None` when there is no such session.
@@ -125,6 +121,7 @@ pub fn touch(
     id: &str,
     key: &Presented,
     now_ms: i64,
+    every_ms: i64,
 ) -> Result<Touched, StoreError> {
     let Some(mut session) = tx.session(id)? else {
         return Ok(Ok(None));
@@ -135,7 +132,7 @@ pub fn touch(
     if session.is_deleted() {
         return Ok(Ok(Some(session)));
     }
-    if now_ms - session.last_heartbeat >= TOUCH_EVERY_MS {
+    if now_ms - session.last_heartbeat >= every_ms {
         session.last_heartbeat = now_ms;
         renew_lease(&mut session, now_ms);
         tx.put_session(&session)?;
@@ -233,7 +230,8 @@ pub async fn end_sessions(
     let idle_ms = bus.idle_timeout_ms;
     bus.store
         .write(Durability::Durable, move |tx| {
-            end_due(tx, ids, reason, shared::time::now_ms(), idle_ms)
+            let now = tx.now_ms();
+            end_due(tx, ids, reason, now, idle_ms)
         })
         .await
 }

@@ -11,7 +11,8 @@ use shared::tools::webhooks::{TEST_EVERY_SECONDS, TESTS_PER_MINUTE};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Limits, Retention};
+use crate::clock::Clock;
+use crate::config::{Limits, Retention, SessionTimes};
 use crate::delivery::Delivery;
 use crate::rate::Limiter;
 use crate::store::{SessionRecord, Store};
@@ -29,8 +30,13 @@ pub struct Bus {
     pub hostname: String,
     /// The hub's working directory: the default `cwd`, as the original.
     pub cwd: String,
+    /// The hub's one clock (the store's): every "now" the hub asks for.
+    pub clock: Clock,
     /// Sessions without a lease idle longer than this are ended.
     pub idle_timeout_ms: i64,
+    /// A session's activity closer than this to its last heartbeat is not
+    /// written again (`--heartbeat-every`), so polling stays cheap.
+    pub heartbeat_every_ms: i64,
     pub retention: Retention,
     pub delivery: Delivery,
     /// Cancelled when the hub shuts down; long-polls return at once.
@@ -58,18 +64,20 @@ impl Bus {
     pub fn new(
         store: Store,
         limits: Limits,
-        idle_timeout_ms: i64,
+        sessions: SessionTimes,
         retention: Retention,
         delivery: Delivery,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            clock: store.clock().clone(),
+            idle_timeout_ms: sessions.idle_timeout_ms,
+            heartbeat_every_ms: sessions.heartbeat_every_ms,
             store,
             limits,
             hostname: shared::config::hostname(),
             cwd: std::env::current_dir()
                 .map_or_else(|_| "/".to_owned(), |p| p.display().to_string()),
-            idle_timeout_ms,
             retention,
             delivery,
             shutdown,

@@ -1,12 +1,14 @@
 //! The sweeper: ends leased sessions whose lease lapsed (within about a
 //! second of the deadline, from the lease index) and idle sessions without a
-//! lease, each with a `session_unregistered` event. When the wall clock moved
-//! much further than one tick (the process was stopped, the machine slept),
-//! every lease gets a fresh term first, as after a restart: proxies could not
-//! renew while the hub did not run.
+//! lease, each with a `session_unregistered` event. When the hub's clock
+//! moved much further than one tick (the process was stopped, the machine
+//! slept: see [`crate::clock`]), every lease gets a fresh term first, as
+//! after a restart: proxies could not renew while the hub did not run.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::sessions::{EndReason, end_sessions, fresh_terms, idle_sessions};
 use crate::state::Bus;
@@ -25,61 +27,95 @@ const PRUNE_BATCH: usize = 10_000;
 pub async fn grace_after_restart(bus: &Bus) -> Result<(), crate::store::StoreError> {
     bus.store
         .write(Durability::Durable, |tx| {
-            fresh_terms(tx, shared::time::now_ms()).map(drop)
+            let now = tx.now_ms();
+            fresh_terms(tx, now).map(drop)
         })
         .await
 }
 
-/// Runs until the hub shuts down.
+/// Runs until the hub shuts down: a [`Sweeper::pass`] every tick.
 pub async fn run(bus: Arc<Bus>) {
     let mut tick = tokio::time::interval(LEASE_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let idle_every = IDLE_EVERY.min(Duration::from_millis(
-        u64::try_from(bus.idle_timeout_ms / 2).unwrap_or(0).max(250),
-    ));
-    let mut last_idle_sweep = tokio::time::Instant::now();
-    let mut last_retention = tokio::time::Instant::now() - RETENTION_EVERY;
-    let mut last_tick_ms = shared::time::now_ms();
+    let mut sweeper = Sweeper::new(bus.clone());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = bus.shutdown.cancelled() => return,
         }
+        sweeper.pass().await;
+    }
+}
+
+/// What the sweeper remembers between its passes.
+pub struct Sweeper {
+    bus: Arc<Bus>,
+    idle_every: Duration,
+    last_idle_sweep: Instant,
+    last_retention: Option<Instant>,
+    /// When the last whole pass ended, on the hub's clock.
+    last_pass_ms: i64,
+}
+
+impl Sweeper {
+    pub fn new(bus: Arc<Bus>) -> Self {
+        let idle_every = IDLE_EVERY.min(Duration::from_millis(
+            u64::try_from(bus.idle_timeout_ms / 2).unwrap_or(0).max(250),
+        ));
+        Self {
+            idle_every,
+            last_idle_sweep: Instant::now(),
+            last_retention: None,
+            last_pass_ms: bus.clock.now_ms(),
+            bus,
+        }
+    }
+
+    /// One tick's work: after a stall, fresh terms for every lease; then
+    /// the lapsed leases end; every few seconds retention, and every
+    /// [`IDLE_EVERY`] (or half the idle timeout) the idle sessions.
+    pub async fn pass(&mut self) {
+        let bus = &*self.bus;
+        let caught_up_ms = bus.clock.catch_up();
         // Measured from the end of the last pass, so a slow pass is no stall.
-        let gap_ms = shared::time::now_ms() - last_tick_ms;
+        let gap_ms = bus.clock.now_ms() - self.last_pass_ms;
         if gap_ms > STALL_GAP_MS {
             tracing::warn!(
                 gap_ms,
+                caught_up_ms,
                 "the hub did not run for a while (stopped or asleep): every lease gets a fresh term"
             );
-            if let Err(e) = grace_after_restart(&bus).await {
+            if let Err(e) = grace_after_restart(bus).await {
                 // Sweeping now would end sessions whose proxies are alive:
                 // the next tick tries again.
                 tracing::error!(error = %e, "renewing leases after a stall failed");
-                continue;
+                return;
             }
         }
-        if let Err(e) = sweep_leases(&bus).await {
+        if let Err(e) = sweep_leases(bus).await {
             tracing::error!(error = %e, "lease sweep failed");
         }
-        if last_retention.elapsed() >= RETENTION_EVERY {
-            last_retention = tokio::time::Instant::now();
-            if let Err(e) = apply_retention(&bus).await {
+        if self
+            .last_retention
+            .is_none_or(|at| at.elapsed() >= RETENTION_EVERY)
+        {
+            self.last_retention = Some(Instant::now());
+            if let Err(e) = apply_retention(bus).await {
                 tracing::error!(error = %e, "retention sweep failed");
             }
         }
-        if last_idle_sweep.elapsed() >= idle_every {
-            last_idle_sweep = tokio::time::Instant::now();
-            if let Err(e) = sweep_idle(&bus).await {
+        if self.last_idle_sweep.elapsed() >= self.idle_every {
+            self.last_idle_sweep = Instant::now();
+            if let Err(e) = sweep_idle(bus).await {
                 tracing::error!(error = %e, "idle sweep failed");
             }
         }
-        last_tick_ms = shared::time::now_ms();
+        self.last_pass_ms = bus.clock.now_ms();
     }
 }
 
 async fn sweep_leases(bus: &Bus) -> Result<(), crate::store::StoreError> {
-    let now = shared::time::now_ms();
+    let now = bus.clock.now_ms();
     let expired = bus.store.read(move |s| s.expired_leases(now)).await?;
     if !expired.is_empty() {
         end_sessions(bus, expired, EndReason::LeaseExpired).await?;
@@ -88,7 +124,7 @@ async fn sweep_leases(bus: &Bus) -> Result<(), crate::store::StoreError> {
 }
 
 async fn sweep_idle(bus: &Bus) -> Result<(), crate::store::StoreError> {
-    let idle = idle_sessions(bus, shared::time::now_ms(), bus.idle_timeout_ms).await?;
+    let idle = idle_sessions(bus, bus.clock.now_ms(), bus.idle_timeout_ms).await?;
     if !idle.is_empty() {
         end_sessions(bus, idle, EndReason::Idle).await?;
     }
@@ -103,7 +139,8 @@ async fn apply_retention(bus: &Bus) -> Result<(), crate::store::StoreError> {
     }
     let cutoff_us = retention.days.map(|d| {
         let keep_ms = i64::try_from(d.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
-        shared::time::now_ms()
+        bus.clock
+            .now_ms()
             .saturating_sub(keep_ms)
             .saturating_mul(1000)
     });

@@ -147,10 +147,10 @@ impl Delivery {
         }
     }
 
-    /// Sends a `ping` event to `hook` now and reports the attempt (event id
-    /// 0), for the caller to log. Works on paused webhooks too.
-    pub async fn ping(&self, hook: &WebhookRecord) -> AttemptRecord {
-        let now = shared::time::now_ms();
+    /// Sends a `ping` event to `hook` now (`now`, epoch ms) and reports the
+    /// attempt (event id 0), for the caller to log. Works on paused
+    /// webhooks too.
+    pub async fn ping(&self, hook: &WebhookRecord, now: i64) -> AttemptRecord {
         let event = EventRecord {
             id: 0,
             event_type: "ping".to_owned(),

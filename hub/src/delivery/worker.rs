@@ -13,6 +13,7 @@ use super::Inner;
 use super::plan::{self, Found};
 use super::schedule::retry_delay;
 use super::send::{Outcome, Sent, encode_body, send};
+use crate::clock::Clock;
 use crate::store::{AttemptResult, DueDelivery, Durability, Store, Verdict, WebhookRecord};
 
 /// The worker rescans at least this often, whatever it expects.
@@ -80,7 +81,7 @@ impl Worker {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::error!(error = %e, "scanning the webhook outbox failed");
-                        Some(now_ms_u64().saturating_add(1000))
+                        Some(now_ms_u64(self.store.clock()).saturating_add(1000))
                     }
                 };
             }
@@ -88,7 +89,8 @@ impl Worker {
                 return;
             }
             let wait = next_due.map_or(RESCAN_MAX, |due| {
-                Duration::from_millis(due.saturating_sub(now_ms_u64())).min(RESCAN_MAX)
+                Duration::from_millis(due.saturating_sub(now_ms_u64(self.store.clock())))
+                    .min(RESCAN_MAX)
             });
             tokio::select! {
                 () = wake.notified(), if !stopping => scan = true,
@@ -115,7 +117,7 @@ impl Worker {
         let inflight = self.inflight.clone();
         let mut heads = std::mem::take(&mut self.heads);
         let odd_turn = self.scans % 2 == 1;
-        let now = now_ms_u64();
+        let now = now_ms_u64(self.store.clock());
         let scan = self
             .store
             .read(move |snap| {
@@ -186,9 +188,10 @@ impl Worker {
             .insert(job.due.event_id);
         let inner = self.inner.clone();
         let done = self.done_tx.clone();
+        let clock = self.store.clock().clone();
         tokio::spawn(async move {
             let Job { due, hook, body } = job;
-            let at_ms = shared::time::now_ms();
+            let at_ms = clock.now_ms();
             let sent = match body {
                 Some(body) => {
                     let id = crate::store::delivery_id(due.event_id, due.webhook_id);
@@ -207,7 +210,8 @@ impl Worker {
                     retry_after,
                 ) {
                     Some(wait) => Verdict::RetryAt(
-                        shared::time::now_ms()
+                        clock
+                            .now_ms()
                             .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
                     ),
                     None => Verdict::Failed,
@@ -273,6 +277,7 @@ impl Worker {
     }
 }
 
-pub(super) fn now_ms_u64() -> u64 {
-    u64::try_from(shared::time::now_ms()).unwrap_or(0)
+/// Now on the hub's clock, as the outbox's retry keys hold it.
+fn now_ms_u64(clock: &Clock) -> u64 {
+    u64::try_from(clock.now_ms()).unwrap_or(0)
 }

@@ -98,7 +98,7 @@ impl Hub {
         let bus = Arc::new(Bus::new(
             store,
             config.limits(),
-            86_400_000,
+            config.session_times(),
             config.retention(),
             Delivery::new(config.delivery()).expect("a delivery client"),
             shutdown,

@@ -54,13 +54,13 @@ async fn touching_renews_heartbeat_and_lease_at_most_once_a_second() {
         .write(Durability::Lazy, |tx| {
             let open = Presented::default();
             Ok((
-                touch(tx, "a", &open, 500)?
+                touch(tx, "a", &open, 500, 1000)?
                     .unwrap()
                     .map(|s| s.last_heartbeat),
-                touch(tx, "gone", &open, 9_000)?
+                touch(tx, "gone", &open, 9_000, 1000)?
                     .unwrap()
                     .map(|s| s.last_heartbeat),
-                touch(tx, "nobody", &open, 9_000)?.unwrap().is_none(),
+                touch(tx, "nobody", &open, 9_000, 1000)?.unwrap().is_none(),
             ))
         })
         .await
@@ -68,7 +68,7 @@ async fn touching_renews_heartbeat_and_lease_at_most_once_a_second() {
     assert_eq!(seen, (Some(0), Some(0), true));
     store
         .write(Durability::Lazy, |tx| {
-            touch(tx, "a", &Presented::default(), 5_000)
+            touch(tx, "a", &Presented::default(), 5_000, 1000)
         })
         .await
         .unwrap()
@@ -102,8 +102,8 @@ async fn only_its_key_renews_a_keyed_session() {
     let refused = store
         .write(Durability::Lazy, move |tx| {
             Ok((
-                touch(tx, "k", &none, 5_000)?.is_err(),
-                touch(tx, "k", &wrong, 5_000)?.is_err(),
+                touch(tx, "k", &none, 5_000, 1000)?.is_err(),
+                touch(tx, "k", &wrong, 5_000, 1000)?.is_err(),
             ))
         })
         .await
@@ -112,7 +112,9 @@ async fn only_its_key_renews_a_keyed_session() {
     let k = get(&store, "k").await;
     assert_eq!((k.last_heartbeat, k.lease_deadline), (0, Some(30_000)));
     store
-        .write(Durability::Lazy, move |tx| touch(tx, "k", &right, 5_000))
+        .write(Durability::Lazy, move |tx| {
+            touch(tx, "k", &right, 5_000, 1000)
+        })
         .await
         .unwrap()
         .unwrap();

@@ -17,7 +17,8 @@ impl Tx<'_> {
         }
     }
 
-    /// Appends one event; ids are gap-free because a failed batch rolls back.
+    /// Appends one event at [`Tx::now_micros`]; ids are gap-free because a
+    /// failed batch rolls back.
     pub fn append_event(&mut self, new: NewEvent) -> Result<EventRecord> {
         let id = self.tip()? + 1;
         let record = EventRecord {
@@ -25,7 +26,7 @@ impl Tx<'_> {
             event_type: new.event_type,
             payload: new.payload,
             session_id: new.session_id,
-            timestamp: shared::time::now_micros(),
+            timestamp: self.now_micros(),
             channel: new.channel,
             correlation_id: new.correlation_id,
             signal_level: new.signal_level,

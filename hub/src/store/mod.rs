@@ -49,6 +49,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot, watch};
 
+use crate::clock::Clock;
 use crate::codec;
 
 pub mod claims;
@@ -215,6 +216,8 @@ pub struct Store {
     writer: Arc<std::sync::Mutex<Option<thread::JoinHandle<()>>>>,
     path: PathBuf,
     channel_waiters: Arc<ChannelWaiters>,
+    /// The hub's clock: every write is stamped with it when it is asked for.
+    clock: Clock,
 }
 
 impl Store {
@@ -222,8 +225,21 @@ impl Store {
         &self.path
     }
 
+    /// The clock this store stamps its writes with (the hub's).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// This store, stamping its writes with `clock` from now on.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Runs `f` in the writer's next batch; resolves after that batch commits
-    /// (after its fsync when `durability` is [`Durability::Durable`]).
+    /// (after its fsync when `durability` is [`Durability::Durable`]). The
+    /// write happens at the time of this call ([`Tx::now_ms`]).
     pub async fn write<R, F>(&self, durability: Durability, f: F) -> Result<R>
     where
         R: Send + 'static,
@@ -244,9 +260,23 @@ impl Store {
             });
             (done, ok)
         });
+        let at_us = self.clock.now_micros();
         self.jobs
-            .send(Job { durability, run })
+            .send(Job {
+                durability,
+                at_us,
+                run,
+            })
             .map_err(|_| StoreError::Stopped)?;
+        // In unit tests the wait is a blocking task: tokio's paused clock
+        // does not jump ahead while one runs, so a test's time moves only
+        // when the test moves it, never while the writer works.
+        #[cfg(test)]
+        let rx = async {
+            tokio::task::spawn_blocking(move || rx.blocking_recv())
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
         rx.await.unwrap_or_else(|_| {
             // The writer dropped the job: the storage failed, or it stopped.
             Err(match self.storage_fault() {
@@ -324,6 +354,7 @@ impl Store {
         // A durable no-op makes every lazy write before it durable.
         let _ = self.jobs.send(Job {
             durability: Durability::Durable,
+            at_us: 0,
             run: Box::new(move |_| {
                 let done: Completion = Box::new(move |_| {
                     let _ = tx.send(());

@@ -3,6 +3,7 @@
 //! store (its live indexes, its event index). Also `--check` and the
 //! read-only look `import` takes before replacing a store.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,6 +20,7 @@ use super::tables::{
 };
 use super::writer::{Job, Shared, Writer};
 use super::{Result, Store, StoreError, claims, receipts};
+use crate::clock::Clock;
 
 /// 2: compact event rows and a posting list per entry ([`EVENT_INDEX_V2`]);
 /// 3: the posting lists as bitmaps ([`EVENT_BITS`]).
@@ -104,6 +106,7 @@ impl Store {
             path: path.to_owned(),
             tip: tip_tx,
             outbox: Arc::new(Notify::new()),
+            last_us: Cell::new(0),
         };
         let outbox = writer.outbox.clone();
         let handle = thread::Builder::new()
@@ -121,6 +124,7 @@ impl Store {
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
             path: path.to_owned(),
             channel_waiters: Arc::default(),
+            clock: Clock::system(),
         })
     }
 

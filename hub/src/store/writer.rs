@@ -2,6 +2,7 @@
 //! batch (group commit), durable batches are fsynced before anyone hears
 //! back, and a failed commit makes it reopen the file.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -43,9 +44,24 @@ pub struct Tx<'t> {
     pub(super) ended_sessions: Vec<String>,
     /// Every session row this batch wrote, in order: mirrored once it commits.
     pub(super) sessions_written: Vec<super::SessionRecord>,
+    /// When the running job happens (epoch µs): the hub's clock when the
+    /// write was asked for, never before an earlier job's.
+    pub(super) now_us: i64,
 }
 
 impl Tx<'_> {
+    /// When this write happens (epoch ms), on the hub's clock: the time the
+    /// write was asked for, and never earlier than any write before it, so
+    /// times written in id order rise with the ids.
+    pub fn now_ms(&self) -> i64 {
+        self.now_us.div_euclid(1000)
+    }
+
+    /// [`Tx::now_ms`] in microseconds, the unit of event timestamps.
+    pub fn now_micros(&self) -> i64 {
+        self.now_us
+    }
+
     pub(super) fn meta(&self) -> Result<Table<'_, &'static str, u64>> {
         Ok(self.txn.open_table(META)?)
     }
@@ -59,6 +75,8 @@ pub(super) type JobFn = Box<dyn FnOnce(&mut Tx<'_>) -> (Completion, bool) + Send
 
 pub(super) struct Job {
     pub(super) durability: Durability,
+    /// When the write was asked for (epoch µs, the hub's clock).
+    pub(super) at_us: i64,
     pub(super) run: JobFn,
 }
 
@@ -102,6 +120,8 @@ pub(super) struct Writer {
     pub(super) tip: watch::Sender<u64>,
     /// Notified after each commit that put deliveries in the outbox.
     pub(super) outbox: Arc<Notify>,
+    /// The latest time a job ran at (epoch µs): no later job runs earlier.
+    pub(super) last_us: Cell<i64>,
 }
 
 impl Writer {
@@ -201,7 +221,7 @@ impl Writer {
             return Err(StoreError::unavailable("the database is not open"));
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&db, &self.shared, batch, durable, |done| {
+            commit_batch(&db, &self.shared, batch, durable, &self.last_us, |done| {
                 self.announce(done);
             })
         }))
@@ -292,6 +312,7 @@ fn commit_batch(
     shared: &Shared,
     batch: Vec<Job>,
     durable: bool,
+    last_us: &Cell<i64>,
     on_commit: impl FnOnce(&Committed),
 ) -> Result<Committed> {
     let mut txn = match db.begin_write() {
@@ -325,8 +346,11 @@ fn commit_batch(
             appended_channels: Vec::new(),
             ended_sessions: Vec::new(),
             sessions_written: Vec::new(),
+            now_us: 0,
         };
         for job in batch {
+            tx.now_us = job.at_us.max(last_us.get());
+            last_us.set(tx.now_us);
             let run = job.run;
             let Ok((done, ok)) =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut tx)))

@@ -194,10 +194,11 @@ async fn refused(
 }
 
 async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
+    let every = bus.heartbeat_every_ms;
     bus.store
         .write(Durability::Durable, move |tx| {
-            let now = shared::time::now_ms();
-            let session = match sessions::touch(tx, &a.session_id, &a.key, now)? {
+            let now = tx.now_ms();
+            let session = match sessions::touch(tx, &a.session_id, &a.key, now, every)? {
                 Ok(Some(session)) => session,
                 Ok(None) => {
                     return Ok(Decision::Reply(Err(Refusal::SessionNotFound {

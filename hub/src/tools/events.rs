@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use shared::cursor;
 use shared::level::SignalLevel;
 use shared::text::Shown;
@@ -18,7 +20,10 @@ use crate::caller::Caller;
 use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
-use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
+use crate::store::{
+    ChannelWait, Durability, EventPage, EventQuery, EventRecord, NewEvent, SessionRecord,
+    StoreError, Tx, Woken,
+};
 
 super::handlers! {
     events::PublishEvent => publish;
@@ -32,6 +37,7 @@ const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
 pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Published> {
     let key = Presented::of(caller);
+    let every = bus.heartbeat_every_ms;
     if p.payload.len() > bus.limits.max_payload_bytes {
         return Err(ArgError::PayloadTooLarge {
             len: p.payload.len(),
@@ -73,10 +79,10 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
     let (event, publisher, dm_target) = bus
         .store
         .write(Durability::Durable, move |tx| {
-            let now = shared::time::now_ms();
+            let now = tx.now_ms();
             // Attributing the event to a session acts as it.
             let publisher = match session_id.as_deref() {
-                Some(id) if id != "anonymous" => match sessions::touch(tx, id, &key, now)? {
+                Some(id) if id != "anonymous" => match sessions::touch(tx, id, &key, now, every)? {
                     Ok(publisher) => publisher,
                     Err(refusal) => return Ok(Err(refusal)),
                 },
@@ -172,6 +178,12 @@ impl Read {
         !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
     }
 
+    /// Whether the read moves the named session's saved cursor: neither a
+    /// peek nor narrowed.
+    fn consumes(&self) -> bool {
+        !self.peek && !self.narrowed()
+    }
+
     /// The sessions whose end a long-poll returns for: the reader's own,
     /// and those whose direct messages it waits on.
     fn sessions_ending(&self) -> Vec<String> {
@@ -190,11 +202,15 @@ impl Read {
 
 /// What one pass over the store found.
 enum Pass {
-    /// A finished reply.
+    /// A finished reply: nothing to wait for.
     Done(Page),
-    /// A page; empty pages may wait for more. With its next cursor: every
-    /// event up to it was examined, so a later pass starts there.
-    Page(Page, bool, Option<u64>),
+    /// A page; an empty one may wait for more. Every event up to `next`
+    /// was examined, so a later pass starts there.
+    Page {
+        reply: Page,
+        empty: bool,
+        next: Option<u64>,
+    },
 }
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
@@ -203,72 +219,163 @@ enum Pass {
 /// direct messages it waits on ends (with what it has, maybe nothing).
 pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
     let mut read = Read::new(p, Presented::of(caller));
-    let deadline = tokio::time::Instant::now() + read.wait;
-    let mut tip = bus.store.tip();
-    // A read narrowed to channels wakes only for events on them (and the
-    // end of its sessions: that event is on another channel); others wake
-    // on every commit that appended events.
-    let on_channels = (!read.wait.is_zero() && !read.channels.is_empty())
-        .then(|| bus.store.wait_for(&read.channels, &read.sessions_ending()));
-    let mut ended = false;
+    let mut waiting = Waiting::new(bus, &read);
     loop {
-        tip.borrow_and_update();
-        match pass(bus, &read).await? {
+        waiting.mark_seen();
+        let (reply, empty, next) = match pass(bus, &read).await? {
             Pass::Done(reply) => return Ok(reply),
-            Pass::Page(reply, empty, next) => {
-                if !empty || read.wait.is_zero() || ended {
-                    return Ok(reply);
-                }
-                // The next pass never examines again what this one did.
-                if next.is_some() {
-                    read.cursor = next;
-                }
-                let woken = async {
-                    match &on_channels {
-                        Some(wait) => Some(wait.changed().await),
-                        None => tip.changed().await.ok().map(|()| Woken::Events),
-                    }
-                };
-                tokio::select! {
-                    woken = woken => match woken {
-                        None => return Ok(reply),
-                        // One more pass says what the end means for this read.
-                        Some(Woken::Ended) => ended = true,
-                        Some(Woken::Events) => {}
-                    },
-                    () = tokio::time::sleep_until(deadline) => return Ok(reply),
-                    () = bus.shutdown.cancelled() => return Ok(reply),
-                }
-            }
+            Pass::Page { reply, empty, next } => (reply, empty, next),
+        };
+        if !empty || waiting.is_over() {
+            return Ok(reply);
+        }
+        // The next pass never examines again what this one did.
+        if next.is_some() {
+            read.cursor = next;
+        }
+        if !waiting.for_change(bus).await {
+            return Ok(reply);
         }
     }
 }
 
+/// What a long-poll waits on between its passes.
+struct Waiting {
+    /// No wait was asked for: one pass answers.
+    once: bool,
+    deadline: tokio::time::Instant,
+    /// The newest committed event id, marked seen before each pass, so a
+    /// commit during a pass ends the wait after it.
+    tip: watch::Receiver<u64>,
+    /// A read narrowed to channels wakes only for events on them (and the
+    /// end of its sessions: that event is on another channel); others wake
+    /// on every commit that appended events.
+    on_channels: Option<ChannelWait>,
+    /// A session it waits on has ended: the pass after that is the last.
+    ended: bool,
+}
+
+impl Waiting {
+    fn new(bus: &Bus, read: &Read) -> Self {
+        let once = read.wait.is_zero();
+        Self {
+            once,
+            deadline: tokio::time::Instant::now() + read.wait,
+            tip: bus.store.tip(),
+            on_channels: (!once && !read.channels.is_empty())
+                .then(|| bus.store.wait_for(&read.channels, &read.sessions_ending())),
+            ended: false,
+        }
+    }
+
+    /// Marks every commit so far as seen by the pass about to run.
+    fn mark_seen(&mut self) {
+        self.tip.borrow_and_update();
+    }
+
+    /// Whether an empty page is the answer: no wait was asked for, or the
+    /// pass after a session's end has run.
+    fn is_over(&self) -> bool {
+        self.once || self.ended
+    }
+
+    /// Waits until another pass may find something; false when the
+    /// long-poll is over instead (its deadline, the hub shutting down).
+    async fn for_change(&mut self, bus: &Bus) -> bool {
+        let woken = async {
+            match &self.on_channels {
+                Some(wait) => Some(wait.changed().await),
+                None => self.tip.changed().await.ok().map(|()| Woken::Events),
+            }
+        };
+        let woken = tokio::select! {
+            woken = woken => woken,
+            () = tokio::time::sleep_until(self.deadline) => None,
+            () = bus.shutdown.cancelled() => None,
+        };
+        match woken {
+            None => false,
+            // One more pass says what the end means for this read.
+            Some(Woken::Ended) => {
+                self.ended = true;
+                true
+            }
+            Some(Woken::Events) => true,
+        }
+    }
+}
+
+/// One pass: what the store holds for the read, checked against the
+/// reader, recorded for the session it names, shaped as its page.
 async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
+    let found = look(bus, read).await?;
+    may_read_as(bus, read, found.session.as_ref())?;
+    let Some(page) = found.page else {
+        return without_page(bus, read, found).await;
+    };
+    let newest = page.events.iter().map(|e| e.id).max();
+    let (has_more, next) = page_end(read, &page, newest, found.after);
+    if let Some(id) = read.session_id.clone().filter(|_| found.session.is_some()) {
+        let consumed = newest.filter(|_| read.consumes());
+        record_read(bus, read, id, consumed, found.after).await?;
+    }
+    let events = shown(bus, read, &page.events).await?;
+    let empty = events.is_empty();
+    Ok(Pass::Page {
+        reply: Page {
+            events,
+            next_cursor: next.map(|c| c.to_string()),
+            has_more,
+        },
+        empty,
+        next,
+    })
+}
+
+/// What one snapshot holds for a read.
+struct Found {
+    /// The session the read names, when it exists.
+    session: Option<SessionRecord>,
+    tip: u64,
+    /// The page starts after this id.
+    after: Option<u64>,
+    /// `None` when there is no page to read: the session has ended, or a
+    /// resume names a session never seen or one with no saved cursor.
+    page: Option<EventPage>,
+}
+
+/// Reads, in one snapshot, the session the read names and the page from
+/// where it starts: its cursor, or when it resumes without one, the
+/// session's saved cursor.
+async fn look(bus: &Bus, read: &Read) -> Result<Found, StoreError> {
     let r = read.clone();
     let max_bytes = bus.limits.max_page_bytes;
-    let (session, tip, raw, after) = bus
-        .store
+    bus.store
         .read(move |snap| {
             let session = match &r.session_id {
                 Some(id) => snap.session(id)?,
                 None => None,
             };
             let tip = snap.tip()?;
+            let no_page = |session, after| Found {
+                session,
+                tip,
+                after,
+                page: None,
+            };
             if session.as_ref().is_some_and(SessionRecord::is_deleted) {
-                return Ok((session, tip, None, None));
+                return Ok(no_page(session, None));
             }
-            let mut after = r.cursor;
-            if r.resume && r.cursor.is_none() && r.session_id.is_some() {
-                match &session {
-                    None => return Ok((None, tip, None, None)),
-                    Some(s) => match s.last_cursor {
-                        Some(c) => after = Some(c),
-                        None if r.peek || r.narrowed() => after = Some(tip),
-                        None => return Ok((session, tip, None, Some(tip))),
-                    },
-                }
-            }
+            let resuming = r.resume && r.cursor.is_none() && r.session_id.is_some();
+            let after = match &session {
+                _ if !resuming => r.cursor,
+                None => return Ok(no_page(None, None)),
+                Some(s) => match s.last_cursor {
+                    Some(c) => Some(c),
+                    None if !r.consumes() => Some(tip),
+                    None => return Ok(no_page(session, Some(tip))),
+                },
+            };
             let page = snap.event_page(&EventQuery {
                 after,
                 descending: r.descending,
@@ -278,104 +385,146 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                 correlation_id: r.correlation_id.clone(),
                 max_bytes: Some(max_bytes),
             })?;
-            Ok((session, tip, Some(page), after))
+            Ok(Found {
+                session,
+                tip,
+                after,
+                page: Some(page),
+            })
         })
-        .await?;
+        .await
+}
 
-    // A read naming a session reads as it (its saved cursor, its lease,
-    // receipts of its messages, deliveries to it): a keyed one is named only
-    // with its key. Its events are not private — a read that names no
-    // session sees them — so a refusal costs no one a thing they may see.
-    if let Some(s) = &session {
-        read.key.may_act_as(s)?;
-    }
-    if let Some(s) = session.as_ref().filter(|s| s.is_deleted()) {
+/// Refuses a read naming a session it may not read as, or one that ended.
+///
+/// A read naming a session reads as it (its saved cursor, its lease,
+/// receipts of its messages, deliveries to it): a keyed one is named only
+/// with its key. Its events are not private — a read that names no
+/// session sees them — so a refusal costs no one a thing they may see.
+fn may_read_as(bus: &Bus, read: &Read, session: Option<&SessionRecord>) -> Result<(), Failure> {
+    let Some(s) = session else {
+        return Ok(());
+    };
+    read.key.may_act_as(s)?;
+    if s.is_deleted() {
         bus.warn_deleted_once(s, "get_events");
         return Err(deleted_refusal(s, DELETED_READ_HINT).into());
     }
-    let Some(raw) = raw else {
-        return match (&read.session_id, session) {
-            // Resume for a session we have never seen.
-            (Some(id), None) => Err(Refusal::SessionNotFound {
-                session_id: id.clone(),
-            }
-            .into()),
-            // Resume with no saved cursor: start at the tip, consume nothing yet.
-            (Some(id), Some(_)) => {
-                let (id, key) = (id.clone(), read.key.clone());
-                bus.store
-                    .write(Durability::Lazy, move |tx| {
-                        let now = shared::time::now_ms();
-                        let mut s = match sessions::touch(tx, &id, &key, now)? {
-                            Ok(Some(s)) => s,
-                            Ok(None) => return Ok(Ok(())),
-                            Err(refusal) => return Ok(Err(refusal)),
-                        };
-                        if !s.is_deleted() && s.last_cursor.is_none() {
-                            s.last_cursor = Some(tip);
-                            tx.put_session(&s)?;
-                        }
-                        Ok(Ok(()))
-                    })
-                    .await??;
-                let reply = Page {
-                    events: Vec::new(),
-                    next_cursor: Some(tip.to_string()),
-                    has_more: false,
-                };
-                Ok(Pass::Page(reply, true, Some(tip)))
-            }
-            (None, _) => Ok(Pass::Done(Page {
-                events: Vec::new(),
-                next_cursor: after.map(|a| a.to_string()),
-                has_more: false,
-            })),
-        };
-    };
+    Ok(())
+}
 
-    let (through, cut) = (raw.through, raw.cut);
-    let raw = raw.events;
-    let max_id = raw.iter().map(|e| e.id).max();
+/// The answer of a pass with no page: a resume for a session never seen
+/// is refused; a resume with no saved cursor starts at the tip (saved as
+/// its cursor, consuming nothing yet) and may wait there.
+async fn without_page(bus: &Bus, read: &Read, found: Found) -> Result<Pass, Failure> {
+    let empty = |next: Option<u64>| Page {
+        events: Vec::new(),
+        next_cursor: next.map(|c| c.to_string()),
+        has_more: false,
+    };
+    match (&read.session_id, found.session) {
+        (Some(id), None) => Err(Refusal::SessionNotFound {
+            session_id: id.clone(),
+        }
+        .into()),
+        (Some(id), Some(_)) => {
+            let tip = found.tip;
+            as_reader(bus, read, id.clone(), move |tx, mut s, _| {
+                if s.last_cursor.is_none() {
+                    s.last_cursor = Some(tip);
+                    tx.put_session(&s)?;
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(Pass::Page {
+                reply: empty(Some(tip)),
+                empty: true,
+                next: Some(tip),
+            })
+        }
+        (None, _) => Ok(Pass::Done(empty(found.after))),
+    }
+}
+
+/// Whether more may follow a page whose newest event is `newest`, and
+/// where the next page starts.
+fn page_end(
+    read: &Read,
+    page: &EventPage,
+    newest: Option<u64>,
+    after: Option<u64>,
+) -> (bool, Option<u64>) {
     // Full, or stopped at the page byte limit: the next page starts right
     // after the last event returned (its `next_cursor`), so nothing is
     // skipped in ascending order.
-    let has_more = raw.len() == read.limit || cut;
+    let has_more = page.events.len() == read.limit || page.cut;
     // An empty page says how far it looked: a quiet filtered read moves on
     // to the newest id it examined instead of handing back its own cursor.
-    let next = max_id
-        .or_else(|| (through > after.unwrap_or(0)).then_some(through))
+    let next = newest
+        .or_else(|| (page.through > after.unwrap_or(0)).then_some(page.through))
         .or(after);
-    let next_cursor = next.map(|c| c.to_string());
-    if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
-        let consume = if read.peek || read.narrowed() {
-            None
-        } else {
-            max_id
-        };
-        let key = read.key.clone();
-        bus.store
-            .write(Durability::Lazy, move |tx| {
-                let now = shared::time::now_ms();
-                let mut s = match sessions::touch(tx, &id, &key, now)? {
-                    Ok(Some(s)) => s,
-                    Ok(None) => return Ok(Ok(())),
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                if let Some(c) = consume
-                    && !s.is_deleted()
-                    && s.last_cursor != Some(c)
-                {
-                    // The direct messages its cursor passes are read.
-                    let passed = s.last_cursor.or(after).unwrap_or(0);
-                    tx.mark_read_through(&id, passed, c, now)?;
-                    s.last_cursor = Some(c);
-                    tx.put_session(&s)?;
-                }
-                Ok(Ok(()))
-            })
-            .await??;
-    }
-    let mut events: Vec<PageEvent> = raw
+    (has_more, next)
+}
+
+/// Records a read for the session it names: its activity, and when it
+/// consumed through `consumed`, its saved cursor moved there and the
+/// direct messages the cursor passes (from where it was, or `after`) read.
+async fn record_read(
+    bus: &Bus,
+    read: &Read,
+    id: String,
+    consumed: Option<u64>,
+    after: Option<u64>,
+) -> Result<(), Failure> {
+    as_reader(bus, read, id, move |tx, mut s, now| {
+        if let Some(c) = consumed
+            && s.last_cursor != Some(c)
+        {
+            let passed = s.last_cursor.or(after).unwrap_or(0);
+            tx.mark_read_through(&s.id, passed, c, now)?;
+            s.last_cursor = Some(c);
+            tx.put_session(&s)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Touches session `id` as the read's caller (its heartbeat, its lease)
+/// and, while it lives, applies `then` to it (at the write's time), in one
+/// lazy write. A call that may not act as it is refused, and changes
+/// nothing.
+async fn as_reader(
+    bus: &Bus,
+    read: &Read,
+    id: String,
+    then: impl FnOnce(&mut Tx<'_>, SessionRecord, i64) -> Result<(), StoreError> + Send + 'static,
+) -> Result<(), Failure> {
+    let key = read.key.clone();
+    let every = bus.heartbeat_every_ms;
+    bus.store
+        .write(Durability::Lazy, move |tx| {
+            let now = tx.now_ms();
+            match sessions::touch(tx, &id, &key, now, every)? {
+                Ok(Some(s)) if !s.is_deleted() => then(tx, s, now).map(Ok),
+                Ok(_) => Ok(Ok(())),
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })
+        .await??;
+    Ok(())
+}
+
+/// The page's events as the reply shows them: those at or above the
+/// read's `min_level`, with receipts on the reader's own direct messages
+/// when it asked for them.
+async fn shown(
+    bus: &Bus,
+    read: &Read,
+    events: &[EventRecord],
+) -> Result<Vec<PageEvent>, StoreError> {
+    let mut shown: Vec<PageEvent> = events
         .iter()
         .filter(|e| read.min_level.is_none_or(|min| e.level() >= min))
         .map(|e| PageEvent {
@@ -384,20 +533,15 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         })
         .collect();
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
-        super::receipts::attach(bus, reader, &mut events).await?;
+        super::receipts::attach(bus, reader, &mut shown).await?;
     }
-    let empty = events.is_empty();
-    let reply = Page {
-        events,
-        next_cursor,
-        has_more,
-    };
-    Ok(Pass::Page(reply, empty, next))
+    Ok(shown)
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
 pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
     let key = Presented::of(caller);
+    let every = bus.heartbeat_every_ms;
     let AckParams {
         session_id,
         cursor: raw,
@@ -406,8 +550,8 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
     let (reply, ended) = bus
         .store
         .write(Durability::Durable, move |tx| {
-            let now = shared::time::now_ms();
-            let mut s = match sessions::touch(tx, &session_id, &key, now)? {
+            let now = tx.now_ms();
+            let mut s = match sessions::touch(tx, &session_id, &key, now, every)? {
                 Ok(Some(s)) => s,
                 Ok(None) => return Ok((Err(Refusal::SessionNotFound { session_id }), None)),
                 Err(refusal) => return Ok((Err(refusal), None)),

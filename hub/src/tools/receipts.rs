@@ -129,7 +129,8 @@ pub async fn message_pushed(bus: &Bus, caller: &Caller, p: PushedParams) -> Outc
             if let Err(refusal) = key.may_act_as_id(tx, &session_id)? {
                 return Ok(Err(refusal));
             }
-            tx.mark_messages(&session_id, &ids, Mark::Pushed, shared::time::now_ms())
+            let now = tx.now_ms();
+            tx.mark_messages(&session_id, &ids, Mark::Pushed, now)
                 .map(Ok)
         })
         .await??;

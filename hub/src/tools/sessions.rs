@@ -53,7 +53,7 @@ pub async fn register(bus: &Bus, caller: &Caller, p: RegisterParams) -> Outcome<
     let reply = bus
         .store
         .write(Durability::Durable, move |tx| {
-            let now = shared::time::now_ms();
+            let now = tx.now_ms();
             let lease_deadline = lease_seconds.map(|l| crate::sessions::lease_deadline(now, l));
             if let Some(cid) = &client_id
                 && let Some(mut session) = tx.session_by_client(&machine, cid)?
@@ -180,12 +180,12 @@ fn register_reply(
 /// `--max-list-items` only.
 pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
     let max = bus.limits.max_list_items;
+    let now = bus.clock.now_ms();
     // Rendered where it is read: a reply proportional to the number of
     // sessions is never built on an async worker.
     let rendered = live_and(bus, move |mut sessions| {
         let shape = super::list_shape::<ListSessions>(sessions.len(), max);
         sessions.truncate(max);
-        let now = shared::time::now_ms();
         // Each item from its cached rendering: a list of thousands of
         // sessions is a copy, not a serialisation.
         let size = sessions.iter().fold(4, |n, s| {
@@ -273,7 +273,8 @@ pub async fn unregister(bus: &Bus, caller: &Caller, p: UnregisterParams) -> Outc
                     "This session was already unregistered or timed out; there is nothing left to clean up. Call register_session to start a new one.",
                 )));
             }
-            let ended = end_session(tx, found, shared::time::now_ms(), EndReason::Unregistered)?;
+            let now = tx.now_ms();
+            let ended = end_session(tx, found, now, EndReason::Unregistered)?;
             Ok(Ok(Unregistered {
                 success: true,
                 session_id: ended.id,

@@ -82,7 +82,7 @@ pub async fn register(
                 event_types,
                 secret,
                 active: true,
-                created_at: shared::time::now_ms(),
+                created_at: tx.now_ms(),
                 include_system,
                 failing_since: None,
                 disabled_reason: None,
@@ -151,7 +151,7 @@ pub async fn set_active(bus: &Bus, _caller: &Caller, p: SetActiveParams) -> Outc
             let Some(mut hook) = tx.webhook(id)? else {
                 return Ok(Err(Refusal::WebhookNotFound { webhook_id: id }));
             };
-            let now = shared::time::now_ms();
+            let now = tx.now_ms();
             if active {
                 hook.disabled_reason = None;
                 hook.disabled_at = None;
@@ -238,7 +238,8 @@ pub async fn redeliver(bus: &Bus, _caller: &Caller, p: RedeliverParams) -> Outco
                     event_id,
                 }));
             }
-            tx.redeliver(id, event_id, shared::time::now_ms())?;
+            let now = tx.now_ms();
+            tx.redeliver(id, event_id, now)?;
             Ok(Ok(Redelivered {
                 success: true,
                 webhook_id: id,
@@ -272,7 +273,7 @@ pub async fn test(bus: &Bus, caller: &Caller, p: WebhookParams) -> Outcome<Teste
         }
         .into());
     }
-    let mut attempt = bus.delivery.ping(&hook).await;
+    let mut attempt = bus.delivery.ping(&hook, bus.clock.now_ms()).await;
     if attempt.status != crate::store::AttemptStatus::Delivered
         && !caller.is_local()
         && crate::egress::resolves_private(&hook.url).await
