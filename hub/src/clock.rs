@@ -88,7 +88,7 @@ impl Clock {
     }
 
     /// [`Clock::catch_up`] to a wall clock reading `wall_us`.
-    fn catch_up_to(&self, wall_us: i64) -> i64 {
+    pub(crate) fn catch_up_to(&self, wall_us: i64) -> i64 {
         let behind_us = wall_us.saturating_sub(self.now_micros());
         if behind_us <= 0 {
             return 0;

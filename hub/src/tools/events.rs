@@ -16,7 +16,7 @@ use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord};
 
-mod read;
+pub mod read;
 
 super::handlers! {
     events::PublishEvent => publish;
