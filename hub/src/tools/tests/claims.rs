@@ -28,7 +28,7 @@ async fn claim(hub: &Hub, id: &str) -> Result<ClaimReply, Failure> {
 /// A hub where `holder` (with a lease when given) holds [`RESOURCE`], and
 /// `next` is refused it.
 async fn held(lease_seconds: Option<i64>) -> (Hub, String, String) {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let holder = hub.register("holder", lease_seconds).await.session_id;
     let next = hub.register("next", None).await.session_id;
     let granted = claim(&hub, &holder).await.expect("granted");

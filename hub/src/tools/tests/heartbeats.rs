@@ -22,7 +22,7 @@ async fn written(hub: &Hub, id: &str) -> (i64, Option<i64>) {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_within_a_second_of_the_last_heartbeat_writes_nothing() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let id = hub.register("a", Some(10)).await.session_id;
     assert_eq!(written(&hub, &id).await, (0, Some(10_000)));
     tokio::time::advance(HALF_SECOND).await;
@@ -38,8 +38,7 @@ async fn with_no_heartbeat_interval_every_call_writes() {
     let hub = Hub::start_with(SessionTimes {
         heartbeat_every_ms: 0,
         ..SessionTimes::default()
-    })
-    .await;
+    });
     let id = hub.register("a", Some(10)).await.session_id;
     tokio::time::advance(Duration::from_millis(1)).await;
     hub.read_as(&id).await;
@@ -63,7 +62,7 @@ async fn listed(hub: &Hub) -> Vec<String> {
 
 #[tokio::test(start_paused = true)]
 async fn list_sessions_shows_the_most_recently_active_first() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let one = hub.register("one", None).await.session_id;
     tokio::time::advance(Duration::from_secs(2)).await;
     let two = hub.register("two", None).await.session_id;

@@ -11,7 +11,7 @@ const SECOND: Duration = Duration::from_secs(1);
 
 #[tokio::test(start_paused = true)]
 async fn a_lease_left_alone_lapses_within_a_second_of_its_deadline() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let mut sweeper = hub.sweeper();
     let id = hub.register("brief", Some(5)).await.session_id;
     let at = hub.sweep_until_ended(&mut sweeper, &id, 10 * SECOND).await;
@@ -27,7 +27,7 @@ async fn a_lease_left_alone_lapses_within_a_second_of_its_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn any_call_acting_as_a_session_renews_its_lease() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let mut sweeper = hub.sweeper();
     let id = hub.register("kept", Some(2)).await.session_id;
     // Three terms, renewed each second by its proxy registering again, a
@@ -54,7 +54,7 @@ async fn any_call_acting_as_a_session_renews_its_lease() {
 /// still ends a term later; one whose proxy renews stays.
 #[tokio::test(start_paused = true)]
 async fn after_a_stall_every_lease_gets_a_fresh_term_and_dead_ones_still_end() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let mut sweeper = hub.sweeper();
     let alive = hub.register("alive", Some(2)).await.session_id;
     let dead = hub.register("dead", Some(2)).await.session_id;
@@ -86,7 +86,7 @@ async fn after_a_stall_every_lease_gets_a_fresh_term_and_dead_ones_still_end() {
 /// sweeper takes for the stall it is.
 #[tokio::test(start_paused = true)]
 async fn a_sleep_the_clock_catches_up_with_is_a_stall_too() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let mut sweeper = hub.sweeper();
     let id = hub.register("lid", Some(2)).await.session_id;
     hub.sweep_for(&mut sweeper, SECOND).await;
@@ -106,7 +106,7 @@ async fn a_sleep_the_clock_catches_up_with_is_a_stall_too() {
 /// starts, and the proxy's renewals carry on from there.
 #[tokio::test(start_paused = true)]
 async fn a_lease_that_lapsed_while_the_hub_was_down_gets_a_fresh_term() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let id = hub.register("patient", Some(3)).await.session_id;
     let hub = hub.restart(5 * SECOND).await;
     let up = hub.elapsed_ms();

@@ -49,7 +49,7 @@ fn payloads(page: &Page) -> Vec<&str> {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_long_poll_returns_at_its_deadline_with_an_empty_page() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let me = hub.register("me", None).await.session_id;
     for params in [
         GetParams {
@@ -75,7 +75,7 @@ async fn an_empty_long_poll_returns_at_its_deadline_with_an_empty_page() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_poll_returns_at_once_when_a_matching_event_is_published() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let any = GetParams {
         cursor: Some(tip(&hub)),
         ..GetParams::default()
@@ -109,7 +109,7 @@ async fn a_long_poll_returns_at_once_when_a_matching_event_is_published() {
 /// of an ended session is.
 #[tokio::test(start_paused = true)]
 async fn a_long_poll_hears_its_own_session_end() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let me = hub.register("me", None).await.session_id;
     let mine = GetParams {
         session_id: Some(me.clone()),
@@ -138,7 +138,7 @@ async fn a_long_poll_hears_its_own_session_end() {
 /// that session ends.
 #[tokio::test(start_paused = true)]
 async fn a_wait_on_a_sessions_messages_returns_when_it_ends() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let them = hub.register("them", None).await.session_id;
     let theirs = GetParams {
         channel: Some(format!("session:{them}")),
@@ -161,7 +161,7 @@ async fn a_wait_on_a_sessions_messages_returns_when_it_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_poll_returns_at_once_when_the_hub_shuts_down() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let (page, waited) = long_poll(&hub, GetParams::default(), async {
         sleep(SECOND).await;
         hub.bus.shutdown.cancel();

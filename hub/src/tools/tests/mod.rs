@@ -55,11 +55,11 @@ pub(crate) struct Hub {
 impl Hub {
     /// A hub with the flags' defaults: a day idle, a heartbeat written at
     /// most once a second.
-    pub async fn start() -> Self {
-        Self::start_with(SessionTimes::default()).await
+    pub fn start() -> Self {
+        Self::start_with(SessionTimes::default())
     }
 
-    pub async fn start_with(times: SessionTimes) -> Self {
+    pub fn start_with(times: SessionTimes) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = open(&dir, Clock::starting_at(START_MS));
         Self {

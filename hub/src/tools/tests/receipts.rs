@@ -32,7 +32,7 @@ async fn pushed(hub: &Hub, to: &str, id: u64) -> u64 {
 
 #[tokio::test(start_paused = true)]
 async fn a_receipt_moves_forward_only() {
-    let hub = Hub::start().await;
+    let hub = Hub::start();
     let from = hub.register("from", None).await.session_id;
     let to = hub.register("to", None).await.session_id;
     let dm = hub
