@@ -131,11 +131,6 @@ fn list_sessions_shape_and_channels_counts() {
             format!("machine:{}", s["machine"].as_str().unwrap())
         ])
     );
-    // Most recently active first: s1 publishes, so it moves to the top.
-    std::thread::sleep(Duration::from_millis(1100));
-    hub.publish("s1", "ping", "x", "all");
-    assert_eq!(hub.tool("list_sessions", json!({}))[0]["session_id"], "s1");
-
     let channels = hub.tool("list_channels", json!({}));
     let as_pairs: Vec<(String, u64)> = channels
         .as_array()
@@ -547,20 +542,6 @@ fn a_lapsed_lease_ends_the_session_with_an_event() {
             .unwrap()
             .contains("lease expired")
     );
-
-    // Renewing (registering again) keeps a session alive past its lease.
-    hub.tool(
-        "register_session",
-        json!({"name": "kept", "client_id": "l2", "lease_seconds": 2}),
-    );
-    for _ in 0..6 {
-        std::thread::sleep(Duration::from_millis(500));
-        hub.tool(
-            "register_session",
-            json!({"name": "kept", "client_id": "l2"}),
-        );
-    }
-    assert_eq!(sessions(&hub).len(), 1);
 }
 
 #[test]

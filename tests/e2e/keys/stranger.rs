@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use shared::HubClient;
-use support::{Hub, wait_until};
+use support::{Hub, HubOptions, wait_until};
 
 use super::{
     ask, assert_keyed, attributed_after, direct_message, keyed_session, listed, status, tip,
@@ -79,9 +79,33 @@ fn try_everything(stranger: &HubClient, id: &str, client_id: &str, unread: u64, 
     }
 }
 
+/// Waits until the hub's clock (an event's timestamp) is a millisecond or
+/// more past `time`: a heartbeat written from then on differs from it.
+fn past_on_the_hubs_clock(hub: &Hub, time: &Value) {
+    let ms = |t: &Value| t.as_str().and_then(shared::time::parse_ms);
+    let time = ms(time).unwrap_or_else(|| panic!("not a time: {time}"));
+    wait_until(
+        "the hub's clock to move on",
+        Duration::from_secs(10),
+        || {
+            let tick = hub.publish("anonymous", "tick", "the time", "all");
+            let page = hub.tool(
+                "get_events",
+                json!({"cursor": (tick - 1).to_string(), "order": "asc", "limit": 1}),
+            );
+            (ms(&page["events"][0]["timestamp"])? > time).then_some(())
+        },
+    );
+}
+
 #[test]
 fn a_client_without_the_key_acts_as_a_keyed_session_in_no_way() {
-    let hub = Hub::start();
+    // Every call that renews writes the heartbeat, so one made by a
+    // stranger would show.
+    let hub = Hub::start_with(HubOptions {
+        args: vec!["--heartbeat-every".into(), "0".into()],
+        ..HubOptions::default()
+    });
     let (id, _, owner) = keyed_session(&hub, "victim", json!({"lease_seconds": 60}));
     let client_id = "victim-client";
     // Its state, set by its owner: a claim, a consumed message, an unread one.
@@ -110,10 +134,8 @@ fn a_client_without_the_key_acts_as_a_keyed_session_in_no_way() {
     )["cursor"]
         .clone();
     assert!(cursor.as_str().is_some(), "{cursor}");
-    // The scenario: past the hub's one-second coalescing of heartbeats, so
-    // any renewal by the calls below would show.
-    std::thread::sleep(Duration::from_millis(1100));
     let before = listed(&hub, &id).expect("live");
+    past_on_the_hubs_clock(&hub, &before["last_heartbeat"]);
     let start = tip(&hub);
 
     // A stranger presenting no key, and one presenting its own session's key.
