@@ -20,7 +20,9 @@
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
-//!   included); their params, replies and refusals are [`shared::tools`].
+//!   included; the read, `get_events`, in `tools::events::read`); their
+//!   params, replies and refusals are [`shared::tools`]. `tools::tests`
+//!   tests the rules without HTTP, under paused time.
 //! - [`store`]: redb; the only module that names a table — `tables`,
 //!   `records`, `read` (snapshots), `index` (the event index), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
@@ -39,7 +41,8 @@
 //!   place that decides), minting, hashing.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
-//! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`sweeper`]: ends lapsed leases and idle sessions, a pass a tick; after
+//!   a stall, fresh terms first.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`clock`]: the hub's one "now" — the wall clock at start carried

@@ -73,7 +73,7 @@ impl Sweeper {
 
     /// One tick's work: after a stall, fresh terms for every lease; then
     /// the lapsed leases end; every few seconds retention, and every
-    /// [`IDLE_EVERY`] (or half the idle timeout) the idle sessions.
+    /// 30 s (or half the idle timeout) the idle sessions.
     pub async fn pass(&mut self) {
         let bus = &*self.bus;
         let caught_up_ms = bus.clock.catch_up();

@@ -1,6 +1,6 @@
 //! `get_events`, the read: one pass over the store in named steps (look,
 //! check the reader, record the read, shape the page), repeated while a
-//! long-poll waits ([`Waiting`]).
+//! long-poll waits (`Waiting`).
 
 use std::time::Duration;
 
