@@ -438,6 +438,32 @@ mod tests {
     }
 
     #[test]
+    fn the_heartbeat_interval_is_a_duration_well_under_a_lease() {
+        let times = |args: &[&str]| {
+            Config::try_parse_from([&["agent-event-bus"], args].concat()).map(|c| c.session_times())
+        };
+        let default = times(&[]).unwrap();
+        assert_eq!(
+            (default.heartbeat_every_ms, default.idle_timeout_ms),
+            (1000, 86_400_000)
+        );
+        assert_eq!(
+            times(&["--heartbeat-every", "0"])
+                .unwrap()
+                .heartbeat_every_ms,
+            0
+        );
+        assert_eq!(
+            times(&["--heartbeat-every", "250ms"])
+                .unwrap()
+                .heartbeat_every_ms,
+            250
+        );
+        let refused = times(&["--heartbeat-every", "1m"]).unwrap_err().to_string();
+        assert!(refused.contains("leases would lapse"), "{refused}");
+    }
+
+    #[test]
     fn webhook_defaults_are_the_documented_schedule() {
         let config = Config::parse_from(["agent-event-bus"]);
         let d = config.delivery();
