@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use shared::tools::Refusal;
 use shared::tools::claims::{ClaimParams, ClaimReply};
-use shared::tools::sessions::UnregisterParams;
 
 use super::Hub;
 use crate::tools::Failure;
@@ -68,13 +67,7 @@ async fn released(hub: &Hub, holder: &str, next: &str, why: &str) {
 #[tokio::test(start_paused = true)]
 async fn a_claim_ends_when_its_session_unregisters() {
     let (hub, holder, next) = held(None).await;
-    let gone = UnregisterParams {
-        session_id: Some(holder.clone()),
-        ..UnregisterParams::default()
-    };
-    crate::tools::sessions::unregister(&hub.bus, &hub.caller, gone)
-        .await
-        .expect("unregistered");
+    hub.unregister(&holder).await;
     released(&hub, &holder, &next, "session ended").await;
 }
 

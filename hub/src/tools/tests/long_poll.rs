@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use shared::tools::Refusal;
 use shared::tools::events::{GetParams, Page};
-use shared::tools::sessions::UnregisterParams;
 use tokio::time::{Instant, sleep};
 
 use super::Hub;
@@ -118,13 +117,7 @@ async fn a_long_poll_hears_its_own_session_end() {
     };
     let (page, waited) = long_poll(&hub, mine, async {
         sleep(3 * SECOND).await;
-        let gone = UnregisterParams {
-            session_id: Some(me.clone()),
-            ..UnregisterParams::default()
-        };
-        crate::tools::sessions::unregister(&hub.bus, &hub.caller, gone)
-            .await
-            .expect("unregistered");
+        hub.unregister(&me).await;
     })
     .await;
     match page {
@@ -146,13 +139,7 @@ async fn a_wait_on_a_sessions_messages_returns_when_it_ends() {
     };
     let (page, waited) = long_poll(&hub, theirs, async {
         sleep(3 * SECOND).await;
-        let gone = UnregisterParams {
-            session_id: Some(them.clone()),
-            ..UnregisterParams::default()
-        };
-        crate::tools::sessions::unregister(&hub.bus, &hub.caller, gone)
-            .await
-            .expect("unregistered");
+        hub.unregister(&them).await;
     })
     .await;
     assert!(page.expect("a page").events.is_empty());

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::tools::events::{GetParams, Page, PublishParams, Published};
-use shared::tools::sessions::{RegisterParams, Registered};
+use shared::tools::sessions::{RegisterParams, Registered, UnregisterParams};
 use tokio_util::sync::CancellationToken;
 
 use crate::caller::Caller;
@@ -108,6 +108,17 @@ impl Hub {
         sessions::register(&self.bus, &self.caller, params)
             .await
             .expect("registered")
+    }
+
+    /// Unregisters session `id`.
+    pub async fn unregister(&self, id: &str) {
+        let params = UnregisterParams {
+            session_id: Some(id.to_owned()),
+            ..UnregisterParams::default()
+        };
+        sessions::unregister(&self.bus, &self.caller, params)
+            .await
+            .expect("unregistered");
     }
 
     /// Publishes `payload` on `channel` as session `from`.
