@@ -20,7 +20,7 @@
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
-//!   included; the read, `get_events`, in `tools::events::read`); their
+//!   included; the read, `get_events`, in `tools::events::get`); their
 //!   params, replies and refusals are [`shared::tools`]. `tools::tests`
 //!   tests the rules without HTTP, under paused time.
 //! - [`store`]: redb; the only module that names a table — `tables`,

@@ -1,7 +1,7 @@
 //! Events: publish, read (cursors, resume, peek, narrowing, levels,
-//! long-poll; in `read`), and ack, with the original's rules as README's
-//! *Tools* section states them; the params and replies are
-//! [`shared::tools::events`].
+//! long-poll: `get`, with the call as read in `read`), and ack, with the
+//! original's rules as README's *Tools* section states them; the params
+//! and replies are [`shared::tools::events`].
 
 use shared::cursor;
 use shared::level::SignalLevel;
@@ -16,11 +16,12 @@ use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord};
 
-pub mod read;
+pub mod get;
+mod read;
 
 super::handlers! {
     events::PublishEvent => publish;
-    events::GetEvents => read::get;
+    events::GetEvents => get::get;
     events::AckEvents => ack;
 }
 
