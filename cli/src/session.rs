@@ -147,6 +147,7 @@ mod tests {
             client_pid: pid,
             lease_seconds: None,
             push: Vec::new(),
+            reach: Vec::new(),
         }
     }
 

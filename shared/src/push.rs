@@ -7,8 +7,20 @@ use crate::channel;
 use crate::wire::Event;
 
 /// The push routes a session can report, in the order `list_sessions` shows
-/// them: Claude Code channel notifications, a wake-up hook, desktop notices.
-pub const ROUTES: [&str; 3] = ["channel", "hook", "notify"];
+/// them (its `push` and `reach`): Claude Code's cross-session inbox, a wake
+/// typed into the client's terminal pane, Claude Code channel
+/// notifications, a wake-up hook, desktop notices. A proxy reports what it
+/// has *now* on every registration and renewal, and the hub keeps the
+/// latest list.
+pub const ROUTES: [&str; 5] = ["inbox", "pane", "channel", "hook", "notify"];
+
+/// Routes whose wake is checked: a pane is typed into only once proven the
+/// client's own, and reported only while it is. The others cannot prove the
+/// model got anything (`hook` is confirmed by the hub itself while a `wait`
+/// for the session is connected).
+pub fn route_confirmed(route: &str) -> bool {
+    route == "pane"
+}
 
 /// The longest payload a pushed message carries whole; a longer one is cut
 /// and says how to read the rest.
@@ -19,11 +31,11 @@ pub fn route(name: &str) -> Option<&'static str> {
     ROUTES.iter().copied().find(|r| *r == name)
 }
 
-/// `routes` merged into `known`, in [`ROUTES`] order without repeats.
-pub fn merge_routes(known: &[String], routes: &[String]) -> Vec<String> {
+/// `routes` in [`ROUTES`] order, without repeats or unknown names.
+pub fn ordered_routes(routes: &[String]) -> Vec<String> {
     ROUTES
         .iter()
-        .filter(|r| known.iter().chain(routes).any(|k| k == *r))
+        .filter(|r| routes.iter().any(|k| k == *r))
         .map(|r| (*r).to_owned())
         .collect()
 }
@@ -155,8 +167,13 @@ mod tests {
         assert_eq!(route("hook"), Some("hook"));
         assert_eq!(route("sms"), None);
         assert_eq!(
-            merge_routes(&["notify".into()], &["channel".into(), "notify".into()]),
-            ["channel", "notify"]
+            ordered_routes(&[
+                "notify".into(),
+                "sms".into(),
+                "pane".into(),
+                "notify".into()
+            ]),
+            ["pane", "notify"]
         );
     }
 

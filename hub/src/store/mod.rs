@@ -67,11 +67,11 @@ pub(crate) mod testing;
 mod writer;
 
 pub use claims::ClaimRecord;
-pub use live::{LiveSession, escaped};
+pub use live::{HookWait, LiveSession, escaped, reach};
 pub use open::{Existing, OpenError, inspect};
 pub use outbox::DELIVERY_LOG_KEEP;
 pub use read::Snapshot;
-pub use receipts::{Mark, Receipt};
+pub use receipts::{Change, Receipt};
 pub use records::{
     AttemptRecord, AttemptResult, AttemptStatus, DueDelivery, EventPage, EventQuery, EventRecord,
     NewEvent, Queued, SessionRecord, Verdict, WebhookRecord, delivery_id,
@@ -332,6 +332,22 @@ impl Store {
     /// The live sessions as committed, from memory (no read of the file).
     pub fn live_sessions(&self) -> Vec<Arc<LiveSession>> {
         self.shared.live.all()
+    }
+
+    /// Counts a `wait` long-poll for `session` as connected (it is reachable
+    /// by `hook`) until the guard is dropped, and briefly after.
+    pub fn hook_wait(&self, session: &str) -> HookWait {
+        self.shared.live.hooks.connect(session)
+    }
+
+    /// The sessions a `wait` is connected for now.
+    pub fn hooked(&self) -> std::collections::HashSet<String> {
+        self.shared.live.hooks.now()
+    }
+
+    /// Whether a `wait` is connected for `session` now.
+    pub fn is_hooked(&self, session: &str) -> bool {
+        self.shared.live.hooks.has(session)
     }
 
     /// A receiver of the newest committed event id; it changes after each

@@ -11,9 +11,11 @@ use shared::tools::Refusal;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
 };
+use shared::tools::receipts::Path;
 
+use super::receipts::{on_read, on_reply};
 use super::{Failure, Outcome, deleted, deleted_refusal};
-use crate::caller::Caller;
+use crate::caller::{Caller, Reader};
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord};
@@ -72,6 +74,9 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
             // The deliveries commit with the event; the commit wakes the worker.
             tx.enqueue_deliveries(&event)?;
             tx.index_direct_message(&event)?;
+            if event.session_id != "anonymous" {
+                on_reply(tx, &event.session_id, event.correlation_id.as_deref(), now)?;
+            }
             let dm_target = match shared::channel::dm_target(&event.channel) {
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
@@ -80,6 +85,13 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         })
         .await?;
     tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
+    let (reach, reach_note) = match shared::channel::dm_target(&event.channel) {
+        Some(to) => {
+            let (reach, note) = super::sessions::reach_of(bus, to, dm_target.as_ref());
+            (Some(reach), Some(note))
+        }
+        None => (None, None),
+    };
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
     }
@@ -95,6 +107,8 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         channel: event.channel,
         session_deleted: deleted.as_ref().map(|_| true),
         deleted,
+        reach,
+        reach_note,
     })
 }
 
@@ -159,6 +173,22 @@ impl Read {
     fn narrowed(&self) -> bool {
         !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
     }
+
+    /// Whether the read moves the named session's saved cursor: it names a
+    /// session, is neither a peek nor narrowed, and comes from the agent
+    /// itself — or from a helper (a hook, the CLI) that asked `resume=true`,
+    /// as a watcher hook that keeps the agent's cursor for it does. A push
+    /// poll and a `wait` never consume.
+    fn consumes(&self, reader: Reader) -> bool {
+        if self.session_id.is_none() || self.peek || self.narrowed() {
+            return false;
+        }
+        match reader {
+            Reader::Agent => true,
+            Reader::Helper => self.resume,
+            Reader::Push | Reader::Wait => false,
+        }
+    }
 }
 
 /// What one pass over the store found.
@@ -172,9 +202,19 @@ enum Pass {
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
 /// waits and the page is empty.
-pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
+pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
     let mut read = Read::new(p)?;
     let deadline = tokio::time::Instant::now() + read.wait;
+    // A `wait` held as a session's wake-up hook watches its direct messages:
+    // while it is connected, the session is reachable by `hook`.
+    let _hook = (caller.reader == Reader::Wait && !read.wait.is_zero())
+        .then(|| {
+            read.channels
+                .iter()
+                .find_map(|c| shared::channel::dm_target(c))
+        })
+        .flatten()
+        .map(|session| bus.store.hook_wait(session));
     let mut tip = bus.store.tip();
     // A read narrowed to channels wakes only for events on them; others
     // wake on every commit that appended events.
@@ -182,7 +222,7 @@ pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
         .then(|| bus.store.wait_channels(&read.channels));
     loop {
         tip.borrow_and_update();
-        match pass(bus, &read).await? {
+        match pass(bus, caller, &read).await? {
             Pass::Done(reply) => return Ok(reply),
             Pass::Page(reply, empty, next) => {
                 if !empty || read.wait.is_zero() {
@@ -215,7 +255,8 @@ pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
     }
 }
 
-async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
+async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> {
+    let consuming = read.consumes(caller.reader);
     let r = read.clone();
     let (session, tip, raw, after) = bus
         .store
@@ -234,7 +275,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                     None => return Ok((None, tip, None, None)),
                     Some(s) => match s.last_cursor {
                         Some(c) => after = Some(c),
-                        None if r.peek || r.narrowed() => after = Some(tip),
+                        None if !consuming => after = Some(tip),
                         None => return Ok((session, tip, None, Some(tip))),
                     },
                 }
@@ -303,30 +344,6 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         .or_else(|| (through > after.unwrap_or(0)).then_some(through))
         .or(after);
     let next_cursor = next.map(|c| c.to_string());
-    if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
-        let consume = if read.peek || read.narrowed() {
-            None
-        } else {
-            max_id
-        };
-        bus.store
-            .write(Durability::Lazy, move |tx| {
-                let now = shared::time::now_ms();
-                if let Some(mut s) = sessions::touch(tx, &id, now)?
-                    && let Some(c) = consume
-                    && !s.is_deleted()
-                    && s.last_cursor != Some(c)
-                {
-                    // The direct messages its cursor passes are read.
-                    let passed = s.last_cursor.or(after).unwrap_or(0);
-                    tx.mark_read_through(&id, passed, c, now)?;
-                    s.last_cursor = Some(c);
-                    tx.put_session(&s)?;
-                }
-                Ok(())
-            })
-            .await?;
-    }
     let mut events: Vec<PageEvent> = raw
         .iter()
         .filter(|e| read.min_level.is_none_or(|min| e.level() >= min))
@@ -335,6 +352,35 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
             receipt: None,
         })
         .collect();
+    if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
+        let consume = if consuming { max_id } else { None };
+        // What the page shows the session of its own direct messages.
+        let returned: Vec<u64> = events
+            .iter()
+            .filter(|e| shared::push::is_dm_to(&e.event, &id))
+            .map(|e| e.event.id)
+            .collect();
+        let caller = caller.clone();
+        bus.store
+            .write(Durability::Lazy, move |tx| {
+                let now = shared::time::now_ms();
+                let Some(mut s) = sessions::touch(tx, &id, now)? else {
+                    return Ok(());
+                };
+                if s.is_deleted() {
+                    return Ok(());
+                }
+                on_read(tx, &caller, &id, &returned, consuming, now)?;
+                if let Some(c) = consume
+                    && s.last_cursor != Some(c)
+                {
+                    s.last_cursor = Some(c);
+                    tx.put_session(&s)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
         super::receipts::attach(bus, reader, &mut events).await?;
     }
@@ -348,7 +394,10 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
-pub async fn ack(bus: &Bus, _caller: &Caller, p: AckParams) -> Outcome<Acked> {
+pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
+    // Only the agent's own ack reads its messages; a helper's moves the
+    // cursor, as asked, and proves nothing.
+    let agent = caller.reader == Reader::Agent;
     let AckParams {
         session_id,
         cursor: raw,
@@ -384,8 +433,8 @@ pub async fn ack(bus: &Bus, _caller: &Caller, p: AckParams) -> Outcome<Acked> {
             {
                 return Ok((Err(Refusal::cursor_behind(session_id, p, c)), None));
             }
-            if c > position.unwrap_or(0) {
-                tx.mark_read_through(&session_id, position.unwrap_or(0), c, now)?;
+            if agent && c > position.unwrap_or(0) {
+                tx.mark_read_through(&session_id, position.unwrap_or(0), c, Path::Ack, now)?;
             }
             s.last_cursor = Some(c);
             tx.put_session(&s)?;

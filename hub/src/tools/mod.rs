@@ -169,6 +169,9 @@ pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Valu
         r::MessageStatus::NAME => {
             typed::<r::MessageStatus>(bus, caller, a, receipts::message_status).await
         }
+        r::MessageReceipt::NAME => {
+            typed::<r::MessageReceipt>(bus, caller, a, receipts::message_receipt).await
+        }
         r::MessagePushed::NAME => {
             typed::<r::MessagePushed>(bus, caller, a, receipts::message_pushed).await
         }

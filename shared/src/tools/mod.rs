@@ -65,7 +65,7 @@ pub trait Params: DeserializeOwned + Serialize + JsonSchema {
 struct Entry {
     name: &'static str,
     description: &'static str,
-    /// Listed in `tools/list` (`message_pushed` is a call for clients).
+    /// Listed in `tools/list` (`message_receipt` is a call for clients).
     listed: bool,
     schema: fn() -> Value,
     /// Reads an arguments object as the params and writes them back: the
@@ -97,7 +97,7 @@ const fn entry<T: Tool>(listed: bool) -> Entry {
 }
 
 /// Every tool, in catalog order.
-const ENTRIES: [Entry; 19] = [
+const ENTRIES: [Entry; 20] = [
     entry::<sessions::RegisterSession>(true),
     entry::<sessions::ListSessions>(true),
     entry::<sessions::ListChannels>(true),
@@ -116,6 +116,7 @@ const ENTRIES: [Entry; 19] = [
     entry::<webhooks::ListWebhookDeliveries>(true),
     entry::<webhooks::RedeliverWebhook>(true),
     entry::<webhooks::TestWebhook>(true),
+    entry::<receipts::MessageReceipt>(false),
     entry::<receipts::MessagePushed>(false),
 ];
 

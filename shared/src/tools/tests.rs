@@ -10,7 +10,13 @@ fn sample(property: &Value) -> Value {
         "array" => json!([sample(&property["items"])]),
         _ => match property.get("enum").and_then(|e| e.get(0)) {
             Some(first) => first.clone(),
-            None => json!("x"),
+            // An enum whose variants carry docs: one schema per variant.
+            None => property
+                .get("oneOf")
+                .and_then(|o| o.get(0))
+                .and_then(|first| first.get("const").or_else(|| first["enum"].get(0)))
+                .cloned()
+                .unwrap_or_else(|| json!("x")),
         },
     }
 }
