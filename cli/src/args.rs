@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hooks, notify, sessions, wait, webhook};
+use crate::commands::{claims, events, hooks, inbox, notify, sessions, wait, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -86,6 +86,8 @@ pub enum Command {
     Doctor,
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
+    /// Print direct messages no path has delivered yet, framed for the model, and report them delivered (for a UserPromptSubmit hook)
+    Inbox(inbox::InboxArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),
 }

@@ -239,6 +239,20 @@ pub fn sessions_text(sessions: &[SessionInfo]) -> String {
         if !s.push.is_empty() {
             text.push_str(&format!("    push: {}\n", s.push.join(", ")));
         }
+        if !s.reach.is_empty() {
+            let reach: Vec<String> = s
+                .reach
+                .iter()
+                .map(|r| {
+                    if r.confirmed {
+                        r.path.clone()
+                    } else {
+                        format!("{} (unconfirmed)", r.path)
+                    }
+                })
+                .collect();
+            text.push_str(&format!("    reach: {}\n", reach.join(", ")));
+        }
         text.push('\n');
     }
     text

@@ -31,12 +31,6 @@ bus_session() {
     cat "$STATE/$KEY.session" 2>/dev/null || proxy_session
 }
 
-# The newest event id on the bus ("0" when it is empty).
-bus_tip() {
-    "$CLI" events --order desc --limit 1 --json --timeout 2000 2>/dev/null |
-        jq -r '.next_cursor // "0"'
-}
-
 # Prints the hook output that adds $2 to the model's context for event $1.
 emit_context() {
     jq -n --arg event "$1" --arg context "$2" \

@@ -82,9 +82,10 @@ impl Identity {
     }
 }
 
-/// The push routes a proxy reports: `channel` always (it sends channel
-/// notifications; the client decides whether the model sees them), and
-/// `notify` when this machine can show a desktop notification.
+/// The push routes a proxy has: `channel` (it sends channel notifications;
+/// it reports the route only when its client is Claude Code, the one that
+/// shows them), and `notify` when this machine can show a desktop
+/// notification.
 pub fn push_routes(host: &shared::notify::Host) -> Vec<String> {
     let mut routes = vec!["channel".to_owned()];
     if host.can_notify() {

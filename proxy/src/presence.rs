@@ -273,13 +273,21 @@ impl Presence {
             .hub
             .call_tool_within(
                 "register_session",
-                Value::Object(identity.register_args()),
+                Value::Object(self.register_args(identity)),
                 ROUND_TRIP,
             )
             .await?;
         let registered = registered(&out)?;
         self.note_cursor(&registered);
         Ok(registered.session_id)
+    }
+
+    /// `register_session` arguments: the identity, with the push routes the
+    /// client can take now.
+    fn register_args(&self, identity: &Identity) -> serde_json::Map<String, Value> {
+        let mut args = identity.register_args();
+        args.insert("push".to_owned(), self.pusher.routes(&identity.push).into());
+        args
     }
 
     /// Push starts at the first registration's cursor (later ones, which

@@ -10,6 +10,12 @@
 //! client acknowledges nothing, so every event also stays readable with
 //! `get_events`, and the agent's own cursor is never consumed by push.
 //!
+//! Receipts say only what happened: a direct message sent as a channel
+//! notification is reported `offered` by `channel` only when the client is
+//! Claude Code (every other client drops the notification unseen), and one
+//! whose desktop notice was shown `offered` by `notice`. Neither proves the
+//! model saw it, so neither is ever `delivered`.
+//!
 //! - [`poll`]: the long-poll that finds what to push, between renewals.
 //! - [`flow`]: flow control (rate cap, repeats, loop guard).
 
@@ -26,7 +32,7 @@ use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
-use shared::tools::receipts::PushedParams;
+use shared::tools::receipts::{Path, ReceiptParams, Step};
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
@@ -90,6 +96,25 @@ impl Pusher {
     /// notifications may go to it from now on.
     pub fn attach(&self, peer: Peer<RoleServer>) {
         let _ = self.peer.set(peer);
+    }
+
+    /// Whether the client (by its `initialize` clientInfo) is Claude Code,
+    /// the one client that shows channel notifications.
+    pub fn client_is_claude_code(&self) -> bool {
+        self.peer
+            .get()
+            .and_then(Peer::peer_info)
+            .is_some_and(|info| shared::push::is_claude_code(&info.client_info.name))
+    }
+
+    /// The push routes to report of those this proxy has: `channel` only
+    /// for Claude Code.
+    pub fn routes(&self, have: &[String]) -> Vec<String> {
+        let channel = self.client_is_claude_code();
+        have.iter()
+            .filter(|r| channel || r.as_str() != "channel")
+            .cloned()
+            .collect()
     }
 
     /// Hands a poll's events to the delivery task (waits while it is behind).
@@ -219,10 +244,15 @@ impl Deliverer {
                         from_name.as_deref(),
                         &event.payload,
                     );
-                    desktop(title, body);
+                    self.desktop(title, body, Some((&target.id, event.id)));
                 }
-                if self.channel(content, meta).await && dm {
-                    self.report_pushed(&target.id, event.id);
+                let sent = self.channel(content, meta).await;
+                // Only Claude Code shows a channel notification; to any
+                // other client nothing was offered.
+                let offered = sent && self.pusher.client_is_claude_code();
+                tracing::debug!(event_id = event.id, sent, offered, "channel notification");
+                if offered && dm {
+                    report(&self.pusher.hub, &target.id, event.id, Path::Channel);
                 }
             }
             Push::Summary(s) => self.summary(&target, s).await,
@@ -295,9 +325,10 @@ impl Deliverer {
         ]);
         if dm {
             let (title, _) = shared::notify::dm_text(&target.name, &target.project, None, "");
-            desktop(
+            self.desktop(
                 title,
                 format!("From: {}\n{} new messages", names.join(", "), s.count),
+                None,
             );
         }
         self.channel(content, meta).await;
@@ -324,22 +355,41 @@ impl Deliverer {
         }
     }
 
-    /// Tells the hub a direct message was pushed into the session (its
-    /// sender's `message_status` shows it), in the background.
-    fn report_pushed(&self, session_id: &str, event_id: u64) {
+    /// Shows a desktop notification in the background; nothing where this
+    /// machine has no notifier. Logs the outcome (`desktop notice shown=…`);
+    /// a shown notice of direct message `dm` (recipient, event id) is
+    /// reported offered by `notice`.
+    fn desktop(&self, title: String, body: String, dm: Option<(&str, u64)>) {
         let hub = self.pusher.hub.clone();
-        let params = PushedParams {
-            session_id: session_id.to_owned(),
-            event_ids: vec![event_id],
-        };
+        let dm = dm.map(|(to, id)| (to.to_owned(), id));
         tokio::spawn(async move {
-            match hub.message_pushed(&params).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(refusal)) => tracing::debug!(%refusal, "the hub refused a pushed report"),
-                Err(e) => tracing::debug!("cannot report a pushed message: {e}"),
+            let shown = shared::notify::send(&title, &body, false).await;
+            tracing::debug!(shown, "desktop notice");
+            if shown && let Some((to, id)) = dm {
+                report(&hub, &to, id, Path::Notice);
             }
         });
     }
+}
+
+/// Tells the hub direct message `event_id` to `session_id` was offered by
+/// `path` (its sender's `message_status` shows it), in the background.
+fn report(hub: &Arc<HubClient>, session_id: &str, event_id: u64, path: Path) {
+    let hub = hub.clone();
+    let params = ReceiptParams {
+        session_id: session_id.to_owned(),
+        event_ids: vec![event_id],
+        step: Step::Offered,
+        path,
+        reason: None,
+    };
+    tokio::spawn(async move {
+        match hub.message_receipt(&params).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => tracing::debug!(%refusal, "the hub refused a receipt"),
+            Err(e) => tracing::debug!("cannot report a receipt: {e}"),
+        }
+    });
 }
 
 /// How a peer is named in a notice.
@@ -356,15 +406,6 @@ fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
         .collect()
-}
-
-/// Shows a desktop notification in the background; nothing where this
-/// machine has no notifier. Logs the outcome (`desktop notice shown=…`).
-fn desktop(title: String, body: String) {
-    tokio::spawn(async move {
-        let shown = shared::notify::send(&title, &body, false).await;
-        tracing::debug!(shown, "desktop notice");
-    });
 }
 
 #[cfg(test)]

@@ -22,6 +22,15 @@ pub fn route_confirmed(route: &str) -> bool {
     route == "pane"
 }
 
+/// The `clientInfo.name` Claude Code sends in `initialize`: the one client
+/// that shows channel notifications (every other drops them unseen).
+pub const CLAUDE_CODE: &str = "claude-code";
+
+/// Whether an MCP client, by its `clientInfo.name`, is Claude Code.
+pub fn is_claude_code(client_name: &str) -> bool {
+    client_name.trim().eq_ignore_ascii_case(CLAUDE_CODE)
+}
+
 /// The longest payload a pushed message carries whole; a longer one is cut
 /// and says how to read the rest.
 pub const PAYLOAD_CHARS: usize = 2000;

@@ -16,6 +16,7 @@ mod interop;
 mod limits;
 mod proxy;
 mod push;
+mod reach;
 mod receipts;
 mod tools;
 mod webhooks;

@@ -2,13 +2,16 @@
 //! here, and the session's push channels (its direct messages and
 //! `AGENT_EVENT_BUS_PUSH_CHANNELS`) are long-polled from the registration
 //! cursor with a narrowed read, which never consumes the agent's own cursor.
-//! What arrives goes to the [`Pusher`](super::Pusher).
+//! The polls go as reader `push`, so the hub never takes what they return
+//! for the agent's own read (a receipt's `delivered`). What arrives goes to
+//! the [`Pusher`](super::Pusher).
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shared::client::DEFAULT_TIMEOUT;
 use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
+use shared::config::Reader;
 use shared::wire::EventsPage;
 
 use super::Batch;
@@ -38,6 +41,7 @@ impl Poll {
         let until = Instant::now() + budget;
         let registered = Phase::Registered(id.to_owned());
         let channels = shared::push::watched(id, presence.push_channels());
+        let hub = presence.hub().as_reader(Reader::Push);
         let query = json!({
             "session_id": id,
             "channels": channels,
@@ -55,7 +59,7 @@ impl Poll {
             };
             let wait = round_seconds(left, shared::config::MAX_WAIT_SECONDS);
             let outcome = {
-                let round = follower.round(presence.hub(), &query, wait, DEFAULT_TIMEOUT);
+                let round = follower.round(&hub, &query, wait, DEFAULT_TIMEOUT);
                 tokio::pin!(round);
                 loop {
                     tokio::select! {
