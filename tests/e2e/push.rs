@@ -228,9 +228,11 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
         &[("PATH", proxy_path.as_str()), ("DISPLAY", ":99")],
     );
     let mine = session(&hub, &me).unwrap();
-    assert_eq!(mine["push"], json!(["channel", "notify"]), "{mine}");
+    // Its client is no Claude Code: the channel is not among its routes.
+    assert_eq!(mine["push"], json!(["notify"]), "{mine}");
     let text = Cli::new(&hub).run(&["sessions"]).stdout;
-    assert!(text.contains("    push: channel, notify\n"), "{text}");
+    assert!(text.contains("    push: notify\n"), "{text}");
+    assert!(text.contains("    reach: notify (unconfirmed)\n"), "{text}");
 
     // A DM to the proxy's session: one notice, from the proxy (the session
     // has a lease, so the hub stays quiet), worded as the original.
@@ -248,6 +250,13 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
             .contains(&want)
             .then_some(())
     });
+    // A notice shown offers the message (and proves no more).
+    wait_until("the notice's receipt", DEADLINE, || {
+        let r = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+        (r["status"] == "offered").then_some(())
+    });
+    let r = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+    assert_eq!(r["offered_path"], "notice", "{r}");
 
     // The notify tool through the proxy shows on the proxy's machine.
     let reply = proxy.call_ok(
@@ -272,7 +281,7 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
 
     // A DM to a local session without a proxy is the hub's to announce.
     let bob = sid(&hub.register("bob", Some("bob-1")));
-    hub.publish(&alice, "ping", "hello bob", &format!("session:{bob}"));
+    let to_bob = hub.publish(&alice, "ping", "hello bob", &format!("session:{bob}"));
     let want = vec![
         "notify-send".to_owned(),
         "📨 bob • repo".to_owned(),
@@ -285,6 +294,10 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
     });
     let hub_calls = recorded(hub_tools.path(), "notify-send");
     assert_eq!(hub_calls, [want], "the hub never announced the proxy's DM");
+    wait_until("the hub's notice's receipt", DEADLINE, || {
+        let r = hub.tool("message_status", json!({"event_ids": [to_bob]}))[0].clone();
+        (r["offered_path"] == "notice").then_some(())
+    });
     assert!(
         recorded(proxy_tools.path(), "terminal-notifier").is_empty(),
         "terminal-notifier is for macOS"
@@ -304,7 +317,7 @@ fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
             ("DBUS_SESSION_BUS_ADDRESS", ""),
         ],
     );
-    assert_eq!(session(&hub, &me).unwrap()["push"], json!(["channel"]));
+    assert_eq!(session(&hub, &me).unwrap()["push"], json!([]));
     let dm = hub.publish(
         "anonymous",
         "ping",
@@ -316,6 +329,8 @@ fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
     proxy.wait_logged("desktop notice", 1);
     assert!(proxy.stderr().contains("shown=false"), "{}", proxy.stderr());
     assert!(recorded(tools.path(), "notify-send").is_empty());
+    let r = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+    assert_eq!(r["status"], "stored", "nothing was offered: {r}");
 }
 
 #[test]
@@ -402,34 +417,6 @@ fn identical_repeats_are_pushed_once_and_short_leases_still_push() {
     assert!(session(&hub, &me).is_some(), "the lease held throughout");
 }
 
-#[test]
-fn register_session_push_routes_add_up_and_are_checked() {
-    let hub = Hub::start();
-    let args = |push: Value| json!({"name": "routes", "client_id": "routes-1", "machine": "m1", "push": push});
-    let first = hub.tool("register_session", args(json!(["notify", "hook"])));
-    let id = sid(&first);
-    assert_eq!(
-        session(&hub, &id).unwrap()["push"],
-        json!(["hook", "notify"])
-    );
-    hub.tool("register_session", args(json!(["channel"])));
-    assert_eq!(
-        session(&hub, &id).unwrap()["push"],
-        json!(["channel", "hook", "notify"]),
-        "a resume adds its routes to those reported"
-    );
-    let plain = sid(&hub.register("plain", Some("plain-1")));
-    assert_eq!(session(&hub, &plain).unwrap()["push"], json!([]));
-    let bad = hub.tool_raw("register_session", args(json!(["sms"])));
-    assert!(bad.is_error(), "{:?}", bad.result);
-    assert!(
-        bad.text()
-            .contains("push items must be one of channel, hook, notify (got 'sms')"),
-        "{}",
-        bad.text()
-    );
-}
-
 // ---------------------------------------------------------------- wait
 
 /// A `wait` (or any CLI command) with its own state dir.
@@ -460,8 +447,10 @@ fn finish(mut child: Child) -> Output {
     child.wait_with_output().unwrap().into()
 }
 
+/// A `wait` for the session is connected (its `reach` says `hook`).
 fn has_hook(hub: &Hub, id: &str) -> bool {
-    session(hub, id).is_some_and(|s| s["push"].as_array().unwrap().contains(&json!("hook")))
+    let hook = json!({"path": "hook", "confirmed": true});
+    session(hub, id).is_some_and(|s| s["reach"].as_array().unwrap().contains(&hook))
 }
 
 #[test]
@@ -474,7 +463,6 @@ fn wait_exits_2_with_a_direct_message_and_0_on_timeout() {
     let out = waiter(&hub, state.path()).run(&["wait", "--session-id", &me, "--timeout", "1"]);
     assert_eq!(out.code, 0, "{out:#?}");
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
-    assert!(has_hook(&hub, &me), "wait reports the hook route");
 
     // Published before the next wait starts: the saved cursor still finds it.
     let dm = hub.publish(&other, "question", "ship it?", &format!("session:{me}"));
@@ -573,7 +561,7 @@ fn a_second_waiter_replaces_the_first() {
         &["--session-id", &me, "--timeout", "60"],
         &[],
     );
-    // The hook route is reported once the waiter holds the session.
+    // The hook shows once the waiter holds the session and waits.
     wait_until("the first waiter to start", DEADLINE, || {
         has_hook(&hub, &me).then_some(())
     });
@@ -681,14 +669,11 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
     let out = finish(child);
     assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("\nare you free?\n"), "{}", out.stderr);
-    let cursor: u64 = std::fs::read_to_string(hook_state.join("cc-1.dm-cursor"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(
-        cursor >= dm,
-        "the UserPromptSubmit hook will not show it again"
+    let r = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+    assert_eq!(
+        (&r["status"], &r["delivered_path"]),
+        (&json!("delivered"), &json!("hook")),
+        "the UserPromptSubmit hook will not show it again: {r}"
     );
 }
 

@@ -93,7 +93,7 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         None => (None, None),
     };
     if let Some(target) = dm_target {
-        super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
+        super::notify::direct_message(bus, &target, publisher.as_ref(), event.id, &event.payload);
     }
     let deleted = publisher
         .filter(SessionRecord::is_deleted)
