@@ -86,7 +86,7 @@ pub enum Command {
     Doctor,
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
-    /// Print direct messages no path has delivered yet, framed for the model, and report them delivered (for a UserPromptSubmit hook)
+    /// Print direct messages nothing has delivered yet, framed for the model, and report them delivered (for a prompt hook)
     Inbox(inbox::InboxArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),

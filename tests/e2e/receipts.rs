@@ -307,9 +307,9 @@ fn a_hold_shows_while_below_delivered_and_never_moves_the_status() {
             .unwrap()
     };
 
-    let hold = json!({"step": "held", "path": "pane", "reason": "a draft in the input line"});
+    let draft = json!({"step": "held", "path": "pane", "reason": "a draft in the input line"});
     assert_eq!(
-        report(hold.clone()),
+        report(draft.clone()),
         1,
         "only the direct message to the session"
     );
@@ -317,7 +317,7 @@ fn a_hold_shows_while_below_delivered_and_never_moves_the_status() {
     assert_eq!(held["status"], "stored", "{held}");
     assert_eq!(held["held"]["path"], "pane");
     assert_eq!(held["held"]["reason"], "a draft in the input line");
-    assert_eq!(report(hold), 0, "a repeat keeps its time");
+    assert_eq!(report(draft), 0, "a repeat keeps its time");
     assert_eq!(receipt(&hub, id)["held"], held["held"]);
     assert_eq!(receipt(&hub, not_mine)["status"], "stored");
 

@@ -3,7 +3,8 @@
 //! why a wake is held. Written lazily, like cursor moves: they ride the
 //! next commit's fsync.
 //!
-//! Rows live in `message_receipts` in the form of [`codec`]. Rows of the
+//! The rules (a status moves forward only, holds) are in `rules`; rows live
+//! in `message_receipts` in the form of `codec`. Rows of the
 //! older `receipts` table (pushed at, read at) are read as they stand —
 //! pushed is `offered` by `channel`, read has no known path — and are moved
 //! to the new table the first time they change; nothing rewrites them at

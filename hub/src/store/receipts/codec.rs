@@ -67,12 +67,13 @@ fn step(bytes: &[u8], at: usize) -> Option<(i64, u8)> {
     Some((i64::try_from(ms).ok()?, *bytes.get(at + 8)?))
 }
 
-fn mark(bytes: &[u8], at: usize) -> Option<Option<StepMark>> {
+/// The step at `bytes[at..]`, which [`decode`] has checked is there.
+fn mark(bytes: &[u8], at: usize) -> Option<StepMark> {
     let (ms, code) = step(bytes, at)?;
-    Some((ms > 0).then(|| StepMark {
+    (ms > 0).then(|| StepMark {
         at: ms,
         path: path_of(code),
-    }))
+    })
 }
 
 /// `None`: not a receipt of a form this hub knows.
@@ -93,9 +94,9 @@ pub fn decode(bytes: &[u8]) -> Option<Receipt> {
         _ => None,
     };
     Some(Receipt {
-        offered: mark(bytes, 1)?,
-        delivered: mark(bytes, 1 + STEP_LEN)?,
-        read: mark(bytes, 1 + 2 * STEP_LEN)?,
+        offered: mark(bytes, 1),
+        delivered: mark(bytes, 1 + STEP_LEN),
+        read: mark(bytes, 1 + 2 * STEP_LEN),
         held,
     })
 }
