@@ -74,6 +74,17 @@ pub struct Reach {
     pub confirmed: bool,
 }
 
+impl Reach {
+    /// How replies and the CLI name it: `hook`, `channel (unconfirmed)`.
+    pub fn label(&self) -> String {
+        if self.confirmed {
+            self.path.clone()
+        } else {
+            format!("{} (unconfirmed)", self.path)
+        }
+    }
+}
+
 /// A channel and how many live sessions are implicitly in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChannelCount {

@@ -425,7 +425,7 @@ fn waiter(hub: &Hub, state: &Path) -> Cli {
 }
 
 /// Starts `agent-event-bus-cli wait …` in the background.
-fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+pub(crate) fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     command("agent-event-bus-cli")
         .env("AGENT_EVENT_BUS_URL", &hub.url)
         .env("AGENT_EVENT_BUS_STATE_DIR", state)
@@ -440,17 +440,11 @@ fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> C
 }
 
 /// Waits for a background command to exit; its output.
-fn finish(mut child: Child) -> Output {
+pub(crate) fn finish(mut child: Child) -> Output {
     wait_until("the command to exit", DEADLINE, || {
         child.try_wait().ok().flatten().map(|_| ())
     });
     child.wait_with_output().unwrap().into()
-}
-
-/// A `wait` for the session is connected (its `reach` says `hook`).
-fn has_hook(hub: &Hub, id: &str) -> bool {
-    let hook = json!({"path": "hook", "confirmed": true});
-    session(hub, id).is_some_and(|s| s["reach"].as_array().unwrap().contains(&hook))
 }
 
 #[test]
@@ -536,9 +530,7 @@ fn wait_wakes_for_push_channels_too() {
         &["--session-id", &me, "--timeout", "60"],
         &env,
     );
-    wait_until("the waiter to start", DEADLINE, || {
-        has_hook(&hub, &me).then_some(())
-    });
+    crate::reach::wait_hook(&hub, &me, true);
     hub.publish(&other, "chatter", "not for ci", "repo:x");
     hub.publish(&other, "ci_failed", "main is red", "ci");
     let out = finish(child);
@@ -562,9 +554,7 @@ fn a_second_waiter_replaces_the_first() {
         &[],
     );
     // The hook shows once the waiter holds the session and waits.
-    wait_until("the first waiter to start", DEADLINE, || {
-        has_hook(&hub, &me).then_some(())
-    });
+    crate::reach::wait_hook(&hub, &me, true);
     let second = spawn_wait(
         &hub,
         state.path(),
@@ -596,9 +586,7 @@ fn a_waiter_gives_up_when_its_session_ends() {
         &["--session-id", &me, "--timeout", "600"],
         &[],
     );
-    wait_until("the waiter to start", DEADLINE, || {
-        has_hook(&hub, &me).then_some(())
-    });
+    crate::reach::wait_hook(&hub, &me, true);
     hub.tool("unregister_session", json!({"session_id": me}));
     let out = finish(child);
     assert_eq!(out.code, 1, "{out:#?}");
@@ -657,9 +645,7 @@ fn the_stop_hook_wakes_the_agent_with_a_direct_message() {
             ("AGENT_EVENT_BUS_WAIT_SECONDS", "60"),
         ],
     );
-    wait_until("the hook to start waiting", DEADLINE, || {
-        has_hook(&hub, &me).then_some(())
-    });
+    crate::reach::wait_hook(&hub, &me, true);
     let dm = hub.publish(
         "anonymous",
         "question",

@@ -3,11 +3,13 @@
 //! is connected) and the sentence a `publish_event` to it answers with.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Cli, Hub, command, id_of, session_by_id, wait_until};
+use support::{Cli, Hub, id_of, session_by_id, wait_until};
+
+use crate::push::finish;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -33,22 +35,7 @@ pub fn wait_hook(hub: &Hub, id: &str, present: bool) {
 
 /// `agent-event-bus-cli wait` for `id`, in the background.
 fn spawn_wait(hub: &Hub, state: &Path, id: &str) -> Child {
-    command("agent-event-bus-cli")
-        .env("AGENT_EVENT_BUS_URL", &hub.url)
-        .env("AGENT_EVENT_BUS_STATE_DIR", state)
-        .args(["wait", "--session-id", id, "--timeout", "600"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the CLI starts")
-}
-
-fn finish(mut child: Child) -> i32 {
-    wait_until("the wait to exit", DEADLINE, || {
-        child.try_wait().ok().flatten().map(|_| ())
-    });
-    child.wait().unwrap().code().unwrap_or(-1)
+    crate::push::spawn_wait(hub, state, &["--session-id", id, "--timeout", "600"], &[])
 }
 
 /// Publishes a direct message to `to`; the reply.
@@ -93,7 +80,7 @@ fn reach_shows_hook_while_a_wait_is_connected_and_not_after_it_ends() {
         "{reply}"
     );
     // The message wakes the waiter; once it has gone, so has the hook.
-    assert_eq!(finish(waiter), 2);
+    assert_eq!(finish(waiter).code, 2);
     wait_hook(&hub, &me, false);
 
     // A waiter stopped mid-wait (its connection closes) leaves no hook either.
@@ -101,7 +88,7 @@ fn reach_shows_hook_while_a_wait_is_connected_and_not_after_it_ends() {
     wait_hook(&hub, &me, true);
     let pid = rustix::process::Pid::from_raw(i32::try_from(waiter.id()).unwrap()).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    assert_eq!(finish(waiter), 0);
+    assert_eq!(finish(waiter).code, 0);
     wait_hook(&hub, &me, false);
 }
 

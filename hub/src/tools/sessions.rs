@@ -266,13 +266,7 @@ fn reach_note(who: &str, reach: &[Reach]) -> String {
     }
     let list = reach
         .iter()
-        .map(|r| {
-            if r.confirmed {
-                r.path.clone()
-            } else {
-                format!("{} (unconfirmed)", r.path)
-            }
-        })
+        .map(Reach::label)
         .collect::<Vec<_>>()
         .join(", ");
     if reach.iter().any(|r| r.confirmed) {
