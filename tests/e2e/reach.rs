@@ -105,7 +105,7 @@ fn reported_routes_are_reach_replaced_on_each_registration() {
             headless[1],
         ],
     );
-    proxy.initialize_as("claude-code");
+    crate::receipts::initialize_as(&mut proxy, "claude-code");
     let me = id_of(&support::wait_registered(&hub, "cc"));
     let mine = session_by_id(&hub, &me).unwrap();
     assert_eq!(mine["push"], json!(["channel"]), "{mine}");

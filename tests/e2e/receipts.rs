@@ -28,6 +28,17 @@ fn wait_status_past(hub: &Hub, id: u64, from: &str) -> Value {
     })
 }
 
+/// `initialize` as the client named `client` (`claude-code`), then
+/// `notifications/initialized`.
+pub fn initialize_as(proxy: &mut Proxy, client: &str) {
+    proxy.result(
+        "initialize",
+        Some(json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": client, "version": "0"}})),
+    );
+    proxy.notify("notifications/initialized");
+}
+
 /// A proxy whose client says it is `client` in `initialize`, registered
 /// under `name` (with `client_id`, so it resumes that session).
 pub fn proxy_as(hub: &Hub, client: &str, name: &str, client_id: &str) -> (Proxy, String) {
@@ -38,7 +49,7 @@ pub fn proxy_as(hub: &Hub, client: &str, name: &str, client_id: &str) -> (Proxy,
             ("AGENT_EVENT_BUS_CLIENT_ID", client_id),
         ],
     );
-    proxy.initialize_as(client);
+    initialize_as(&mut proxy, client);
     let id = id_of(&wait_registered(hub, name));
     (proxy, id)
 }

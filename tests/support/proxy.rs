@@ -325,17 +325,12 @@ impl Proxy {
     /// `initialize` (protocol 2025-11-25, as Claude Code after its probe),
     /// then `notifications/initialized`. Returns the initialize result.
     pub fn initialize(&mut self) -> Value {
-        self.initialize_as("e2e")
-    }
-
-    /// [`Proxy::initialize`] as the client named `client` (`claude-code`).
-    pub fn initialize_as(&mut self, client: &str) -> Value {
         let result = self.result(
             "initialize",
             Some(json!({
                 "protocolVersion": "2025-11-25",
                 "capabilities": {},
-                "clientInfo": {"name": client, "version": "0"},
+                "clientInfo": {"name": "e2e", "version": "0"},
             })),
         );
         self.notify("notifications/initialized");

@@ -454,3 +454,37 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
     }
     Ok(reply?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(args: impl FnOnce(&mut GetParams)) -> Read {
+        let mut p = GetParams {
+            session_id: Some("s".into()),
+            ..GetParams::default()
+        };
+        args(&mut p);
+        Read::new(p).unwrap()
+    }
+
+    #[test]
+    fn only_the_agent_consumes_unless_a_helper_asks_resume() {
+        use Reader::{Agent, Helper, Push, Wait};
+        let plain = read(|_| {});
+        let resume = read(|p| p.resume = true);
+        assert!(plain.consumes(Agent) && resume.consumes(Agent));
+        assert!(!plain.consumes(Helper) && resume.consumes(Helper));
+        for never in [Push, Wait] {
+            assert!(!plain.consumes(never) && !resume.consumes(never));
+        }
+        for narrowed in [
+            read(|p| p.peek = true),
+            read(|p| p.channel = Some("all".into())),
+            read(|p| p.event_types = Some(vec!["x".into()])),
+            read(|p| p.session_id = None),
+        ] {
+            assert!(!narrowed.consumes(Agent));
+        }
+    }
+}
