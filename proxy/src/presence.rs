@@ -269,25 +269,23 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
+        // The session id once known, else the client id the hub adopts.
+        let id = match self.phase() {
+            Phase::Registered(id) => id,
+            _ => identity.client_id.clone(),
+        };
+        let push = self.pusher.routes(&id).await;
         let out = self
             .hub
             .call_tool_within(
                 "register_session",
-                Value::Object(self.register_args(identity)),
+                Value::Object(identity.register_args(&push)),
                 ROUND_TRIP,
             )
             .await?;
         let registered = registered(&out)?;
         self.note_cursor(&registered);
         Ok(registered.session_id)
-    }
-
-    /// `register_session` arguments: the identity, with the push routes the
-    /// client can take now.
-    fn register_args(&self, identity: &Identity) -> serde_json::Map<String, Value> {
-        let mut args = identity.register_args();
-        args.insert("push".to_owned(), self.pusher.routes(&identity.push).into());
-        args
     }
 
     /// Push starts at the first registration's cursor (later ones, which

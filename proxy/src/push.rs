@@ -16,6 +16,10 @@
 //! whose desktop notice was shown `offered` by `notice`. Neither proves the
 //! model saw it, so neither is ever `delivered`.
 //!
+//! A direct message (or a summary of several) also goes to the
+//! [`Waker`], which wakes an idle agent through Claude Code's inbox or its
+//! terminal pane, after the same flow control.
+//!
 //! - [`poll`]: the long-poll that finds what to push, between renewals.
 //! - [`flow`]: flow control (rate cap, repeats, loop guard).
 
@@ -32,11 +36,14 @@ use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
-use shared::tools::receipts::{Path, ReceiptParams, Step};
+use shared::tools::receipts::{Path, Step};
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
 use self::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
+use crate::wake::Waker;
+use crate::wake::report::report;
+use crate::wake::notice::{Message, Sender};
 
 /// The MCP method of a channel notification.
 pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -70,6 +77,7 @@ pub struct Pusher {
     queue: mpsc::Sender<Batch>,
     peer: OnceLock<Peer<RoleServer>>,
     flow: Mutex<Flow>,
+    waker: OnceLock<Arc<Waker>>,
 }
 
 impl Pusher {
@@ -81,6 +89,7 @@ impl Pusher {
             queue,
             peer: OnceLock::new(),
             flow: Mutex::new(Flow::new(Instant::now())),
+            waker: OnceLock::new(),
         });
         (pusher, rx)
     }
@@ -92,9 +101,18 @@ impl Pusher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Direct messages also wake the agent through `waker`.
+    pub fn set_waker(&self, waker: Arc<Waker>) {
+        let _ = self.waker.set(waker);
+    }
+
     /// The client has sent `notifications/initialized`: channel
-    /// notifications may go to it from now on.
+    /// notifications may go to it from now on, and the waker learns which
+    /// client it is.
     pub fn attach(&self, peer: Peer<RoleServer>) {
+        if let (Some(waker), Some(info)) = (self.waker.get(), peer.peer_info()) {
+            waker.attach(&info.client_info.name, &info.client_info.version);
+        }
         let _ = self.peer.set(peer);
     }
 
@@ -107,14 +125,21 @@ impl Pusher {
             .is_some_and(|info| shared::push::is_claude_code(&info.client_info.name))
     }
 
-    /// The push routes to report of those this proxy has: `channel` only
-    /// for Claude Code.
-    pub fn routes(&self, have: &[String]) -> Vec<String> {
-        let channel = self.client_is_claude_code();
-        have.iter()
-            .filter(|r| channel || r.as_str() != "channel")
-            .cloned()
-            .collect()
+    /// The routes session `session_id` can be reached by now (see
+    /// [`Waker::routes`]); without a waker, `notify` where it can show.
+    pub async fn routes(&self, session_id: &str) -> Vec<String> {
+        match self.waker.get() {
+            Some(waker) => waker.routes(session_id).await,
+            None if shared::notify::Host::current().can_notify() => vec!["notify".to_owned()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Asks the waker (if any) to wake session `session_id` for `message`.
+    fn wake(&self, session_id: &str, message: Message) {
+        if let Some(waker) = self.waker.get() {
+            waker.offer(session_id, message);
+        }
     }
 
     /// Hands a poll's events to the delivery task (waits while it is behind).
@@ -252,7 +277,19 @@ impl Deliverer {
                 let offered = sent && self.pusher.client_is_claude_code();
                 tracing::debug!(event_id = event.id, sent, offered, "channel notification");
                 if offered && dm {
-                    report(&self.pusher.hub, &target.id, event.id, Path::Channel);
+                    report(&self.pusher.hub, &target.id, &[event.id], Step::Offered, Path::Channel, None);
+                }
+                if dm {
+                    let message = Message {
+                        event_ids: vec![event.id],
+                        channel: event.channel.clone(),
+                        senders: vec![Sender {
+                            id: event.session_id.clone(),
+                            name: from_name,
+                        }],
+                        single: Some((event.event_type.clone(), event.payload.clone())),
+                    };
+                    self.pusher.wake(&target.id, message);
                 }
             }
             Push::Summary(s) => self.summary(&target, s).await,
@@ -324,6 +361,21 @@ impl Deliverer {
             ("first_event_id", s.first_id.to_string()),
         ]);
         if dm {
+            let message = Message {
+                event_ids: s.event_ids.clone(),
+                channel: s.channel.clone(),
+                senders: s
+                    .senders
+                    .iter()
+                    .zip(&names)
+                    .map(|(id, name)| Sender {
+                        id: id.clone(),
+                        name: Some(name.clone()),
+                    })
+                    .collect(),
+                single: None,
+            };
+            self.pusher.wake(&target.id, message);
             let (title, _) = shared::notify::dm_text(&target.name, &target.project, None, "");
             self.desktop(
                 title,
@@ -366,30 +418,10 @@ impl Deliverer {
             let shown = shared::notify::send(&title, &body, false).await;
             tracing::debug!(shown, "desktop notice");
             if shown && let Some((to, id)) = dm {
-                report(&hub, &to, id, Path::Notice);
+                report(&hub, &to, &[id], Step::Offered, Path::Notice, None);
             }
         });
     }
-}
-
-/// Tells the hub direct message `event_id` to `session_id` was offered by
-/// `path` (its sender's `message_status` shows it), in the background.
-fn report(hub: &Arc<HubClient>, session_id: &str, event_id: u64, path: Path) {
-    let hub = hub.clone();
-    let params = ReceiptParams {
-        session_id: session_id.to_owned(),
-        event_ids: vec![event_id],
-        step: Step::Offered,
-        path,
-        reason: None,
-    };
-    tokio::spawn(async move {
-        match hub.message_receipt(&params).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(refusal)) => tracing::debug!(%refusal, "the hub refused a receipt"),
-            Err(e) => tracing::debug!("cannot report a receipt: {e}"),
-        }
-    });
 }
 
 /// How a peer is named in a notice.

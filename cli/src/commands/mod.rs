@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod notify;
 pub mod sessions;
 pub mod wait;
+pub mod wake;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::Inbox(args) => inbox::inbox(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
+        Command::WakeState(args) => wake::wake_state(&hub, args).await,
+        Command::Panes(args) => wake::panes(&hub, args).await,
     }
 }
 

@@ -339,3 +339,4 @@ mod tests {
         assert!(report(Step::Offered, Path::Inbox, Some("why")).is_err());
     }
 }
+
