@@ -42,8 +42,8 @@ use tokio::sync::mpsc;
 
 use self::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
 use crate::wake::Waker;
-use crate::wake::report::report;
 use crate::wake::notice::{Message, Sender};
+use crate::wake::report::report;
 
 /// The MCP method of a channel notification.
 pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -277,7 +277,14 @@ impl Deliverer {
                 let offered = sent && self.pusher.client_is_claude_code();
                 tracing::debug!(event_id = event.id, sent, offered, "channel notification");
                 if offered && dm {
-                    report(&self.pusher.hub, &target.id, &[event.id], Step::Offered, Path::Channel, None);
+                    report(
+                        &self.pusher.hub,
+                        &target.id,
+                        &[event.id],
+                        Step::Offered,
+                        Path::Channel,
+                        None,
+                    );
                 }
                 if dm {
                     let message = Message {

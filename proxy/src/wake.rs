@@ -349,14 +349,7 @@ impl Waker {
             };
             let first = text.lines().next().unwrap_or_default();
             if terminal::taken(&target, &scratch, first, false, since, state).await {
-                report::report(
-                    &hub,
-                    &session,
-                    &ids,
-                    Step::Delivered,
-                    Path::Inbox,
-                    None,
-                );
+                report::report(&hub, &session, &ids, Step::Delivered, Path::Inbox, None);
             }
         });
     }
@@ -423,23 +416,9 @@ impl Waker {
         }
         gate.typed(Instant::now());
         pending.clear();
-        report::report(
-            &self.hub,
-            session,
-            &ids,
-            Step::Offered,
-            Path::Pane,
-            None,
-        );
+        report::report(&self.hub, session, &ids, Step::Offered, Path::Pane, None);
         if terminal::taken(&target, &scratch, &line, true, since, state).await {
-            report::report(
-                &self.hub,
-                session,
-                &ids,
-                Step::Delivered,
-                Path::Pane,
-                None,
-            );
+            report::report(&self.hub, session, &ids, Step::Delivered, Path::Pane, None);
         } else {
             tracing::info!(event_ids = ?ids, "the typed notice was not seen taken within {:?}; it stays offered", terminal::TAKEN_WAIT);
         }

@@ -20,5 +20,6 @@ mod push;
 mod reach;
 mod receipts;
 mod tools;
+mod wait;
 mod wake;
 mod webhooks;

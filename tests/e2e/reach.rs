@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{Cli, Hub, id_of, session_by_id, wait_until};
 
-use crate::push::finish;
+use crate::wait::finish;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -35,7 +35,7 @@ pub fn wait_hook(hub: &Hub, id: &str, present: bool) {
 
 /// `agent-event-bus-cli wait` for `id`, in the background.
 fn spawn_wait(hub: &Hub, state: &Path, id: &str) -> Child {
-    crate::push::spawn_wait(hub, state, &["--session-id", id, "--timeout", "600"], &[])
+    crate::wait::spawn_wait(hub, state, &["--session-id", id, "--timeout", "600"], &[])
 }
 
 /// Publishes a direct message to `to`; the reply.

@@ -339,4 +339,3 @@ mod tests {
         assert!(report(Step::Offered, Path::Inbox, Some("why")).is_err());
     }
 }
-
