@@ -15,7 +15,7 @@
 //!
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
-//! - [`hub`]: the connection: tool calls, timeouts, domain-error replies.
+//! - [`hub`]: the connection: typed tool calls, timeouts.
 //! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).

@@ -271,7 +271,8 @@ fn fuzz_argument_coercion() {
     fuzz("argument coercion", json_value(), |value| {
         let limit =
             parse::<ListWebhookDeliveries>(Some(json!({"webhook_id": 1, "limit": value.clone()})))
-                .map(|p| p.limit);
+                .map(|p| p.limit)
+                .map_err(|e| e.to_string());
         match (&value, shared::coerce::whole_number(&value)) {
             (Value::Null, _) => prop_assert_eq!(limit, Ok(20)),
             (_, Some(n)) if (1..=1000).contains(&n) => prop_assert_eq!(limit, Ok(n)),
@@ -280,7 +281,11 @@ fn fuzz_argument_coercion() {
         }
         for key in ["peek", "order", "cursor", "channels"] {
             if let Err(e) = parse::<GetEvents>(Some(json!({key: value.clone()}))) {
-                prop_assert!(e.starts_with(&format!("{key} ")), "{}", e);
+                let e = e.to_string();
+                // Text that is no event id is named as a cursor always was.
+                let named = e.starts_with(&format!("{key} "))
+                    || (key == "cursor" && e.starts_with("Invalid cursor '"));
+                prop_assert!(named, "{}", e);
             }
         }
         Ok(())

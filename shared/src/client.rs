@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::{self, Reader, UrlError};
+pub use crate::mcp::ToolOutput;
 
 pub mod follow;
 
@@ -76,53 +77,13 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
     }
-}
 
-/// A `tools/call` result as the hub sent it.
-#[derive(Debug, Clone)]
-pub struct ToolOutput {
-    /// The whole `CallToolResult` object (`content`, `structuredContent`, `isError`).
-    pub result: Value,
-}
-
-impl ToolOutput {
-    /// `isError: true` — bad arguments or an unknown tool.
-    pub fn is_error(&self) -> bool {
-        self.result.get("isError").and_then(Value::as_bool) == Some(true)
-    }
-
-    /// The first text block (the JSON text, or the error message).
-    pub fn text(&self) -> String {
-        self.result
-            .get("content")
-            .and_then(|c| c.get(0))
-            .and_then(|c| c.get("text"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The reply value: `structuredContent.result` for list tools, else
-    /// `structuredContent`, else the text parsed as JSON, else the text.
-    pub fn value(&self) -> Value {
-        if let Some(structured) = self.result.get("structuredContent") {
-            if let Some(list) = structured.get("result")
-                && structured.as_object().is_some_and(|o| o.len() == 1)
-            {
-                return list.clone();
-            }
-            return structured.clone();
-        }
-        let text = self.text();
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    }
-
-    /// The domain error (`{"error": ...}` in a normal result), if any.
-    pub fn domain_error(&self) -> Option<String> {
-        self.value()
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    /// True when a retry may succeed where this call failed: the hub could
+    /// not be reached or did not answer in time, or a proxy in front of it
+    /// said it is away (502, 503, 504: a hub restarting behind one).
+    pub fn is_transient(&self) -> bool {
+        self.is_unreachable()
+            || matches!(self, Self::Status { status, .. } if matches!(status, 502..=504))
     }
 }
 
@@ -443,17 +404,5 @@ mod tests {
             Some(json!({"a":2}))
         );
         assert_eq!(parse_body(""), None);
-    }
-
-    #[test]
-    fn tool_output_unwraps_lists() {
-        let out = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"[]"}],"structuredContent":{"result":[1]},"isError":false}),
-        };
-        assert_eq!(out.value(), json!([1]));
-        let out = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
-        };
-        assert_eq!(out.domain_error().as_deref(), Some("x"));
     }
 }

@@ -13,6 +13,8 @@
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
 //! - [`coerce`]: the hub's lax argument coercion (`"15"` and `15.0` are 15).
 //! - [`config`]: environment variable names, defaults, URL rules.
+//! - [`mcp`]: the MCP framing every part writes: JSON-RPC error codes,
+//!   `tools/call` results, [`ToolOutput`].
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
@@ -30,6 +32,7 @@ pub mod coerce;
 pub mod config;
 pub mod cursor;
 pub mod level;
+pub mod mcp;
 pub mod notify;
 pub mod procs;
 pub mod push;
@@ -39,7 +42,8 @@ pub mod tools;
 pub mod wake;
 pub mod wire;
 
-pub use client::{ClientError, HubClient, ToolOutput};
+pub use client::{ClientError, HubClient};
+pub use mcp::ToolOutput;
 
 /// The product version, reported by `/health`, `initialize` and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -20,7 +20,9 @@ pub mod sessions;
 pub mod sink;
 pub mod tmux;
 
-pub use sessions::{events, id_of, session_by_id, session_named, sessions, wait_registered};
+pub use sessions::{
+    events, id_of, page_ids, session_by_id, session_named, sessions, wait_registered,
+};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::HubClient;
+use shared::tools::events::PublishParams;
+use shared::tools::sessions::{NoParams, RegisterParams};
 
 /// The path of one of the workspace's binaries, built by `cargo build --bins`
 /// into the same target dir as this test executable.
@@ -587,33 +591,44 @@ impl Hub {
 
     /// Registers a session and returns its reply.
     pub fn register(&self, name: &str, client_id: Option<&str>) -> Value {
-        let mut args = serde_json::json!({"name": name, "machine": shared::config::hostname(), "cwd": "/src/repo"});
-        if let Some(c) = client_id {
-            args["client_id"] = Value::from(c);
-        }
-        self.tool("register_session", args)
+        let params = RegisterParams {
+            name: name.to_owned(),
+            machine: Some(shared::config::hostname()),
+            cwd: Some("/src/repo".to_owned()),
+            client_id: client_id.map(str::to_owned),
+            ..RegisterParams::default()
+        };
+        let reply = answered(
+            "registering",
+            rt().block_on(self.client().register(&params)),
+        );
+        serde_json::json!(reply)
     }
 
     /// The ids of the live sessions, most recently active first.
     pub fn session_ids(&self) -> Vec<String> {
-        self.tool("list_sessions", serde_json::json!({}))
-            .as_array()
-            .expect("list_sessions returns a list")
-            .iter()
-            .map(|s| s["session_id"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        let list = answered(
+            "listing sessions",
+            rt().block_on(self.client().sessions(&NoParams {})),
+        );
+        list.into_iter().map(|s| s.session_id).collect()
     }
 
     /// Publishes an event and returns its id.
     pub fn publish(&self, session_id: &str, event_type: &str, payload: &str, channel: &str) -> u64 {
-        let reply = self.tool(
-            "publish_event",
-            serde_json::json!({"session_id": session_id, "event_type": event_type, "payload": payload, "channel": channel}),
-        );
-        reply["event_id"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no event_id in {reply}"))
+        let params = PublishParams {
+            session_id: Some(session_id.to_owned()),
+            ..PublishParams::new(event_type, payload, channel)
+        };
+        answered("publishing", rt().block_on(self.client().publish(&params))).event_id
     }
+}
+
+/// A typed call's reply; panics on a transport error, `isError` or a refusal.
+fn answered<R>(what: &str, outcome: Result<shared::tools::Answer<R>, shared::ClientError>) -> R {
+    outcome
+        .unwrap_or_else(|e| panic!("{what} failed: {e}"))
+        .unwrap_or_else(|refusal| panic!("{what} was refused: {refusal}"))
 }
 
 /// Calls a tool and returns the reply value (list tools unwrapped); panics

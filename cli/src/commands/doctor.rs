@@ -8,7 +8,9 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde_json::Value;
+use shared::level::SignalLevel;
+use shared::tools::events::{GetEvents, GetParams, Order, PublishEvent, PublishParams};
 use shared::tools::sessions::NoParams;
 use shared::{ClientError, config};
 
@@ -195,39 +197,38 @@ async fn check_round_trip(hub: &Hub, report: &mut Report) -> Result<()> {
         .unwrap_or_default();
     let correlation = format!("doctor-{}-{nonce}", std::process::id());
     let fix = "see the hub's log (`make logs` on its machine); its database may be unwritable";
-    let published = hub
-        .call(
-            "publish_event",
-            json!({
-                "event_type": "doctor_check",
-                "payload": format!("agent-event-bus-cli doctor on {host}"),
-                "channel": format!("machine:{host}"),
-                "signal_level": "lifecycle",
-                "correlation_id": correlation,
-            }),
+    let publish = PublishParams {
+        signal_level: Some(SignalLevel::Lifecycle.as_str().to_owned()),
+        correlation_id: Some(correlation.clone()),
+        ..PublishParams::new(
+            "doctor_check",
+            &format!("agent-event-bus-cli doctor on {host}"),
+            &format!("machine:{host}"),
         )
-        .await;
-    let id = match published.map(|reply| reply.get("event_id").and_then(Value::as_u64)) {
-        Ok(Some(id)) => id,
-        Ok(None) => return report.fail("publish_event returned no event_id", fix),
+    };
+    let id = match hub.answer::<PublishEvent>(&publish).await {
+        Ok(Ok(reply)) => reply.event_id,
+        Ok(Err(refusal)) => return report.fail(&format!("publish failed: {refusal}"), fix),
         Err(e) => return report.fail(&format!("publish failed: {e:#}"), fix),
     };
-    let read = hub
-        .call(
-            "get_events",
-            json!({"cursor": (id - 1).to_string(), "order": "asc", "limit": 1, "correlation_id": correlation}),
-        )
-        .await;
-    let found = read
-        .as_ref()
-        .ok()
-        .and_then(|page| page["events"].get(0))
-        .and_then(|e| e["id"].as_u64());
+    let read_back = GetParams {
+        cursor: Some(id - 1),
+        order: Order::Asc,
+        limit: 1,
+        correlation_id: Some(correlation),
+        ..GetParams::default()
+    };
+    let read = hub.answer::<GetEvents>(&read_back).await;
+    let found = match &read {
+        Ok(Ok(page)) => page.events.first().map(|e| e.event.id),
+        _ => None,
+    };
     match (read, found) {
         (_, Some(got)) if got == id => {
             report.pass(&format!("publish → read round trip (event #{id})"))
         }
         (Err(e), _) => report.fail(&format!("read after publish failed: {e:#}"), fix),
+        (Ok(Err(refusal)), _) => report.fail(&format!("read after publish failed: {refusal}"), fix),
         _ => report.fail(
             &format!("event #{id} was published but did not read back"),
             fix,

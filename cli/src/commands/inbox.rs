@@ -12,12 +12,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use shared::ClientError;
+use shared::tools::Tool;
+use shared::tools::events::{GetEvents, GetParams, Order};
 use shared::tools::receipts::{Path, Status, StatusParams};
-use shared::wire::{Event, EventsPage};
+use shared::wire::Event;
 
 use super::wait::{report_delivered, wake_text};
 use crate::hub::Hub;
@@ -25,7 +27,7 @@ use crate::output::line;
 use crate::session::SessionArg;
 
 /// Direct messages read per run; more wait for the next prompt.
-const PAGE: u64 = 50;
+const PAGE: usize = 50;
 
 #[derive(Debug, Args)]
 pub struct InboxArgs {
@@ -73,13 +75,19 @@ async fn run(hub: &Hub, args: &InboxArgs) -> Result<()> {
         .and_then(|c| c.trim().parse().ok());
 
     let channel = format!("session:{id}");
-    let mut query = json!({"channel": channel, "order": "asc", "limit": PAGE});
-    if let Some(cursor) = cursor {
-        query["cursor"] = json!(cursor.to_string());
-    }
-    let page: EventsPage = serde_json::from_value(hub.call("get_events", query).await?)
-        .context("get_events sent an unexpected reply")?;
-    let news = undelivered(hub, &id, page.events).await?;
+    let query = GetParams {
+        cursor,
+        limit: PAGE,
+        order: Order::Asc,
+        channel: Some(channel.clone()),
+        ..GetParams::default()
+    };
+    let page = hub
+        .answer::<GetEvents>(&query)
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("{} refused: {refusal}", GetEvents::NAME))?;
+    let events = page.events.into_iter().map(|e| e.event).collect();
+    let news = undelivered(hub, &id, events).await?;
     let next = page
         .next_cursor
         .as_deref()

@@ -12,6 +12,10 @@ use crate::state::Bus;
 use crate::store::{Change, Durability, SessionRecord};
 use shared::tools::receipts::Path;
 
+super::handlers! {
+    shared::tools::notify::Notify => tool;
+}
+
 /// `notify(title, message, sound=false)` → `{success, title, message}`.
 pub async fn tool(_bus: &Bus, _caller: &Caller, p: NotifyParams) -> Outcome<Notified> {
     Ok(shared::tools::notify::show(p).await)

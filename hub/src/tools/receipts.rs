@@ -25,6 +25,12 @@ use crate::store::{
     Change, Durability, EventRecord, Receipt, SessionRecord, Snapshot, StoreError, Tx,
 };
 
+super::handlers! {
+    shared::tools::receipts::MessageStatus => message_status;
+    shared::tools::receipts::MessageReceipt => message_receipt;
+    shared::tools::receipts::MessagePushed => message_pushed;
+}
+
 /// A direct message's receipt as the wire shows it.
 pub fn receipt_info(
     event: &EventRecord,

@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool, check_len, check_non_empty};
+use super::{ArgError, Params, Tool, check_count, check_len, check_non_empty};
 
 /// The most ids one call may ask about.
 pub const IDS_MAX: usize = 1000;
@@ -112,6 +112,16 @@ impl Path {
     pub fn can_deliver(self) -> bool {
         !matches!(self, Self::Channel | Self::Notice)
     }
+
+    /// The names of the paths a client may report, for messages.
+    pub fn reportable_names() -> String {
+        let names: Vec<&str> = Self::ALL
+            .iter()
+            .filter(|p| p.reportable())
+            .map(|p| p.name())
+            .collect();
+        names.join(", ")
+    }
 }
 
 /// The `message_status` tool.
@@ -133,18 +143,12 @@ pub struct StatusParams {
     pub event_ids: Vec<u64>,
 }
 
-fn check_ids(ids: &[u64]) -> Result<(), String> {
-    if ids.len() > IDS_MAX {
-        return Err(format!(
-            "event_ids has {} items; the limit is {IDS_MAX}",
-            ids.len()
-        ));
-    }
-    Ok(())
+fn check_ids(ids: &[u64]) -> Result<(), ArgError> {
+    check_count("event_ids", ids, IDS_MAX)
 }
 
 impl Params for StatusParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_ids(&self.event_ids)
     }
 }
@@ -231,33 +235,22 @@ pub struct ReceiptParams {
 }
 
 impl Params for ReceiptParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_non_empty("session_id", &self.session_id)?;
         check_ids(&self.event_ids)?;
-        let path = self.path.name();
         if !self.path.reportable() {
-            let reportable: Vec<&str> = Path::ALL
-                .iter()
-                .filter(|p| p.reportable())
-                .map(|p| p.name())
-                .collect();
-            return Err(format!(
-                "path {path} is recorded by the hub itself; report one of {}",
-                reportable.join(", ")
-            ));
+            return Err(ArgError::PathNotReportable(self.path.name()));
         }
         match (self.step, &self.reason) {
-            (Step::Delivered, _) if !self.path.can_deliver() => Err(format!(
-                "step delivered cannot come by path {path}: it cannot prove the model got the text; report step offered"
-            )),
-            (Step::Held, None) => {
-                Err("reason is required with step held (say why the wake waits)".to_owned())
+            (Step::Delivered, _) if !self.path.can_deliver() => {
+                Err(ArgError::CannotDeliver(self.path.name()))
             }
+            (Step::Held, None) => Err(ArgError::HoldWithoutReason),
             (Step::Held, Some(reason)) => {
                 check_non_empty("reason", reason)?;
                 check_len("reason", reason, REASON_MAX)
             }
-            (_, Some(_)) => Err("reason goes only with step held".to_owned()),
+            (_, Some(_)) => Err(ArgError::ReasonWithoutHold),
             (_, None) => Ok(()),
         }
     }
@@ -291,7 +284,7 @@ pub struct PushedParams {
 }
 
 impl Params for PushedParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_ids(&self.event_ids)
     }
 }
@@ -309,6 +302,7 @@ mod tests {
             reason: reason.map(str::to_owned),
         }
         .check()
+        .map_err(|e| e.to_string())
     }
 
     #[test]
