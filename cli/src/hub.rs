@@ -27,7 +27,7 @@ impl Hub {
         let url = Some(global.url.trim())
             .filter(|url| !url.is_empty())
             .unwrap_or(shared::config::DEFAULT_URL);
-        let client = HubClient::new(url, global.token.clone())?.as_reader(reader);
+        let client = HubClient::discover(url, global.token.as_deref())?.as_reader(reader);
         Ok(Self { client })
     }
 

@@ -20,7 +20,7 @@
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, inbox, hooks, wake).
+//!   notify, doctor, wait, inbox, hooks, wake, and `access`: `token` and `open`).
 
 mod args;
 mod commands;

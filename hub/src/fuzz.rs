@@ -1,7 +1,8 @@
 //! Property tests, a fuzzer that runs on stable: random bytes and random
 //! but well-formed JSON-RPC calls through the hub's own dispatch (a real
 //! store in a temp dir), and random JSON values through the argument
-//! coercion. A crash, a 5xx, a reply that is not JSON-RPC or an internal
+//! coercion. The access check's target (random headers, peers and paths)
+//! lives beside its rules, in `auth`, and runs through [`fuzz`] too. A crash, a 5xx, a reply that is not JSON-RPC or an internal
 //! error fails them (and proptest shrinks the input it found).
 //!
 //! `FUZZ_CASES` sets the inputs per property (64 by default, as `make test`
@@ -28,8 +29,11 @@ const LEFT_OUT: [&str; 2] = ["test_webhook", "notify"];
 
 /// Runs `check` on inputs from `strategy` for `FUZZ_SECONDS`, or for
 /// `FUZZ_CASES` inputs; panics with the smallest failing input.
-fn fuzz<S: Strategy>(name: &str, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>)
-where
+pub(crate) fn fuzz<S: Strategy>(
+    name: &str,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
     S::Value: std::fmt::Debug,
 {
     let seconds = std::env::var("FUZZ_SECONDS")

@@ -12,7 +12,10 @@
 //! - [`level`]: signal levels and how an event's level is derived.
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
 //! - [`coerce`]: the hub's lax argument coercion (`"15"` and `15.0` are 15).
-//! - [`config`]: environment variable names, defaults, URL rules.
+//! - [`config`]: environment variable names, defaults, URL rules, and how a
+//!   client finds its credential (given, or this machine's hub token file).
+//! - [`listener`]: who listens on a loopback port; this machine's credential
+//!   goes only to a port its hub's user holds.
 //! - [`mcp`]: the MCP framing every part writes: JSON-RPC error codes,
 //!   `tools/call` results, [`ToolOutput`].
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
@@ -32,6 +35,7 @@ pub mod coerce;
 pub mod config;
 pub mod cursor;
 pub mod level;
+pub mod listener;
 pub mod mcp;
 pub mod notify;
 pub mod procs;

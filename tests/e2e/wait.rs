@@ -21,6 +21,7 @@ fn waiter(hub: &Hub, state: &Path) -> Cli {
 pub(crate) fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     command("agent-event-bus-cli")
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .env("AGENT_EVENT_BUS_STATE_DIR", state)
         .envs(env.iter().copied())
         .arg("wait")

@@ -2,7 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9).
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
@@ -13,6 +14,7 @@
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
+mod credential;
 pub mod group;
 pub mod original;
 pub mod proxy;
@@ -174,6 +176,7 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
         .arg(repo_root().join("examples/hooks").join(script))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -249,6 +252,10 @@ pub struct Hub {
     pub port: u16,
     /// The database file (in `dir` unless [`Hub::start_on`] put it elsewhere).
     db: PathBuf,
+    /// The hub's credential: the token it was given, else the one it made.
+    token: String,
+    /// The token file it made (`None` when it was given its token).
+    token_file: Option<PathBuf>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
@@ -354,12 +361,28 @@ impl Hub {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .expect("the readiness line ends with a port");
+        let (token, token_file) = if let Some(token) = credential::given_token(&args, &env) {
+            (token, None)
+        } else {
+            let file = shared::config::token_file_beside(&db);
+            let token = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "the hub made no token file at {} ({e}); its stderr:\n{}",
+                    file.display(),
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                )
+            });
+            (token.trim().to_owned(), Some(file))
+        };
         Self {
             child: Some(child),
             dir,
             url: format!("{}/mcp", base.trim_end_matches('/')),
             port,
             db,
+            token,
+            token_file,
             extra_args: args,
             extra_env: env,
             log,
@@ -377,11 +400,6 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-    }
-
-    /// A typed client for this hub.
-    pub fn client(&self) -> HubClient {
-        HubClient::new(&self.url, None).expect("a valid hub URL")
     }
 
     /// Waits until the hub reports `n` `get_events` long-polls in progress
@@ -453,6 +471,8 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        self.token.clone_from(&next.token);
+        self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
         self.url.clone_from(&next.url);
         self.port = next.port;
@@ -510,14 +530,16 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// A CLI for `hub` that finds its credential as the hub's user's does.
     pub fn new(hub: &Hub) -> Self {
         Self {
             url: hub.url.clone(),
-            env: Vec::new(),
+            env: hub.client_env(),
         }
     }
 
-    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens).
+    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens),
+    /// with no credential.
     pub fn at(url: &str) -> Self {
         Self {
             url: url.to_owned(),

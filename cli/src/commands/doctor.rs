@@ -128,6 +128,13 @@ async fn check_hub(hub: &Hub, report: &mut Report, endpoint: &str) -> Result<Rea
             report.pass(&format!("hub reachable at {endpoint}"))?;
             Ok(Reach::Up(None))
         }
+        Err(e @ ClientError::Withheld { .. }) => {
+            report.fail(
+                &e.to_string(),
+                "see which program holds the port (`ss -ltnp` on Linux, `lsof -iTCP -sTCP:LISTEN` on macOS), stop it, and start the hub",
+            )?;
+            Ok(Reach::Down)
+        }
         Err(e) if e.is_unreachable() => {
             report.fail(&e.to_string(), START_HUB)?;
             Ok(Reach::Down)
@@ -149,10 +156,9 @@ async fn check_auth(hub: &Hub, report: &mut Report, global: &Global) -> Result<b
         .await
     {
         Ok(_) => {
-            let how = if token(global).is_some() {
-                "bearer token accepted"
-            } else {
-                "no token needed"
+            let how = match hub.client().credential() {
+                Some(credential) => format!("token from {}", credential.origin()),
+                None => "no token needed".to_owned(),
             };
             report.pass(&format!("auth ok ({how})"))?;
             Ok(true)
@@ -162,13 +168,44 @@ async fn check_auth(hub: &Hub, report: &mut Report, global: &Global) -> Result<b
                 e.downcast_ref::<ClientError>(),
                 Some(ClientError::Unauthorized { .. })
             ) {
-                "set AGENT_EVENT_BUS_TOKEN (or --token) to the hub's AGENT_EVENT_BUS_TOKEN"
+                credential_fix(hub, global)
             } else {
-                "see the hub's log (`make logs` on its machine)"
+                "see the hub's log (`make logs` on its machine)".to_owned()
             };
-            report.fail(&format!("tool call refused: {e:#}"), fix)?;
+            report.fail(&format!("tool call refused: {e:#}"), &fix)?;
             Ok(false)
         }
+    }
+}
+
+/// What to do when the hub refused this CLI's credential (or its lack).
+fn credential_fix(hub: &Hub, global: &Global) -> String {
+    let endpoint = hub.client().endpoint();
+    let token = config::ENV_TOKEN;
+    match config::discover_credential(global.token.as_deref(), endpoint) {
+        config::Discovery::Found(config::Credential {
+            source: config::TokenSource::Given,
+            ..
+        }) => format!(
+            "{token} (or --token) is not this hub's token: set it to the hub's \
+             (`agent-event-bus-cli token` on the hub's machine prints it){}",
+            if config::is_loopback_url(endpoint) {
+                ", or unset it to use the token file of the hub on this machine".to_owned()
+            } else {
+                String::new()
+            }
+        ),
+        config::Discovery::Found(config::Credential {
+            source: config::TokenSource::File(file),
+            ..
+        }) => format!(
+            "the token in {} is not the one the hub at this address uses (a hub with another \
+             database?): set {} to that hub's database (or {} to its token file), or set {token}",
+            file.display(),
+            config::ENV_DB,
+            config::ENV_TOKEN_FILE
+        ),
+        config::Discovery::Missing(why) => why,
     }
 }
 

@@ -30,6 +30,7 @@ impl Running {
     fn start(hub: &Hub, args: &[&str], read_stdout: bool) -> Self {
         let mut child = command("agent-event-bus-cli")
             .env("AGENT_EVENT_BUS_URL", &hub.url)
+            .envs(hub.client_env())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
