@@ -29,7 +29,8 @@ pub struct EventsPage<E = Event> {
     pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
-    /// The raw page was full: there may be more.
+    /// The raw page was full, or stopped at the hub's page byte limit
+    /// (`--max-page-bytes`): there may be more.
     pub has_more: bool,
 }
 
@@ -57,9 +58,14 @@ pub struct SessionInfo {
     /// a capability, not a delivery guarantee.
     #[serde(default)]
     pub push: Vec<String>,
+    /// Calls acting as it need its session key (it registered with
+    /// `key: true`); its key is never shown.
+    #[serde(default)]
+    pub keyed: bool,
     /// How a message can put itself into its model unasked right now, in
     /// [`crate::push::ROUTES`] order: the reported routes, and `hook` while
     /// a `wait` for it is connected. Empty: it sees messages at its next read.
+    /// The last field (the hub renders lists around it).
     #[serde(default)]
     pub reach: Vec<Reach>,
 }

@@ -29,6 +29,8 @@
 //! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
 //! - `index`: the event index (a bitmap per key and block of 64 ids) and
 //!   the walk that answers filtered reads.
+//! - `page`: one page of events from a cursor, within its limit and its
+//!   byte limit.
 //! - `live`: the live sessions in memory, as committed, each with its
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
@@ -56,6 +58,7 @@ mod live;
 mod migrate;
 mod open;
 mod outbox;
+mod page;
 mod read;
 pub mod receipts;
 mod records;

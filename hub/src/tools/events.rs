@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shared::cursor;
 use shared::level::SignalLevel;
+use shared::text::Shown;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
 };
@@ -16,6 +17,7 @@ use shared::tools::{ArgError, Refusal, events};
 use super::receipts::{on_read, on_reply};
 use super::{Failure, Outcome, deleted, deleted_refusal};
 use crate::caller::{Caller, Reader};
+use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
@@ -30,7 +32,8 @@ const DELETED_READ_HINT: &str = "This session was unregistered or timed out, and
 const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. The event was stored anyway, attributed to the deleted session id. Call register_session to get a live session - this id will not come back on its own.";
 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
-pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<Published> {
+pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Published> {
+    let key = Presented::of(caller);
     if p.payload.len() > bus.limits.max_payload_bytes {
         return Err(ArgError::PayloadTooLarge {
             len: p.payload.len(),
@@ -52,11 +55,12 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         && SignalLevel::parse(level).is_none()
     {
         tracing::warn!(
-            "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
+            "Unknown signal_level '{}' (expected one of lifecycle, info, actionable). Storing as-is.",
+            Shown(level)
         );
     }
     if let Some(warning) = shared::channel::format_warning(&channel) {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", Shown(&warning));
     }
     let new = NewEvent {
         event_type,
@@ -72,8 +76,12 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
+            // Attributing the event to a session acts as it.
             let publisher = match session_id.as_deref() {
-                Some(id) if id != "anonymous" => sessions::touch(tx, id, now)?,
+                Some(id) if id != "anonymous" => match sessions::touch(tx, id, &key, now)? {
+                    Ok(publisher) => publisher,
+                    Err(refusal) => return Ok(Err(refusal)),
+                },
                 _ => None,
             };
             let event = tx.append_event(new)?;
@@ -87,10 +95,15 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
             };
-            Ok((event, publisher, dm_target))
+            Ok(Ok((event, publisher, dm_target)))
         })
-        .await?;
-    tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
+        .await??;
+    tracing::debug!(
+        event_id = event.id,
+        channel = %Shown(&event.channel),
+        event_type = %Shown(&event.event_type),
+        "stored"
+    );
     let (reach, reach_note) = match shared::channel::dm_target(&event.channel) {
         Some(to) => {
             let (reach, note) = super::sessions::reach_of(bus, to, dm_target.as_ref());
@@ -138,10 +151,13 @@ struct Read {
     wait: Duration,
     /// Add receipts to the reader's own direct messages.
     receipts: bool,
+    /// The session key the call presented: a read naming a keyed session
+    /// needs it.
+    key: Presented,
 }
 
 impl Read {
-    fn new(p: GetParams) -> Self {
+    fn new(p: GetParams, key: Presented) -> Self {
         let descending = p.descending();
         let mut channels = p.channels.unwrap_or_default();
         if let Some(c) = p.channel {
@@ -161,6 +177,7 @@ impl Read {
             peek: p.peek,
             correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
             receipts: p.receipts.unwrap_or(false),
+            key,
         }
     }
 
@@ -215,7 +232,7 @@ enum Pass {
 /// session ends (with the refusal that says so), or a session whose
 /// direct messages it waits on ends (with what it has, maybe nothing).
 pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
-    let mut read = Read::new(p);
+    let mut read = Read::new(p, Presented::of(caller));
     let deadline = tokio::time::Instant::now() + read.wait;
     // A `wait` held as a session's wake-up hook watches its direct messages:
     // while it is connected, the session is reachable by `hook`.
@@ -270,6 +287,7 @@ pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
 async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> {
     let consuming = read.consumes(caller.reader);
     let r = read.clone();
+    let max_bytes = bus.limits.max_page_bytes;
     let (session, tip, raw, after) = bus
         .store
         .read(move |snap| {
@@ -299,11 +317,19 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
                 channels: r.channels.clone(),
                 event_types: r.event_types.clone(),
                 correlation_id: r.correlation_id.clone(),
+                max_bytes: Some(max_bytes),
             })?;
             Ok((session, tip, Some(page), after))
         })
         .await?;
 
+    // A read naming a session reads as it (its saved cursor, its lease,
+    // receipts of its messages, deliveries to it): a keyed one is named only
+    // with its key. Its events are not private — a read that names no
+    // session sees them — so a refusal costs no one a thing they may see.
+    if let Some(s) = &session {
+        read.key.may_act_as(s)?;
+    }
     if let Some(s) = session.as_ref().filter(|s| s.is_deleted()) {
         bus.warn_deleted_once(s, "get_events");
         return Err(deleted_refusal(s, DELETED_READ_HINT).into());
@@ -317,20 +343,22 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
             .into()),
             // Resume with no saved cursor: start at the tip, consume nothing yet.
             (Some(id), Some(_)) => {
-                let id = id.clone();
+                let (id, key) = (id.clone(), read.key.clone());
                 bus.store
                     .write(Durability::Lazy, move |tx| {
                         let now = shared::time::now_ms();
-                        if let Some(mut s) = sessions::touch(tx, &id, now)?
-                            && !s.is_deleted()
-                            && s.last_cursor.is_none()
-                        {
+                        let mut s = match sessions::touch(tx, &id, &key, now)? {
+                            Ok(Some(s)) => s,
+                            Ok(None) => return Ok(Ok(())),
+                            Err(refusal) => return Ok(Err(refusal)),
+                        };
+                        if !s.is_deleted() && s.last_cursor.is_none() {
                             s.last_cursor = Some(tip);
                             tx.put_session(&s)?;
                         }
-                        Ok(())
+                        Ok(Ok(()))
                     })
-                    .await?;
+                    .await??;
                 let reply = Page {
                     events: Vec::new(),
                     next_cursor: Some(tip.to_string()),
@@ -346,10 +374,13 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
         };
     };
 
-    let through = raw.through;
+    let (through, cut) = (raw.through, raw.cut);
     let raw = raw.events;
     let max_id = raw.iter().map(|e| e.id).max();
-    let has_more = raw.len() == read.limit;
+    // Full, or stopped at the page byte limit: the next page starts right
+    // after the last event returned (its `next_cursor`), so nothing is
+    // skipped in ascending order.
+    let has_more = raw.len() == read.limit || cut;
     // An empty page says how far it looked: a quiet filtered read moves on
     // to the newest id it examined instead of handing back its own cursor.
     let next = max_id
@@ -372,16 +403,15 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
             .filter(|e| shared::push::is_dm_to(&e.event, &id))
             .map(|e| e.event.id)
             .collect();
-        let caller = caller.clone();
+        let (caller, key) = (caller.clone(), read.key.clone());
         bus.store
             .write(Durability::Lazy, move |tx| {
                 let now = shared::time::now_ms();
-                let Some(mut s) = sessions::touch(tx, &id, now)? else {
-                    return Ok(());
+                let mut s = match sessions::touch(tx, &id, &key, now)? {
+                    Ok(Some(s)) if !s.is_deleted() => s,
+                    Ok(_) => return Ok(Ok(())),
+                    Err(refusal) => return Ok(Err(refusal)),
                 };
-                if s.is_deleted() {
-                    return Ok(());
-                }
                 on_read(tx, &caller, &id, &returned, consuming, now)?;
                 if let Some(c) = consume
                     && s.last_cursor != Some(c)
@@ -389,9 +419,9 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
                     s.last_cursor = Some(c);
                     tx.put_session(&s)?;
                 }
-                Ok(())
+                Ok(Ok(()))
             })
-            .await?;
+            .await??;
     }
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
         super::receipts::attach(bus, reader, &mut events).await?;
@@ -410,6 +440,7 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
     // Only the agent's own ack reads its messages; a helper's moves the
     // cursor, as asked, and proves nothing.
     let agent = caller.reader == Reader::Agent;
+    let key = Presented::of(caller);
     let AckParams {
         session_id,
         cursor: raw,
@@ -419,8 +450,10 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
-            let Some(mut s) = sessions::touch(tx, &session_id, now)? else {
-                return Ok((Err(Refusal::SessionNotFound { session_id }), None));
+            let mut s = match sessions::touch(tx, &session_id, &key, now)? {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok((Err(Refusal::SessionNotFound { session_id }), None)),
+                Err(refusal) => return Ok((Err(refusal), None)),
             };
             if s.is_deleted() {
                 return Ok((Err(deleted_refusal(&s, DELETED_READ_HINT)), Some(s)));
@@ -477,7 +510,7 @@ mod tests {
             ..GetParams::default()
         };
         args(&mut p);
-        Read::new(p)
+        Read::new(p, Presented::of(&Caller::internal()))
     }
 
     #[test]

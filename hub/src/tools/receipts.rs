@@ -20,6 +20,7 @@ use shared::tools::refusal::EVENT_NOT_FOUND;
 
 use super::Outcome;
 use crate::caller::{Caller, Reader};
+use crate::keys::Presented;
 use crate::state::Bus;
 use crate::store::{
     Change, Durability, EventRecord, Receipt, SessionRecord, Snapshot, StoreError, Tx,
@@ -131,14 +132,26 @@ fn refused(event_id: u64, status: Option<Status>, error: &str) -> ReceiptInfo {
     }
 }
 
-/// Applies `change` to those of `ids` that are direct messages to `session_id`.
-async fn mark(bus: &Bus, session_id: String, ids: Vec<u64>, change: Change) -> Outcome<Marked> {
+/// Applies `change` to those of `ids` that are direct messages to
+/// `session_id`; reporting for a keyed session needs its key.
+async fn mark(
+    bus: &Bus,
+    caller: &Caller,
+    session_id: String,
+    ids: Vec<u64>,
+    change: Change,
+) -> Outcome<Marked> {
+    let key = Presented::of(caller);
     let marked = bus
         .store
         .write(Durability::Lazy, move |tx| {
+            if let Err(refusal) = key.may_act_as_id(tx, &session_id)? {
+                return Ok(Err(refusal));
+            }
             tx.mark_messages(&session_id, &ids, &change, shared::time::now_ms())
+                .map(Ok)
         })
-        .await?;
+        .await??;
     Ok(Marked {
         success: true,
         marked: marked as u64,
@@ -149,7 +162,7 @@ async fn mark(bus: &Bus, session_id: String, ids: Vec<u64>, change: Change) -> O
 /// recipient's client says how far these direct messages got. Ids that are
 /// not direct messages to it are passed over; a step the receipt has
 /// passed changes nothing.
-pub async fn message_receipt(bus: &Bus, _caller: &Caller, p: ReceiptParams) -> Outcome<Marked> {
+pub async fn message_receipt(bus: &Bus, caller: &Caller, p: ReceiptParams) -> Outcome<Marked> {
     let change = match (p.step, p.reason) {
         (Step::Offered, _) => Change::Offered(p.path),
         (Step::Delivered, _) => Change::Delivered(p.path),
@@ -158,14 +171,15 @@ pub async fn message_receipt(bus: &Bus, _caller: &Caller, p: ReceiptParams) -> O
             reason: reason.unwrap_or_default(),
         },
     };
-    mark(bus, p.session_id, p.event_ids, change).await
+    mark(bus, caller, p.session_id, p.event_ids, change).await
 }
 
 /// `message_pushed(session_id, event_ids)`: the older report, recorded as
 /// offered by channel.
-pub async fn message_pushed(bus: &Bus, _caller: &Caller, p: PushedParams) -> Outcome<Marked> {
+pub async fn message_pushed(bus: &Bus, caller: &Caller, p: PushedParams) -> Outcome<Marked> {
     mark(
         bus,
+        caller,
         p.session_id,
         p.event_ids,
         Change::Offered(Path::Channel),
