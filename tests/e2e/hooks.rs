@@ -143,10 +143,12 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
     assert_eq!(out.stdout, "", "{out:#?}");
     // What the agent fetched itself is not shown again either.
     let fetched = hub.publish("peer-7", "question", "seen it?", &format!("session:{cc}"));
-    hub.tool(
+    let agent = crate::receipts::session_client(&hub, cc);
+    support::rt().block_on(support::call(
+        &agent,
         "get_events",
         json!({"session_id": cc, "channel": format!("session:{cc}"), "cursor": dm.to_string()}),
-    );
+    ));
     let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     assert_eq!(out.stdout, "", "{out:#?}");
     let receipt = hub.tool("message_status", json!({"event_ids": [fetched]}))[0].clone();

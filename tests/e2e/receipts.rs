@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use shared::HubClient;
 use support::proxy::Proxy;
 use support::{Cli, Hub, id_of, wait_registered, wait_until};
 
@@ -18,6 +19,20 @@ pub fn receipt(hub: &Hub, id: u64) -> Value {
     let list = hub.tool("message_status", json!({"event_ids": [id]}));
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     list[0].clone()
+}
+
+/// A client acting as session `id` (a keyed one: its proxy or the CLI
+/// saved its key in the state directory this hub's clients share).
+pub fn session_client(hub: &Hub, id: &str) -> HubClient {
+    let state = hub.dir.path().join("client-state");
+    let key = std::fs::read_to_string(shared::keys::file(&state, id))
+        .unwrap_or_else(|e| panic!("no key file for {id}: {e}"));
+    support::keys::keyed_client(hub, key.trim())
+}
+
+/// Calls a tool as session `id`; the reply.
+fn tool_as(hub: &Hub, id: &str, tool: &str, args: Value) -> Value {
+    support::rt().block_on(support::call(&session_client(hub, id), tool, args))
 }
 
 /// Waits until event `id`'s status is no longer `from`; the receipt.
@@ -124,9 +139,17 @@ fn a_direct_message_goes_stored_offered_delivered_read_each_step_with_its_path()
     assert_eq!(read["read_path"], "resume");
     assert!(read["read_at"].is_string() && read["delivered_at"].is_string());
 
+    // Reporting for Bob's keyed session needs his key.
+    let stranger = hub.tool(
+        "message_receipt",
+        json!({"session_id": bob, "event_ids": [id], "step": "offered", "path": "inbox"}),
+    );
+    assert_eq!(stranger["error"], "Session key required", "{stranger}");
     // Statuses never go back: later reports change nothing.
     for (step, path) in [("offered", "inbox"), ("delivered", "hook")] {
-        let marked = hub.tool(
+        let marked = tool_as(
+            &hub,
+            &bob,
             "message_receipt",
             json!({"session_id": bob, "event_ids": [id], "step": step, "path": path}),
         );
@@ -225,7 +248,6 @@ fn hooks_and_helper_commands_never_consume_the_agents_cursor_or_mark_it_read() {
 #[test]
 fn after_wait_wakes_the_agent_resume_still_returns_every_unread_message() {
     let hub = Hub::start();
-    let state = tempfile::tempdir().unwrap();
     let hooks = tempfile::tempdir().unwrap();
     let mut agent = Proxy::spawn(&hub, &[("AGENT_EVENT_BUS_SESSION_NAME", "sleeper")]);
     agent.initialize();
@@ -239,10 +261,8 @@ fn after_wait_wakes_the_agent_resume_still_returns_every_unread_message() {
         &hub,
         "stop-wait.sh",
         &input,
-        &[
-            ("AGENT_EVENT_BUS_HOOK_STATE", hooks.path().to_str().unwrap()),
-            ("AGENT_EVENT_BUS_STATE_DIR", state.path().to_str().unwrap()),
-        ],
+        // The hub's client state directory holds the agent's key file.
+        &[("AGENT_EVENT_BUS_HOOK_STATE", hooks.path().to_str().unwrap())],
     );
     crate::reach::wait_hook(&hub, &me, true);
     let wakes = dm(&hub, "anonymous", &me, "wake up");
