@@ -1,9 +1,8 @@
 //! Events: publish, read (cursors, resume, peek, narrowing, levels,
 //! long-poll), and ack, with the original's rules as README's *Tools*
 //! section states them; the params and replies are
-//! [`shared::tools::events`].
-
-use std::time::Duration;
+//! [`shared::tools::events`]. `read` holds a call as read and the rule of
+//! which reads consume.
 
 use shared::cursor;
 use shared::level::SignalLevel;
@@ -21,6 +20,10 @@ use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
+
+mod read;
+
+use self::read::Read;
 
 super::handlers! {
     events::PublishEvent => publish;
@@ -129,93 +132,6 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
         reach,
         reach_note,
     })
-}
-
-/// A parsed `get_events` call.
-#[derive(Debug, Clone)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "the call's own independent switches, as the contract names them"
-)]
-struct Read {
-    cursor: Option<u64>,
-    limit: usize,
-    session_id: Option<String>,
-    descending: bool,
-    channels: Vec<String>,
-    resume: bool,
-    event_types: Vec<String>,
-    peek: bool,
-    correlation_id: Option<String>,
-    min_level: Option<SignalLevel>,
-    wait: Duration,
-    /// Add receipts to the reader's own direct messages.
-    receipts: bool,
-    /// The session key the call presented: a read naming a keyed session
-    /// needs it.
-    key: Presented,
-}
-
-impl Read {
-    fn new(p: GetParams, key: Presented) -> Self {
-        let descending = p.descending();
-        let mut channels = p.channels.unwrap_or_default();
-        if let Some(c) = p.channel {
-            channels.push(c);
-        }
-        channels.retain(|c| !c.is_empty());
-        Self {
-            cursor: p.cursor,
-            limit: p.limit,
-            descending,
-            min_level: p.min_level,
-            wait: Duration::from_secs(p.wait_seconds),
-            session_id: p.session_id.filter(|s| s != "anonymous" && !s.is_empty()),
-            channels,
-            resume: p.resume,
-            event_types: p.event_types.unwrap_or_default(),
-            peek: p.peek,
-            correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
-            receipts: p.receipts.unwrap_or(false),
-            key,
-        }
-    }
-
-    /// Filters that narrow the read; a narrowed read never consumes.
-    fn narrowed(&self) -> bool {
-        !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
-    }
-
-    /// Whether the read moves the named session's saved cursor: it names a
-    /// session, is neither a peek nor narrowed, and comes from the agent
-    /// itself — or from a helper (a hook, the CLI) that asked `resume=true`,
-    /// as a watcher hook that keeps the agent's cursor for it does. A push
-    /// poll and a `wait` never consume.
-    fn consumes(&self, reader: Reader) -> bool {
-        if self.session_id.is_none() || self.peek || self.narrowed() {
-            return false;
-        }
-        match reader {
-            Reader::Agent => true,
-            Reader::Helper => self.resume,
-            Reader::Push | Reader::Wait => false,
-        }
-    }
-
-    /// The sessions whose end a long-poll returns for: the reader's own,
-    /// and those whose direct messages it waits on.
-    fn sessions_ending(&self) -> Vec<String> {
-        self.session_id
-            .iter()
-            .map(String::as_str)
-            .chain(
-                self.channels
-                    .iter()
-                    .filter_map(|c| shared::channel::dm_target(c)),
-            )
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 /// What one pass over the store found.
@@ -498,35 +414,4 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
         bus.warn_deleted_once(&s, "ack_events");
     }
     Ok(reply?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(args: impl FnOnce(&mut GetParams)) -> Read {
-        let mut p = GetParams {
-            session_id: Some("s".into()),
-            ..GetParams::default()
-        };
-        args(&mut p);
-        Read::new(p, Presented::of(&Caller::internal()))
-    }
-
-    #[test]
-    fn only_the_agent_consumes_unless_a_helper_asks_resume() {
-        use Reader::{Agent, Helper, Push, Wait};
-        let (plain, resume) = (read(|_| {}), read(|p| p.resume = true));
-        let by = |r: &Read| [Agent, Helper, Push, Wait].map(|reader| r.consumes(reader));
-        assert_eq!(by(&plain), [true, false, false, false]);
-        assert_eq!(by(&resume), [true, true, false, false]);
-        for narrowed in [
-            read(|p| p.peek = true),
-            read(|p| p.channel = Some("all".into())),
-            read(|p| p.event_types = Some(vec!["x".into()])),
-            read(|p| p.session_id = None),
-        ] {
-            assert_eq!(by(&narrowed), [false; 4]);
-        }
-    }
 }
