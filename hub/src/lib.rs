@@ -19,7 +19,8 @@
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
 //!   included); their params, replies and refusals are [`shared::tools`].
 //! - [`store`]: redb; the only module that names a table — `tables`,
-//!   `records`, `read` (snapshots), `index` (the event index), the write
+//!   `records`, `read` (snapshots), `index` and `postings` (the event
+//!   index: its read walk, its writes), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
 //!   `open` (open, refuse SQLite, migrations), `claims`, `receipts`.
 //! - [`codec`]: the compact binary form of a stored event.
@@ -33,7 +34,9 @@
 //! - [`egress`]: the special-purpose address table, URL redaction.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
-//! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`sweeper`]: ends lapsed leases and idle sessions, applies retention.
+//! - [`retention`]: which events go under `--retain-days`/`--retain-events`,
+//!   pruned with every row kept for them.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`names`]: display ids.
@@ -51,6 +54,7 @@ pub mod import;
 pub mod json;
 pub mod mcp;
 pub mod names;
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod state;

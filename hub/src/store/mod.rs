@@ -29,6 +29,8 @@
 //! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
 //! - `index`: the event index (a bitmap per key and block of 64 ids) and
 //!   the walk that answers filtered reads.
+//! - `postings`: the event index's writes: key names and numbers, an
+//!   event's bits set and cleared, a key dropped with its last event.
 //! - `live`: the live sessions in memory, as committed, each with its
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
@@ -57,6 +59,7 @@ mod live;
 mod migrate;
 mod open;
 mod outbox;
+mod postings;
 mod read;
 pub mod receipts;
 mod records;
