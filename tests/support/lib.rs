@@ -216,6 +216,22 @@ impl Hub {
         Self::spawn(dir, db, options.args, options.env, port)
     }
 
+    /// Starts a hub whose open-file limit is `soft` with a hard limit of
+    /// `hard` (set by the shell that starts it, as `ulimit -n` would; a
+    /// restart starts it with the test's own limits).
+    pub fn start_with_open_files(options: HubOptions, soft: u64, hard: u64) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
+        let db = dir.path().join("data.redb");
+        let mut cmd = Command::new("sh");
+        clear_bus_env(&mut cmd);
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+            ))
+            .arg(bin_path("agent-event-bus"));
+        Self::spawn_command(cmd, dir, db, options.args, options.env, 0)
+    }
+
     /// Starts a hub on the store already in `dir` (`data.redb`), e.g. one
     /// just imported.
     pub fn start_on(dir: Arc<tempfile::TempDir>, options: HubOptions) -> Self {
@@ -235,7 +251,18 @@ impl Hub {
         env: Vec<(String, String)>,
         port: u16,
     ) -> Self {
-        let mut cmd = command("agent-event-bus");
+        Self::spawn_command(command("agent-event-bus"), dir, db, args, env, port)
+    }
+
+    /// [`Hub::spawn`] with `cmd` as the hub's command line so far.
+    fn spawn_command(
+        mut cmd: Command,
+        dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        port: u16,
+    ) -> Self {
         if !args.iter().any(|a| a == "--host") {
             cmd.arg("--host").arg("127.0.0.1");
         }
