@@ -123,9 +123,18 @@ async fn under_a_rolling_window_the_store_stops_growing() {
         let rows = table_rows(&bus.store).await;
         let (keys, bits, dms) = index_rows_for_stored_events(&bus.store).await;
         assert_eq!(rows["events"], KEEP, "window {w}: {rows:?}");
-        assert_eq!(rows["event_keys"], keys, "window {w}: keys of stored events only");
-        assert_eq!(rows["event_bits"], bits, "window {w}: rows of stored events only");
-        assert_eq!(rows["direct_messages"], dms, "window {w}: stored messages only");
+        assert_eq!(
+            rows["event_keys"], keys,
+            "window {w}: keys of stored events only"
+        );
+        assert_eq!(
+            rows["event_bits"], bits,
+            "window {w}: rows of stored events only"
+        );
+        assert_eq!(
+            rows["direct_messages"], dms,
+            "window {w}: stored messages only"
+        );
         assert!(
             (1..=dms).contains(&rows["receipts"]),
             "window {w}: receipts of stored messages only: {rows:?}"

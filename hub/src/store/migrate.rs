@@ -8,13 +8,11 @@ use std::time::Instant;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::postings::{IndexTables, add_entry, index_names};
 use super::open::SCHEMA_VERSION;
+use super::postings::{IndexTables, add_entry, index_names};
 use super::read::read_live_sessions;
 use super::sessions::count_name;
-use super::tables::{
-    EVENT_BITS, EVENT_INDEX_V2, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode,
-};
+use super::tables::{EVENT_BITS, EVENT_INDEX_V2, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode};
 use super::{Result, SessionRecord, codec};
 
 /// The share of the file that may be free space before opening compacts it.

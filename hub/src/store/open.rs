@@ -15,8 +15,8 @@ use super::migrate::{build_event_index, compact_if_slack, rebuild_live_index, re
 use super::postings::init_key_counter;
 use super::read::{committed_tip, read_tip};
 use super::tables::{
-    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENTS, LEASES, META, OUTBOX, OUTBOX_RETRY,
-    SESSIONS, WEBHOOKS,
+    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENTS, LEASES, META, OUTBOX,
+    OUTBOX_RETRY, SESSIONS, WEBHOOKS,
 };
 use super::writer::{Job, Shared, Writer};
 use super::{Result, Store, StoreError, claims, receipts};

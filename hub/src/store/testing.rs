@@ -147,11 +147,8 @@ pub(crate) async fn index_rows_for_stored_events(store: &Store) -> (u64, u64, u6
     let mut rows = HashSet::new();
     let mut dms = 0;
     for e in &events {
-        let names = super::postings::index_names(
-            &e.channel,
-            &e.event_type,
-            e.correlation_id.as_deref(),
-        );
+        let names =
+            super::postings::index_names(&e.channel, &e.event_type, e.correlation_id.as_deref());
         for name in names {
             rows.insert((name.clone(), e.id / super::postings::BLOCK_BITS));
             keys.insert(name);
