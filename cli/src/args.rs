@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hooks, notify, sessions, wait, webhook};
+use crate::commands::{claims, events, hooks, notify, sessions, wait, wake, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -19,6 +19,8 @@ Examples:
   agent-event-bus-cli claim --file src/x.rs --note \"splitting it\"
   agent-event-bus-cli claims file:my-project/
   agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
+  agent-event-bus-cli wake-state busy       # from a turn-start hook (idle from a turn-end hook)
+  agent-event-bus-cli panes set             # map this session to this tmux/zellij pane
   agent-event-bus-cli doctor
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
@@ -88,6 +90,10 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),
+    /// Record that the agent is busy (in a turn) or idle, for the terminal wake (from hooks)
+    WakeState(wake::WakeStateArgs),
+    /// Map this session to a tmux or zellij pane by hand, or clear the mapping
+    Panes(wake::PanesArgs),
 }
 
 /// The subcommand named on a command line, found without parsing it (the

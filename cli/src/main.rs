@@ -20,7 +20,7 @@
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, hooks).
+//!   notify, doctor, wait, hooks, wake).
 
 mod args;
 mod commands;

@@ -18,6 +18,9 @@
 //! - [`push`]: events pushed into the session — channel notifications and
 //!   desktop notices; [`push::poll`], the long-poll between renewals that
 //!   finds them; [`push::flow`], flow control (rate cap, repeats, loop guard).
+//! - [`wake`]: waking an idle agent for a direct message — Claude Code's
+//!   inbox socket, a notice typed into its own terminal pane — with
+//!   receipts, and the reach its registration reports.
 //! - [`shutdown`]: signals and parent-death detection.
 //! - [`frames`]: the stdio framing in front of rmcp (frame limit, errors for
 //!   lines it cannot take).
@@ -29,6 +32,7 @@ pub mod presence;
 pub mod push;
 pub mod server;
 pub mod shutdown;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +45,7 @@ use crate::forward::Forwarder;
 use crate::presence::Presence;
 use crate::push::Pusher;
 use crate::server::ProxyServer;
+use crate::wake::{WakeConfig, Waker};
 
 /// How long exit cleanup (waiting for a registration in flight, then
 /// `unregister_session`) may take before the proxy exits anyway; the lease
@@ -65,6 +70,8 @@ pub struct Config {
     pub lease_seconds: u64,
     /// Channels pushed into the session besides its direct messages.
     pub push_channels: Vec<String>,
+    /// The wake paths in use (`inbox`, `pane`) and the state directory.
+    pub wake: WakeConfig,
 }
 
 /// Serves MCP on stdin/stdout until the client leaves (EOF), a signal
@@ -79,6 +86,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown::watch(stop.clone(), client_pid)?;
 
     let (pusher, batches) = Pusher::new(hub.clone());
+    let (waker, wake_jobs) = Waker::new(hub.clone(), &config.wake, client_pid);
+    pusher.set_waker(waker.clone());
+    let waking = tokio::spawn(waker.clone().run(wake_jobs));
     let deliveries = tokio::spawn(pusher.clone().deliver(batches));
     let presence = Arc::new(Presence::new(
         hub.clone(),
@@ -114,5 +124,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     renewals.abort();
     deliveries.abort();
+    waking.abort();
+    waker.close();
     Ok(())
 }

@@ -269,11 +269,17 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
+        // The session id once known, else the client id the hub adopts.
+        let id = match self.phase() {
+            Phase::Registered(id) => id,
+            _ => identity.client_id.clone(),
+        };
+        let push = self.pusher.routes(&id).await;
         let out = self
             .hub
             .call_tool_within(
                 "register_session",
-                Value::Object(identity.register_args()),
+                Value::Object(identity.register_args(&push)),
                 ROUND_TRIP,
             )
             .await?;

@@ -16,6 +16,9 @@
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
+//! - [`wake`]: the terminal wake files in it (turn state, hand-mapped panes)
+//!   and the wake switch.
+//! - [`procs`]: the local process tree (parents, ancestors, environment).
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
@@ -28,10 +31,12 @@ pub mod config;
 pub mod cursor;
 pub mod level;
 pub mod notify;
+pub mod procs;
 pub mod push;
 pub mod state;
 pub mod time;
 pub mod tools;
+pub mod wake;
 pub mod wire;
 
 pub use client::{ClientError, HubClient, ToolOutput};

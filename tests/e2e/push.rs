@@ -228,9 +228,10 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
         &[("PATH", proxy_path.as_str()), ("DISPLAY", ":99")],
     );
     let mine = session(&hub, &me).unwrap();
-    assert_eq!(mine["push"], json!(["channel", "notify"]), "{mine}");
+    // Channels are Claude Code's alone; this client is not it.
+    assert_eq!(mine["push"], json!(["notify"]), "{mine}");
     let text = Cli::new(&hub).run(&["sessions"]).stdout;
-    assert!(text.contains("    push: channel, notify\n"), "{text}");
+    assert!(text.contains("    push: notify\n"), "{text}");
 
     // A DM to the proxy's session: one notice, from the proxy (the session
     // has a lease, so the hub stays quiet), worded as the original.
@@ -304,7 +305,7 @@ fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
             ("DBUS_SESSION_BUS_ADDRESS", ""),
         ],
     );
-    assert_eq!(session(&hub, &me).unwrap()["push"], json!(["channel"]));
+    assert_eq!(session(&hub, &me).unwrap()["push"], json!([]));
     let dm = hub.publish(
         "anonymous",
         "ping",
@@ -424,7 +425,7 @@ fn register_session_push_routes_add_up_and_are_checked() {
     assert!(bad.is_error(), "{:?}", bad.result);
     assert!(
         bad.text()
-            .contains("push items must be one of channel, hook, notify (got 'sms')"),
+            .contains("push items must be one of inbox, pane, channel, hook, notify (got 'sms')"),
         "{}",
         bad.text()
     );

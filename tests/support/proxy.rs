@@ -124,7 +124,10 @@ impl Proxy {
         } else {
             command("agent-event-bus-proxy")
         };
+        // No wake unless a test asks: its proxy could otherwise find the
+        // terminal pane the tests run in through its ancestors.
         cmd.env("AGENT_EVENT_BUS_URL", &options.url)
+            .env(shared::wake::ENV_WAKE, "off")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "proxy=debug,warn")
             .current_dir(cwd.path())
@@ -325,12 +328,17 @@ impl Proxy {
     /// `initialize` (protocol 2025-11-25, as Claude Code after its probe),
     /// then `notifications/initialized`. Returns the initialize result.
     pub fn initialize(&mut self) -> Value {
+        self.initialize_as("e2e", "0")
+    }
+
+    /// [`Proxy::initialize`] with this `clientInfo` (say, `claude-code`).
+    pub fn initialize_as(&mut self, name: &str, version: &str) -> Value {
         let result = self.result(
             "initialize",
             Some(json!({
                 "protocolVersion": "2025-11-25",
                 "capabilities": {},
-                "clientInfo": {"name": "e2e", "version": "0"},
+                "clientInfo": {"name": name, "version": version},
             })),
         );
         self.notify("notifications/initialized");

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod notify;
 pub mod sessions;
 pub mod wait;
+pub mod wake;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Doctor => doctor::doctor(&hub, global).await,
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
+        Command::WakeState(args) => wake::wake_state(&hub, args).await,
+        Command::Panes(args) => wake::panes(&hub, args).await,
     }
 }
 

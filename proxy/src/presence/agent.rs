@@ -35,7 +35,8 @@ impl Presence {
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
-        args.extend(next.register_args());
+        let push = self.pusher.routes(&next.client_id).await;
+        args.extend(next.register_args(&push));
         let out = self
             .hub
             .call_tool("register_session", Value::Object(args))

@@ -11,6 +11,10 @@ fn presence(lease_seconds: u64) -> Presence {
         client_id: Some("c".into()),
         lease_seconds,
         push_channels: Vec::new(),
+        wake: crate::wake::WakeConfig {
+            paths: Vec::new(),
+            state_dir: None,
+        },
     };
     let (pusher, _) = Pusher::new(hub.clone());
     Presence::new(hub, config, 1, pusher)
