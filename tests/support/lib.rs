@@ -266,20 +266,20 @@ impl Hub {
     pub fn start_with(options: HubOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
         let db = dir.path().join("data.redb");
-        Self::spawn(command("agent-event-bus"), dir, db, options.args, options.env, 0)
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// Starts a hub whose database is `db` (say, on a small filesystem).
     pub fn start_on_db(db: PathBuf, options: HubOptions) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        Self::spawn(command("agent-event-bus"), dir, db, options.args, options.env, 0)
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// Starts a hub on 127.0.0.1 at `port` (one a test has just freed).
     pub fn start_on_port(options: HubOptions, port: u16) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
         let db = dir.path().join("data.redb");
-        Self::spawn(command("agent-event-bus"), dir, db, options.args, options.env, port)
+        Self::spawn(dir, db, options.args, options.env, port)
     }
 
     /// Starts a hub whose open-file limit is `soft` with a hard limit of
@@ -295,14 +295,14 @@ impl Hub {
                 "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
             ))
             .arg(bin_path("agent-event-bus"));
-        Self::spawn(cmd, dir, db, options.args, options.env, 0)
+        Self::spawn_command(cmd, dir, db, options, 0)
     }
 
     /// Starts a hub on the store already in `dir` (`data.redb`), e.g. one
     /// just imported.
     pub fn start_on(dir: Arc<tempfile::TempDir>, options: HubOptions) -> Self {
         let db = dir.path().join("data.redb");
-        Self::spawn(command("agent-event-bus"), dir, db, options.args, options.env, 0)
+        Self::spawn(dir, db, options.args, options.env, 0)
     }
 
     /// The database file.
@@ -310,15 +310,26 @@ impl Hub {
         self.db.clone()
     }
 
-    /// Starts `cmd` (the hub's command line so far) on `db`.
     fn spawn(
-        mut cmd: Command,
         dir: Arc<tempfile::TempDir>,
         db: PathBuf,
         args: Vec<String>,
         env: Vec<(String, String)>,
         port: u16,
     ) -> Self {
+        let options = HubOptions { args, env };
+        Self::spawn_command(command("agent-event-bus"), dir, db, options, port)
+    }
+
+    /// Starts `cmd`, the hub's command line so far, on `db`.
+    fn spawn_command(
+        mut cmd: Command,
+        dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        options: HubOptions,
+        port: u16,
+    ) -> Self {
+        let HubOptions { args, env } = options;
         if !args.iter().any(|a| a == "--host") {
             cmd.arg("--host").arg("127.0.0.1");
         }
@@ -442,7 +453,6 @@ impl Hub {
     pub fn restart(&mut self) {
         self.stop();
         let next = Self::spawn(
-            command("agent-event-bus"),
             self.dir.clone(),
             self.db.clone(),
             self.extra_args.clone(),
@@ -457,7 +467,6 @@ impl Hub {
         self.stop();
         let port = self.port;
         let next = Self::spawn(
-            command("agent-event-bus"),
             self.dir.clone(),
             self.db.clone(),
             self.extra_args.clone(),
