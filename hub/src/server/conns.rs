@@ -315,18 +315,17 @@ where
             let this = this.clone();
             let stop = stop.clone();
             tracker.spawn(async move {
-                let slot = match slot {
-                    Some(slot) => slot,
-                    None => {
-                        let over = Counted::enter(&this.conns.over_cap);
-                        if over.count > OVER_CAP {
-                            // Closed unanswered: its descriptor is wanted.
-                            return;
-                        }
-                        match this.conns.make_room().await {
-                            Some(slot) => slot,
-                            None => return overloaded(stream).await,
-                        }
+                let slot = if let Some(slot) = slot {
+                    slot
+                } else {
+                    let over = Counted::enter(&this.conns.over_cap);
+                    if over.count > OVER_CAP {
+                        // Closed unanswered: its descriptor is wanted.
+                        return;
+                    }
+                    match this.conns.make_room().await {
+                        Some(slot) => slot,
+                        None => return overloaded(stream).await,
                     }
                 };
                 this.connection(stream, peer, slot, stop).await;
