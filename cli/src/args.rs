@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hooks, notify, sessions, wait, wake, webhook};
+use crate::commands::{access, claims, events, hooks, notify, sessions, wait, wake, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -22,6 +22,7 @@ Examples:
   agent-event-bus-cli wake-state busy       # from a turn-start hook (idle from a turn-end hook)
   agent-event-bus-cli panes set             # map this session to this tmux/zellij pane
   agent-event-bus-cli doctor
+  agent-event-bus-cli open                  # the live view, with this machine's hub token
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
 else the session on this machine whose client process is an ancestor of this command
@@ -48,7 +49,7 @@ pub struct Global {
     /// Hub URL, with or without /mcp
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     pub url: String,
-    /// Bearer token for a remote hub
+    /// Bearer token for the hub [default: for a hub on this machine, the token file beside its database]
     #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Show the full error chain on failures
@@ -86,6 +87,10 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// Check the hub, auth, versions, a publish/read round trip and the Claude Code setup
     Doctor,
+    /// Print the hub's token this CLI sends, to give a client on another machine
+    Token,
+    /// Open the live view in a browser, with the hub's token
+    Open(access::OpenArgs),
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings

@@ -15,12 +15,12 @@
 //!
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
-//! - [`hub`]: the connection: tool calls, timeouts, domain-error replies.
+//! - [`hub`]: the connection: typed tool calls, timeouts.
 //! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, hooks, wake).
+//!   notify, doctor, wait, hooks, wake, and `access`: `token` and `open`).
 
 mod args;
 mod commands;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use shared::tools::sessions::RegisterParams;
 
 use crate::Config;
 
@@ -63,19 +63,15 @@ impl Identity {
 
     /// `register_session` arguments for this identity, with the push
     /// routes it can be reached by now.
-    pub fn register_args(&self, push: &[String]) -> Map<String, Value> {
-        let args = json!({
-            "name": self.name,
-            "machine": self.machine,
-            "cwd": self.cwd,
-            "client_id": self.client_id,
-            "lease_seconds": self.lease_seconds,
-            "client_pid": self.client_pid,
-            "push": push,
-        });
-        match args {
-            Value::Object(map) => map,
-            _ => Map::new(),
+    pub fn register_params(&self, push: &[String]) -> RegisterParams {
+        RegisterParams {
+            name: self.name.clone(),
+            machine: Some(self.machine.clone()),
+            cwd: Some(self.cwd.clone()),
+            client_id: Some(self.client_id.clone()),
+            lease_seconds: Some(i64::try_from(self.lease_seconds).unwrap_or(i64::MAX)),
+            client_pid: Some(i64::from(self.client_pid)),
+            push: Some(push.to_vec()),
         }
     }
 }

@@ -60,7 +60,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Config {
     /// The hub, with or without `/mcp`.
     pub url: String,
-    /// Sent as a bearer token (needed for a remote hub).
+    /// Sent as a bearer token; without one, the proxy sends what it finds
+    /// (`AGENT_EVENT_BUS_TOKEN`, else this machine's hub token file for a
+    /// hub on this machine).
     pub token: Option<String>,
     /// The session name; else `repo/branch` from git, else the cwd's name.
     pub name: Option<String>,
@@ -79,7 +81,7 @@ pub struct Config {
 /// should `std::process::exit` afterwards: a blocking stdin read may still
 /// be pending and would hold up runtime shutdown.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let hub = Arc::new(HubClient::new(&config.url, config.token.clone())?);
+    let hub = Arc::new(HubClient::discover(&config.url, config.token.as_deref())?);
     tracing::debug!(hub = %hub.endpoint(), "starting");
     let client_pid = shutdown::parent_pid();
     let stop = CancellationToken::new();

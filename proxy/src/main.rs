@@ -15,7 +15,7 @@ struct Args {
     /// The hub, with or without /mcp.
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     url: String,
-    /// Bearer token for a remote hub.
+    /// Bearer token for the hub [default: for a hub on this machine, the token file beside its database].
     #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
     token: Option<String>,
     /// Session name [default: repo/branch from git, else the cwd's name].

@@ -31,6 +31,7 @@ use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
 use shared::tools::receipts::PushedParams;
+use shared::tools::sessions::{ListSessions, NoParams};
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
@@ -207,19 +208,14 @@ impl Deliverer {
         match self
             .pusher
             .hub
-            .call_tool_within("list_sessions", json!({}), NAMES_TIMEOUT)
+            .call_within::<ListSessions>(&NoParams {}, NAMES_TIMEOUT)
             .await
         {
-            Ok(out) => {
-                for s in out.value().as_array().into_iter().flatten() {
-                    if let (Some(sid), Some(name)) = (
-                        s.get("session_id").and_then(Value::as_str),
-                        s.get("name").and_then(Value::as_str),
-                    ) {
-                        self.names.insert(sid.to_owned(), name.to_owned());
-                    }
-                }
+            Ok(Ok(sessions)) => {
+                self.names
+                    .extend(sessions.into_iter().map(|s| (s.session_id, s.name)));
             }
+            Ok(Err(refusal)) => tracing::debug!(%refusal, "cannot look up session names"),
             Err(e) => tracing::debug!("cannot look up session names: {e}"),
         }
         self.names.get(id).cloned()

@@ -287,8 +287,18 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
     event
 }
 
-fn mcp_env(hub: &Hub) -> String {
-    format!("AGENT_EVENT_BUS_URL={}", hub.base())
+/// The proxy's environment in a client's settings, as `-e` flags: the
+/// hub, and its token file (in the sandbox's `HOME` the proxy would not
+/// find the test hub's by itself).
+fn mcp_env(hub: &Hub) -> Vec<String> {
+    let mut flags = vec![
+        "-e".to_owned(),
+        format!("AGENT_EVENT_BUS_URL={}", hub.base()),
+    ];
+    for (key, value) in hub.client_env() {
+        flags.extend(["-e".to_owned(), format!("{key}={value}")]);
+    }
+    flags
 }
 
 #[test]
@@ -304,7 +314,8 @@ fn claude_code_lists_the_proxy_and_publishes_through_it() {
         sandbox
             .command(&claude)
             .args(["mcp", "add", "--scope", "user", "agent-event-bus"])
-            .args(["-e", &mcp_env(&hub), "--"])
+            .args(mcp_env(&hub))
+            .arg("--")
             .arg(&proxy),
     );
     let listed = run(
@@ -375,7 +386,7 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
         "agent-event-bus",
     ])
     .arg(&proxy)
-    .args(["-e", &mcp_env(&hub)]);
+    .args(mcp_env(&hub));
     run("gemini mcp add", &mut add);
     let listed = run(
         "gemini mcp list",
@@ -455,12 +466,16 @@ wire_api = "responses"
 
 [mcp_servers.agent-event-bus]
 command = {proxy:?}
-env = {{ AGENT_EVENT_BUS_URL = "{hub}" }}
+env = {{ AGENT_EVENT_BUS_URL = "{hub}", AGENT_EVENT_BUS_TOKEN_FILE = {token_file:?} }}
 default_tools_approval_mode = "approve"
 "#,
         standin = standin.url,
         proxy = proxy.to_string_lossy(),
         hub = hub.base(),
+        token_file = hub
+            .token_file()
+            .expect("the hub made a token file")
+            .to_string_lossy(),
     );
     std::fs::write(codex_home.join("config.toml"), config).expect("config.toml");
     let mut cmd = sandbox.command(&codex);
@@ -493,6 +508,7 @@ fn the_typescript_sdk_uses_every_tool_over_stdio_and_streamable_http() {
             .arg(&script)
             .env("CLIENTS_DIR", clients_dir())
             .env("HUB_URL", hub.base())
+            .env("AGENT_EVENT_BUS_TOKEN", hub.token())
             .env("PROXY", bin_path("agent-event-bus-proxy")),
     );
     let report: Value = out

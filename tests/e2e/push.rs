@@ -121,13 +121,36 @@ fn a_direct_message_becomes_one_channel_notification_with_its_ids_in_meta() {
 
     // Push never consumed the agent's cursor: both messages are still new.
     let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["id"].as_u64())
-        .collect();
+    let ids = support::page_ids(&page);
     assert!(ids.contains(&dm) && ids.contains(&later), "{page}");
+}
+
+#[test]
+fn push_pushes_every_message_once_across_a_hub_restart() {
+    let mut hub = Hub::start();
+    let (proxy, me) = registered(&hub, "restarted", &[]);
+    let sender = sid(&hub.register("sender", Some("sender-1")));
+    let to_me = format!("session:{me}");
+    let before = hub.publish(&sender, "note", "before the restart", &to_me);
+    wait_note(&proxy, "the message before the restart", about(before));
+    // The push poll is waiting on the hub when it goes away.
+    hub.wait_long_polls(1);
+    hub.restart_same_port();
+    let after = hub.publish(&sender, "note", "after the restart", &to_me);
+    wait_note(&proxy, "the message after the restart", about(after));
+    // A sentinel: once it is out, anything pushed twice would be too.
+    let sentinel = hub.publish(&sender, "note", "sentinel", &to_me);
+    wait_note(&proxy, "the sentinel", about(sentinel));
+    let notes = channel_notes(&proxy);
+    for id in [before, after, sentinel] {
+        assert_eq!(
+            notes.iter().filter(|n| about(id)(n)).count(),
+            1,
+            "event {id} pushed once: {notes:#?}"
+        );
+    }
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    proxy.assert_stdout_is_json_rpc();
 }
 
 #[test]
@@ -442,6 +465,7 @@ fn waiter(hub: &Hub, state: &Path) -> Cli {
 fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     command("agent-event-bus-cli")
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .env("AGENT_EVENT_BUS_STATE_DIR", state)
         .envs(env.iter().copied())
         .arg("wait")

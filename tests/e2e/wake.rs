@@ -79,6 +79,9 @@ impl Agent {
             ("SERVER_ENV", server_env),
             ("TURN_SECONDS", "1".to_owned()),
         ];
+        // The hub's credential, as its user's proxy and hooks find it.
+        let credential = hub.client_env();
+        env.extend(credential.iter().map(|(k, v)| (k.as_str(), v.clone())));
         if opts.hooks {
             env.push((
                 "HOOK_CLI",

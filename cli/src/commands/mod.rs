@@ -1,6 +1,7 @@
 //! One module per command group; each holds its flags (clap `Args`) and
 //! its run function. [`run`] dispatches.
 
+pub mod access;
 pub mod claims;
 pub mod doctor;
 pub mod events;
@@ -36,6 +37,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Claims(args) => claims::list(&hub, args).await,
         Command::Webhook(args) => webhook::run(&hub, args).await,
         Command::Doctor => doctor::doctor(&hub, global).await,
+        Command::Token => access::token(&hub, global),
+        Command::Open(args) => access::open(&hub, global, &args),
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
         Command::WakeState(args) => wake::wake_state(&hub, args).await,

@@ -284,9 +284,10 @@ fn init_tables(db: &Database) -> Result<u64> {
         let version = meta.get("schema_version")?.map(|v| v.value());
         match version {
             Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Other(format!(
-                    "the database has schema version {v}, newer than this hub's {SCHEMA_VERSION}; upgrade agent-event-bus"
-                )));
+                return Err(StoreError::NewerSchema {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
             }
             // A new file, or one of schema 3, which differs only in how
             // index keys are numbered; older ones are raised once their

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool};
+use super::{ArgError, Params, Tool, check_count};
 
 /// The most ids one call may ask about.
 pub const IDS_MAX: usize = 1000;
@@ -28,18 +28,12 @@ pub struct StatusParams {
     pub event_ids: Vec<u64>,
 }
 
-fn check_ids(ids: &[u64]) -> Result<(), String> {
-    if ids.len() > IDS_MAX {
-        return Err(format!(
-            "event_ids has {} items; the limit is {IDS_MAX}",
-            ids.len()
-        ));
-    }
-    Ok(())
+fn check_ids(ids: &[u64]) -> Result<(), ArgError> {
+    check_count("event_ids", ids, IDS_MAX)
 }
 
 impl Params for StatusParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_ids(&self.event_ids)
     }
 }
@@ -87,7 +81,7 @@ pub struct PushedParams {
 }
 
 impl Params for PushedParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_ids(&self.event_ids)
     }
 }
@@ -155,7 +149,7 @@ pub struct ReceiptParams {
 }
 
 impl Params for ReceiptParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_ids(&self.event_ids)
     }
 }

@@ -84,13 +84,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Registers `n` sessions, [`REGISTRARS`] at a time; their ids in order.
-async fn register_all(addr: SocketAddr, n: usize) -> Vec<String> {
+async fn register_all(addr: SocketAddr, token: &Arc<str>, n: usize) -> Vec<String> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for r in 0..REGISTRARS {
-        let next = next.clone();
+        let (next, token) = (next.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::new(addr, source_of(r));
+            let mut conn = Conn::new(addr, source_of(r), token);
             let mut mine = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -115,10 +115,9 @@ async fn register_all(addr: SocketAddr, n: usize) -> Vec<String> {
 }
 
 /// Session `i`'s renewals, staggered over a third of the lease.
-async fn renew(addr: SocketAddr, n: usize, i: usize, id: String, counters: Arc<Counters>) {
+async fn renew(mut conn: Conn, n: usize, i: usize, id: String, counters: Arc<Counters>) {
     let every = Duration::from_secs(LEASE_SECONDS / 3);
     tokio::time::sleep(every.mul_f64(i as f64 / n as f64)).await;
-    let mut conn = Conn::new(addr, source_of(i));
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -136,7 +135,7 @@ async fn renew(addr: SocketAddr, n: usize, i: usize, id: String, counters: Arc<C
 /// Session `i`'s push long-poll; the wake-up time of every direct message
 /// it gets (the publisher put its send time in the payload).
 async fn poll(
-    addr: SocketAddr,
+    mut conn: Conn,
     i: usize,
     id: String,
     cursor: u64,
@@ -144,7 +143,6 @@ async fn poll(
     counters: Arc<Counters>,
     wakes: Arc<Mutex<Vec<Duration>>>,
 ) {
-    let mut conn = Conn::new(addr, source_of(i));
     let mut cursor = cursor;
     let channels = [
         format!("session:{id}"),
@@ -210,7 +208,8 @@ pub async fn fleet(hub: &Hub, n: usize) -> Figures {
     let addr = SocketAddr::from(([127, 0, 0, 1], hub.port));
     let client = Arc::new(hub.client());
     let started = Instant::now();
-    let ids = register_all(addr, n).await;
+    let token: Arc<str> = Arc::from(hub.token());
+    let ids = register_all(addr, &token, n).await;
     let registered_in = started.elapsed();
     let list = list_cost(hub, &client).await;
     let counters = Arc::new(Counters::default());
@@ -219,9 +218,10 @@ pub async fn fleet(hub: &Hub, n: usize) -> Figures {
     let cursor = tip(&client).await;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, id) in ids.iter().enumerate() {
-        tasks.spawn(renew(addr, n, i, id.clone(), counters.clone()));
+        let conn = || Conn::new(addr, source_of(i), token.clone());
+        tasks.spawn(renew(conn(), n, i, id.clone(), counters.clone()));
         tasks.spawn(poll(
-            addr,
+            conn(),
             i,
             id.clone(),
             cursor,
@@ -319,9 +319,11 @@ async fn list_cost(hub: &Hub, client: &Arc<HubClient>) -> (Lat, Lat, Lat, usize)
     let size = Arc::new(AtomicU64::new(0));
     let list = latencies(20, || {
         let (http, body, url, size) = (http.clone(), body.clone(), hub.url.clone(), size.clone());
+        let token = hub.token().to_owned();
         async move {
             let reply = http
                 .post(url)
+                .bearer_auth(token)
                 .header("content-type", "application/json")
                 .header("accept", "application/json")
                 .body(body)

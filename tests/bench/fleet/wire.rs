@@ -7,6 +7,7 @@
 //! fleet costs it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -36,14 +37,17 @@ pub fn source_of(i: usize) -> IpAddr {
 pub struct Conn {
     hub: SocketAddr,
     source: IpAddr,
+    /// The hub's credential, sent with every call.
+    token: Arc<str>,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Conn {
-    pub fn new(hub: SocketAddr, source: IpAddr) -> Self {
+    pub fn new(hub: SocketAddr, source: IpAddr, token: Arc<str>) -> Self {
         Self {
             hub,
             source,
+            token,
             stream: None,
         }
     }
@@ -101,9 +105,11 @@ impl Conn {
     /// body, as the hub sends); an answer other than 200 is an error.
     async fn exchange(&mut self, body: &str) -> std::io::Result<Vec<u8>> {
         let head = format!(
-            "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-             accept: application/json\r\ncontent-length: {}\r\n\r\n",
+            "POST /mcp HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\naccept: application/json\r\n\
+             content-length: {}\r\n\r\n",
             self.hub,
+            self.token,
             body.len()
         );
         let stream = self.open().await?;
