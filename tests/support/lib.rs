@@ -2,7 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9,
+//!   start under given open-file limits: `open_files`);
 //!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
@@ -16,6 +17,7 @@
 
 mod credential;
 pub mod group;
+mod open_files;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
@@ -293,22 +295,6 @@ impl Hub {
         Self::spawn(dir, db, options.args, options.env, port)
     }
 
-    /// Starts a hub whose open-file limit is `soft` with a hard limit of
-    /// `hard` (set by the shell that starts it, as `ulimit -n` would; a
-    /// restart starts it with the test's own limits).
-    pub fn start_with_open_files(options: HubOptions, soft: u64, hard: u64) -> Self {
-        let dir = Arc::new(tempfile::tempdir().expect("a temp dir"));
-        let db = dir.path().join("data.redb");
-        let mut cmd = Command::new("sh");
-        clear_bus_env(&mut cmd);
-        cmd.arg("-c")
-            .arg(format!(
-                "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
-            ))
-            .arg(bin_path("agent-event-bus"));
-        Self::spawn_command(cmd, dir, db, options, 0)
-    }
-
     /// Starts a hub on the store already in `dir` (`data.redb`), e.g. one
     /// just imported.
     pub fn start_on(dir: Arc<tempfile::TempDir>, options: HubOptions) -> Self {
@@ -333,7 +319,7 @@ impl Hub {
     }
 
     /// Starts `cmd`, the hub's command line so far, on `db`.
-    fn spawn_command(
+    pub(crate) fn spawn_command(
         mut cmd: Command,
         dir: Arc<tempfile::TempDir>,
         db: PathBuf,
