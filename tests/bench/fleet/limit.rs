@@ -1,9 +1,13 @@
 //! One hub's limit on this machine: the fleet size at which it leaves the
 //! bar (DM wake p99 over 50 ms, RSS over 1 GB, a lapsed renewal, or a
-//! failed push poll or publish). Each size is played on a fresh hub process over a
-//! copy of the filled store: the search doubles from a start size while the
-//! hub stays within the bar, then halves the gap between the last size
-//! within it and the first past it until that gap is an eighth of the size.
+//! failed push poll or publish). Each size is played on a fresh hub process
+//! over a copy of the filled store: the search doubles from a start size
+//! while the hub stays within the bar, then halves the gap between the last
+//! size within it and the first past it until that gap is an eighth of the
+//! size. A size past the bar is played once more, and counts as past only
+//! when it is past again: on a shared machine the disk stalls now and then
+//! (a publish waits for its fsync, and so does the wake it causes), and a
+//! stall passes where a hub past its limit stays past it.
 
 use std::time::{Duration, Instant};
 
@@ -69,9 +73,15 @@ pub fn search(start: usize, max: usize, ceiling: &str, mut play: impl FnMut(usiz
             began.elapsed().as_secs_f64(),
             load_average()
         );
-        let figures = play(n);
+        let mut figures = play(n);
         load::print(&figures);
-        let why = breaches(&figures);
+        let mut why = breaches(&figures);
+        if !why.is_empty() {
+            println!("  past the bar: {}; once more to be sure", why.join(", "));
+            figures = play(n);
+            load::print(&figures);
+            why = breaches(&figures);
+        }
         if why.is_empty() {
             println!("  within the bar");
             steps.push(format!("{n} ok"));
