@@ -19,7 +19,7 @@ use shared::tools::sessions::{ListSessions, RegisterSession};
 use support::Hub;
 
 use super::history::{cpu_seconds, tip};
-use super::wire::{Conn, source_of};
+use super::wire::{Conn, Sources};
 use crate::{Lat, latencies, rss_mb};
 
 const LEASE_SECONDS: u64 = 60;
@@ -87,13 +87,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Registers `n` sessions, [`REGISTRARS`] at a time; their ids in order.
-async fn register_all(addr: SocketAddr, token: &Arc<str>, n: usize) -> Vec<String> {
+async fn register_all(
+    addr: SocketAddr,
+    token: &Arc<str>,
+    sources: Sources,
+    n: usize,
+) -> Vec<String> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for r in 0..REGISTRARS {
         let (next, token) = (next.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::new(addr, source_of(r), token);
+            let mut conn = Conn::new(addr, sources.of(r), token);
             let mut mine = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +217,8 @@ pub async fn fleet(hub: &Hub, n: usize) -> Figures {
     let client = Arc::new(hub.client());
     let started = Instant::now();
     let token: Arc<str> = Arc::from(hub.token());
-    let ids = register_all(addr, &token, n).await;
+    let sources = Sources::for_fleet(n);
+    let ids = register_all(addr, &token, sources, n).await;
     let registered_in = started.elapsed();
     let list = list_cost(hub, &client).await;
     let counters = Arc::new(Counters::default());
@@ -221,7 +227,7 @@ pub async fn fleet(hub: &Hub, n: usize) -> Figures {
     let cursor = tip(&client).await;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, id) in ids.iter().enumerate() {
-        let conn = || Conn::new(addr, source_of(i), token.clone());
+        let conn = || Conn::new(addr, sources.of(i), token.clone());
         tasks.spawn(renew(conn(), n, i, id.clone(), counters.clone()));
         tasks.spawn(poll(
             conn(),

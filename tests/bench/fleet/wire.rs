@@ -1,14 +1,15 @@
 //! The fleet's own connections: one keep-alive HTTP/1.1 connection per
 //! loop, as each session's proxy holds one for its push long-poll and one
-//! for its renewals, from a loopback source address of its own (127.0.0.x)
-//! so a fleet of tens of thousands does not run out of ephemeral ports
-//! (about 28,000 per source address). A pooled client would share a few
-//! connections between sessions and spare the hub the connections a real
-//! fleet costs it.
+//! for its renewals. They come from loopback source addresses (127.x.y.z),
+//! 2,000 sessions to each and fresh ones for every fleet, so a fleet of tens
+//! of thousands never runs out of ephemeral ports (about 28,000 per source
+//! address, the closed ones held a minute). A pooled client would share a
+//! few connections between sessions and spare the hub the connections a
+//! real fleet costs it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,9 +17,9 @@ use shared::tools::Tool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
-/// Sessions per source address: two connections each, well inside the
+/// Sessions per source address: two connections each, far inside the
 /// ephemeral port range.
-const SESSIONS_PER_SOURCE: usize = 10_000;
+const SESSIONS_PER_SOURCE: usize = 2_000;
 
 /// How long any call may take before it counts as failed: past the
 /// longest long-poll (30 s) with room.
@@ -26,10 +27,33 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The source address of session `i`'s connections.
-pub fn source_of(i: usize) -> IpAddr {
-    let n = u32::try_from(2 + i / SESSIONS_PER_SOURCE).unwrap_or(u32::MAX);
-    IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n.min(0x00ff_fffe)))
+/// The next unused block of source addresses: each fleet takes fresh ones,
+/// since the ports its predecessor closed wait out `TIME_WAIT` (a minute)
+/// on theirs.
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(2);
+
+/// The loopback source addresses of one fleet's sessions.
+#[derive(Clone, Copy)]
+pub struct Sources {
+    first: u32,
+}
+
+impl Sources {
+    /// Fresh addresses for a fleet of `n` sessions.
+    pub fn for_fleet(n: usize) -> Self {
+        let blocks = u32::try_from(n / SESSIONS_PER_SOURCE + 1).unwrap_or(u32::MAX);
+        Self {
+            first: NEXT_SOURCE.fetch_add(blocks, Ordering::Relaxed),
+        }
+    }
+
+    /// The source address of session `i`'s connections.
+    pub fn of(self, i: usize) -> IpAddr {
+        let n = u32::try_from(i / SESSIONS_PER_SOURCE)
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.first);
+        IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n.min(0x00ff_fffe)))
+    }
 }
 
 /// One keep-alive connection to the hub's `POST /mcp`, reopened when the
