@@ -32,6 +32,13 @@ impl Hub {
         &self.client
     }
 
+    /// Sends `session_id`'s key (from its key file, when this user has
+    /// one) with every call from now on, so calls acting as that session
+    /// are its own.
+    pub fn act_as(&self, session_id: &str) {
+        self.client.set_session_key(shared::keys::load(session_id));
+    }
+
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
     /// transport failures are errors.
     pub async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {
@@ -47,11 +54,25 @@ impl Hub {
         Ok(self.client.call_within::<T>(params, limit).await?)
     }
 
+    /// Calls list tool `T`: its items, with a note on stderr when the hub
+    /// cut the list at its limit. A refusal is an error.
+    pub async fn list<T, I>(&self, params: &T::Params) -> Result<Vec<I>>
+    where
+        T: Tool<Reply = Vec<I>>,
+    {
+        let arguments = serde_json::to_value(params)?;
+        let out = self.client.call_tool(T::NAME, arguments).await?;
+        let items = out
+            .answer::<T>()?
+            .map_err(|refusal| anyhow!("{} refused: {refusal}", T::NAME))?;
+        if out.truncated() {
+            crate::output::note(&shared::tools::truncated_note(T::NAME, items.len()));
+        }
+        Ok(items)
+    }
+
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
-        self.client
-            .sessions(&NoParams {})
-            .await?
-            .map_err(|refusal| anyhow!("{} refused: {refusal}", ListSessions::NAME))
+        self.list::<ListSessions, _>(&NoParams {}).await
     }
 }

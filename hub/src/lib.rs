@@ -34,7 +34,10 @@
 //! - [`webhooks`]: webhook rules — which events a webhook takes, what an
 //!   attempt does to its health (410, the disable window), the
 //!   private-address policy.
-//! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`egress`]: the special-purpose address table, whether a URL reaches
+//!   it; `egress::redact`, URL redaction (credentials, hook URL secrets).
+//! - [`keys`]: session keys — whether a call may act as a session (the one
+//!   place that decides), minting, hashing.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions, applies retention.
@@ -42,9 +45,12 @@
 //!   pruned with every row kept for them.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
+//! - [`rate`]: rate limits for calls that reach outside the hub (webhook
+//!   test pings).
 //! - [`names`]: display ids.
 //! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
-//!   coercion; `make fuzz` runs them for minutes.
+//!   coercion, and (`fuzz::bounds`) over bounded pages and lists and the
+//!   escaping of client text; `make fuzz` runs them for minutes.
 
 pub mod auth;
 pub mod caller;
@@ -56,8 +62,10 @@ pub mod egress;
 pub mod http;
 pub mod import;
 pub mod json;
+pub mod keys;
 pub mod mcp;
 pub mod names;
+pub mod rate;
 pub mod retention;
 pub mod server;
 pub mod sessions;

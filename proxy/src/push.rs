@@ -298,9 +298,10 @@ impl Deliverer {
         let dm = shared::channel::dm_target(&s.channel) == Some(target.id.as_str());
         let mut content = summary(&s.channel, s.count, s.first_id);
         if dm {
+            let quoted: Vec<String> = names.iter().map(|n| shared::text::quoted(n)).collect();
             content = format!(
                 "Direct messages to you from {}: {content}",
-                names.join(", ")
+                quoted.join(", ")
             );
         }
         if s.looping {
@@ -354,7 +355,11 @@ impl Deliverer {
             let (title, _) = shared::notify::dm_text(&target.name, &target.project, None, "");
             desktop(
                 title,
-                format!("From: {}\n{} new messages", names.join(", "), s.count),
+                format!(
+                    "From: {}\n{} new messages",
+                    shared::text::line(&names.join(", ")),
+                    s.count
+                ),
             );
         }
         self.channel(content, meta).await;
@@ -401,17 +406,19 @@ impl Deliverer {
 
 /// How a peer is named in a notice.
 fn peer_label(id: &str, name: Option<&str>) -> String {
-    match name {
-        Some(name) => format!("session \"{name}\" ({id})"),
-        None => format!("session {id}"),
-    }
+    shared::push::session_label(id, name)
 }
 
-/// Channel `meta`: string values only, keys Claude Code accepts.
+/// Channel `meta`: string values only, keys Claude Code accepts, each
+/// value kept on one line and free of frame tags (they are other clients'
+/// text).
 fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            let value = shared::text::framed_line(v).into_owned();
+            ((*k).to_owned(), Value::String(value))
+        })
         .collect()
 }
 
@@ -430,7 +437,8 @@ mod tests {
 
     #[test]
     fn meta_keys_are_identifiers_and_values_strings() {
-        let m = meta(&[("event_id", "7".into()), ("from_name", "a".into())]);
+        let m = meta(&[("event_id", "7".into()), ("from_name", "a\"\nb".into())]);
+        assert_eq!(m["from_name"], "a\"\\nb", "a value stays on one line");
         for (k, v) in &m {
             assert!(
                 k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),

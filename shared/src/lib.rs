@@ -21,12 +21,16 @@
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
+//! - [`keys`]: session keys on this machine — the key files hooks read, and
+//!   registering with a key.
 //! - [`wake`]: the terminal wake files in it (turn state, hand-mapped panes)
 //!   and the wake switch.
 //! - [`procs`]: the local process tree (parents, ancestors, environment).
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
+//! - [`text`]: client text made safe where it is framed, logged or shown
+//!   (control characters escaped, frame tags neutralised, names quoted).
 
 pub mod catalog;
 pub mod channel;
@@ -34,6 +38,7 @@ pub mod client;
 pub mod coerce;
 pub mod config;
 pub mod cursor;
+pub mod keys;
 pub mod level;
 pub mod listener;
 pub mod mcp;
@@ -41,6 +46,7 @@ pub mod notify;
 pub mod procs;
 pub mod push;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod tools;
 pub mod wake;

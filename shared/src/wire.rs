@@ -29,7 +29,8 @@ pub struct EventsPage<E = Event> {
     pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
-    /// The raw page was full: there may be more.
+    /// The raw page was full, or stopped at the hub's page byte limit
+    /// (`--max-page-bytes`): there may be more.
     pub has_more: bool,
 }
 
@@ -57,6 +58,10 @@ pub struct SessionInfo {
     /// and CLI report: a capability, not a delivery guarantee.
     #[serde(default)]
     pub push: Vec<String>,
+    /// Calls acting as it need its session key (it registered with
+    /// `key: true`); its key is never shown.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// A channel and how many live sessions are implicitly in it.

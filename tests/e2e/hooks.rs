@@ -11,7 +11,13 @@ use crate::cli::{assert_ok, host, register_with_pid};
 /// Runs the recipe for a hook event (`SessionStart` → `session-start.sh`) as
 /// Claude Code does: what it sends that hook on stdin, the CLI on PATH, the
 /// bus environment cleared.
-fn fire(hub: &Hub, event: &str, session_id: &str, cwd: &Path, env: &[(&str, &str)]) -> Output {
+pub(crate) fn fire(
+    hub: &Hub,
+    event: &str,
+    session_id: &str,
+    cwd: &Path,
+    env: &[(&str, &str)],
+) -> Output {
     let script = match event {
         "SessionStart" => "session-start.sh",
         "UserPromptSubmit" => "user-prompt-submit.sh",
@@ -46,7 +52,7 @@ fn hook_input(event: &str, session_id: &str, cwd: &Path) -> Value {
     input
 }
 
-fn context_of(out: &Output, event: &str) -> String {
+pub(crate) fn context_of(out: &Output, event: &str) -> String {
     assert_ok(out);
     let reply: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("hook JSON ({e}): {out:#?}"));

@@ -2,6 +2,7 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod bounds;
 mod browser;
 mod claims;
 mod cli;
@@ -9,12 +10,15 @@ mod credential;
 mod cursors;
 mod deploy;
 mod durability;
+mod egress;
 mod faults;
+mod framing;
 mod hooks;
 mod import;
 mod inbox;
 mod input;
 mod interop;
+mod keys;
 mod limits;
 mod proxies;
 mod proxy;

@@ -7,6 +7,9 @@
 //!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
+//! - [`fresh`]: refusing a binary older than its sources.
+//! - [`keys`]: a private state directory for key files; clients that
+//!   present a session's key.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`tmux`]: a private tmux server for the terminal wake tests.
@@ -16,7 +19,9 @@
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
 mod credential;
+pub mod fresh;
 pub mod group;
+pub mod keys;
 mod open_files;
 pub mod original;
 pub mod proxy;
@@ -55,60 +60,8 @@ pub fn bin_path(name: &str) -> PathBuf {
         "{} is missing: build the binaries first (`make test` runs `cargo build --workspace --bins`)",
         path.display()
     );
-    refuse_stale(&path);
+    fresh::refuse_stale(&path);
     path
-}
-
-/// Panics when `binary` is older than a source it is built from (its
-/// crate's and `shared`'s `src/` and manifests, and `Cargo.lock`), so a
-/// test never passes or fails on yesterday's build.
-fn refuse_stale(binary: &std::path::Path) {
-    let krate = match binary.file_name().and_then(|n| n.to_str()) {
-        Some("agent-event-bus") => "hub",
-        Some("agent-event-bus-proxy") => "proxy",
-        Some("agent-event-bus-cli") => "cli",
-        _ => return,
-    };
-    let Some((newest, source)) = newest_source(&repo_root(), krate) else {
-        return;
-    };
-    let built = std::fs::metadata(binary)
-        .and_then(|m| m.modified())
-        .expect("the binary has a modification time");
-    assert!(
-        built >= newest,
-        "{} is older than {}: rebuild with `cargo build --workspace --bins` (`make test` does)",
-        binary.display(),
-        source.display()
-    );
-}
-
-/// The most recently modified source of `krate`'s binary under `root`.
-fn newest_source(root: &std::path::Path, krate: &str) -> Option<(std::time::SystemTime, PathBuf)> {
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut consider = |path: PathBuf| {
-        if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified())
-            && newest.as_ref().is_none_or(|(t, _)| modified > *t)
-        {
-            newest = Some((modified, path));
-        }
-    };
-    consider(root.join("Cargo.lock"));
-    for krate in ["shared", krate] {
-        consider(root.join(krate).join("Cargo.toml"));
-        let mut dirs = vec![root.join(krate).join("src")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else {
-                    consider(path);
-                }
-            }
-        }
-    }
-    newest
 }
 
 /// The workspace root (for `examples/`, `deploy/`).
@@ -261,6 +214,8 @@ pub struct Hub {
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
+    /// The client the harness's own helpers share (its connections pooled).
+    shared: Mutex<Option<Arc<HubClient>>>,
 }
 
 /// How to start a hub.
@@ -400,6 +355,7 @@ impl Hub {
             extra_args: args,
             extra_env: env,
             log,
+            shared: Mutex::new(None),
         }
     }
 
@@ -416,10 +372,20 @@ impl Hub {
             .clone()
     }
 
+    /// The client the harness's helpers share, presenting the credential;
+    /// one per hub process, so polling loops reuse its connections.
+    pub fn shared_client(&self) -> Arc<HubClient> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(|| Arc::new(self.client()))
+            .clone()
+    }
+
     /// Waits until the hub reports `n` `get_events` long-polls in progress
     /// (`long_polls` in `/health`): a long-poll sent before has reached it.
     pub fn wait_long_polls(&self, n: u64) {
-        let client = self.client();
+        let client = self.shared_client();
         let runtime = rt();
         wait_until(
             &format!("{n} long-polls in progress"),
@@ -485,6 +451,10 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        *self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.token.clone_from(&next.token);
         self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
@@ -604,23 +574,30 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+/// The runtime synchronous test code drives async calls on: one for the
+/// test process, so a client's pooled connections outlive a single call
+/// (a runtime per call left a closed connection per poll).
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 impl Hub {
     /// Calls a tool from synchronous test code; see [`call`].
     pub fn tool(&self, name: &str, args: Value) -> Value {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(call(&client, name, args))
     }
 
     /// Calls a tool and returns the raw `CallToolResult`, even when `isError`.
     pub fn tool_raw(&self, name: &str, args: Value) -> shared::ToolOutput {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(client.call_tool(name, args))
             .unwrap_or_else(|e| panic!("{name} failed: {e}"))
     }
@@ -636,7 +613,7 @@ impl Hub {
         };
         let reply = answered(
             "registering",
-            rt().block_on(self.client().register(&params)),
+            rt().block_on(self.shared_client().register(&params)),
         );
         serde_json::json!(reply)
     }
@@ -645,7 +622,7 @@ impl Hub {
     pub fn session_ids(&self) -> Vec<String> {
         let list = answered(
             "listing sessions",
-            rt().block_on(self.client().sessions(&NoParams {})),
+            rt().block_on(self.shared_client().sessions(&NoParams {})),
         );
         list.into_iter().map(|s| s.session_id).collect()
     }
@@ -656,7 +633,11 @@ impl Hub {
             session_id: Some(session_id.to_owned()),
             ..PublishParams::new(event_type, payload, channel)
         };
-        answered("publishing", rt().block_on(self.client().publish(&params))).event_id
+        answered(
+            "publishing",
+            rt().block_on(self.shared_client().publish(&params)),
+        )
+        .event_id
     }
 }
 

@@ -14,7 +14,7 @@
 use redb::ReadableTable;
 
 use super::postings::{BLOCK_BITS, index_name};
-use super::{EventPage, EventQuery, Result, codec};
+use super::{EventPage, EventQuery, Result};
 
 /// One key's posting list walked in one direction within `lo..=hi`, with
 /// the id under its head.
@@ -163,7 +163,7 @@ impl<'t> Postings<'t> {
 /// The ids matching every filter (each a union of keys), walked by leapfrog
 /// over the posting lists: each step seeks the next id all lists share, so
 /// the work follows the smallest list in range, never the history.
-fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
+pub(super) fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
     index: &T,
     filters: &[Vec<u64>],
     lo: u64,
@@ -219,7 +219,7 @@ fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
 
 /// The key numbers of each filter in `q`; an unknown name matches nothing,
 /// so a filter left with no key makes the answer empty.
-fn query_filters(
+pub(super) fn query_filters(
     keys: &impl ReadableTable<&'static str, u64>,
     q: &EventQuery,
 ) -> Result<Vec<Vec<u64>>> {
@@ -244,58 +244,6 @@ fn query_filters(
         filters.push(found);
     }
     Ok(filters)
-}
-
-/// Events above `q.after` up to `tip`: an unfiltered read walks the events
-/// themselves; a filtered one walks the index and decodes only its matches.
-pub(super) fn read_events(
-    events: &impl ReadableTable<u64, &'static [u8]>,
-    keys: &impl ReadableTable<&'static str, u64>,
-    index: &impl ReadableTable<(u64, u64), u64>,
-    tip: u64,
-    q: &EventQuery,
-) -> Result<EventPage> {
-    let after = q.after.unwrap_or(0);
-    let lo = after.saturating_add(1);
-    let mut page = EventPage {
-        through: after,
-        ..EventPage::default()
-    };
-    if q.limit == 0 {
-        return Ok(page);
-    }
-    if lo > tip {
-        return Ok(page);
-    }
-    let filters = query_filters(keys, q)?;
-    if filters.is_empty() {
-        let range = events.range(lo..=tip)?;
-        let rows: Box<dyn Iterator<Item = _>> = if q.descending {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
-        for item in rows.take(q.limit) {
-            let (k, v) = item?;
-            page.events.push(codec::decode_event(k.value(), v.value())?);
-        }
-    } else if filters.iter().all(|f| !f.is_empty()) {
-        let ids = matching_ids(index, &filters, lo, tip, q.descending, q.limit, &mut page)?;
-        for id in ids {
-            if let Some(v) = events.get(id)? {
-                page.events.push(codec::decode_event(id, v.value())?);
-            }
-        }
-    }
-    page.rows_read = page.events.len();
-    page.through = if page.events.len() < q.limit {
-        tip
-    } else if q.descending {
-        after
-    } else {
-        page.events.last().map_or(after, |e| e.id)
-    };
-    Ok(page)
 }
 
 #[cfg(test)]
@@ -348,6 +296,7 @@ mod tests {
                             channels: channels.clone(),
                             event_types: event_types.clone(),
                             correlation_id: correlation_id.clone(),
+                            max_bytes: None,
                         };
                         let mut want: Vec<u64> = all
                             .iter()

@@ -31,6 +31,8 @@
 //!   the walk that answers filtered reads.
 //! - `postings`: the event index's writes: key names and numbers, an
 //!   event's bits set and cleared, a key dropped with its last event.
+//! - `page`: one page of events from a cursor, within its limit and its
+//!   byte limit.
 //! - `live`: the live sessions in memory, as committed, each with its
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
@@ -58,6 +60,7 @@ mod live;
 mod migrate;
 mod open;
 mod outbox;
+mod page;
 mod postings;
 mod read;
 pub mod receipts;

@@ -1,9 +1,11 @@
 //! Desktop notifications on the hub's machine: the `notify` tool, and a
 //! notice for direct messages to local sessions that have no proxy (a proxy
 //! notifies on its own machine, where the human is). The argv and wording
-//! are [`shared::notify`]'s, shared with the proxy.
+//! are [`shared::notify`]'s, shared with the proxy, which also holds the
+//! cap on notifiers running at once.
 
 use shared::notify;
+use shared::tools::Refusal;
 use shared::tools::notify::{Notified, NotifyParams};
 
 use super::Outcome;
@@ -15,8 +17,13 @@ super::handlers! {
     shared::tools::notify::Notify => tool;
 }
 
-/// `notify(title, message, sound=false)` → `{success, title, message}`.
-pub async fn tool(_bus: &Bus, _caller: &Caller, p: NotifyParams) -> Outcome<Notified> {
+/// `notify(title, message, sound=false)` → `{success, title, message}`;
+/// refused to callers on other machines unless `--allow-remote-notify`
+/// (their text would appear on this machine's desktop).
+pub async fn tool(bus: &Bus, caller: &Caller, p: NotifyParams) -> Outcome<Notified> {
+    if !caller.is_local() && !bus.limits.remote_notify {
+        return Err(Refusal::NotifyNotLocal.into());
+    }
     Ok(shared::tools::notify::show(p).await)
 }
 

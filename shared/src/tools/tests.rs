@@ -95,6 +95,17 @@ fn lenient_coercion_and_its_messages() {
         err(json!({"limit": 0})),
         "limit must be from 1 to 1000 (got 0); page with next_cursor for more"
     );
+    let names = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let at_edge = json!({"channels": names(63), "channel": "x", "event_types": names(64)});
+    assert!(parse::<events::GetEvents>(Some(at_edge)).is_ok());
+    assert_eq!(
+        err(json!({"channels": names(64), "channel": "x"})),
+        "channels has 65 items; the limit is 64"
+    );
+    assert_eq!(
+        err(json!({"event_types": names(65)})),
+        "event_types has 65 items; the limit is 64"
+    );
     assert_eq!(
         parse::<sessions::RegisterSession>(Some(json!({"name": null}))).unwrap_err(),
         "name is required (a string)"
@@ -142,11 +153,19 @@ fn refusals_read_back_as_written() {
         Refusal::NoSessionGiven,
         Refusal::cursor_ahead("s".into(), Some(3), 9, 5),
         Refusal::cursor_behind("s".into(), 5, 3),
+        Refusal::keyed("s", false),
+        Refusal::keyed("s", true),
         Refusal::WebhookNotFound { webhook_id: 2 },
         Refusal::WebhookPaused { webhook_id: 2 },
         Refusal::EventNotFound {
             webhook_id: 2,
             event_id: 4,
+        },
+        Refusal::WebhookLimit { limit: 100 },
+        Refusal::NotifyNotLocal,
+        Refusal::TestsLimited {
+            webhook_id: 2,
+            retry_after_seconds: 7,
         },
     ] {
         let value = refusal.to_value();
@@ -157,6 +176,34 @@ fn refusals_read_back_as_written() {
             .to_value()
             .to_string(),
         r#"{"success":false,"error":"Webhook not found","webhook_id":2}"#
+    );
+    let full = Refusal::WebhookLimit { limit: 100 }.to_value();
+    assert!(
+        full["hint"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100 webhooks"),
+        "{full}"
+    );
+    let limited = Refusal::TestsLimited {
+        webhook_id: 2,
+        retry_after_seconds: 7,
+    }
+    .to_value();
+    assert!(
+        limited["hint"]
+            .as_str()
+            .unwrap()
+            .ends_with("try again in 7 s."),
+        "{limited}"
+    );
+    let notify = Refusal::NotifyNotLocal.to_value();
+    assert!(
+        notify["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-remote-notify"),
+        "{notify}"
     );
 }
 
