@@ -30,12 +30,13 @@ const SLOT_WAIT: Duration = Duration::from_secs(2);
 /// Descriptors kept back from the connection cap, when the open-file limit
 /// is at least four times as many (below that, a quarter of the limit):
 /// the hub's own (stdio, the listener, the database file, the runtime's
-/// poll and wake-up descriptors, DNS lookups: about 30), webhook deliveries
-/// (each attempt in flight holds a connection, pooled for a while after:
-/// 512 is 64 endpoints busy at the default `--webhook-concurrency` of 4,
-/// twice over), desktop notices (a few descriptors each while the
-/// notifier starts) and the connections over the cap ([`OVER_CAP`]).
-/// README's *Connection limits* gives the same reckoning.
+/// poll and wake-up descriptors: about 30); webhook deliveries (at most
+/// `--max-webhooks` × `--webhook-concurrency`, 100 × 4 by default, in
+/// flight, each a connection and, while it connects, a name lookup: about
+/// 640 with the pooled ones between attempts); desktop notices (at most
+/// [`shared::notify::IN_FLIGHT_MAX`] notifiers, a few descriptors each);
+/// and the connections over the cap ([`OVER_CAP`]). README's *Connection
+/// limits* gives the same reckoning.
 const FD_RESERVE: u64 = 1024;
 
 /// Connections over the cap held at once, waiting for a slot or being
