@@ -22,7 +22,8 @@
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
 //!   included); their params, replies and refusals are [`shared::tools`].
 //! - [`store`]: redb; the only module that names a table — `tables`,
-//!   `records`, `read` (snapshots), `index` (the event index), the write
+//!   `records`, `read` (snapshots), `index` and `postings` (the event
+//!   index: its read walk, its writes), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
 //!   `open` (open, refuse SQLite, migrations), `claims`, `receipts`.
 //! - [`codec`]: the compact binary form of a stored event.
@@ -39,7 +40,9 @@
 //!   place that decides), minting, hashing.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
-//! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`sweeper`]: ends lapsed leases and idle sessions, applies retention.
+//! - [`retention`]: which events go under `--retain-days`/`--retain-events`,
+//!   pruned with every row kept for them.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`rate`]: rate limits for calls that reach outside the hub (webhook
@@ -63,6 +66,7 @@ pub mod keys;
 pub mod mcp;
 pub mod names;
 pub mod rate;
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod state;

@@ -29,6 +29,8 @@
 //! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
 //! - `index`: the event index (a bitmap per key and block of 64 ids) and
 //!   the walk that answers filtered reads.
+//! - `postings`: the event index's writes: key names and numbers, an
+//!   event's bits set and cleared, a key dropped with its last event.
 //! - `page`: one page of events from a cursor, within its limit and its
 //!   byte limit.
 //! - `live`: the live sessions in memory, as committed, each with its
@@ -59,6 +61,7 @@ mod migrate;
 mod open;
 mod outbox;
 mod page;
+mod postings;
 mod read;
 pub mod receipts;
 mod records;

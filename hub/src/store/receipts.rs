@@ -66,6 +66,22 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Drops every row kept for event `id` (on `channel`) as a direct
+    /// message: its recipient's index row and its receipt. Retention calls
+    /// it with each event it prunes; a table keyed by event added here must
+    /// be cleared here too, or it grows for ever under a rolling window.
+    pub(super) fn forget_direct_message(&mut self, id: u64, channel: &str) -> Result<()> {
+        let Some(recipient) = shared::channel::dm_target(channel) else {
+            return Ok(());
+        };
+        self.txn
+            .open_table(DIRECT_MESSAGES)?
+            .remove((recipient, id))?;
+        self.txn.open_table(RECEIPTS)?.remove(id)?;
+        self.txn.open_table(RECEIPTS_OLD)?.remove(id)?;
+        Ok(())
+    }
+
     /// Applies `change` to those of `ids` that are direct messages to
     /// `recipient`; returns how many receipts changed.
     pub fn mark_messages(
