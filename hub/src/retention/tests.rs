@@ -8,7 +8,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use shared::tools::Tool;
 use shared::tools::events::{GetEvents, PublishEvent};
-use shared::tools::receipts::{MessagePushed, MessageStatus};
+use shared::tools::receipts::{MessageReceipt, MessageStatus};
 use shared::tools::sessions::RegisterSession;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +53,7 @@ async fn call<T: Tool>(bus: &Bus, args: Value) -> Value {
 }
 
 /// One window's traffic between sessions `a` and `b`: KEEP events, a third
-/// of them direct messages from `a` to `b` (pushed to `b`, then read), a
+/// of them direct messages from `a` to `b` (offered to `b`, then read by its reply), a
 /// third `b`'s replies (read by `a`), a third direct messages to sessions
 /// that come and go. Event types and correlation ids are new each window,
 /// so their index keys are too. Returns the ids of the messages to `b`.
@@ -70,6 +70,12 @@ async fn window(bus: &Arc<Bus>, w: usize) -> Vec<u64> {
             )
             .await;
             let id = ask["event_id"].as_u64().unwrap();
+            let offered = call::<MessageReceipt>(
+                &bus,
+                json!({"session_id": "b", "event_ids": [id], "step": "offered", "path": "channel"}),
+            )
+            .await;
+            assert_eq!(offered["marked"].as_u64(), Some(1), "{offered}");
             call::<PublishEvent>(
                 &bus,
                 json!({"session_id": "b", "channel": "session:a", "event_type": "reply",
@@ -87,8 +93,6 @@ async fn window(bus: &Arc<Bus>, w: usize) -> Vec<u64> {
     }
     let mut asked = exchanges.join_all().await;
     asked.sort_unstable();
-    let pushed = call::<MessagePushed>(bus, json!({"session_id": "b", "event_ids": asked})).await;
-    assert_eq!(pushed["marked"].as_u64(), Some(KEEP / 3), "{pushed}");
     for reader in ["a", "b"] {
         let page = call::<GetEvents>(
             bus,
@@ -136,7 +140,7 @@ async fn under_a_rolling_window_the_store_stops_growing() {
             "window {w}: stored messages only"
         );
         assert!(
-            (1..=dms).contains(&rows["receipts"]),
+            (1..=dms).contains(&rows["message_receipts"]),
             "window {w}: receipts of stored messages only: {rows:?}"
         );
         sizes.push(rows);
