@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use shared::HubClient;
+use shared::config::Reader;
 use shared::tools::sessions::{ListSessions, NoParams};
 use shared::tools::{Answer, Tool};
 
@@ -18,12 +19,15 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn connect(global: &Global) -> Result<Self> {
+    /// The hub of `global`, called as `reader`: every command is a helper
+    /// (its reads never consume the agent's cursor unless asked `--resume`,
+    /// and never count as the agent's own), `wait` a waiting hook.
+    pub fn connect(global: &Global, reader: Reader) -> Result<Self> {
         // An empty AGENT_EVENT_BUS_URL means the default, as in the original.
         let url = Some(global.url.trim())
             .filter(|url| !url.is_empty())
             .unwrap_or(shared::config::DEFAULT_URL);
-        let client = HubClient::discover(url, global.token.as_deref())?;
+        let client = HubClient::discover(url, global.token.as_deref())?.as_reader(reader);
         Ok(Self { client })
     }
 

@@ -21,7 +21,7 @@
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, hooks, wake, and `access`: `token` and `open`).
+//!   notify, doctor, wait, inbox, hooks, wake, and `access`: `token` and `open`).
 
 mod args;
 mod commands;

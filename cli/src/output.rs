@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 use shared::text::{self, framed_line as one};
-use shared::wire::{ChannelCount, DeliveryInfo, Event, SessionInfo, WebhookInfo};
+use shared::wire::{ChannelCount, DeliveryInfo, Event, Reach, SessionInfo, WebhookInfo};
 
 /// Writes `text` to stdout as it is, flushed (a follower's reader sees each
 /// event at once). A closed stdout is an error the caller passes up; `main`
@@ -255,6 +255,10 @@ pub fn sessions_text(sessions: &[SessionInfo]) -> String {
         }
         if !s.push.is_empty() {
             text.push_str(&format!("    push: {}\n", s.push.join(", ")));
+        }
+        if !s.reach.is_empty() {
+            let reach: Vec<String> = s.reach.iter().map(Reach::label).collect();
+            text.push_str(&format!("    reach: {}\n", reach.join(", ")));
         }
         text.push('\n');
     }

@@ -44,12 +44,6 @@ bus_session() {
     cat "$STATE/$KEY.session" 2>/dev/null || proxy_session
 }
 
-# The newest event id on the bus ("0" when it is empty).
-bus_tip() {
-    "$CLI" events --order desc --limit 1 --json --timeout 2000 2>/dev/null |
-        jq -r '.next_cursor // "0"'
-}
-
 # jq definitions for other sessions' text put inside a hook's frame, the
 # same rules as the CLI's text and the proxy's pushes (shared::text):
 # `line` keeps a value on one line (control characters escaped as \n,

@@ -72,8 +72,10 @@ pub struct Config {
 
     /// Connections served at once. Past it, a new connection closes the
     /// oldest one that has no request in progress, or gets a 503 when
-    /// every connection is busy. Default: 4096, less when the open-file
-    /// limit is lower.
+    /// every connection is busy. Default: the open-file limit (raised to
+    /// its hard limit at start) less 1024 kept for the hub's own files,
+    /// webhook deliveries and newcomers over the cap (a quarter of a
+    /// limit under 4096).
     #[arg(long, env = "AGENT_EVENT_BUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 

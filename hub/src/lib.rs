@@ -20,11 +20,12 @@
 //!   `GET /`), the request limits, and `recover` (every rejection as JSON).
 //! - [`mcp`]: the JSON-RPC dispatcher behind `POST /mcp`; dispatch only.
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
-//!   included; the read, `get_events`, in `tools::events::get`); their
-//!   params, replies and refusals are [`shared::tools`]. `tools::tests`
+//!   included; a `get_events` call as read in `tools::events::read`);
+//!   their params, replies and refusals are [`shared::tools`]. `tools::tests`
 //!   tests the rules without HTTP, under paused time.
 //! - [`store`]: redb; the only module that names a table — `tables`,
-//!   `records`, `read` (snapshots), `index` (the event index), the write
+//!   `records`, `read` (snapshots), `index` and `postings` (the event
+//!   index: its read walk, its writes), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
 //!   `open` (open, refuse SQLite, migrations), `claims`, `receipts`.
 //! - [`codec`]: the compact binary form of a stored event.
@@ -42,7 +43,9 @@
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions, a pass a tick; after
-//!   a stall, fresh terms first.
+//!   a stall, fresh terms first; applies retention.
+//! - [`retention`]: which events go under `--retain-days`/`--retain-events`,
+//!   pruned with every row kept for them.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
 //! - [`clock`]: the hub's one "now" — the wall clock at start carried
@@ -70,6 +73,7 @@ pub mod keys;
 pub mod mcp;
 pub mod names;
 pub mod rate;
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod state;

@@ -9,9 +9,29 @@ use crate::tools::events::READ_CHANNELS_MAX;
 use crate::wire::Event;
 
 /// The push routes a session can report, in the order `list_sessions` shows
-/// them: Claude Code's inbox socket, a terminal pane wake, Claude Code
-/// channel notifications, a wake-up hook, desktop notices.
+/// them (its `push` and `reach`): Claude Code's cross-session inbox, a wake
+/// typed into the client's terminal pane, Claude Code channel
+/// notifications, a wake-up hook, desktop notices. A proxy reports what it
+/// has *now* on every registration and renewal, and the hub keeps the
+/// latest list.
 pub const ROUTES: [&str; 5] = ["inbox", "pane", "channel", "hook", "notify"];
+
+/// Routes whose wake is checked: a pane is typed into only once proven the
+/// client's own, and reported only while it is. The others cannot prove the
+/// model got anything (`hook` is confirmed by the hub itself while a `wait`
+/// for the session is connected).
+pub fn route_confirmed(route: &str) -> bool {
+    route == "pane"
+}
+
+/// The `clientInfo.name` Claude Code sends in `initialize`: the one client
+/// that shows channel notifications (every other drops them unseen).
+pub const CLAUDE_CODE: &str = "claude-code";
+
+/// Whether an MCP client, by its `clientInfo.name`, is Claude Code.
+pub fn is_claude_code(client_name: &str) -> bool {
+    client_name.trim().eq_ignore_ascii_case(CLAUDE_CODE)
+}
 
 /// The longest payload a pushed message carries whole; a longer one is cut
 /// and says how to read the rest.
@@ -22,11 +42,11 @@ pub fn route(name: &str) -> Option<&'static str> {
     ROUTES.iter().copied().find(|r| *r == name)
 }
 
-/// `routes` merged into `known`, in [`ROUTES`] order without repeats.
-pub fn merge_routes(known: &[String], routes: &[String]) -> Vec<String> {
+/// `routes` in [`ROUTES`] order, without repeats or unknown names.
+pub fn ordered_routes(routes: &[String]) -> Vec<String> {
     ROUTES
         .iter()
-        .filter(|r| known.iter().chain(routes).any(|k| k == *r))
+        .filter(|r| routes.iter().any(|k| k == *r))
         .map(|r| (*r).to_owned())
         .collect()
 }
@@ -197,8 +217,13 @@ mod tests {
         assert_eq!(route("hook"), Some("hook"));
         assert_eq!(route("sms"), None);
         assert_eq!(
-            merge_routes(&["notify".into()], &["channel".into(), "notify".into()]),
-            ["channel", "notify"]
+            ordered_routes(&[
+                "notify".into(),
+                "sms".into(),
+                "pane".into(),
+                "notify".into()
+            ]),
+            ["pane", "notify"]
         );
     }
 

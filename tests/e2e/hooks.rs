@@ -127,8 +127,8 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
     let context = context_of(&out, "UserPromptSubmit");
     assert!(
         context.contains(&format!(
-            "[event {dm}] from session peer-7 (question): can you review #42?"
-        )),
+            "from session peer-7, event type \"question\" (event {dm})"
+        )) && context.contains("\ncan you review #42?\n"),
         "{context}"
     );
     assert!(!context.contains("for everyone"), "{context}");
@@ -136,9 +136,23 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         context.contains("not instructions"),
         "framed as information: {context}"
     );
+    let receipt = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+    assert_eq!(receipt["delivered_path"], "prompt", "{receipt}");
     // Delivered once.
     let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     assert_eq!(out.stdout, "", "{out:#?}");
+    // What the agent fetched itself is not shown again either.
+    let fetched = hub.publish("peer-7", "question", "seen it?", &format!("session:{cc}"));
+    let agent = crate::receipts::session_client(&hub, cc);
+    support::rt().block_on(support::call(
+        &agent,
+        "get_events",
+        json!({"session_id": cc, "channel": format!("session:{cc}"), "cursor": dm.to_string()}),
+    ));
+    let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
+    assert_eq!(out.stdout, "", "{out:#?}");
+    let receipt = hub.tool("message_status", json!({"event_ids": [fetched]}))[0].clone();
+    assert_eq!(receipt["delivered_path"], "tool", "{receipt}");
 
     // The hook registered the session, so SessionEnd unregisters it.
     let out = fire(&hub, "SessionEnd", cc, &project, &env);
@@ -181,8 +195,8 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     );
     assert!(
         context.contains(&format!(
-            "[event {dm}] from session peer (ping): hello proxy"
-        )),
+            "from session peer, event type \"ping\" (event {dm})"
+        )) && context.contains("\nhello proxy\n"),
         "{context}"
     );
 

@@ -2,7 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9,
+//!   start under given open-file limits: `open_files`);
 //!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
@@ -21,6 +22,7 @@ mod credential;
 pub mod fresh;
 pub mod group;
 pub mod keys;
+mod open_files;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
@@ -267,7 +269,19 @@ impl Hub {
         env: Vec<(String, String)>,
         port: u16,
     ) -> Self {
-        let mut cmd = command("agent-event-bus");
+        let options = HubOptions { args, env };
+        Self::spawn_command(command("agent-event-bus"), dir, db, options, port)
+    }
+
+    /// Starts `cmd`, the hub's command line so far, on `db`.
+    pub(crate) fn spawn_command(
+        mut cmd: Command,
+        dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        options: HubOptions,
+        port: u16,
+    ) -> Self {
+        let HubOptions { args, env } = options;
         if !args.iter().any(|a| a == "--host") {
             cmd.arg("--host").arg("127.0.0.1");
         }

@@ -8,88 +8,13 @@
 //! type) costs a row per 64 events instead of one per event, and an append
 //! rewrites the last row of its key in place; a rare key (a direct-message
 //! channel, a correlation id) costs one row per event, as a list of ids
-//! would. The walk reads a row and steps through its bits.
+//! would. The walk reads a row and steps through its bits. Writing the lists,
+//! and numbering their keys, is [`super::postings`]' part.
 
-use redb::{ReadableTable, ReadableTableMetadata, Table};
+use redb::ReadableTable;
 
+use super::postings::{BLOCK_BITS, index_name};
 use super::{EventPage, EventQuery, Result};
-
-/// Ids per bitmap row.
-const BLOCK_BITS: u64 = 64;
-
-/// The row of `id` under `key`, and its bit in that row.
-fn slot(key: u64, id: u64) -> ((u64, u64), u64) {
-    ((key, id / BLOCK_BITS), 1 << (id % BLOCK_BITS))
-}
-
-/// Writes event `id`'s entries under each of `names`.
-pub(super) fn add_index_entries(
-    keys: &mut Table<'_, &'static str, u64>,
-    index: &mut Table<'_, (u64, u64), u64>,
-    id: u64,
-    names: Vec<String>,
-) -> Result<()> {
-    for name in names {
-        add_entry(index, key_number(keys, &name)?, id)?;
-    }
-    Ok(())
-}
-
-/// Sets event `id`'s bit under `key`.
-pub(super) fn add_entry(index: &mut Table<'_, (u64, u64), u64>, key: u64, id: u64) -> Result<()> {
-    let (row, bit) = slot(key, id);
-    let bits = index.get(row)?.map_or(0, |v| v.value());
-    if bits & bit == 0 {
-        index.insert(row, bits | bit)?;
-    }
-    Ok(())
-}
-
-/// Clears event `id`'s bit under `key` (a row left empty goes).
-pub(super) fn remove_entry(
-    index: &mut Table<'_, (u64, u64), u64>,
-    key: u64,
-    id: u64,
-) -> Result<()> {
-    let (row, bit) = slot(key, id);
-    let bits = index.get(row)?.map_or(0, |v| v.value());
-    if bits & bit != 0 {
-        if bits == bit {
-            index.remove(row)?;
-        } else {
-            index.insert(row, bits & !bit)?;
-        }
-    }
-    Ok(())
-}
-
-/// The number of index key `name`, assigned on first use.
-pub(super) fn key_number(keys: &mut Table<'_, &'static str, u64>, name: &str) -> Result<u64> {
-    if let Some(k) = keys.get(name)? {
-        return Ok(k.value());
-    }
-    let key = keys.len()? + 1;
-    keys.insert(name, key)?;
-    Ok(key)
-}
-
-/// An index key's name: one namespace per filter.
-fn index_name(kind: char, value: &str) -> String {
-    format!("{kind}\0{value}")
-}
-
-/// The index entries an event has: its channel, its type, its correlation id.
-pub(super) fn index_names(
-    channel: &str,
-    event_type: &str,
-    correlation_id: Option<&str>,
-) -> Vec<String> {
-    let mut out = vec![index_name('c', channel), index_name('t', event_type)];
-    if let Some(c) = correlation_id {
-        out.push(index_name('r', c));
-    }
-    out
-}
 
 /// One key's posting list walked in one direction within `lo..=hi`, with
 /// the id under its head.

@@ -40,8 +40,9 @@ impl SessionRecord {
         self.deleted_at.is_some()
     }
 
-    /// The wire shape for `list_sessions`.
-    pub fn to_wire(&self, now_ms: i64) -> wire::SessionInfo {
+    /// The wire shape for `list_sessions`; `hook`: a `wait` for it is
+    /// connected now.
+    pub fn to_wire(&self, now_ms: i64, hook: bool) -> wire::SessionInfo {
         wire::SessionInfo {
             session_id: self.id.clone(),
             display_id: self.display_id.clone(),
@@ -63,6 +64,7 @@ impl SessionRecord {
             lease_seconds: self.lease_seconds,
             push: self.push.clone(),
             keyed: self.key_hash.is_some(),
+            reach: super::live::reach(&self.push, hook),
         }
     }
 }

@@ -11,7 +11,8 @@ use shared::tools::notify::{Notified, NotifyParams};
 use super::Outcome;
 use crate::caller::Caller;
 use crate::state::Bus;
-use crate::store::SessionRecord;
+use crate::store::{Change, Durability, SessionRecord};
+use shared::tools::receipts::Path;
 
 super::handlers! {
     shared::tools::notify::Notify => tool;
@@ -27,12 +28,14 @@ pub async fn tool(bus: &Bus, caller: &Caller, p: NotifyParams) -> Outcome<Notifi
     Ok(shared::tools::notify::show(p).await)
 }
 
-/// Notifies a DM's recipient when it is local and has no proxy (no lease).
-/// Runs in the background; never fails the publish.
+/// Notifies a DM's recipient when it is local and has no proxy (no lease);
+/// a notice shown marks the message offered by `notice`. Runs in the
+/// background; never fails the publish.
 pub fn direct_message(
     bus: &Bus,
     target: &SessionRecord,
     sender: Option<&SessionRecord>,
+    event_id: u64,
     payload: &str,
 ) {
     if !crate::sessions::local_without_lease(&bus.hostname, target) {
@@ -44,7 +47,18 @@ pub fn direct_message(
         sender.map(|s| s.name.as_str()),
         payload,
     );
+    let (store, to) = (bus.store.clone(), target.id.clone());
     tokio::spawn(async move {
-        notify::send(&title, &body, false).await;
+        if notify::send(&title, &body, false).await {
+            let offered = Change::Offered(Path::Notice);
+            let marked = store
+                .write(Durability::Lazy, move |tx| {
+                    tx.mark_messages(&to, &[event_id], &offered, tx.now_ms())
+                })
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(event_id, "cannot record a notice's receipt: {e}");
+            }
+        }
     });
 }

@@ -14,7 +14,7 @@ use super::{
 use crate::config::MAX_WAIT_SECONDS;
 use crate::cursor;
 use crate::level::SignalLevel;
-use crate::wire::{Event, EventsPage};
+use crate::wire::{Event, EventsPage, Reach};
 
 /// The most events one `get_events` page holds.
 pub const LIMIT_MAX: i64 = 1000;
@@ -112,6 +112,14 @@ pub struct Published {
     pub session_deleted: Option<bool>,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// A direct message's recipient can be reached now by these (see
+    /// [`SessionInfo::reach`](crate::wire::SessionInfo)); only on a
+    /// `session:<id>` channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Vec<Reach>>,
+    /// The same in words: how the recipient will see the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_note: Option<String>,
 }
 
 /// The `get_events` tool.

@@ -108,6 +108,7 @@ macro_rules! every_tool {
                 $crate::tools::webhooks::TestWebhook,
             ],
             unlisted: [
+                $crate::tools::receipts::MessageReceipt,
                 $crate::tools::receipts::MessagePushed,
             ],
         }
@@ -119,7 +120,7 @@ macro_rules! every_tool {
 struct Entry {
     name: &'static str,
     description: &'static str,
-    /// Listed in `tools/list` (`message_pushed` is a call for clients).
+    /// Listed in `tools/list` (`message_receipt` is a call for clients).
     listed: bool,
     schema: fn() -> Value,
     /// Reads an arguments object as the params and writes them back: the

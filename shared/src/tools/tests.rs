@@ -12,7 +12,13 @@ fn sample(property: &Value) -> Value {
             Some(first) => first.clone(),
             // Text that is parsed (a cursor) holds a number.
             None if property.get("x-text").is_some() => json!("1"),
-            None => json!("x"),
+            // An enum whose variants carry docs: one schema per variant.
+            None => property
+                .get("oneOf")
+                .and_then(|o| o.get(0))
+                .and_then(|first| first.get("const").or_else(|| first["enum"].get(0)))
+                .cloned()
+                .unwrap_or_else(|| json!("x")),
         },
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use shared::level::SignalLevel;
 use shared::tools::events::GetParams;
 
+use crate::caller::Reader;
 use crate::keys::Presented;
 
 /// A parsed `get_events` call.
@@ -63,10 +64,20 @@ impl Read {
         !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
     }
 
-    /// Whether the read moves the named session's saved cursor: neither a
-    /// peek nor narrowed.
-    pub(super) fn consumes(&self) -> bool {
-        !self.peek && !self.narrowed()
+    /// Whether the read moves the named session's saved cursor: it names a
+    /// session, is neither a peek nor narrowed, and comes from the agent
+    /// itself — or from a helper (a hook, the CLI) that asked `resume=true`,
+    /// as a watcher hook that keeps the agent's cursor for it does. A push
+    /// poll and a `wait` never consume.
+    pub(super) fn consumes(&self, reader: Reader) -> bool {
+        if self.session_id.is_none() || self.peek || self.narrowed() {
+            return false;
+        }
+        match reader {
+            Reader::Agent => true,
+            Reader::Helper => self.resume,
+            Reader::Push | Reader::Wait => false,
+        }
     }
 
     /// The sessions whose end a long-poll returns for: the reader's own,
@@ -82,5 +93,37 @@ impl Read {
             )
             .map(str::to_owned)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::Caller;
+
+    fn read(args: impl FnOnce(&mut GetParams)) -> Read {
+        let mut p = GetParams {
+            session_id: Some("s".into()),
+            ..GetParams::default()
+        };
+        args(&mut p);
+        Read::new(p, Presented::of(&Caller::internal()))
+    }
+
+    #[test]
+    fn only_the_agent_consumes_unless_a_helper_asks_resume() {
+        use Reader::{Agent, Helper, Push, Wait};
+        let (plain, resume) = (read(|_| {}), read(|p| p.resume = true));
+        let by = |r: &Read| [Agent, Helper, Push, Wait].map(|reader| r.consumes(reader));
+        assert_eq!(by(&plain), [true, false, false, false]);
+        assert_eq!(by(&resume), [true, true, false, false]);
+        for narrowed in [
+            read(|p| p.peek = true),
+            read(|p| p.channel = Some("all".into())),
+            read(|p| p.event_types = Some(vec!["x".into()])),
+            read(|p| p.session_id = None),
+        ] {
+            assert_eq!(by(&narrowed), [false; 4]);
+        }
     }
 }

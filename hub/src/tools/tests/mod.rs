@@ -134,7 +134,7 @@ impl Hub {
 
     /// Calls `get_events`.
     pub async fn read(&self, params: GetParams) -> Outcome<Page> {
-        events::get::get(&self.bus, &self.caller, params).await
+        events::get(&self.bus, &self.caller, params).await
     }
 
     /// A plain read as session `id` (it renews its lease).

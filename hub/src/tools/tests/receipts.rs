@@ -1,13 +1,13 @@
-//! Receipts of direct messages move forward only: stored, pushed, read; a
-//! later report of an earlier step changes nothing, and each step keeps
-//! the hub's time it was first taken at.
+//! Receipts of direct messages move forward only: stored, offered,
+//! delivered, read; a later report of an earlier step changes nothing, and
+//! each step keeps the hub's time it was first taken at and its path.
 
 use std::time::Duration;
 
-use shared::tools::receipts::{PushedParams, Receipt, StatusParams};
+use shared::tools::receipts::{Path, Receipt, ReceiptParams, Status, StatusParams, Step};
 
 use super::Hub;
-use crate::tools::receipts::{message_pushed, message_status};
+use crate::tools::receipts::{message_receipt, message_status};
 
 async fn status(hub: &Hub, id: u64) -> Receipt {
     let params = StatusParams {
@@ -19,15 +19,23 @@ async fn status(hub: &Hub, id: u64) -> Receipt {
     all.pop().expect("one receipt")
 }
 
-async fn pushed(hub: &Hub, to: &str, id: u64) -> u64 {
-    let params = PushedParams {
+/// `to`'s client reports `step` by the pane for message `id`.
+async fn report(hub: &Hub, to: &str, id: u64, step: Step) -> u64 {
+    let params = ReceiptParams {
         session_id: to.to_owned(),
         event_ids: vec![id],
+        step,
+        path: Path::Pane,
+        reason: None,
     };
-    message_pushed(&hub.bus, &hub.caller, params)
+    message_receipt(&hub.bus, &hub.caller, params)
         .await
         .expect("reported")
         .marked
+}
+
+fn at(seconds: u32) -> Option<Option<String>> {
+    Some(Some(format!("2026-01-01T00:00:{seconds:02}.000000Z")))
 }
 
 #[tokio::test(start_paused = true)]
@@ -39,32 +47,31 @@ async fn a_receipt_moves_forward_only() {
         .publish(&from, &format!("session:{to}"), "hi")
         .await
         .event_id;
-    let r = status(&hub, dm).await;
-    assert_eq!(r.status.as_deref(), Some("stored"));
+    assert_eq!(status(&hub, dm).await.status, Some(Status::Stored));
 
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(pushed(&hub, &to, dm).await, 1);
+    assert_eq!(report(&hub, &to, dm, Step::Offered).await, 1);
     let r = status(&hub, dm).await;
-    assert_eq!(r.status.as_deref(), Some("pushed"));
-    let pushed_at = r.pushed_at.clone();
+    assert_eq!(r.status, Some(Status::Offered));
     assert_eq!(
-        pushed_at,
-        Some(Some("2026-01-01T00:00:01.000000Z".to_owned()))
+        (r.offered_at, r.offered_path),
+        (at(1), Some(Some(Path::Pane)))
     );
+
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(report(&hub, &to, dm, Step::Delivered).await, 1);
+    assert_eq!(status(&hub, dm).await.delivered_at, at(2));
 
     tokio::time::advance(Duration::from_secs(1)).await;
     let page = hub.read_as(&to).await;
     assert!(page.events.iter().any(|e| e.event.id == dm));
     let r = status(&hub, dm).await;
-    assert_eq!(r.status.as_deref(), Some("read"));
-    assert_eq!(
-        r.read_at,
-        Some(Some("2026-01-01T00:00:02.000000Z".to_owned()))
-    );
+    assert_eq!(r.status, Some(Status::Read));
+    assert_eq!((r.read_at.clone(), r.offered_at.clone()), (at(3), at(1)));
 
     // Reported again later: nothing moves back, no time changes.
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(pushed(&hub, &to, dm).await, 0);
-    let again = status(&hub, dm).await;
-    assert_eq!(again, r);
+    assert_eq!(report(&hub, &to, dm, Step::Offered).await, 0);
+    assert_eq!(report(&hub, &to, dm, Step::Delivered).await, 0);
+    assert_eq!(status(&hub, dm).await, r);
 }
