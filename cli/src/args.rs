@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hooks, notify, sessions, wait, webhook};
+use crate::commands::{claims, events, hook, hooks, notify, sessions, setup, wait, webhook};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -20,6 +20,7 @@ Examples:
   agent-event-bus-cli claims file:my-project/
   agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
   agent-event-bus-cli doctor
+  agent-event-bus-cli setup claude-code --dry-run
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
 else the session on this machine whose client process is an ancestor of this command
@@ -88,6 +89,10 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),
+    /// Connect a client: register the proxy as its MCP server and add its hooks
+    Setup(setup::SetupArgs),
+    /// Run one of the hooks `setup` installs (what a client's hook entry runs)
+    Hook(hook::HookArgs),
 }
 
 /// The subcommand named on a command line, found without parsing it (the

@@ -4,9 +4,11 @@
 pub mod claims;
 pub mod doctor;
 pub mod events;
+pub mod hook;
 pub mod hooks;
 pub mod notify;
 pub mod sessions;
+pub mod setup;
 pub mod wait;
 pub mod webhook;
 
@@ -37,6 +39,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Doctor => doctor::doctor(&hub, global).await,
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
+        Command::Setup(args) => setup::setup(&args, global),
+        Command::Hook(args) => hook::hook(&args, &global.url),
     }
 }
 
