@@ -21,6 +21,9 @@ pub enum Client {
     Gemini,
 }
 
+/// The proxy's wake switch.
+const WAKE_SWITCH: &str = "AGENT_EVENT_BUS_WAKE";
+
 /// The stand-in API key Claude Code is told to use (approved in its config).
 const ANTHROPIC_KEY: &str = "sk-ant-stand-in-0123456789abcdefghij";
 
@@ -110,6 +113,9 @@ pub enum Connect {
 pub struct Prefs {
     /// Claude Code's `crossSessionInbound` setting.
     pub cross_session_inbound: Option<&'static str>,
+    /// The proxy's wake switch (`AGENT_EVENT_BUS_WAKE`), from the user's
+    /// environment.
+    pub wake: Option<&'static str>,
 }
 
 /// Prepares `client` in the sandbox: passes its first-run dialogs, points it
@@ -126,6 +132,9 @@ pub fn prepare(
     // The user's shell knows where the hub is, as README says for the CLI
     // and hooks; the MCP registration carries it too.
     sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    if let Some(wake) = prefs.wake {
+        sandbox.set_env(WAKE_SWITCH, wake);
+    }
     match client {
         Client::ClaudeCode => claude_code(sandbox, standin_url, prefs),
         Client::Codex => codex(sandbox, standin_url),

@@ -8,9 +8,16 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use serde_json::json;
+use std::time::Duration;
 
+use serde_json::json;
+use support::Hub;
+
+use crate::client::{Client, Connect, Prefs};
+use crate::run;
 use crate::sandbox::Sandbox;
+use crate::screens::shot;
+use crate::tui::Tui;
 
 /// The variables Claude Code hands to every stdio MCP server it starts.
 pub const SOCKET_VAR: &str = "CLAUDE_CODE_MESSAGING_SOCKET";
@@ -63,4 +70,40 @@ impl Inbox {
             .write_all(lines.as_bytes())
             .expect("write to the inbox");
     }
+}
+
+/// Pinned to Claude Code 2.1.332: the proxy is handed the inbox, and one
+/// line written to it becomes a turn of the idle session (its text in the
+/// model's next request). A Claude Code that changes either fails here.
+#[test]
+fn claude_code_inbox_is_the_pinned_one() {
+    let hub = Hub::start();
+    let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &Prefs::default()) else {
+        return;
+    };
+    let exe = Client::ClaudeCode.executable().expect("installed");
+    let version = run(
+        "claude --version",
+        tui.sandbox.command(&exe).arg("--version"),
+    );
+    assert!(
+        version.starts_with(&format!("{} ", Client::ClaudeCode.version())),
+        "the inbox was checked with Claude Code {}; this is {version}",
+        Client::ClaudeCode.version()
+    );
+    tui.session(&hub);
+    let env = proxy_env(&tui.sandbox).expect("the proxy runs");
+    let inbox = Inbox::of_proxy(&tui.sandbox).unwrap_or_else(|| {
+        panic!("Claude Code no longer hands its MCP servers {SOCKET_VAR} and {TOKEN_VAR}: {env:?}")
+    });
+    let mark = tui.standin.count();
+    inbox.send("inbox-pinned-marker");
+    tui.standin
+        .wait_mention(mark, "inbox-pinned-marker", Duration::from_secs(15))
+        .expect("a line written to the inbox reached the model");
+    let text = shot(&tui, "inbox");
+    assert!(
+        text.contains("Another Claude session sent a message"),
+        "{text}"
+    );
 }

@@ -12,6 +12,12 @@
 //!   screen.
 //! - [`screens`]: each client's screens in every state, pinned as fixtures
 //!   under `tests/clients/screens/`.
+//! - [`inbox`]: Claude Code's inbox as its MCP servers get it, pinned to
+//!   the Claude Code version.
+//! - [`wake`]: direct messages waking each idle client (inbox, hook, pane),
+//!   drafts kept, receipts that say what happened, latencies printed.
+//! - [`setup`]: `agent-event-bus-cli setup` and the Claude Code plugin,
+//!   checked by the real clients.
 //! - [`standin`]: the scripted model APIs.
 
 mod client;
@@ -20,9 +26,11 @@ mod oneshot;
 mod sandbox;
 mod screen;
 mod screens;
+mod setup;
 mod standin;
 mod tmux;
 mod tui;
+mod wake;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -49,7 +49,7 @@ fn expected(state: &str) -> Option<Screen> {
 }
 
 /// Checks the live screen reads as `state` and records it when asked.
-fn shot(tui: &Tui, state: &str) -> String {
+pub fn shot(tui: &Tui, state: &str) -> String {
     let want = expected(state).expect("a known state");
     let text = tui.wait_state(state, LIMIT, |s| *s == want);
     if std::env::var_os("UPDATE_SCREENS").is_some() {
@@ -95,20 +95,7 @@ fn record(client: Client) -> Option<Tui> {
 
 #[test]
 fn claude_code_screens() {
-    let Some(tui) = record(Client::ClaudeCode) else {
-        return;
-    };
-    let inbox = Inbox::of_proxy(&tui.sandbox).expect("the proxy was given Claude Code's inbox");
-    let mark = tui.standin.count();
-    inbox.send("inbox-screen-marker");
-    tui.standin
-        .wait_mention(mark, "inbox-screen-marker", LIMIT)
-        .expect("the inbox line reached the model");
-    let text = shot(&tui, "inbox");
-    assert!(
-        text.contains("Another Claude session sent a message"),
-        "{text}"
-    );
+    record(Client::ClaudeCode);
 }
 
 #[test]
@@ -116,6 +103,7 @@ fn claude_code_screen_with_a_held_inbox_line() {
     let hub = Hub::start();
     let prefs = Prefs {
         cross_session_inbound: Some("hold"),
+        ..Prefs::default()
     };
     let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &prefs) else {
         return;

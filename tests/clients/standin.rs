@@ -187,6 +187,43 @@ impl StandIn {
         }
     }
 
+    /// The first new turn after `mark` (a request with new input that
+    /// offers the bus's tools, not a side request such as a title), waiting
+    /// up to `deadline` for it.
+    pub fn wait_turn(&self, mark: usize, deadline: Duration) -> Option<Request> {
+        let api = self.script.api;
+        self.wait_for(mark, deadline, |r| {
+            !apis::newest_is_tool_result(api, &r.body)
+                && apis::offered(api, &r.body, "get_events").is_some()
+        })
+    }
+
+    /// The first request after `mark` that carries a tool's result
+    /// mentioning `text`; its result text.
+    pub fn wait_tool_result(&self, mark: usize, text: &str, deadline: Duration) -> Option<String> {
+        let api = self.script.api;
+        let found = self.wait_for(mark, deadline, |r| {
+            apis::tool_result(api, &r.body).is_some_and(|t| r.mentions(text) && t.contains(text))
+        })?;
+        apis::tool_result(api, &found.body)
+    }
+
+    fn wait_for(
+        &self,
+        mark: usize,
+        deadline: Duration,
+        check: impl Fn(&Request) -> bool,
+    ) -> Option<Request> {
+        let until = Instant::now() + deadline;
+        loop {
+            let found = self.log().into_iter().skip(mark).find(&check);
+            if found.is_some() || Instant::now() >= until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The held tool-result request, if one arrives within `wait`.
     pub fn held(&self, wait: Duration) -> Option<Held> {
         self.held.recv_timeout(wait).ok()

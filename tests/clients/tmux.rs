@@ -101,21 +101,6 @@ impl Tmux {
         assert!(out.status.success(), "tmux send-keys failed");
     }
 
-    /// The pane's shell-level process (what the server started in it).
-    pub fn pane_pid(&self) -> u32 {
-        let out = self.tmux(&["display-message", "-p", "-t", TARGET, "#{pane_pid}"]);
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("a pane pid")
-    }
-
-    /// The pane's id (`%0`), as `TMUX_PANE` names it.
-    pub fn pane_id(&self) -> String {
-        let out = self.tmux(&["display-message", "-p", "-t", TARGET, "#{pane_id}"]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
     /// Waits until the screen satisfies `check`, up to `deadline`; panics
     /// with the last screen otherwise.
     pub fn wait_screen(

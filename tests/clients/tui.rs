@@ -2,7 +2,7 @@
 //! to its own chatting stand-in and to the test's hub. Dropping it kills the
 //! tmux server, then every process left with the sandbox's HOME.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Hub, wait_until};
@@ -66,13 +66,6 @@ impl Tui {
             Screen::idle_and_empty,
         );
         Some(tui)
-    }
-
-    /// The screen now, and what it shows.
-    pub fn look(&self) -> (String, Option<Screen>) {
-        let text = self.tmux.screen();
-        let read = screen::read(self.client, &text);
-        (text, read)
     }
 
     /// Waits until the screen shows a state `check` accepts; returns the
@@ -168,16 +161,4 @@ impl Tui {
     pub fn shows_answer(&self) -> bool {
         self.tmux.screen().contains(CHAT_TEXT)
     }
-}
-
-/// Polls `check` until it holds, up to `deadline`; the time it took.
-pub fn time_until(deadline: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if check() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }

@@ -117,6 +117,11 @@ pub fn newest_is_tool_result(api: Api, body: &Value) -> bool {
     }
 }
 
+/// The text of the newest message when it is a tool's result.
+pub fn tool_result(api: Api, body: &Value) -> Option<String> {
+    newest_is_tool_result(api, body).then(|| newest(api, body).to_string())
+}
+
 /// The reply: content type and body.
 pub fn reply(api: Api, body: &Value, answer: &Answer, streaming: bool) -> (&'static str, String) {
     match api {

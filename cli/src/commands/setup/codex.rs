@@ -24,7 +24,7 @@ use crate::commands::hook::Recipe;
 use crate::output::note;
 
 /// The variables Codex passes to the proxy from its own environment.
-const ENV_VARS: [&str; 9] = [
+const ENV_VARS: [&str; 10] = [
     "TMUX",
     "TMUX_PANE",
     "ZELLIJ",
@@ -34,6 +34,8 @@ const ENV_VARS: [&str; 9] = [
     "TMPDIR",
     state::ENV_STATE_DIR,
     config::ENV_URL,
+    // The proxy's wake switch.
+    "AGENT_EVENT_BUS_WAKE",
 ];
 
 pub fn plan(ctx: &Context) -> Result<Vec<Edit>> {
