@@ -10,13 +10,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::group::Group;
 use support::{Hub, HubOptions};
 
 /// The attack page. `REPORT` is replaced by the report listener's URL.
@@ -141,16 +142,6 @@ fn serve_decoy(listener: &TcpListener, page: &str, armed: &mpsc::Sender<()>) {
     }
 }
 
-/// Kills the browser when the test ends, however it ends.
-struct Browser(Child);
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
     let Some(browser) = chromium() else {
@@ -187,7 +178,9 @@ fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
     let decoy_thread = std::thread::spawn(move || serve_decoy(&decoy, &page, &armed_tx));
 
     let profile = tempfile::tempdir().unwrap();
-    let _browser = Browser(
+    // Its own process group: the browser's renderer and GPU processes end
+    // with it when the test ends, however it ends.
+    let _browser = Group::spawn(
         Command::new(browser)
             .args([
                 "--headless",
@@ -204,10 +197,9 @@ fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
             .arg(format!("http://rebind.test:{port}/"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium starts"),
-    );
+            .stderr(Stdio::null()),
+    )
+    .expect("chromium starts");
 
     armed_rx
         .recv_timeout(Duration::from_secs(60))
