@@ -311,10 +311,11 @@ impl Script {
             let _ = tokio::time::timeout(HOLD_LIMIT, released.changed()).await;
             self.holding.fetch_sub(1, Ordering::SeqCst);
         }
-        if fresh && let Some(call) = apis::offered(self.api, body, "get_events") {
-            if self.fetch.swap(false, Ordering::SeqCst) {
-                return self.call(call, json!({"resume": true, "order": "asc"}));
-            }
+        if fresh
+            && let Some(call) = apis::offered(self.api, body, "get_events")
+            && self.fetch.swap(false, Ordering::SeqCst)
+        {
+            return self.call(call, json!({"resume": true, "order": "asc"}));
         }
         Answer::Text(CHAT_TEXT.to_owned())
     }

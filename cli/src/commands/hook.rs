@@ -18,6 +18,10 @@ const COMMON: &str = include_str!("../../../examples/hooks/common.sh");
 const SOURCE_COMMON: &str = ". \"$(dirname \"$0\")/common.sh\"";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "the doc comments are the --help text, written for a terminal"
+)]
 pub enum Recipe {
     /// A turn started: `wake-state busy` (UserPromptSubmit, BeforeAgent)
     Busy,
@@ -65,17 +69,14 @@ pub struct HookArgs {
 /// Runs the hook; its exit code is the recipe's (2 only from `stop-wait`).
 pub fn hook(args: &HookArgs, url: &str) -> Result<ExitCode> {
     let me = std::env::current_exe().context("cannot find this program's path")?;
-    let mut child = match args.recipe.script() {
-        Some(script) => {
-            let mut cmd = Command::new("bash");
-            cmd.arg("-c").arg(inline(script)).arg(args.recipe.name());
-            cmd
-        }
-        None => {
-            let mut cmd = Command::new(&me);
-            cmd.arg("wake-state").arg(args.recipe.name());
-            cmd
-        }
+    let mut child = if let Some(script) = args.recipe.script() {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(inline(script)).arg(args.recipe.name());
+        cmd
+    } else {
+        let mut cmd = Command::new(&me);
+        cmd.arg("wake-state").arg(args.recipe.name());
+        cmd
     };
     // The recipes call this same program, at the hub this one was told.
     child

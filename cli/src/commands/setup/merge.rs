@@ -84,12 +84,11 @@ pub fn merge_server(
     name: &str,
     wanted: &Map<String, Value>,
 ) -> Change {
-    match servers.get_mut(name).and_then(Value::as_object_mut) {
-        Some(entry) => merge_entry(entry, wanted),
-        None => {
-            servers.insert(name.to_owned(), Value::Object(wanted.clone()));
-            Change::Added
-        }
+    if let Some(entry) = servers.get_mut(name).and_then(Value::as_object_mut) {
+        merge_entry(entry, wanted)
+    } else {
+        servers.insert(name.to_owned(), Value::Object(wanted.clone()));
+        Change::Added
     }
 }
 
@@ -152,14 +151,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn map(v: Value) -> Map<String, Value> {
+    fn map(v: &Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }
 
     #[test]
     fn a_server_is_added_then_merged_keeping_what_was_set_by_hand() {
-        let mut servers = map(json!({"other": {"command": "x"}}));
-        let wanted = map(json!({"command": "/bin/p", "env": {"A": "1"}}));
+        let mut servers = map(&json!({"other": {"command": "x"}}));
+        let wanted = map(&json!({"command": "/bin/p", "env": {"A": "1"}}));
         assert_eq!(merge_server(&mut servers, "bus", &wanted), Change::Added);
         assert_eq!(
             merge_server(&mut servers, "bus", &wanted),
@@ -178,9 +177,9 @@ mod tests {
     #[test]
     fn a_hook_is_added_once_and_found_again_by_its_command() {
         let mut hooks = map(
-            json!({"Stop": [{"matcher": "", "hooks": [{"type": "command", "command": "mine.sh"}]}]}),
+            &json!({"Stop": [{"matcher": "", "hooks": [{"type": "command", "command": "mine.sh"}]}]}),
         );
-        let wanted = map(json!({"type": "command", "command": "/b/cli hook idle", "timeout": 5}));
+        let wanted = map(&json!({"type": "command", "command": "/b/cli hook idle", "timeout": 5}));
         let ours = |c: &str| c.ends_with("hook idle");
         assert_eq!(
             merge_hook(&mut hooks, "Stop", &wanted, ours).unwrap(),
@@ -190,7 +189,7 @@ mod tests {
             merge_hook(&mut hooks, "Stop", &wanted, ours).unwrap(),
             Change::Unchanged
         );
-        let moved = map(json!({"type": "command", "command": "/c/cli hook idle", "timeout": 5}));
+        let moved = map(&json!({"type": "command", "command": "/c/cli hook idle", "timeout": 5}));
         assert_eq!(
             merge_hook(&mut hooks, "Stop", &moved, ours).unwrap(),
             Change::Updated
@@ -206,8 +205,8 @@ mod tests {
         let mut root = json!({"hooks": []});
         let err = object_at(&mut root, &["hooks"]).unwrap_err().to_string();
         assert!(err.contains("\"hooks\""), "{err}");
-        let mut hooks = map(json!({"Stop": {}}));
-        let wanted = map(json!({"command": "c"}));
+        let mut hooks = map(&json!({"Stop": {}}));
+        let wanted = map(&json!({"command": "c"}));
         assert!(merge_hook(&mut hooks, "Stop", &wanted, |_| true).is_err());
         assert!(parse(Some("// comment\n{}"), "settings.json").is_err());
         assert!(parse(Some("[]"), "settings.json").is_err());
