@@ -118,9 +118,34 @@ pub struct Prefs {
     pub wake: Option<&'static str>,
 }
 
+impl Prefs {
+    /// Claude Code holding messages from other sessions.
+    pub fn holding() -> Self {
+        Self {
+            cross_session_inbound: Some("hold"),
+            ..Self::default()
+        }
+    }
+}
+
+/// `client`'s executable and a new sandbox it is prepared in (see
+/// [`prepare`]); `None` when the client is not installed.
+pub fn prepared(
+    client: Client,
+    hub: &Hub,
+    standin_url: &str,
+    connect: Connect,
+    prefs: &Prefs,
+) -> Option<(PathBuf, Sandbox)> {
+    let exe = client.executable()?;
+    let mut sandbox = Sandbox::new();
+    prepare(client, &exe, hub, &mut sandbox, standin_url, connect, prefs);
+    Some((exe, sandbox))
+}
+
 /// Prepares `client` in the sandbox: passes its first-run dialogs, points it
 /// at the stand-in (`standin_url`) and the hub, and connects it to the bus.
-pub fn prepare(
+fn prepare(
     client: Client,
     exe: &std::path::Path,
     hub: &Hub,

@@ -78,3 +78,13 @@ pub fn run(what: &str, cmd: &mut Command) -> String {
     );
     text
 }
+
+/// Asserts a client's `mcp list` shows the server named `prefix` connected.
+pub fn assert_connected(listed: &str, prefix: &str) {
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(prefix) && l.contains("Connected")),
+        "{listed}"
+    );
+}

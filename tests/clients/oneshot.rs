@@ -2,16 +2,17 @@
 //! makes its model call `publish_event`; and the TypeScript SDK over stdio
 //! and Streamable HTTP.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{Hub, bin_path, repo_root, wait_until};
 
+use crate::client::{self, Client, Connect, Prefs};
 use crate::sandbox::Sandbox;
-use crate::standin::{self, Api, StandIn};
-use crate::{clients_dir, installed, run};
+use crate::standin::{self, StandIn};
+use crate::{assert_connected, clients_dir, installed, run};
 
 /// How long one client run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -122,36 +123,32 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
     event
 }
 
-fn mcp_env(hub: &Hub) -> String {
-    format!("AGENT_EVENT_BUS_URL={}", hub.base())
+/// A client prepared as README says (its server registered by hand) in a
+/// new sandbox, with a stand-in whose model calls `publish_event(args)`.
+fn prepared(client: Client, hub: &Hub, args: Value) -> Option<(PathBuf, Sandbox, StandIn)> {
+    let standin = StandIn::start(client.api(), args);
+    let (exe, sandbox) = client::prepared(
+        client,
+        hub,
+        &standin.url,
+        Connect::Readme,
+        &Prefs::default(),
+    )?;
+    Some((exe, sandbox, standin))
 }
 
 #[test]
 fn claude_code_lists_the_proxy_and_publishes_through_it() {
-    let Some(claude) = installed("Claude Code", "node_modules/.bin/claude") else {
+    let hub = Hub::start();
+    let args = json!({"event_type": "claude_said", "payload": "hello from Claude Code"});
+    let Some((claude, sandbox, standin)) = prepared(Client::ClaudeCode, &hub, args) else {
         return;
     };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let proxy = bin_path("agent-event-bus-proxy");
-    run(
-        "claude mcp add",
-        sandbox
-            .command(&claude)
-            .args(["mcp", "add", "--scope", "user", "agent-event-bus"])
-            .args(["-e", &mcp_env(&hub), "--"])
-            .arg(&proxy),
-    );
     let listed = run(
         "claude mcp list",
         sandbox.command(&claude).args(["mcp", "list"]),
     );
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("agent-event-bus:") && l.contains("Connected")),
-        "{listed}"
-    );
+    assert_connected(&listed, "agent-event-bus:");
     // A health check connects and leaves: no session, not even a short one.
     assert_eq!(live_sessions(&hub), Vec::<Value>::new());
     assert!(
@@ -161,79 +158,33 @@ fn claude_code_lists_the_proxy_and_publishes_through_it() {
         "{:?}",
         events(&hub)
     );
-
-    let args = json!({"event_type": "claude_said", "payload": "hello from Claude Code"});
-    let standin = StandIn::start(Api::Anthropic, args);
     let mut cmd = sandbox.command(&claude);
-    cmd.env("ANTHROPIC_BASE_URL", &standin.url)
-        .env("ANTHROPIC_API_KEY", "sk-ant-stand-in")
-        // The stand-in calls the tool directly rather than searching for it first.
-        .env("ENABLE_TOOL_SEARCH", "false")
-        .args([
-            "-p",
-            "Tell the other sessions hello.",
-            "--allowedTools",
-            "mcp__agent-event-bus__publish_event",
-        ]);
+    cmd.args([
+        "-p",
+        "Tell the other sessions hello.",
+        "--allowedTools",
+        "mcp__agent-event-bus__publish_event",
+    ]);
     let event = drive(&hub, &sandbox, &standin, "claude", cmd);
     assert_eq!(event["payload"], "hello from Claude Code");
 }
 
 #[test]
 fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
-    let Some(gemini) = installed("Gemini CLI", "node_modules/.bin/gemini") else {
+    let hub = Hub::start();
+    // As a Gemini model does when told to order dependent calls.
+    let args = json!({"event_type": "gemini_said", "payload": "hello from Gemini CLI", "wait_for_previous": true});
+    let Some((gemini, sandbox, standin)) = prepared(Client::Gemini, &hub, args) else {
         return;
     };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let gemini_dir = sandbox.home.join(".gemini");
-    std::fs::create_dir_all(&gemini_dir).expect("~/.gemini");
-    let settings = json!({
-        "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
-        "telemetry": {"enabled": false},
-        "privacy": {"usageStatisticsEnabled": false},
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-    });
-    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
-    // MCP servers only start in a trusted folder.
-    let trusted = json!({sandbox.project.to_string_lossy(): "TRUST_FOLDER"});
-    std::fs::write(gemini_dir.join("trustedFolders.json"), trusted.to_string()).expect("trust");
-
-    let proxy = bin_path("agent-event-bus-proxy");
-    let mut add = sandbox.command(&gemini);
-    add.args([
-        "mcp",
-        "add",
-        "--scope",
-        "user",
-        "--trust",
-        "agent-event-bus",
-    ])
-    .arg(&proxy)
-    .args(["-e", &mcp_env(&hub)]);
-    run("gemini mcp add", &mut add);
     let listed = run(
         "gemini mcp list",
         sandbox.command(&gemini).args(["mcp", "list"]),
     );
-    assert!(
-        listed.contains("agent-event-bus") && listed.contains("Connected"),
-        "{listed}"
-    );
-
-    // As a Gemini model does when told to order dependent calls.
-    let args = json!({"event_type": "gemini_said", "payload": "hello from Gemini CLI", "wait_for_previous": true});
-    let standin = StandIn::start(Api::Gemini, args);
+    assert_connected(&listed, "✓ agent-event-bus:");
     let mut cmd = sandbox.command(&gemini);
-    cmd.env("GEMINI_API_KEY", "stand-in-key")
-        .env("GOOGLE_GEMINI_BASE_URL", &standin.url)
-        // A named model: `auto` would first ask a router model to rate the prompt.
-        .args([
-            "-m",
-            "gemini-2.5-flash",
-            "-p",
-            "Tell the other sessions hello.",
-        ]);
+    cmd.args(Client::Gemini.tui_args(&sandbox.home))
+        .args(["-p", "Tell the other sessions hello."]);
     let event = drive(&hub, &sandbox, &standin, "gemini", cmd);
     assert_eq!(event["payload"], "hello from Gemini CLI");
     // The client did add the argument to the tool it offered its model.
@@ -263,43 +214,13 @@ fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
 
 #[test]
 fn codex_publishes_through_the_proxy() {
-    let Some(codex) = installed("Codex CLI", "node_modules/.bin/codex") else {
+    let hub = Hub::start();
+    let args = json!({"event_type": "codex_said", "payload": "hello from Codex"});
+    let Some((codex, sandbox, standin)) = prepared(Client::Codex, &hub, args) else {
         return;
     };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let args = json!({"event_type": "codex_said", "payload": "hello from Codex"});
-    let standin = StandIn::start(Api::Responses, args);
-    let codex_home = sandbox.home.join(".codex");
-    std::fs::create_dir_all(&codex_home).expect("CODEX_HOME");
-    let proxy = bin_path("agent-event-bus-proxy");
-    let config = format!(
-        r#"model = "stand-in"
-model_provider = "stand-in"
-approval_policy = "never"
-sandbox_mode = "read-only"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[model_providers.stand-in]
-name = "stand-in"
-base_url = "{standin}/v1"
-wire_api = "responses"
-
-[mcp_servers.agent-event-bus]
-command = {proxy:?}
-env = {{ AGENT_EVENT_BUS_URL = "{hub}" }}
-default_tools_approval_mode = "approve"
-"#,
-        standin = standin.url,
-        proxy = proxy.to_string_lossy(),
-        hub = hub.base(),
-    );
-    std::fs::write(codex_home.join("config.toml"), config).expect("config.toml");
     let mut cmd = sandbox.command(&codex);
-    cmd.env("CODEX_HOME", &codex_home).args([
+    cmd.args([
         "exec",
         "--skip-git-repo-check",
         "Tell the other sessions hello.",

@@ -86,7 +86,7 @@ fn record(client: Client) -> Option<Tui> {
         !s.busy && s.draft.as_deref() == Some(DRAFT)
     });
     assert!(
-        !tui.standin.log().iter().any(|r| r.mentions(DRAFT)),
+        !tui.standin.mentioned_since(0, DRAFT),
         "a draft typed during a turn was submitted:\n{text}"
     );
     tui.clear_draft();
@@ -101,11 +101,7 @@ fn claude_code_screens() {
 #[test]
 fn claude_code_screen_with_a_held_inbox_line() {
     let hub = Hub::start();
-    let prefs = Prefs {
-        cross_session_inbound: Some("hold"),
-        ..Prefs::default()
-    };
-    let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &prefs) else {
+    let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &Prefs::holding()) else {
         return;
     };
     tui.session(&hub);
@@ -117,9 +113,7 @@ fn claude_code_screen_with_a_held_inbox_line() {
     });
     shot(&tui, "inbox-held");
     assert!(
-        !tui.standin.log()[mark..]
-            .iter()
-            .any(|r| r.mentions("held-screen-marker")),
+        !tui.standin.mentioned_since(mark, "held-screen-marker"),
         "a held line reached the model:\n{text}"
     );
 }

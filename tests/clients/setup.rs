@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use support::{Hub, bin_path, repo_root};
 
 use crate::client::Client;
-use crate::run;
 use crate::sandbox::Sandbox;
+use crate::{assert_connected, run};
 
 fn setup(sandbox: &Sandbox, client: Client, extra: &[&str]) -> String {
     let cli = bin_path("agent-event-bus-cli");
@@ -24,6 +24,13 @@ fn setup(sandbox: &Sandbox, client: Client, extra: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A sandbox whose user's shell points at `hub`.
+fn sandbox_for(hub: &Hub) -> Sandbox {
+    let mut sandbox = Sandbox::new();
+    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    sandbox
 }
 
 /// The files `setup` may touch, and what is in them now.
@@ -57,8 +64,7 @@ fn setup_connects_claude_code_keeping_its_config() {
         return;
     };
     let hub = Hub::start();
-    let mut sandbox = Sandbox::new();
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    let sandbox = sandbox_for(&hub);
     let config = sandbox.home.join(".claude.json");
     let settings = sandbox.home.join(".claude/settings.json");
     std::fs::create_dir_all(settings.parent().expect("a folder")).expect("~/.claude");
@@ -98,12 +104,7 @@ fn setup_connects_claude_code_keeping_its_config() {
         "claude mcp list",
         sandbox.command(&claude).args(["mcp", "list"]),
     );
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("agent-event-bus:") && l.contains("Connected")),
-        "{listed}"
-    );
+    assert_connected(&listed, "agent-event-bus:");
 }
 
 #[test]
@@ -112,8 +113,7 @@ fn setup_connects_codex_keeping_its_config() {
         return;
     };
     let hub = Hub::start();
-    let mut sandbox = Sandbox::new();
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    let sandbox = sandbox_for(&hub);
     let config = sandbox.home.join(".codex/config.toml");
     std::fs::create_dir_all(config.parent().expect("a folder")).expect("~/.codex");
     let own = "# my settings\nmodel = \"o3\" # the one I like\n\n[projects.\"/src/x\"]\ntrust_level = \"trusted\"\n";
@@ -156,8 +156,7 @@ fn setup_connects_gemini_cli_keeping_its_config() {
         return;
     };
     let hub = Hub::start();
-    let mut sandbox = Sandbox::new();
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    let sandbox = sandbox_for(&hub);
     let dir = sandbox.home.join(".gemini");
     std::fs::create_dir_all(&dir).expect("~/.gemini");
     let settings = dir.join("settings.json");
@@ -177,10 +176,7 @@ fn setup_connects_gemini_cli_keeping_its_config() {
         "gemini mcp list",
         sandbox.command(&gemini).args(["mcp", "list"]),
     );
-    assert!(
-        listed.contains("agent-event-bus") && listed.contains("Connected"),
-        "{listed}"
-    );
+    assert_connected(&listed, "✓ agent-event-bus:");
 }
 
 /// Installing the plugin is all a Claude Code user does: it brings the MCP
@@ -191,8 +187,7 @@ fn the_claude_code_plugin_installs_offline_and_connects() {
         return;
     };
     let hub = Hub::start();
-    let mut sandbox = Sandbox::new();
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    let mut sandbox = sandbox_for(&hub);
     // `make install` puts the binaries on PATH; here, the built ones.
     let bins = bin_path("agent-event-bus-proxy")
         .parent()
@@ -229,13 +224,7 @@ fn the_claude_code_plugin_installs_offline_and_connects() {
         "claude mcp list",
         sandbox.command(&claude).args(["mcp", "list"]),
     );
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("plugin:agent-event-bus:agent-event-bus:")
-                && l.contains("Connected")),
-        "{listed}"
-    );
+    assert_connected(&listed, "plugin:agent-event-bus:agent-event-bus:");
     let hooks = read_json(&plugin.join("hooks/hooks.json"));
     for (event, at, recipe) in [
         ("UserPromptSubmit", 0, "busy"),

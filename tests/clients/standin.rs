@@ -224,6 +224,11 @@ impl StandIn {
         }
     }
 
+    /// Whether any request after `mark` mentions `text`.
+    pub fn mentioned_since(&self, mark: usize, text: &str) -> bool {
+        self.log().iter().skip(mark).any(|r| r.mentions(text))
+    }
+
     /// The held tool-result request, if one arrives within `wait`.
     pub fn held(&self, wait: Duration) -> Option<Held> {
         self.held.recv_timeout(wait).ok()

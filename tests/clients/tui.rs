@@ -32,18 +32,8 @@ impl Tui {
     /// returns once its idle, empty input line shows. `None` when the client
     /// is not installed.
     pub fn start(client: Client, hub: &Hub, connect: Connect, prefs: &Prefs) -> Option<Self> {
-        let exe = client.executable()?;
-        let mut sandbox = Sandbox::new();
         let standin = StandIn::chat(client.api());
-        client::prepare(
-            client,
-            &exe,
-            hub,
-            &mut sandbox,
-            &standin.url,
-            connect,
-            prefs,
-        );
+        let (exe, sandbox) = client::prepared(client, hub, &standin.url, connect, prefs)?;
         let args = client.tui_args(&sandbox.home);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let tmux = Tmux::start(&sandbox, &exe, &args);

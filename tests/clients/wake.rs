@@ -215,7 +215,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
             s.draft.as_deref() == Some(DRAFT)
         });
         assert!(
-            !tui.standin.log()[mark..].iter().any(|r| r.mentions(DRAFT)),
+            !tui.standin.mentioned_since(mark, DRAFT),
             "the draft was submitted:\n{screen}"
         );
         tui.clear_draft();
@@ -230,7 +230,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         tui.clear_draft();
     }
     assert!(
-        !tui.standin.log().iter().any(|r| r.mentions(DRAFT)),
+        !tui.standin.mentioned_since(0, DRAFT),
         "the draft reached the model:\n{}",
         tui.tmux.screen()
     );
@@ -301,11 +301,7 @@ fn gemini_cli_is_woken_through_its_pane() {
 #[test]
 fn claude_code_holding_inbound_messages_gets_no_false_receipt() {
     let hub = Hub::start();
-    let prefs = Prefs {
-        cross_session_inbound: Some("hold"),
-        ..Prefs::default()
-    };
-    let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &prefs) else {
+    let Some(tui) = Tui::start(Client::ClaudeCode, &hub, Connect::Readme, &Prefs::holding()) else {
         return;
     };
     tui.turn("say hi");
@@ -321,9 +317,7 @@ fn claude_code_holding_inbound_messages_gets_no_false_receipt() {
     // Claude Code decided before it sent the hold back: nothing reached
     // the model.
     assert!(
-        !tui.standin.log()[mark..]
-            .iter()
-            .any(|r| r.mentions("held-by-claude")),
+        !tui.standin.mentioned_since(mark, "held-by-claude"),
         "a held message reached the model"
     );
 }
@@ -357,9 +351,7 @@ fn no_wake_path(client: Client, connect: Connect) {
         "{now}"
     );
     assert!(
-        !tui.standin.log()[mark..]
-            .iter()
-            .any(|r| r.mentions("nobody-wakes-me")),
+        !tui.standin.mentioned_since(mark, "nobody-wakes-me"),
         "the message reached the model"
     );
 }
