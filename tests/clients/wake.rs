@@ -148,7 +148,6 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     tui.turn("say hi");
     let me = tui.session_id(&hub);
     let from = sender(&hub);
-    wait_reach(&hub, &me, path);
     let mut unread = Vec::new();
     let mut latencies = Vec::new();
 
@@ -157,6 +156,8 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         if path == Path::Inbox {
             tui.standin.fetch_next();
         }
+        // The hook's `wait` reconnects after each turn.
+        wait_reach(&hub, &me, path);
         let mark = tui.standin.count();
         let sent = Instant::now();
         let (id, reply) = message(&hub, &from, &me, &text);
@@ -198,6 +199,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     if path == Path::Inbox {
         tui.standin.fetch_next();
     }
+    wait_reach(&hub, &me, path);
     let mark = tui.standin.count();
     let (id, _) = message(&hub, &from, &me, &text);
     if path == Path::Pane {
@@ -338,7 +340,21 @@ fn no_wake_path(client: Client, connect: Connect) {
     let from = sender(&hub);
     let mark = tui.standin.count();
     let (id, reply) = message(&hub, &from, &me, "nobody-wakes-me");
-    assert_eq!(reply["reach"], json!([]), "{reply}");
+    // Claude Code's proxy always offers a channel, which cannot confirm.
+    let offered: &[&str] = if client == Client::ClaudeCode {
+        &["channel"]
+    } else {
+        &[]
+    };
+    assert_eq!(paths(&reply["reach"]), offered, "{reply}");
+    assert!(
+        reply["reach"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|r| r["confirmed"] == false),
+        "{reply}"
+    );
     assert!(
         reply["reach_note"].as_str().is_some_and(|n| !n.is_empty()),
         "{reply}"
