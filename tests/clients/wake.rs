@@ -27,12 +27,15 @@ use crate::tui::Tui;
 /// How soon a message to an idle session must reach its model.
 const WAKE_LIMIT: Duration = Duration::from_secs(15);
 /// Idle wakes measured per path.
-const SAMPLES: usize = 5;
+const SAMPLES: usize = 4;
+/// The proxy's least time between two notices typed into a pane.
+const PANE_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// A wake path, as receipts and reach name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// Claude Code's inbox: offered; the agent's own fetch delivers.
+    /// Claude Code's inbox: delivered once the line shows taken in the
+    /// client's proven pane.
     Inbox,
     /// The `wait` hook (Stop, asyncRewake): delivered when it prints.
     Hook,
@@ -52,7 +55,7 @@ impl Path {
     /// The path a receipt's `delivered_path` names after a wake.
     fn delivered_by(self) -> &'static str {
         match self {
-            Self::Inbox => "tool",
+            Self::Inbox => "inbox",
             Self::Hook => "hook",
             Self::Pane => "pane",
         }
@@ -95,6 +98,13 @@ fn wait_receipt(hub: &Hub, id: u64, what: &str, check: impl Fn(&Value) -> bool) 
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until message `id` was delivered (its status may have moved on
+/// to `read` since), and checks it was `path` that delivered it.
+fn wait_delivered(hub: &Hub, id: u64, path: Path) {
+    let done = wait_receipt(hub, id, "delivered", |r| !r["delivered_path"].is_null());
+    assert_eq!(done["delivered_path"], path.delivered_by(), "{done}");
 }
 
 fn paths(list: &Value) -> Vec<String> {
@@ -150,16 +160,21 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     let from = sender(&hub);
     let mut unread = Vec::new();
     let mut latencies = Vec::new();
+    let mut last: Option<Instant> = None;
 
     for n in 0..SAMPLES {
         let text = format!("wake-{}-{n}", path.name());
-        if path == Path::Inbox {
-            tui.standin.fetch_next();
+        if path == Path::Pane
+            && let Some(last) = last
+        {
+            // Measure a wake, not the cooldown between two typed notices.
+            std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
         }
         // The hook's `wait` reconnects after each turn.
         wait_reach(&hub, &me, path);
         let mark = tui.standin.count();
         let sent = Instant::now();
+        last = Some(sent);
         let (id, reply) = message(&hub, &from, &me, &text);
         assert!(
             paths(&reply["reach"]).iter().any(|p| p == path.name()),
@@ -172,23 +187,13 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
             )
         });
         latencies.push(woken.at.saturating_duration_since(sent));
-        let done = wait_receipt(&hub, id, "delivered", |r| r["status"] == "delivered");
-        assert_eq!(done["delivered_path"], path.delivered_by(), "{done}");
-        match path {
-            Path::Inbox => {
-                assert_eq!(done["offered_path"], "inbox", "{done}");
-                tui.standin
-                    .wait_tool_result(mark, &text, WAKE_LIMIT)
-                    .unwrap_or_else(|| panic!("the agent's fetch did not return {text}"));
-            }
-            Path::Hook => {
-                tui.standin
-                    .wait_mention(mark, &text, WAKE_LIMIT)
-                    .unwrap_or_else(|| panic!("the hook's wake did not carry {text}"));
-                unread.push(text);
-            }
-            Path::Pane => unread.push(text),
+        wait_delivered(&hub, id, path);
+        if path == Path::Hook {
+            tui.standin
+                .wait_mention(mark, &text, WAKE_LIMIT)
+                .unwrap_or_else(|| panic!("the hook's wake did not carry {text}"));
         }
+        unread.push(text);
         tui.wait_idle();
     }
     report(&format!("{} ({})", path.name(), client.name()), latencies);
@@ -196,8 +201,10 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     // A person's half-typed line.
     tui.type_draft(DRAFT);
     let text = format!("draft-{}", path.name());
-    if path == Path::Inbox {
-        tui.standin.fetch_next();
+    if path == Path::Pane
+        && let Some(last) = last
+    {
+        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
     }
     wait_reach(&hub, &me, path);
     let mark = tui.standin.count();
@@ -206,7 +213,8 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         let held = wait_receipt(&hub, id, "held by the draft", |r| {
             r["held"]["path"] == "pane"
         });
-        assert_eq!(held["status"], "offered", "{held}");
+        // Nothing was typed: the hold never moves the status.
+        assert_eq!(held["status"], "stored", "{held}");
         assert!(
             held["held"]["reason"]
                 .as_str()
@@ -222,8 +230,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         );
         tui.clear_draft();
     }
-    let done = wait_receipt(&hub, id, "delivered", |r| r["status"] == "delivered");
-    assert_eq!(done["delivered_path"], path.delivered_by(), "{done}");
+    wait_delivered(&hub, id, path);
     if path != Path::Pane {
         // The inbox and the hook never touch the input line.
         tui.wait_state("the turn's end with the draft kept", WAKE_LIMIT, |s| {
@@ -236,13 +243,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         "the draft reached the model:\n{}",
         tui.tmux.screen()
     );
-    if path == Path::Inbox {
-        tui.standin
-            .wait_tool_result(mark, &text, WAKE_LIMIT)
-            .unwrap_or_else(|| panic!("the agent's fetch did not return {text}"));
-    } else {
-        unread.push(text);
-    }
+    unread.push(text);
     tui.wait_idle();
 
     // Waking never consumed: the agent's next resume read has them all.
@@ -309,15 +310,25 @@ fn claude_code_holding_inbound_messages_gets_no_false_receipt() {
     tui.turn("say hi");
     let me = tui.session_id(&hub);
     let from = sender(&hub);
-    wait_reach(&hub, &me, Path::Inbox);
     let mark = tui.standin.count();
     let (id, _) = message(&hub, &from, &me, "held-by-claude");
     let held = wait_receipt(&hub, id, "held by the inbox", |r| {
         r["held"]["path"] == "inbox"
     });
-    assert_eq!(held["status"], "offered", "{held}");
-    // Claude Code decided before it sent the hold back: nothing reached
-    // the model.
+    assert!(
+        held["held"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("crossSessionInbound")),
+        "{held}"
+    );
+    assert!(
+        held["status"] != "delivered" && held["status"] != "read" && held["delivered_at"].is_null(),
+        "{held}"
+    );
+    // A turn the person starts afterwards: nothing went around the hold.
+    tui.turn("say hi again");
+    let now = receipt(&hub, id);
+    assert!(now["delivered_at"].is_null(), "{now}");
     assert!(
         !tui.standin.mentioned_since(mark, "held-by-claude"),
         "a held message reached the model"
