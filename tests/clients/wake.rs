@@ -139,9 +139,9 @@ fn report(what: &str, mut samples: Vec<Duration>) {
         return;
     }
     samples.sort();
-    let rank = |percent: usize| samples[((samples.len() - 1) * percent + 50) / 100];
+    let rank = |percent: usize| samples[((samples.len() - 1) * percent + 50) / 100].as_millis();
     eprintln!(
-        "latency {what}: publish → the model's next request, n={} p50={:.0?} p95={:.0?}",
+        "latency {what}: publish → the model's next request, n={} p50={} ms p95={} ms",
         samples.len(),
         rank(50),
         rank(95)
@@ -231,6 +231,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         tui.clear_draft();
     }
     wait_delivered(&hub, id, path);
+    last = Some(Instant::now());
     if path != Path::Pane {
         // The inbox and the hook never touch the input line.
         tui.wait_state("the turn's end with the draft kept", WAKE_LIMIT, |s| {
@@ -246,21 +247,29 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     unread.push(text);
     tui.wait_idle();
 
-    // Waking never consumed: the agent's next resume read has them all.
-    if let Some(first) = unread.first() {
-        tui.standin.fetch_next();
-        let mark = tui.standin.count();
-        tui.turn("any messages for me?");
-        let result = tui
-            .standin
-            .wait_tool_result(mark, first, WAKE_LIMIT)
-            .unwrap_or_else(|| panic!("the resume read did not return {first}"));
-        for text in &unread {
-            assert!(
-                result.contains(text.as_str()),
-                "the resume read lost {text}: {result}"
-            );
-        }
+    // Waking never consumed: woken once more, the agent reads with
+    // resume=true and gets every direct message it has not read. (No text
+    // is typed here: a notice the proxy types could interleave with it.)
+    tui.standin.fetch_next();
+    if path == Path::Pane
+        && let Some(last) = last
+    {
+        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
+    }
+    wait_reach(&hub, &me, path);
+    let mark = tui.standin.count();
+    let text = format!("resume-{}", path.name());
+    message(&hub, &from, &me, &text);
+    unread.push(text);
+    let result = tui
+        .standin
+        .wait_tool_result(mark, &unread[0], WAKE_LIMIT)
+        .unwrap_or_else(|| panic!("no resume read returned {}", unread[0]));
+    for text in &unread {
+        assert!(
+            result.contains(text.as_str()),
+            "the resume read lost {text}: {result}"
+        );
     }
 }
 
