@@ -99,8 +99,30 @@ impl Tui {
     pub fn submit(&self, text: &str) -> usize {
         let mark = self.standin.count();
         self.type_draft(text);
-        self.tmux.press(&["Enter"]);
-        mark
+        // Gemini CLI at times ignores an Enter that follows typed text
+        // closely; a person presses it again while the line still holds it.
+        for _ in 0..3 {
+            self.tmux.press(&["Enter"]);
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            while std::time::Instant::now() < until {
+                let (_, now) = self.look();
+                if now.is_some_and(|s| s.draft.as_deref().is_none_or(|d| !d.contains(text))) {
+                    return mark;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!(
+            "{text:?} was never submitted; screen:\n{}",
+            self.tmux.screen()
+        );
+    }
+
+    /// The screen now, and what it shows.
+    fn look(&self) -> (String, Option<Screen>) {
+        let text = self.tmux.screen();
+        let read = screen::read(self.client, &text);
+        (text, read)
     }
 
     /// One whole turn: submits `text`, waits for the stand-in to see it and

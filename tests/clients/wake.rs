@@ -264,7 +264,17 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     let result = tui
         .standin
         .wait_tool_result(mark, &unread[0], WAKE_LIMIT)
-        .unwrap_or_else(|| panic!("no resume read returned {}", unread[0]));
+        .unwrap_or_else(|| {
+            let last = tui.standin.log().last().map(|r| r.body.to_string()).unwrap_or_default();
+            let tail: String = last.chars().skip(last.chars().count().saturating_sub(3000)).collect();
+            panic!(
+                "no resume read returned {} within {WAKE_LIMIT:?}; {} requests since; the last: {}; screen:\n{}",
+                unread[0],
+                tui.standin.count() - mark,
+                tail,
+                tui.tmux.screen()
+            )
+        });
     for text in &unread {
         assert!(
             result.contains(text.as_str()),
