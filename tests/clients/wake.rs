@@ -250,7 +250,6 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     // Waking never consumed: woken once more, the agent reads with
     // resume=true and gets every direct message it has not read. (No text
     // is typed here: a notice the proxy types could interleave with it.)
-    tui.standin.fetch_next();
     if path == Path::Pane
         && let Some(last) = last
     {
@@ -258,6 +257,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     }
     wait_reach(&hub, &me, path);
     let mark = tui.standin.count();
+    tui.standin.fetch_next();
     let text = format!("resume-{}", path.name());
     message(&hub, &from, &me, &text);
     unread.push(text);
