@@ -41,9 +41,9 @@ test-clients:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1 --nocapture
 
-## Fuzz the hub's JSON-RPC parsing and dispatch and its argument coercion
-## (property tests on random inputs) for FUZZ_SECONDS per target, three
-## targets: about 5 minutes. Prints how many inputs each ran. `make test`
+## Fuzz the hub's JSON-RPC parsing and dispatch, its argument coercion and
+## its access check on random headers (property tests on random inputs) for
+## FUZZ_SECONDS per target, four targets: about 7 minutes. Prints how many inputs each ran. `make test`
 ## runs the same properties on 64 inputs each.
 FUZZ_SECONDS ?= 100
 fuzz:

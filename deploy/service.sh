@@ -7,7 +7,8 @@
 # usage: deploy/service.sh render [linux|macos]   write the unit/plist, print its path
 #        deploy/service.sh install-server         render, (re)start the hub, register the proxy
 #        deploy/service.sh install-client URL     point Claude Code's proxy at a remote hub
-#                                                 (token from $AGENT_EVENT_BUS_TOKEN)
+#                                                 (token from $AGENT_EVENT_BUS_TOKEN; on the
+#                                                 hub's machine `agent-event-bus-cli token`)
 #        deploy/service.sh uninstall              remove service, proxy entry, binaries; keep data
 #        deploy/service.sh restart | logs
 # env:   BINDIR (default ~/.local/bin) where `make install` put the binaries;
@@ -67,16 +68,20 @@ render() {
     linux) dest=$(unit_path) template=$here/agent-event-bus.service ;;
     macos) dest=$(plist_path) template=$here/$LABEL.plist ;;
     esac
+    # The data directory exists before the service starts (its sandbox
+    # makes only this directory writable) and is this user's alone.
     mkdir -p "$(dirname "$dest")" "$DATA_DIR" "$(dirname "$ENV_FILE")"
+    chmod 700 "$DATA_DIR"
     sed -e "s|@BINDIR@|$BINDIR|g" -e "s|@ENV_FILE@|$ENV_FILE|g" -e "s|@LOG_FILE@|$LOG_FILE|g" \
-        "$template" >"$dest.tmp"
+        -e "s|@DATA_DIR@|$DATA_DIR|g" "$template" >"$dest.tmp"
     mv "$dest.tmp" "$dest"
     echo "$dest"
 }
 
 # (Re)registers the proxy with Claude Code at user scope, when `claude` is
-# here. $1: a remote hub's URL (empty: the local default); the token comes
-# from $AGENT_EVENT_BUS_TOKEN.
+# here. $remote_url: a remote hub's URL (empty: the hub on this machine,
+# whose token the proxy reads from its file itself); a remote hub's token
+# comes from $AGENT_EVENT_BUS_TOKEN.
 register_proxy() {
     proxy=$BINDIR/agent-event-bus-proxy
     if ! command -v claude >/dev/null 2>&1; then
@@ -86,8 +91,10 @@ register_proxy() {
     fi
     run_quietly claude mcp remove --scope user "$MCP_NAME"
     set -- claude mcp add --scope user
-    if [ -n "${remote_url:-}" ]; then set -- "$@" -e "AGENT_EVENT_BUS_URL=$remote_url"; fi
-    if [ -n "${AGENT_EVENT_BUS_TOKEN:-}" ]; then set -- "$@" -e "AGENT_EVENT_BUS_TOKEN=$AGENT_EVENT_BUS_TOKEN"; fi
+    if [ -n "${remote_url:-}" ]; then
+        set -- "$@" -e "AGENT_EVENT_BUS_URL=$remote_url"
+        if [ -n "${AGENT_EVENT_BUS_TOKEN:-}" ]; then set -- "$@" -e "AGENT_EVENT_BUS_TOKEN=$AGENT_EVENT_BUS_TOKEN"; fi
+    fi
     run "$@" "$MCP_NAME" -- "$proxy"
 }
 
@@ -132,6 +139,8 @@ install_server() {
     remote_url=
     register_proxy
     echo "Settings (HOST, PORT, AGENT_EVENT_BUS_TOKEN, ...) go in $ENV_FILE; then: make restart"
+    echo "The hub keeps its token in $DATA_DIR/token; this user's proxy and CLI read it."
+    echo "For a client on another machine: \`agent-event-bus-cli token\` prints it (give it as TOKEN=...)."
     check
 }
 
@@ -141,7 +150,13 @@ install_client() {
     register_proxy
     echo "For the CLI and hooks, add to your shell profile:"
     echo "  export AGENT_EVENT_BUS_URL=$remote_url"
-    if [ -n "${AGENT_EVENT_BUS_TOKEN:-}" ]; then echo "  export AGENT_EVENT_BUS_TOKEN=<the hub's token>"; fi
+    if [ -n "${AGENT_EVENT_BUS_TOKEN:-}" ]; then
+        echo "  export AGENT_EVENT_BUS_TOKEN=<the hub's token>"
+    else
+        echo "No token was given: the hub refuses clients without one (unless it trusts"
+        echo "tailscale serve's identity headers). On the hub's machine, \`agent-event-bus-cli token\`"
+        echo "prints it; then run this again with TOKEN=..."
+    fi
     [ -n "${DRY_RUN:-}" ] || AGENT_EVENT_BUS_URL=$remote_url "$BINDIR/agent-event-bus-cli" doctor || true
 }
 

@@ -5,7 +5,9 @@
 use clap::{Args, Parser, Subcommand};
 use shared::config;
 
-use crate::commands::{claims, events, hook, hooks, notify, sessions, setup, wait, webhook};
+use crate::commands::{
+    access, claims, events, hook, hooks, notify, sessions, setup, wait, wake, webhook,
+};
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
 const EXAMPLES: &str = "\
@@ -19,7 +21,10 @@ Examples:
   agent-event-bus-cli claim --file src/x.rs --note \"splitting it\"
   agent-event-bus-cli claims file:my-project/
   agent-event-bus-cli wait --timeout 540    # exit 2 with the message when one arrives
+  agent-event-bus-cli wake-state busy       # from a turn-start hook (idle from a turn-end hook)
+  agent-event-bus-cli panes set             # map this session to this tmux/zellij pane
   agent-event-bus-cli doctor
+  agent-event-bus-cli open                  # the live view, with this machine's hub token
   agent-event-bus-cli setup claude-code --dry-run
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
@@ -47,7 +52,7 @@ pub struct Global {
     /// Hub URL, with or without /mcp
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     pub url: String,
-    /// Bearer token for a remote hub
+    /// Bearer token for the hub [default: for a hub on this machine, the token file beside its database]
     #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Show the full error chain on failures
@@ -85,10 +90,18 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// Check the hub, auth, versions, a publish/read round trip and the Claude Code setup
     Doctor,
+    /// Print the hub's token this CLI sends, to give a client on another machine
+    Token,
+    /// Open the live view in a browser, with the hub's token
+    Open(access::OpenArgs),
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),
+    /// Record that the agent is busy (in a turn) or idle, for the terminal wake (from hooks)
+    WakeState(wake::WakeStateArgs),
+    /// Map this session to a tmux or zellij pane by hand, or clear the mapping
+    Panes(wake::PanesArgs),
     /// Connect a client: register the proxy as its MCP server and add its hooks
     Setup(setup::SetupArgs),
     /// Run one of the hooks `setup` installs (what a client's hook entry runs)

@@ -15,13 +15,14 @@
 //!
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
-//! - [`hub`]: the connection: tool calls, timeouts, domain-error replies.
+//! - [`hub`]: the connection: typed tool calls, timeouts.
 //! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, hooks), `setup` (connecting a client) and `hook`
-//!   (what the hooks it installs run).
+//!   notify, doctor, wait, hooks, wake, and `access`: `token` and `open`),
+//!   `setup` (connecting a client) and `hook` (what the hooks it installs
+//!   run).
 
 mod args;
 mod commands;

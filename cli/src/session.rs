@@ -57,7 +57,7 @@ impl SessionArg {
         }
         let sessions = hub.sessions().await?;
         Ok(
-            nearest_ancestor(sessions, &config::hostname(), &ancestors())
+            nearest_ancestor(sessions, &config::hostname(), &shared::procs::ancestors())
                 .map(|s| Found::Ancestor(Box::new(s))),
         )
     }
@@ -89,44 +89,6 @@ fn nearest_ancestor(
         .map(|(_, s)| s)
 }
 
-/// Our ancestors' PIDs, parent first, stopping before init (PID 1).
-pub fn ancestors() -> Vec<u32> {
-    let mut chain = Vec::new();
-    let mut pid = std::os::unix::process::parent_id();
-    // A process tree is shallow; the bound only guards against a loop.
-    while pid > 1 && chain.len() < 128 && !chain.contains(&pid) {
-        chain.push(pid);
-        match parent_of(pid) {
-            Some(parent) => pid = parent,
-            None => break,
-        }
-    }
-    chain
-}
-
-/// A process's parent: `/proc/<pid>/stat` on Linux, `ps` elsewhere.
-fn parent_of(pid: u32) -> Option<u32> {
-    if cfg!(target_os = "linux") {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        parse_stat_ppid(&stat)
-    } else {
-        let out = std::process::Command::new("ps")
-            .args(["-o", "ppid=", "-p", &pid.to_string()])
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    }
-}
-
-/// The parent PID in a `/proc/<pid>/stat` line. The command name (field 2)
-/// is in parentheses and may itself contain spaces and `)`, so fields are
-/// counted from the last `)`: state, then the parent PID.
-fn parse_stat_ppid(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,13 +113,6 @@ mod tests {
     }
 
     #[test]
-    fn stat_parent_survives_odd_names() {
-        assert_eq!(parse_stat_ppid("123 (bash) S 45 123 123 0"), Some(45));
-        assert_eq!(parse_stat_ppid("9 (a) b (c)) R 7 9 9"), Some(7));
-        assert_eq!(parse_stat_ppid("garbage"), None);
-    }
-
-    #[test]
     fn picks_the_nearest_local_ancestor() {
         let sessions = vec![
             session("remote", "other", Some(10)),
@@ -169,14 +124,5 @@ mod tests {
         let found = nearest_ancestor(sessions.clone(), "here", &[10, 20, 30]).unwrap();
         assert_eq!(found.session_id, "near-new");
         assert!(nearest_ancestor(sessions, "here", &[99]).is_none());
-    }
-
-    #[test]
-    fn our_parent_comes_first() {
-        let chain = ancestors();
-        assert_eq!(
-            chain.first().copied(),
-            Some(std::os::unix::process::parent_id()).filter(|p| *p > 1)
-        );
     }
 }

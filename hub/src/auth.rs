@@ -1,31 +1,59 @@
 //! Who may call the hub. Checked once per request, before any route, on
-//! the request's target, headers and peer address:
+//! the request's method, target, headers and peer address:
 //! - a browser `Origin` that is not one of the hub's own host names is
 //!   refused on every path (a web page never gets in, token or not);
 //! - a request that is malformed for this purpose (an absolute-form
 //!   target, several `Host` headers, a `Host` that is not a host name) is
 //!   refused;
-//! - the bearer token, when set, admits anyone;
-//! - a loopback peer naming one of the hub's hosts in `Host` is local use;
-//!   without a `Host` it is not local;
-//! - a request that came through `tailscale serve` (loopback peer with
-//!   `X-Forwarded-For`) is admitted with a `Tailscale-User-Login` and a
-//!   `Host` the hub answers to (`--public-host`), so a page on a name that
-//!   rebinds to 127.0.0.1 cannot pass by adding those headers itself.
+//! - the hub's credential (`Authorization: Bearer`) admits the caller, from
+//!   anywhere: local use when it comes from a loopback peer with no
+//!   forwarding header, else remote;
+//! - a loopback peer naming a host the hub does not answer to is refused
+//!   (DNS rebinding);
+//! - `GET /health` and the live view's page (`GET /`) need no credential;
+//!   the page's data comes through `POST /mcp`, which does;
+//! - with `--trust-tailscale-headers` only, a request that came through
+//!   `tailscale serve` (loopback peer with `X-Forwarded-For`) is admitted by
+//!   its `Tailscale-User-Login` and a `Host` the hub answers to;
+//! - everything else is refused with 401 and where the credential is.
+//!
+//! Loopback alone proves nothing: another user of the machine, or a
+//! reverse proxy in front of the hub, connects from loopback too.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
-use warp::http::{HeaderMap, Uri};
+use warp::http::{HeaderMap, Method, Uri};
 
 use crate::caller::Access;
+use crate::credential::Credential;
+
+/// Headers a forwarding proxy adds; any of them means the peer is not the
+/// caller.
+const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
 
 /// The hub's access rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    token: Option<String>,
+    token: String,
+    /// The token file, named in a refusal to a local caller.
+    token_file: Option<PathBuf>,
+    /// `--insecure-no-auth`: no credential needed.
     disabled: bool,
+    /// `--trust-tailscale-headers`: a `Tailscale-User-Login` on a request
+    /// forwarded from loopback admits it.
+    trust_tailscale: bool,
     /// Host names (without port) the hub answers to.
     hosts: Vec<String>,
+}
+
+/// How the hub is told to admit callers besides its credential.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Openings {
+    /// `--insecure-no-auth`.
+    pub no_auth: bool,
+    /// `--trust-tailscale-headers`.
+    pub trust_tailscale: bool,
 }
 
 /// The decision for one request.
@@ -33,18 +61,21 @@ pub struct Policy {
 pub enum Verdict {
     /// Admitted, and how.
     Allow(Access),
+    /// A path anyone may read (`/health`, the live view's page), asked
+    /// without the credential.
+    Public,
     /// 400: the request's target or `Host` is malformed.
     BadRequest(&'static str),
-    /// 401: credentials missing or wrong.
-    Unauthorized(&'static str),
+    /// 401: the credential is missing or wrong; says where to find it.
+    Unauthorized(String),
     /// 403: a foreign host or web origin.
     Forbidden(String),
 }
 
 impl Policy {
     pub fn new(
-        token: Option<String>,
-        disabled: bool,
+        credential: &Credential,
+        openings: Openings,
         public_hosts: &[String],
         bound_host: &str,
     ) -> Self {
@@ -60,8 +91,10 @@ impl Policy {
                 .filter(|h| !h.is_empty()),
         );
         Self {
-            token: token.filter(|t| !t.is_empty()),
-            disabled,
+            token: credential.token.clone(),
+            token_file: credential.file().map(std::path::Path::to_path_buf),
+            disabled: openings.no_auth,
+            trust_tailscale: openings.trust_tailscale,
             hosts,
         }
     }
@@ -71,7 +104,13 @@ impl Policy {
             || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
-    pub fn check(&self, peer: Option<SocketAddr>, target: &Uri, headers: &HeaderMap) -> Verdict {
+    pub fn check(
+        &self,
+        peer: Option<SocketAddr>,
+        method: &Method,
+        target: &Uri,
+        headers: &HeaderMap,
+    ) -> Verdict {
         if target.authority().is_some() || target.scheme().is_some() {
             return Verdict::BadRequest(
                 "Bad Request: send the path alone as the request target, not an absolute URL",
@@ -116,16 +155,20 @@ impl Policy {
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
         };
-        if let (Some(token), Some(auth)) = (&self.token, header("authorization"))
-            && let Some(given) = auth
-                .strip_prefix("Bearer ")
-                .or_else(|| auth.strip_prefix("bearer "))
-            && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
-        {
-            return Verdict::Allow(Access::Token);
-        }
         let loopback = peer.is_some_and(|p| is_loopback(p.ip()));
-        let forwarded = headers.contains_key("x-forwarded-for");
+        let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
+        let bearer = header("authorization").and_then(|auth| {
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+                .map(str::trim)
+        });
+        if bearer.is_some_and(|given| constant_time_eq(given.as_bytes(), self.token.as_bytes())) {
+            return Verdict::Allow(if loopback && !forwarded {
+                Access::Local
+            } else {
+                Access::Token
+            });
+        }
         if let Some(host) = &host
             && loopback
             && !self.host_allowed(host)
@@ -134,29 +177,66 @@ impl Policy {
                 "this hub does not answer to host '{host}'; start it with --public-host {host} if that name is its own"
             ));
         }
-        if loopback && !forwarded && host.is_some() {
-            return Verdict::Allow(Access::Local);
+        if is_public(method, target) {
+            return Verdict::Public;
         }
         if self.disabled {
             return Verdict::Allow(Access::Open);
         }
-        if loopback
-            && forwarded
+        let login = header("tailscale-user-login").filter(|v| !v.is_empty());
+        if self.trust_tailscale
+            && loopback
+            && headers.contains_key("x-forwarded-for")
             && host.is_some()
-            && let Some(login) = header("tailscale-user-login").filter(|v| !v.is_empty())
+            && let Some(login) = login
         {
             return Verdict::Allow(Access::Forwarded(login.to_owned()));
         }
-        if loopback && host.is_none() {
-            Verdict::Unauthorized(
-                "a request without a Host header is not local; send Host (HTTP/1.1) or Authorization: Bearer <AGENT_EVENT_BUS_TOKEN>",
-            )
-        } else if self.token.is_some() {
-            Verdict::Unauthorized("send Authorization: Bearer <AGENT_EVENT_BUS_TOKEN>")
-        } else {
-            Verdict::Unauthorized("Tailscale identity required")
-        }
+        Verdict::Unauthorized(self.refusal(
+            bearer.is_some(),
+            loopback && !forwarded,
+            login.is_some(),
+        ))
     }
+
+    /// The 401 text: what was wrong and where the credential is. Only a
+    /// caller on this machine is told the token file's path.
+    fn refusal(&self, wrong: bool, local: bool, tailscale_login: bool) -> String {
+        let mut text = if wrong {
+            "the credential sent is not this hub's token".to_owned()
+        } else {
+            "this hub needs its credential: send Authorization: Bearer <token>".to_owned()
+        };
+        match (&self.token_file, local) {
+            (Some(file), true) => text.push_str(&format!(
+                ". The token is in {}, readable by the hub's user only; that user's proxy and CLI \
+                 read it themselves (with a database elsewhere, set AGENT_EVENT_BUS_DB or \
+                 AGENT_EVENT_BUS_TOKEN_FILE for them too); anyone else sets AGENT_EVENT_BUS_TOKEN",
+                file.display()
+            )),
+            (None, true) => text.push_str(
+                ". The token is the one the hub was started with (its --token or \
+                 AGENT_EVENT_BUS_TOKEN): set AGENT_EVENT_BUS_TOKEN to it",
+            ),
+            (_, false) => text.push_str(
+                ". Set AGENT_EVENT_BUS_TOKEN to the hub's token (`agent-event-bus-cli token` on \
+                 the hub's machine prints it)",
+            ),
+        }
+        if tailscale_login && !self.trust_tailscale {
+            text.push_str(
+                ". Tailscale identity headers are trusted only when the hub runs with \
+                 --trust-tailscale-headers (AGENT_EVENT_BUS_TRUST_TAILSCALE=1)",
+            );
+        }
+        text
+    }
+}
+
+/// `GET` (or `HEAD`) of `/health` or of the live view's page: no credential
+/// needed, nothing in them a stranger may not see.
+fn is_public(method: &Method, target: &Uri) -> bool {
+    (method == Method::GET || method == Method::HEAD) && matches!(target.path(), "/" | "/health")
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -213,161 +293,4 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn matrix() {
-        let root: Uri = "/mcp".parse().unwrap();
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let remote: SocketAddr = "100.64.0.5:5000".parse().unwrap();
-        let p = Policy::new(
-            Some("s3cret".into()),
-            false,
-            &["box.tail.ts.net".into()],
-            "127.0.0.1",
-        );
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&[("host", "127.0.0.1:8080")])),
-            Verdict::Allow(_)
-        ));
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&[("host", "localhost:8080")])),
-            Verdict::Allow(_)
-        ));
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&[("host", "evil.example")])),
-            Verdict::Forbidden(_)
-        ));
-        assert!(matches!(
-            p.check(
-                Some(local),
-                &root,
-                &headers(&[("host", "localhost"), ("origin", "https://evil.example")])
-            ),
-            Verdict::Forbidden(_)
-        ));
-        assert!(matches!(
-            p.check(
-                Some(local),
-                &root,
-                &headers(&[("host", "localhost"), ("origin", "http://localhost:3000")])
-            ),
-            Verdict::Allow(_)
-        ));
-        assert!(matches!(
-            p.check(Some(remote), &root, &headers(&[])),
-            Verdict::Unauthorized(_)
-        ));
-        assert!(matches!(
-            p.check(
-                Some(remote),
-                &root,
-                &headers(&[("authorization", "Bearer nope")])
-            ),
-            Verdict::Unauthorized(_)
-        ));
-        assert!(matches!(
-            p.check(
-                Some(remote),
-                &root,
-                &headers(&[("authorization", "Bearer s3cret")])
-            ),
-            Verdict::Allow(_)
-        ));
-        let fwd = [
-            ("host", "box.tail.ts.net"),
-            ("x-forwarded-for", "100.64.0.5"),
-        ];
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&fwd)),
-            Verdict::Unauthorized(_)
-        ));
-        let fwd_ts = [
-            ("host", "box.tail.ts.net"),
-            ("x-forwarded-for", "100.64.0.5"),
-            ("tailscale-user-login", "me@x"),
-        ];
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&fwd_ts)),
-            Verdict::Allow(_)
-        ));
-        // Remote with a forged Tailscale header: not through a local proxy.
-        assert!(matches!(
-            p.check(
-                Some(remote),
-                &root,
-                &headers(&[("tailscale-user-login", "me@x")])
-            ),
-            Verdict::Unauthorized(_)
-        ));
-        // The forwarded path needs a Host the hub answers to.
-        let rebound = [
-            ("host", "rebind.test:8080"),
-            ("x-forwarded-for", "100.64.0.5"),
-            ("tailscale-user-login", "me@x"),
-        ];
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&rebound)),
-            Verdict::Forbidden(_)
-        ));
-        // A web page's Origin is refused even with the token.
-        assert!(matches!(
-            p.check(
-                Some(remote),
-                &root,
-                &headers(&[
-                    ("authorization", "Bearer s3cret"),
-                    ("origin", "http://rebind.test:8080")
-                ])
-            ),
-            Verdict::Forbidden(_)
-        ));
-        // No Host: not local.
-        assert!(matches!(
-            p.check(Some(local), &root, &headers(&[])),
-            Verdict::Unauthorized(_)
-        ));
-        let absolute: Uri = "http://127.0.0.1/mcp".parse().unwrap();
-        assert!(matches!(
-            p.check(Some(local), &absolute, &headers(&[("host", "127.0.0.1")])),
-            Verdict::BadRequest(_)
-        ));
-        let mut twice = headers(&[("host", "127.0.0.1")]);
-        twice.append("host", "evil.example".parse().unwrap());
-        assert!(matches!(
-            p.check(Some(local), &root, &twice),
-            Verdict::BadRequest(_)
-        ));
-    }
-
-    #[test]
-    fn host_values_are_parsed_strictly() {
-        for (value, want) in [
-            ("localhost", Some("localhost")),
-            ("LocalHost:8080", Some("localhost")),
-            ("127.0.0.1:1", Some("127.0.0.1")),
-            ("[::1]:8080", Some("::1")),
-            ("[::1]", Some("::1")),
-            ("box.tail.ts.net", Some("box.tail.ts.net")),
-            ("[::1]evil", None),
-            ("[::1]:80x", None),
-            ("[evil]", None),
-            ("a b", None),
-            ("host:1:2", None),
-            ("host:", None),
-            ("", None),
-            ("evil.example@127.0.0.1", None),
-        ] {
-            assert_eq!(parse_host(value).as_deref(), want, "{value:?}");
-        }
-    }
-}
+mod tests;

@@ -12,11 +12,15 @@ pub use shared::config::Reader;
 /// How a request was admitted (see [`crate::auth`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
-    /// It presented the hub's credential.
+    /// It presented the hub's credential from another machine, or through
+    /// a proxy that says it forwarded the request (`X-Forwarded-For`,
+    /// `Forwarded`, `X-Real-IP`).
     Token,
-    /// A loopback peer naming the hub in `Host`, with no forwarding headers.
+    /// It presented the hub's credential from a loopback peer, with no
+    /// forwarding header: use on this machine.
     Local,
-    /// Through `tailscale serve`, as this tailnet user.
+    /// Through `tailscale serve`, as this tailnet user (only with
+    /// `--trust-tailscale-headers`).
     Forwarded(String),
     /// `--insecure-no-auth`: nobody was asked.
     Open,
@@ -67,13 +71,16 @@ impl Caller {
         }
     }
 
-    /// The call came from this machine: a loopback peer (admitted by token
-    /// or as local use), or from inside the process.
+    /// The call came from this machine: the credential from a loopback
+    /// peer that forwarded nothing, a loopback peer on an open hub, or from
+    /// inside the process. A reverse proxy that adds no forwarding header
+    /// (nginx's default) makes its callers look local: configure it to
+    /// send `X-Forwarded-For`.
     pub fn is_local(&self) -> bool {
         match self.access {
-            Access::Internal => true,
-            Access::Forwarded(_) => false,
-            Access::Token | Access::Local | Access::Open => self.peer.is_some_and(|ip| match ip {
+            Access::Internal | Access::Local => true,
+            Access::Forwarded(_) | Access::Token => false,
+            Access::Open => self.peer.is_some_and(|ip| match ip {
                 IpAddr::V4(v4) => v4.is_loopback(),
                 IpAddr::V6(v6) => {
                     v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())

@@ -10,6 +10,10 @@ use clap::{Parser, Subcommand};
 /// see each other, message each other and hand off work.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "agent-event-bus", version)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch of its own"
+)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -27,11 +31,26 @@ pub struct Config {
     #[arg(long, env = "AGENT_EVENT_BUS_DB")]
     pub db: Option<PathBuf>,
 
-    /// Bearer token that remote clients must send.
+    /// The token every client must send [default: one the hub makes at
+    /// its first start, in the file `token` beside the database, readable
+    /// by its user only; that user's proxy and CLI read it themselves].
     #[arg(long, env = "AGENT_EVENT_BUS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// Serve a non-loopback address without any authentication.
+    /// Admit a request that came through `tailscale serve` (from loopback,
+    /// with X-Forwarded-For) by its Tailscale-User-Login header, without
+    /// the token. Safe only when nothing else can forward requests to the
+    /// hub: any other proxy on this machine passes a client's own headers.
+    #[arg(
+        long = "trust-tailscale-headers",
+        env = shared::config::ENV_TRUST_TAILSCALE,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub trust_tailscale_headers: bool,
+
+    /// Let every caller in without the token (web pages are still refused).
+    /// Needed to serve a non-loopback address without a token.
     #[arg(
         long = "insecure-no-auth",
         env = "AGENT_EVENT_BUS_AUTH_DISABLED",
@@ -212,10 +231,10 @@ pub struct Retention {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "refusing to listen on {host} without authentication: anyone who can reach it could read and post events.\n\
+        "refusing to listen on {host} without a token you chose: clients on other machines would need one to get in.\n\
          Do one of:\n  \
-         - keep HOST=127.0.0.1, put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it\n    and name it with --public-host MACHINE.TAILNET.ts.net (AGENT_EVENT_BUS_PUBLIC_HOST);\n  \
          - set AGENT_EVENT_BUS_TOKEN (or --token) to a long random secret and give it to your clients;\n  \
+         - keep HOST=127.0.0.1, put `tailscale serve --bg --set-path /agent-event-bus http://127.0.0.1:{port}` in front of it,\n    name it with --public-host MACHINE.TAILNET.ts.net (AGENT_EVENT_BUS_PUBLIC_HOST), and give clients the hub's token\n    (`agent-event-bus-cli token`) or admit tailnet users by identity with --trust-tailscale-headers;\n  \
          - or, on a network you fully trust, pass --insecure-no-auth (AGENT_EVENT_BUS_AUTH_DISABLED=1)."
     )]
     OpenWithoutAuth { host: String, port: u16 },
@@ -246,6 +265,14 @@ impl Config {
             concurrency: usize::from(self.webhook_concurrency),
             disable_after: self.webhook_disable_after,
             deny_private: self.webhook_deny_private,
+        }
+    }
+
+    /// How callers may get in besides the token ([`crate::auth`]).
+    pub fn openings(&self) -> crate::auth::Openings {
+        crate::auth::Openings {
+            no_auth: self.insecure_no_auth,
+            trust_tailscale: self.trust_tailscale_headers,
         }
     }
 

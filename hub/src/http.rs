@@ -65,9 +65,13 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .then(
             |accept: Option<String>, body: Bytes, bus: Arc<Bus>, caller: Option<Caller>| async move {
                 let sse = accept.is_some_and(|a| a.contains("text/event-stream"));
-                // Set by the connection's access check; a route reached
-                // without one (only tests serve routes bare) is the process's own.
-                let caller = caller.unwrap_or_else(Caller::internal);
+                // Set by the connection's access check when it admitted the
+                // caller; without one, nobody was admitted.
+                let Some(caller) = caller else {
+                    return refusal(&Verdict::Unauthorized(
+                        "this hub needs its credential: send Authorization: Bearer <token>".to_owned(),
+                    ));
+                };
                 frame(crate::mcp::answer(&bus, &caller, &body).await, sse)
             },
         );
@@ -105,14 +109,25 @@ pub fn routes(bus: Arc<Bus>, load: Arc<Load>) -> BoxedFilter<(Response,)> {
         .map(move |bus: Arc<Bus>| health(&bus, &load));
 
     // GET / — a read-only live view (sessions, channels, events, webhooks)
-    // that reads through POST /mcp like any other client.
+    // that reads through POST /mcp like any other client. The page holds
+    // nothing of the bus and loads without the credential; its reads send
+    // the token it took from its address's fragment.
     let dashboard = warp::path::end().and(warp::get()).map(|| {
         let mut r = warp::reply::html(DASHBOARD).into_response();
-        r.headers_mut().insert(
+        let headers = r.headers_mut();
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
             warp::http::HeaderValue::from_static(
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
             ),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            warp::http::HeaderValue::from_static("no-referrer"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            warp::http::HeaderValue::from_static("no-store"),
         );
         r
     });
@@ -163,9 +178,11 @@ fn health(bus: &Bus, load: &Load) -> Response {
 /// The reply to a request [`crate::auth`] refused.
 pub fn refusal(verdict: &Verdict) -> Response {
     let (status, error, message) = match verdict {
-        Verdict::Allow(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new()),
+        Verdict::Allow(_) | Verdict::Public => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", String::new())
+        }
         Verdict::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad Request", (*m).to_owned()),
-        Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", (*m).to_owned()),
+        Verdict::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "Unauthorized", m.clone()),
         Verdict::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m.clone()),
     };
     json_response(status, &json!({"error": error, "message": message}))

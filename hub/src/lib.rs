@@ -10,7 +10,10 @@
 //! - [`server`]: [`run`] — startup and the shutdown drain order;
 //!   `server::conns`, the accept loop, the connection cap and timeouts, auth
 //!   before any route.
-//! - [`auth`]: who may call (web origins, loopback, token, `tailscale serve`).
+//! - [`auth`]: who may call (web origins, host names, the credential, the
+//!   open pages, `tailscale serve` identity when trusted).
+//! - [`credential`]: the hub's token (given, or made into a 0600 file beside
+//!   the database), a private data directory and database file.
 //! - [`caller`]: who is calling, as a tool sees it (access, peer, session
 //!   key, kind of reader).
 //! - [`http`]: the routes (`POST /mcp`, `GET /health`, the live view at
@@ -44,6 +47,7 @@ pub mod auth;
 pub mod caller;
 pub mod codec;
 pub mod config;
+pub mod credential;
 pub mod delivery;
 pub mod egress;
 pub mod http;

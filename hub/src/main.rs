@@ -1,4 +1,5 @@
-//! `agent-event-bus`: parse flags, set up logging, bind, serve.
+//! `agent-event-bus`: parse flags, set a private umask, set up logging,
+//! bind, serve.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    // Whatever the hub creates (the database, its token file, the data
+    // directory) is its user's alone, whatever umask it inherited.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -8,6 +8,12 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use shared::catalog;
+use shared::mcp::code::{
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RESOURCE_NOT_FOUND,
+};
+use shared::mcp::tool_error;
+use shared::tools::Tool;
+use shared::tools::events::GetEvents;
 use warp::http::StatusCode;
 
 use crate::caller::Caller;
@@ -19,12 +25,6 @@ use crate::tools::{self, ToolError};
 /// Protocol revisions this hub speaks, oldest first. (2026-07-28 is left
 /// out: clients probe it with `server/discover`, get -32601, and fall back.)
 const PROTOCOL_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
-const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC error.
 #[derive(Debug)]
@@ -213,7 +213,7 @@ fn read_resource(params: Option<&Value>) -> Result<Value, RpcError> {
             ),
         ));
     }
-    Ok(json!({"contents": [{"uri": uri, "mimeType": "text/plain", "text": catalog::GUIDE}]}))
+    Ok(catalog::guide_contents())
 }
 
 async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<Json, RpcError> {
@@ -235,7 +235,7 @@ async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<
         .and_then(|a| a.get("session_id"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let waits = name == "get_events"
+    let waits = name == GetEvents::NAME
         && arguments
             .as_ref()
             .and_then(|a| a.get("wait_seconds"))
@@ -258,11 +258,11 @@ async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<
             } else {
                 "internal error: the hub could not complete this call (see the hub's log); nothing was acknowledged, so it is safe to retry"
             };
-            json!({"content": [{"type": "text", "text": text}], "isError": true})
+            tool_error(text)
         }
         Err(e) => {
             tracing::debug!(tool = %name, "refused: {e}");
-            json!({"content": [{"type": "text", "text": e.to_string()}], "isError": true})
+            tool_error(&e.to_string())
         }
     };
     Ok(Json::of(&result))

@@ -10,7 +10,7 @@
 //! connection is busy the newcomer gets a 503. A connection must send its
 //! request head within the header timeout of opening or of its previous
 //! reply. Who may call is decided there, before any route
-//! ([`crate::auth`]).
+//! ([`crate::auth`]), with the credential [`crate::credential`] gives.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Policy;
 use crate::config::Config;
+use crate::credential::Credential;
 use crate::delivery::Delivery;
 use crate::state::Bus;
 use crate::store::Store;
@@ -56,12 +57,17 @@ pub async fn run(
     {
         tracing::warn!("{}", shared::config::import_hint(&original));
     }
+    crate::credential::prepare_data_dir(&db_path)?;
+    let existed = db_path.exists();
     let store = {
         let path = db_path.clone();
         tokio::task::spawn_blocking(move || Store::open(&path))
             .await
             .context("opening the store")??
     };
+    crate::credential::make_store_private(&db_path, existed);
+    // After the store: its lock keeps a second hub from making a token too.
+    let credential = crate::credential::load_or_create(config.token.as_deref(), &db_path)?;
     let token = CancellationToken::new();
     let bus = Arc::new(Bus::new(
         store.clone(),
@@ -76,8 +82,8 @@ pub async fn run(
         .start(store.clone())
         .context("starting the webhook delivery thread")?;
     let policy = Arc::new(Policy::new(
-        config.token.clone(),
-        config.insecure_no_auth,
+        &credential,
+        config.openings(),
         &config.public_hosts,
         &config.host,
     ));
@@ -90,9 +96,7 @@ pub async fn run(
         "connection limits"
     );
     tracing::info!("listening on http://{addr}");
-    tracing::info!(
-        "connect Claude Code with: claude mcp add --scope user agent-event-bus -- agent-event-bus-proxy"
-    );
+    announce(&credential, &config, addr);
 
     let sweeper = tokio::spawn(crate::sweeper::run(bus.clone()));
     let server = Server {
@@ -122,6 +126,45 @@ pub async fn run(
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs where the credential is and how to connect; never the token. On a
+/// terminal (not a service's log) it also prints the live view's address
+/// with the token in its fragment, for the person who started the hub.
+fn announce(credential: &Credential, config: &Config, addr: std::net::SocketAddr) {
+    if let Some(file) = credential.file() {
+        tracing::info!(
+            file = %file.display(),
+            "credential: the token file beside the database, readable by this user only; this user's proxy and CLI read it, remote clients set AGENT_EVENT_BUS_TOKEN (`agent-event-bus-cli token` prints it)"
+        );
+    } else {
+        tracing::info!("credential: the token given (--token / AGENT_EVENT_BUS_TOKEN)");
+    }
+    if config.insecure_no_auth {
+        tracing::warn!("--insecure-no-auth: every caller gets in without the token");
+    }
+    if config.trust_tailscale_headers {
+        tracing::warn!(
+            "--trust-tailscale-headers: requests forwarded from loopback with a Tailscale-User-Login get in without the token; safe only when `tailscale serve` is the only thing that can forward to this hub"
+        );
+    }
+    tracing::info!(
+        "connect Claude Code with: claude mcp add --scope user agent-event-bus -- agent-event-bus-proxy"
+    );
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let base = format!("http://{}", std::net::SocketAddr::new(host, addr.port()));
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "live view: {}",
+            crate::credential::live_view_url(&base, &credential.token)
+        );
+    } else {
+        tracing::info!("live view: `agent-event-bus-cli open` opens {base}/ with the credential");
+    }
 }
 
 /// Raises the soft open-file limit as far as the hard one allows (each

@@ -232,7 +232,7 @@ pub async fn live_and<R: Send + 'static>(
         (then(sessions), dead)
     })
     .await
-    .map_err(|e| StoreError::Other(format!("listing sessions failed: {e}")))?;
+    .map_err(|e| StoreError::task("listing sessions", e))?;
     if !dead.is_empty() {
         end_sessions(bus, dead.into_iter().collect(), EndReason::ProcessGone).await?;
     }

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use shared::catalog::{self, SESSION_TOOLS};
+use shared::catalog;
+use shared::tools::Tool;
+use shared::tools::events::PublishEvent;
+use shared::tools::notify::Notify;
+use shared::tools::sessions::{RegisterSession, UnregisterSession};
 use shared::{ClientError, HubClient, ToolOutput};
 
 use crate::presence::Presence;
@@ -61,17 +65,17 @@ impl Forwarder {
         // Dropped here as well as in the hub, for `notify` (answered here)
         // and for hubs older than the list.
         args.retain(|key, _| !catalog::is_client_injected(key));
-        if name == "notify" {
+        if name == Notify::NAME {
             return notify_here(args).await;
         }
-        let outcome = if name == "register_session" {
+        let outcome = if name == RegisterSession::NAME {
             self.presence.register_for_agent(args).await
         } else {
             // The first tool call registers at once, so it can carry the id.
             let own = self.presence.session_id().await;
             match name {
-                "unregister_session" => self.unregister(args, own).await,
-                "publish_event" => {
+                UnregisterSession::NAME => self.unregister(args, own).await,
+                PublishEvent::NAME => {
                     if let Some(peer) = args
                         .get("channel")
                         .and_then(Value::as_str)
@@ -81,7 +85,7 @@ impl Forwarder {
                     }
                     self.session_call(name, args, own).await
                 }
-                _ if SESSION_TOOLS.contains(&name) => self.session_call(name, args, own).await,
+                _ if catalog::takes_session_id(name) => self.session_call(name, args, own).await,
                 _ => self.hub.call_tool(name, Value::Object(args)).await,
             }
         };
@@ -121,7 +125,7 @@ impl Forwarder {
         let Some(new_id) = self.presence.session_lost(&id).await else {
             return Ok(out);
         };
-        if name == "publish_event" {
+        if name == PublishEvent::NAME {
             // The event was stored anyway; publishing again would duplicate it.
             return Ok(out);
         }
@@ -164,7 +168,7 @@ impl Forwarder {
                     args.insert("machine".into(), json!(identity.machine));
                 }
                 self.hub
-                    .call_tool("unregister_session", Value::Object(args))
+                    .call_tool(UnregisterSession::NAME, Value::Object(args))
                     .await
             }
         }
@@ -174,23 +178,12 @@ impl Forwarder {
 /// `notify` on the proxy's machine, with the contract's arguments, rules
 /// and reply ([`shared::tools::notify`]), as the hub would answer it.
 async fn notify_here(args: Map<String, Value>) -> Value {
-    use shared::tools::notify::{Notify, show};
-    let params = match shared::tools::parse::<Notify>(Some(Value::Object(args))) {
-        Ok(params) => params,
-        Err(message) => {
-            return json!({
-                "content": [{"type": "text", "text": format!("Invalid arguments for notify: {message}")}],
-                "isError": true,
-            });
-        }
-    };
-    let reply = show(params).await;
-    let text = serde_json::to_string(&reply).unwrap_or_default();
-    json!({
-        "content": [{"type": "text", "text": text}],
-        "structuredContent": reply,
-        "isError": false,
-    })
+    use shared::tools::Invalid;
+    use shared::tools::notify::show;
+    match shared::tools::parse::<Notify>(Some(Value::Object(args))) {
+        Ok(params) => shared::mcp::tool_result(&show(params).await, Notify::LIST),
+        Err(e) => shared::mcp::tool_error(&Invalid::of::<Notify>(e).to_string()),
+    }
 }
 
 /// The catalog from `shared`, as served when the hub is down.
@@ -214,7 +207,7 @@ fn session_id_optional(mut tool: Value) -> Value {
     let is_session_tool = tool
         .get("name")
         .and_then(Value::as_str)
-        .is_some_and(|n| SESSION_TOOLS.contains(&n));
+        .is_some_and(catalog::takes_session_id);
     if is_session_tool
         && let Some(Value::Array(required)) = tool
             .get_mut("inputSchema")
@@ -227,21 +220,20 @@ fn session_id_optional(mut tool: Value) -> Value {
 
 /// A `CallToolResult` for a call the hub never answered.
 pub fn tool_error(error: &ClientError) -> Value {
-    json!({
-        "content": [{"type": "text", "text": error.to_string()}],
-        "isError": true,
-    })
+    shared::mcp::tool_error(&error.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::mcp::tool_result;
+
     use super::*;
 
     #[test]
     fn session_id_becomes_optional_for_session_tools_only() {
         let ack = catalog::tools()
             .into_iter()
-            .find(|t| t["name"] == "ack_events")
+            .find(|t| t["name"] == shared::tools::events::AckEvents::NAME)
             .unwrap();
         assert!(
             ack["inputSchema"]["required"]
@@ -259,18 +251,21 @@ mod tests {
     #[test]
     fn detects_a_lost_session() {
         let gone = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"error":"Session deleted","session_deleted":true}}),
+            result: tool_result(
+                &json!({"error": "Session deleted", "session_deleted": true}),
+                false,
+            ),
         };
         assert!(session_gone(&gone));
         let refusal = shared::tools::Refusal::SessionNotFound {
             session_id: "x".into(),
         };
         let unknown = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":refusal.to_value()}),
+            result: tool_result(&refusal, false),
         };
         assert!(session_gone(&unknown));
         let fine = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{"events":[]}}),
+            result: tool_result(&json!({"events": []}), false),
         };
         assert!(!session_gone(&fine));
     }

@@ -6,6 +6,7 @@
 //! interleave.
 
 use serde_json::{Value, json};
+use shared::mcp::code::{INVALID_REQUEST, PARSE_ERROR};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
 
@@ -18,9 +19,6 @@ pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 const KEEP: usize = 4096;
 /// Buffers grown past this by one big line are given back afterwards.
 const SHRINK_ABOVE: usize = 256 * 1024;
-
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
 
 /// The transport rmcp serves on: reads what `filter_stdin` passed on,
 /// writes what `write_stdout` puts on stdout. Spawns both tasks; the

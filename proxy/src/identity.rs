@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use shared::tools::sessions::RegisterParams;
 
 use crate::Config;
 
@@ -23,8 +23,6 @@ pub struct Identity {
     pub client_pid: u32,
     /// How long the session outlives its last renewal.
     pub lease_seconds: u64,
-    /// The push routes this proxy delivers (see [`push_routes`]).
-    pub push: Vec<String>,
 }
 
 /// Where the name came from, for the log line that announces it.
@@ -58,39 +56,24 @@ impl Identity {
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             client_pid,
             lease_seconds: config.lease_seconds,
-            push: push_routes(&shared::notify::Host::current()),
         };
         tracing::debug!(?source, ?identity, "identity resolved");
         identity
     }
 
-    /// `register_session` arguments for this identity.
-    pub fn register_args(&self) -> Map<String, Value> {
-        let args = json!({
-            "name": self.name,
-            "machine": self.machine,
-            "cwd": self.cwd,
-            "client_id": self.client_id,
-            "lease_seconds": self.lease_seconds,
-            "client_pid": self.client_pid,
-            "push": self.push,
-        });
-        match args {
-            Value::Object(map) => map,
-            _ => Map::new(),
+    /// `register_session` arguments for this identity, with the push
+    /// routes it can be reached by now.
+    pub fn register_params(&self, push: &[String]) -> RegisterParams {
+        RegisterParams {
+            name: self.name.clone(),
+            machine: Some(self.machine.clone()),
+            cwd: Some(self.cwd.clone()),
+            client_id: Some(self.client_id.clone()),
+            lease_seconds: Some(i64::try_from(self.lease_seconds).unwrap_or(i64::MAX)),
+            client_pid: Some(i64::from(self.client_pid)),
+            push: Some(push.to_vec()),
         }
     }
-}
-
-/// The push routes a proxy reports: `channel` always (it sends channel
-/// notifications; the client decides whether the model sees them), and
-/// `notify` when this machine can show a desktop notification.
-pub fn push_routes(host: &shared::notify::Host) -> Vec<String> {
-    let mut routes = vec!["channel".to_owned()];
-    if host.can_notify() {
-        routes.push("notify".to_owned());
-    }
-    routes
 }
 
 /// The lease renewal period: a third of the lease (never under 250 ms).

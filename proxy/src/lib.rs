@@ -18,6 +18,9 @@
 //! - [`push`]: events pushed into the session — channel notifications and
 //!   desktop notices; [`push::poll`], the long-poll between renewals that
 //!   finds them; [`push::flow`], flow control (rate cap, repeats, loop guard).
+//! - [`wake`]: waking an idle agent for a direct message — Claude Code's
+//!   inbox socket, a notice typed into its own terminal pane — with
+//!   receipts, and the reach its registration reports.
 //! - [`shutdown`]: signals and parent-death detection.
 //! - [`frames`]: the stdio framing in front of rmcp (frame limit, errors for
 //!   lines it cannot take).
@@ -29,6 +32,7 @@ pub mod presence;
 pub mod push;
 pub mod server;
 pub mod shutdown;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +45,7 @@ use crate::forward::Forwarder;
 use crate::presence::Presence;
 use crate::push::Pusher;
 use crate::server::ProxyServer;
+use crate::wake::{WakeConfig, Waker};
 
 /// How long exit cleanup (waiting for a registration in flight, then
 /// `unregister_session`) may take before the proxy exits anyway; the lease
@@ -55,7 +60,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Config {
     /// The hub, with or without `/mcp`.
     pub url: String,
-    /// Sent as a bearer token (needed for a remote hub).
+    /// Sent as a bearer token; without one, the proxy sends what it finds
+    /// (`AGENT_EVENT_BUS_TOKEN`, else this machine's hub token file for a
+    /// hub on this machine).
     pub token: Option<String>,
     /// The session name; else `repo/branch` from git, else the cwd's name.
     pub name: Option<String>,
@@ -65,6 +72,8 @@ pub struct Config {
     pub lease_seconds: u64,
     /// Channels pushed into the session besides its direct messages.
     pub push_channels: Vec<String>,
+    /// The wake paths in use (`inbox`, `pane`) and the state directory.
+    pub wake: WakeConfig,
 }
 
 /// Serves MCP on stdin/stdout until the client leaves (EOF), a signal
@@ -72,13 +81,16 @@ pub struct Config {
 /// should `std::process::exit` afterwards: a blocking stdin read may still
 /// be pending and would hold up runtime shutdown.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let hub = Arc::new(HubClient::new(&config.url, config.token.clone())?);
+    let hub = Arc::new(HubClient::discover(&config.url, config.token.as_deref())?);
     tracing::debug!(hub = %hub.endpoint(), "starting");
     let client_pid = shutdown::parent_pid();
     let stop = CancellationToken::new();
     shutdown::watch(stop.clone(), client_pid)?;
 
     let (pusher, batches) = Pusher::new(hub.clone());
+    let (waker, wake_jobs) = Waker::new(hub.clone(), &config.wake, client_pid);
+    pusher.set_waker(waker.clone());
+    let waking = tokio::spawn(waker.clone().run(wake_jobs));
     let deliveries = tokio::spawn(pusher.clone().deliver(batches));
     let presence = Arc::new(Presence::new(
         hub.clone(),
@@ -114,5 +126,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     renewals.abort();
     deliveries.abort();
+    waking.abort();
+    waker.close();
     Ok(())
 }

@@ -15,7 +15,7 @@ struct Args {
     /// The hub, with or without /mcp.
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     url: String,
-    /// Bearer token for a remote hub.
+    /// Bearer token for the hub [default: for a hub on this machine, the token file beside its database].
     #[arg(long, env = config::ENV_TOKEN, hide_env_values = true)]
     token: Option<String>,
     /// Session name [default: repo/branch from git, else the cwd's name].
@@ -33,6 +33,20 @@ struct Args {
     /// Channels pushed into the session besides its direct messages (comma-separated).
     #[arg(long, env = config::ENV_PUSH_CHANNELS, default_value = "")]
     push_channels: String,
+    /// Wake paths for an idle agent: on, off, or a list of inbox, pane.
+    #[arg(long, env = shared::wake::ENV_WAKE, default_value = "on",
+          value_parser = wake_paths)]
+    wake: WakePaths,
+    #[arg(long, env = shared::state::ENV_STATE_DIR, hide = true)]
+    state_dir: Option<std::path::PathBuf>,
+}
+
+/// The wake paths the switch turns on.
+#[derive(Debug, Clone)]
+struct WakePaths(Vec<&'static str>);
+
+fn wake_paths(raw: &str) -> Result<WakePaths, String> {
+    shared::wake::parse_switch(raw).map(WakePaths)
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -57,6 +71,10 @@ fn main() {
         client_id: non_empty(args.client_id).or_else(|| non_empty(args.claude_session_id)),
         lease_seconds: args.lease_seconds,
         push_channels: shared::push::parse_channels(&args.push_channels),
+        wake: proxy::wake::WakeConfig {
+            paths: args.wake.0,
+            state_dir: args.state_dir,
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

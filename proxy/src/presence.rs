@@ -7,10 +7,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use shared::client::follow::Backoff;
-use shared::tools::Refusal;
 use shared::tools::sessions::{RegisterSession, Registered, UnregisterParams, UnregisterSession};
+use shared::tools::{Answer, Refusal};
 use shared::{ClientError, HubClient, ToolOutput};
 use tokio::sync::Notify;
 
@@ -269,15 +268,17 @@ impl Presence {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
         }
-        let out = self
+        // The session id once known, else the client id the hub adopts.
+        let id = match self.phase() {
+            Phase::Registered(id) => id,
+            _ => identity.client_id.clone(),
+        };
+        let push = self.pusher.routes(&id).await;
+        let answer = self
             .hub
-            .call_tool_within(
-                "register_session",
-                Value::Object(identity.register_args()),
-                ROUND_TRIP,
-            )
-            .await?;
-        let registered = registered(&out)?;
+            .call_within::<RegisterSession>(&identity.register_params(&push), ROUND_TRIP)
+            .await;
+        let registered = registered_from(answer)?;
         self.note_cursor(&registered);
         Ok(registered.session_id)
     }
@@ -425,7 +426,14 @@ impl Presence {
 /// A `register_session` reply read as the contract writes it, or why the
 /// hub gave no session.
 fn registered(out: &ToolOutput) -> Result<Registered, RegisterError> {
-    match out.answer::<RegisterSession>() {
+    registered_from(out.answer::<RegisterSession>())
+}
+
+/// [`registered`], from the typed call's answer.
+fn registered_from(
+    answer: Result<Answer<Registered>, ClientError>,
+) -> Result<Registered, RegisterError> {
+    match answer {
         Ok(Ok(registered)) => Ok(registered),
         Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_string())),
         Err(ClientError::Tool(text)) => Err(RegisterError::Refused(text)),

@@ -10,6 +10,10 @@
 //! client acknowledges nothing, so every event also stays readable with
 //! `get_events`, and the agent's own cursor is never consumed by push.
 //!
+//! A direct message (or a summary of several) also goes to the
+//! [`Waker`], which wakes an idle agent through Claude Code's inbox or its
+//! terminal pane, after the same flow control.
+//!
 //! - [`poll`]: the long-poll that finds what to push, between renewals.
 //! - [`flow`]: flow control (rate cap, repeats, loop guard).
 
@@ -27,10 +31,13 @@ use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
 use shared::tools::receipts::PushedParams;
+use shared::tools::sessions::{ListSessions, NoParams};
 use shared::wire::Event;
 use tokio::sync::mpsc;
 
 use self::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
+use crate::wake::Waker;
+use crate::wake::notice::{Message, Sender};
 
 /// The MCP method of a channel notification.
 pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -64,6 +71,7 @@ pub struct Pusher {
     queue: mpsc::Sender<Batch>,
     peer: OnceLock<Peer<RoleServer>>,
     flow: Mutex<Flow>,
+    waker: OnceLock<Arc<Waker>>,
 }
 
 impl Pusher {
@@ -75,6 +83,7 @@ impl Pusher {
             queue,
             peer: OnceLock::new(),
             flow: Mutex::new(Flow::new(Instant::now())),
+            waker: OnceLock::new(),
         });
         (pusher, rx)
     }
@@ -86,10 +95,36 @@ impl Pusher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Direct messages also wake the agent through `waker`.
+    pub fn set_waker(&self, waker: Arc<Waker>) {
+        let _ = self.waker.set(waker);
+    }
+
     /// The client has sent `notifications/initialized`: channel
-    /// notifications may go to it from now on.
+    /// notifications may go to it from now on, and the waker learns which
+    /// client it is.
     pub fn attach(&self, peer: Peer<RoleServer>) {
+        if let (Some(waker), Some(info)) = (self.waker.get(), peer.peer_info()) {
+            waker.attach(&info.client_info.name, &info.client_info.version);
+        }
         let _ = self.peer.set(peer);
+    }
+
+    /// The routes session `session_id` can be reached by now (see
+    /// [`Waker::routes`]); without a waker, `notify` where it can show.
+    pub async fn routes(&self, session_id: &str) -> Vec<String> {
+        match self.waker.get() {
+            Some(waker) => waker.routes(session_id).await,
+            None if shared::notify::Host::current().can_notify() => vec!["notify".to_owned()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Asks the waker (if any) to wake session `session_id` for `message`.
+    fn wake(&self, session_id: &str, message: Message) {
+        if let Some(waker) = self.waker.get() {
+            waker.offer(session_id, message);
+        }
     }
 
     /// Hands a poll's events to the delivery task (waits while it is behind).
@@ -173,19 +208,14 @@ impl Deliverer {
         match self
             .pusher
             .hub
-            .call_tool_within("list_sessions", json!({}), NAMES_TIMEOUT)
+            .call_within::<ListSessions>(&NoParams {}, NAMES_TIMEOUT)
             .await
         {
-            Ok(out) => {
-                for s in out.value().as_array().into_iter().flatten() {
-                    if let (Some(sid), Some(name)) = (
-                        s.get("session_id").and_then(Value::as_str),
-                        s.get("name").and_then(Value::as_str),
-                    ) {
-                        self.names.insert(sid.to_owned(), name.to_owned());
-                    }
-                }
+            Ok(Ok(sessions)) => {
+                self.names
+                    .extend(sessions.into_iter().map(|s| (s.session_id, s.name)));
             }
+            Ok(Err(refusal)) => tracing::debug!(%refusal, "cannot look up session names"),
             Err(e) => tracing::debug!("cannot look up session names: {e}"),
         }
         self.names.get(id).cloned()
@@ -223,6 +253,18 @@ impl Deliverer {
                 }
                 if self.channel(content, meta).await && dm {
                     self.report_pushed(&target.id, event.id);
+                }
+                if dm {
+                    let message = Message {
+                        event_ids: vec![event.id],
+                        channel: event.channel.clone(),
+                        senders: vec![Sender {
+                            id: event.session_id.clone(),
+                            name: from_name,
+                        }],
+                        single: Some((event.event_type.clone(), event.payload.clone())),
+                    };
+                    self.pusher.wake(&target.id, message);
                 }
             }
             Push::Summary(s) => self.summary(&target, s).await,
@@ -294,6 +336,21 @@ impl Deliverer {
             ("first_event_id", s.first_id.to_string()),
         ]);
         if dm {
+            let message = Message {
+                event_ids: s.event_ids.clone(),
+                channel: s.channel.clone(),
+                senders: s
+                    .senders
+                    .iter()
+                    .zip(&names)
+                    .map(|(id, name)| Sender {
+                        id: id.clone(),
+                        name: Some(name.clone()),
+                    })
+                    .collect(),
+                single: None,
+            };
+            self.pusher.wake(&target.id, message);
             let (title, _) = shared::notify::dm_text(&target.name, &target.project, None, "");
             desktop(
                 title,

@@ -149,14 +149,7 @@ impl ServerHandler for ProxyServer {
                 None,
             ));
         }
-        let result: ReadResourceResult = from_json(
-            json!({"contents": [{
-                "uri": catalog::GUIDE_URI,
-                "mimeType": "text/plain",
-                "text": catalog::GUIDE,
-            }]}),
-            "guide",
-        )?;
+        let result: ReadResourceResult = from_json(catalog::guide_contents(), "guide")?;
         Ok(result.into())
     }
 }

@@ -10,27 +10,9 @@ pub const GUIDE: &str = include_str!("guide.md");
 pub const GUIDE_URI: &str = "agent-event-bus://guide";
 pub const GUIDE_NAME: &str = "usage_guide";
 
-/// Every tool name, in catalog order.
-pub const TOOL_NAMES: [&str; 18] = [
-    "register_session",
-    "list_sessions",
-    "list_channels",
-    "publish_event",
-    "get_events",
-    "ack_events",
-    "unregister_session",
-    "notify",
-    "claim",
-    "list_claims",
-    "message_status",
-    "register_webhook",
-    "list_webhooks",
-    "set_webhook_active",
-    "unregister_webhook",
-    "list_webhook_deliveries",
-    "redeliver_webhook",
-    "test_webhook",
-];
+/// Every tool name `tools/list` shows, in catalog order (from the one
+/// list, [`crate::every_tool`]).
+pub const TOOL_NAMES: &[&str] = crate::tools::LISTED;
 
 /// Argument names MCP clients add to tool calls on their own, for their own
 /// bookkeeping. They are dropped before a call's arguments are checked (in
@@ -54,14 +36,10 @@ pub fn is_client_injected(name: &str) -> bool {
     CLIENT_INJECTED_ARGS.contains(&name)
 }
 
-/// Tools whose calls carry a `session_id` the proxy may fill in.
-pub const SESSION_TOOLS: [&str; 5] = [
-    "publish_event",
-    "get_events",
-    "ack_events",
-    "unregister_session",
-    "claim",
-];
+/// Whether calls of tool `name` carry a `session_id` the proxy may fill in.
+pub fn takes_session_id(name: &str) -> bool {
+    crate::tools::takes_session_id(name)
+}
 
 /// The `tools/list` array: each tool's name, description and input schema
 /// from its [`Tool`](crate::tools::Tool) in [`crate::tools`].
@@ -82,6 +60,11 @@ pub fn guide_resource() -> Value {
         "description": "Usage guide and best practices",
         "mimeType": "text/plain",
     })
+}
+
+/// The `resources/read` result for the guide (the only resource).
+pub fn guide_contents() -> Value {
+    json!({"contents": [{"uri": GUIDE_URI, "mimeType": "text/plain", "text": GUIDE}]})
 }
 
 #[cfg(test)]

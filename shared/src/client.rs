@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::config::{self, Reader, UrlError};
+use crate::config::{self, Credential, Discovery, Reader, UrlError};
+pub use crate::mcp::ToolOutput;
 
 pub mod follow;
 
@@ -35,10 +36,20 @@ pub enum ClientError {
     #[error("hub at {url} did not answer within {}", span(*after))]
     Timeout { url: String, after: Duration },
     #[error(
-        "hub at {url} refused the request (401 Unauthorized): set AGENT_EVENT_BUS_TOKEN to the hub's token{}",
+        "hub at {url} refused the request (401 Unauthorized){}; this client {sent}",
         hint_suffix(message)
     )]
-    Unauthorized { url: String, message: String },
+    Unauthorized {
+        url: String,
+        /// The hub's own explanation.
+        message: String,
+        /// What this client sent, and from where (never the token).
+        sent: String,
+    },
+    /// This machine's credential was not sent: another user's program
+    /// listens on the hub's loopback port ([`crate::listener`]).
+    #[error("{detail}")]
+    Withheld { url: String, detail: String },
     #[error("hub at {url} answered HTTP {status}: {body}")]
     Status {
         url: String,
@@ -67,62 +78,25 @@ fn hint_suffix(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {
-        format!(" ({message})")
+        format!(": {message}")
     }
 }
 
 impl ClientError {
     /// True when the hub could not be reached at all (down, wrong URL).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
-    }
-}
-
-/// A `tools/call` result as the hub sent it.
-#[derive(Debug, Clone)]
-pub struct ToolOutput {
-    /// The whole `CallToolResult` object (`content`, `structuredContent`, `isError`).
-    pub result: Value,
-}
-
-impl ToolOutput {
-    /// `isError: true` — bad arguments or an unknown tool.
-    pub fn is_error(&self) -> bool {
-        self.result.get("isError").and_then(Value::as_bool) == Some(true)
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Withheld { .. }
+        )
     }
 
-    /// The first text block (the JSON text, or the error message).
-    pub fn text(&self) -> String {
-        self.result
-            .get("content")
-            .and_then(|c| c.get(0))
-            .and_then(|c| c.get("text"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The reply value: `structuredContent.result` for list tools, else
-    /// `structuredContent`, else the text parsed as JSON, else the text.
-    pub fn value(&self) -> Value {
-        if let Some(structured) = self.result.get("structuredContent") {
-            if let Some(list) = structured.get("result")
-                && structured.as_object().is_some_and(|o| o.len() == 1)
-            {
-                return list.clone();
-            }
-            return structured.clone();
-        }
-        let text = self.text();
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    }
-
-    /// The domain error (`{"error": ...}` in a normal result), if any.
-    pub fn domain_error(&self) -> Option<String> {
-        self.value()
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+    /// True when a retry may succeed where this call failed: the hub could
+    /// not be reached or did not answer in time, or a proxy in front of it
+    /// said it is away (502, 503, 504: a hub restarting behind one).
+    pub fn is_transient(&self) -> bool {
+        self.is_unreachable()
+            || matches!(self, Self::Status { status, .. } if matches!(status, 502..=504))
     }
 }
 
@@ -131,7 +105,8 @@ impl ToolOutput {
 pub struct HubClient {
     http: reqwest::Client,
     endpoint: Url,
-    token: Option<String>,
+    /// What this client presents (and why it has nothing, when it has not).
+    credential: Arc<Discovery>,
     next_id: AtomicU64,
     /// Sent as [`config::HEADER_SESSION_KEY`] with every call, once known:
     /// the key of the session this client acts as (shared with every
@@ -163,20 +138,36 @@ pub fn http_builder() -> reqwest::ClientBuilder {
 }
 
 impl HubClient {
-    /// A client for the hub at `url` (with or without `/mcp`).
+    /// A client for the hub at `url` (with or without `/mcp`) that sends
+    /// `token`, and nothing when it is `None`.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_credential(url, Discovery::given(token))
+    }
+
+    /// A client for the hub at `url` that finds its credential itself:
+    /// `given` (a `--token` flag), else `AGENT_EVENT_BUS_TOKEN`, else this
+    /// machine's hub token file for a hub on this machine
+    /// ([`config::discover_credential`]).
+    pub fn discover(url: &str, given: Option<&str>) -> Result<Self, ClientError> {
         let endpoint = config::mcp_endpoint(url)?;
-        let http = http_builder()
-            .user_agent(concat!("agent-event-bus/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Protocol {
-                url: endpoint.to_string(),
-                detail: format!("cannot build an HTTP client: {e}"),
-            })?;
+        Self::with_credential(url, config::discover_credential(given, &endpoint))
+    }
+
+    fn with_credential(url: &str, credential: Discovery) -> Result<Self, ClientError> {
+        let endpoint = config::mcp_endpoint(url)?;
+        let mut builder =
+            http_builder().user_agent(concat!("agent-event-bus/", env!("CARGO_PKG_VERSION")));
+        if let Some(guard) = crate::listener::OwnerGuard::for_credential(&endpoint, &credential) {
+            builder = builder.connector_layer(guard);
+        }
+        let http = builder.build().map_err(|e| ClientError::Protocol {
+            url: endpoint.to_string(),
+            detail: format!("cannot build an HTTP client: {e}"),
+        })?;
         Ok(Self {
             http,
             endpoint,
-            token: token.filter(|t| !t.is_empty()),
+            credential: Arc::new(credential),
             next_id: AtomicU64::new(1),
             session_key: Arc::new(RwLock::new(None)),
             reader: Reader::Agent,
@@ -189,7 +180,7 @@ impl HubClient {
         Self {
             http: self.http.clone(),
             endpoint: self.endpoint.clone(),
-            token: self.token.clone(),
+            credential: self.credential.clone(),
             next_id: AtomicU64::new(1),
             session_key: self.session_key.clone(),
             reader,
@@ -212,12 +203,15 @@ impl HubClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = key.filter(|k| !k.is_empty());
     }
 
-    /// A client for `AGENT_EVENT_BUS_URL` (or the default) and `AGENT_EVENT_BUS_TOKEN`.
+    /// A client for `AGENT_EVENT_BUS_URL` (or the default) with the
+    /// credential it finds ([`HubClient::discover`]).
     pub fn from_env() -> Result<Self, ClientError> {
-        Self::new(
-            &config::url_from_env(),
-            config::non_empty_env(config::ENV_TOKEN),
-        )
+        Self::discover(&config::url_from_env(), None)
+    }
+
+    /// The credential this client presents, if it found one.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.credential()
     }
 
     /// The `/mcp` endpoint this client posts to.
@@ -291,10 +285,8 @@ impl HubClient {
         let url = config::base_of(&self.endpoint)
             .join("health")
             .map_err(|e| self.protocol(&e.to_string()))?;
-        let mut request = self.http.get(url.clone()).timeout(DEFAULT_TIMEOUT);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
+        // `/health` is open: no credential goes with it.
+        let request = self.http.get(url.clone()).timeout(DEFAULT_TIMEOUT);
         let response = request
             .send()
             .await
@@ -327,8 +319,8 @@ impl HubClient {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .timeout(timeout);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        if let Some(credential) = self.credential() {
+            request = request.bearer_auth(&credential.token);
         }
         if let Some(key) = self.session_key() {
             request = request.header(config::HEADER_SESSION_KEY, key);
@@ -371,6 +363,7 @@ impl HubClient {
             return Err(ClientError::Unauthorized {
                 url: self.endpoint.to_string(),
                 message,
+                sent: self.credential.note(),
             });
         }
         let parsed = parse_body(&text);
@@ -406,6 +399,12 @@ impl HubClient {
             let mut detail = e.to_string();
             let mut source = std::error::Error::source(e);
             while let Some(inner) = source {
+                if let Some(refused) = inner.downcast_ref::<crate::listener::ForeignListener>() {
+                    return ClientError::Withheld {
+                        url,
+                        detail: refused.to_string(),
+                    };
+                }
                 detail = format!("{detail}: {inner}");
                 source = inner.source();
             }
@@ -443,17 +442,5 @@ mod tests {
             Some(json!({"a":2}))
         );
         assert_eq!(parse_body(""), None);
-    }
-
-    #[test]
-    fn tool_output_unwraps_lists() {
-        let out = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"[]"}],"structuredContent":{"result":[1]},"isError":false}),
-        };
-        assert_eq!(out.value(), json!([1]));
-        let out = ToolOutput {
-            result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
-        };
-        assert_eq!(out.domain_error().as_deref(), Some("x"));
     }
 }

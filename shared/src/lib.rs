@@ -12,10 +12,18 @@
 //! - [`level`]: signal levels and how an event's level is derived.
 //! - [`cursor`]: parsing cursors (event ids as decimal strings).
 //! - [`coerce`]: the hub's lax argument coercion (`"15"` and `15.0` are 15).
-//! - [`config`]: environment variable names, defaults, URL rules.
+//! - [`config`]: environment variable names, defaults, URL rules, and how a
+//!   client finds its credential (given, or this machine's hub token file).
+//! - [`listener`]: who listens on a loopback port; this machine's credential
+//!   goes only to a port its hub's user holds.
+//! - [`mcp`]: the MCP framing every part writes: JSON-RPC error codes,
+//!   `tools/call` results, [`ToolOutput`].
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
+//! - [`wake`]: the terminal wake files in it (turn state, hand-mapped panes)
+//!   and the wake switch.
+//! - [`procs`]: the local process tree (parents, ancestors, environment).
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
@@ -27,14 +35,19 @@ pub mod coerce;
 pub mod config;
 pub mod cursor;
 pub mod level;
+pub mod listener;
+pub mod mcp;
 pub mod notify;
+pub mod procs;
 pub mod push;
 pub mod state;
 pub mod time;
 pub mod tools;
+pub mod wake;
 pub mod wire;
 
-pub use client::{ClientError, HubClient, ToolOutput};
+pub use client::{ClientError, HubClient};
+pub use mcp::ToolOutput;
 
 /// The product version, reported by `/health`, `initialize` and the CLI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

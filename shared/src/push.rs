@@ -7,8 +7,9 @@ use crate::channel;
 use crate::wire::Event;
 
 /// The push routes a session can report, in the order `list_sessions` shows
-/// them: Claude Code channel notifications, a wake-up hook, desktop notices.
-pub const ROUTES: [&str; 3] = ["channel", "hook", "notify"];
+/// them: Claude Code's inbox socket, a terminal pane wake, Claude Code
+/// channel notifications, a wake-up hook, desktop notices.
+pub const ROUTES: [&str; 5] = ["inbox", "pane", "channel", "hook", "notify"];
 
 /// The longest payload a pushed message carries whole; a longer one is cut
 /// and says how to read the rest.

@@ -485,9 +485,11 @@ async fn list_cost(hub: &Hub, client: &Arc<HubClient>) -> (Lat, Lat, Lat, usize)
     let size = Arc::new(AtomicU64::new(0));
     let list = latencies(20, || {
         let (http, body, url, size) = (http.clone(), body.clone(), hub.url.clone(), size.clone());
+        let token = hub.token().to_owned();
         async move {
             let reply = http
                 .post(url)
+                .bearer_auth(token)
                 .header("content-type", "application/json")
                 .header("accept", "application/json")
                 .body(body)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::HubClient;
 use support::sink::WebhookSink;
 use support::{Hub, HubOptions};
 
@@ -175,7 +174,7 @@ async fn publish_load_to(hub: &Hub, clients: usize, channel: &str) -> (f64, Lat)
     let deadline = Instant::now() + RUN;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let client = HubClient::new(&hub.url, None).expect("a client");
+        let client = hub.client();
         let channel = channel.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -211,7 +210,7 @@ async fn health_load(hub: &Hub, clients: usize) -> f64 {
     let deadline = Instant::now() + RUN;
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let client = HubClient::new(&hub.url, None).expect("a client");
+        let client = hub.client();
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -381,7 +380,7 @@ fn claims(rt: &tokio::runtime::Runtime) {
 async fn claim_many(hub: &Hub, sessions: usize, each: usize) -> Vec<String> {
     let mut tasks = Vec::new();
     for s in 0..sessions {
-        let client = HubClient::new(&hub.url, None).expect("a client");
+        let client = hub.client();
         tasks.push(tokio::spawn(async move {
             let reply = support::call(
                 &client,

@@ -21,9 +21,6 @@ pub enum Client {
     Gemini,
 }
 
-/// The proxy's wake switch.
-const WAKE_SWITCH: &str = "AGENT_EVENT_BUS_WAKE";
-
 /// The stand-in API key Claude Code is told to use (approved in its config).
 const ANTHROPIC_KEY: &str = "sk-ant-stand-in-0123456789abcdefghij";
 
@@ -156,9 +153,9 @@ fn prepare(
 ) {
     // The user's shell knows where the hub is, as README says for the CLI
     // and hooks; the MCP registration carries it too.
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    sandbox.point_at(hub);
     if let Some(wake) = prefs.wake {
-        sandbox.set_env(WAKE_SWITCH, wake);
+        sandbox.set_env(shared::wake::ENV_WAKE, wake);
     }
     match client {
         Client::ClaudeCode => claude_code(sandbox, standin_url, prefs),
@@ -166,7 +163,13 @@ fn prepare(
         Client::Gemini => gemini(sandbox, standin_url),
     }
     let proxy = bin_path("agent-event-bus-proxy");
-    let url = format!("AGENT_EVENT_BUS_URL={}", hub.base());
+    // The proxy's environment as `-e` flags: the hub, and its credential.
+    let mut env = vec![(shared::config::ENV_URL.to_owned(), hub.base())];
+    env.extend(hub.client_env());
+    let flags: Vec<String> = env
+        .iter()
+        .flat_map(|(k, v)| ["-e".to_owned(), format!("{k}={v}")])
+        .collect();
     match (connect, client) {
         (Connect::Setup, _) => {
             let cli = bin_path("agent-event-bus-cli");
@@ -181,16 +184,9 @@ fn prepare(
                 "claude mcp add",
                 sandbox
                     .command(exe)
-                    .args([
-                        "mcp",
-                        "add",
-                        "--scope",
-                        "user",
-                        "agent-event-bus",
-                        "-e",
-                        &url,
-                        "--",
-                    ])
+                    .args(["mcp", "add", "--scope", "user", "agent-event-bus"])
+                    .args(&flags)
+                    .arg("--")
                     .arg(&proxy),
             );
         }
@@ -205,16 +201,17 @@ fn prepare(
                 "agent-event-bus",
             ])
             .arg(&proxy)
-            .args(["-e", &url]);
+            .args(&flags);
             run("gemini mcp add", &mut add);
         }
         (Connect::Readme, Client::Codex) => {
             let config = sandbox.home.join(".codex/config.toml");
             let mut text = std::fs::read_to_string(&config).expect("config.toml");
+            let env: Vec<String> = env.iter().map(|(k, v)| format!("{k} = {v:?}")).collect();
             text.push_str(&format!(
-                "\n[mcp_servers.agent-event-bus]\ncommand = {proxy:?}\ndefault_tools_approval_mode = \"approve\"\nenv = {{ AGENT_EVENT_BUS_URL = {hub:?} }}\n",
+                "\n[mcp_servers.agent-event-bus]\ncommand = {proxy:?}\ndefault_tools_approval_mode = \"approve\"\nenv = {{ {env} }}\n",
                 proxy = proxy.display().to_string(),
-                hub = hub.base(),
+                env = env.join(", "),
             ));
             std::fs::write(&config, text).expect("config.toml");
         }

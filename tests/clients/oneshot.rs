@@ -249,6 +249,7 @@ fn the_typescript_sdk_uses_every_tool_over_stdio_and_streamable_http() {
             .arg(&script)
             .env("CLIENTS_DIR", clients_dir())
             .env("HUB_URL", hub.base())
+            .env("AGENT_EVENT_BUS_TOKEN", hub.token())
             .env("PROXY", bin_path("agent-event-bus-proxy")),
     );
     let report: Value = out

@@ -89,6 +89,16 @@ impl Sandbox {
         }
     }
 
+    /// Points the user's shell at `hub`: its URL and its credential, as
+    /// README says for the CLI and hooks (in the sandbox's HOME nothing
+    /// would find the test hub's token file by itself).
+    pub fn point_at(&mut self, hub: &support::Hub) {
+        self.set_env(shared::config::ENV_URL, &hub.base());
+        for (key, value) in hub.client_env() {
+            self.set_env(&key, &value);
+        }
+    }
+
     /// Adds a variable to every command started from now on.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.extra.push((key.to_owned(), value.to_owned()));

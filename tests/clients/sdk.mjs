@@ -1,7 +1,7 @@
 // The official TypeScript MCP SDK against the bus: over stdio to the proxy
 // and over Streamable HTTP to the hub, every tool, the guide resource and a
 // long-poll. Run by tests/clients (`make test-clients`), which passes
-// CLIENTS_DIR (where the SDK is installed), HUB_URL and PROXY. Prints one
+// CLIENTS_DIR (where the SDK is installed), HUB_URL, AGENT_EVENT_BUS_TOKEN and PROXY. Prints one
 // JSON line: per transport, the tools called, and whether the guide and the
 // long-poll worked. Any failure throws (exit code 1).
 import { createRequire } from "node:module";
@@ -13,6 +13,8 @@ const { StdioClientTransport } = require("@modelcontextprotocol/sdk/client/stdio
 const { StreamableHTTPClientTransport } = require("@modelcontextprotocol/sdk/client/streamableHttp.js");
 
 const hub = process.env.HUB_URL;
+// The hub's token: sent on every HTTP call, and inherited by the proxy.
+const auth = { authorization: `Bearer ${process.env.AGENT_EVENT_BUS_TOKEN}` };
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -22,7 +24,7 @@ function check(condition, message) {
 async function publishElsewhere(eventType) {
   const res = await fetch(`${hub}/mcp`, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+    headers: { ...auth, "content-type": "application/json", accept: "application/json, text/event-stream" },
     body: JSON.stringify({
       jsonrpc: "2.0",
       id: 1,
@@ -105,5 +107,9 @@ const stdio = await exercise(
   }),
   true,
 );
-const http = await exercise("http", new StreamableHTTPClientTransport(new URL(`${hub}/mcp`)), false);
+const http = await exercise(
+  "http",
+  new StreamableHTTPClientTransport(new URL(`${hub}/mcp`), { requestInit: { headers: auth } }),
+  false,
+);
 console.log(JSON.stringify({ stdio, http }));

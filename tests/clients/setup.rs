@@ -29,7 +29,7 @@ fn setup(sandbox: &Sandbox, client: Client, extra: &[&str]) -> String {
 /// A sandbox whose user's shell points at `hub`.
 fn sandbox_for(hub: &Hub) -> Sandbox {
     let mut sandbox = Sandbox::new();
-    sandbox.set_env("AGENT_EVENT_BUS_URL", &hub.base());
+    sandbox.point_at(hub);
     sandbox
 }
 

@@ -1,6 +1,9 @@
-//! End-to-end test in a real browser: a web page whose name rebinds to
-//! 127.0.0.1 (headless Chromium, `--host-resolver-rules`) tries to use the
-//! hub from its own origin, with the forwarding headers it may add itself.
+//! End-to-end tests in a real browser (headless Chromium). A web page
+//! whose name rebinds to 127.0.0.1 (`--host-resolver-rules`) tries to use
+//! the hub from its own origin, with the forwarding headers it may add
+//! itself. And the live view, opened with the hub's token in its address's
+//! fragment as `agent-event-bus-cli open` does, reads the bus; without it,
+//! it says how to get in.
 //!
 //! The page is served on a free port P by a decoy server; once the page
 //! runs, the decoy stops and the hub starts on P, so the page's same-origin
@@ -142,16 +145,77 @@ fn serve_decoy(listener: &TcpListener, page: &str, armed: &mpsc::Sender<()>) {
     }
 }
 
-#[test]
-fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
-    let Some(browser) = chromium() else {
+/// The browser, or `None` (a skip, said on stderr) when none is installed
+/// outside CI.
+fn browser_for(test: &str) -> Option<&'static str> {
+    let found = chromium();
+    if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "chromium is required under CI (.ci/run installs chromium-headless-shell)"
         );
-        eprintln!(
-            "skipped: a_rebinding_web_page_in_chromium_cannot_use_the_hub needs chromium (apt-get install chromium-headless-shell)"
-        );
+        eprintln!("skipped: {test} needs chromium (apt-get install chromium-headless-shell)");
+    }
+    found
+}
+
+/// The live view's DOM after its script ran for a few (virtual) seconds.
+fn rendered(browser: &str, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    // Its own process group: whatever it starts ends with it.
+    let mut browser = Group::spawn(
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("chromium starts");
+    let mut dom = String::new();
+    if let Some(mut stdout) = browser.child().stdout.take() {
+        let _ = stdout.read_to_string(&mut dom);
+    }
+    dom
+}
+
+#[test]
+fn the_live_view_reads_the_bus_with_the_token_from_its_fragment() {
+    let Some(browser) = browser_for("the_live_view_reads_the_bus_with_the_token_from_its_fragment")
+    else {
+        return;
+    };
+    let hub = Hub::start();
+    hub.register("seen-in-the-live-view", None);
+    let opened = support::Cli::new(&hub).run(&["open", "--print"]);
+    assert_eq!(opened.code, 0, "{opened:#?}");
+    let dom = rendered(browser, opened.stdout.trim());
+    assert!(dom.contains("seen-in-the-live-view"), "{dom}");
+    assert!(dom.contains("live · updated"), "{dom}");
+    assert!(
+        !dom.contains(hub.token()),
+        "the token is not on the page: {dom}"
+    );
+
+    let dom = rendered(browser, &format!("{}/", hub.base()));
+    assert!(!dom.contains("seen-in-the-live-view"), "{dom}");
+    assert!(dom.contains("agent-event-bus-cli open"), "{dom}");
+}
+
+#[test]
+fn a_rebinding_web_page_in_chromium_cannot_use_the_hub() {
+    let Some(browser) = browser_for("a_rebinding_web_page_in_chromium_cannot_use_the_hub") else {
         return;
     };
 

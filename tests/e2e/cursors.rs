@@ -214,9 +214,8 @@ fn a_long_poll_returns_an_event_published_during_its_wait() {
     let hub = Hub::start();
     let reg = hub.register("waiter", Some("w1"));
     let cursor = reg["cursor"].as_str().unwrap().to_owned();
-    let url = hub.url.clone();
+    let client = hub.client();
     let waiter = std::thread::spawn(move || {
-        let client = shared::HubClient::new(&url, None).unwrap();
         support::rt().block_on(support::call(
             &client,
             "get_events",
@@ -249,9 +248,8 @@ fn a_long_poll_with_nothing_new_returns_an_empty_page_at_its_deadline() {
 fn a_resumed_long_poll_consumes_what_it_returns() {
     let hub = Hub::start();
     hub.register("waiter", Some("w3"));
-    let url = hub.url.clone();
+    let client = hub.client();
     let waiter = std::thread::spawn(move || {
-        let client = shared::HubClient::new(&url, None).unwrap();
         support::rt().block_on(support::call(
             &client,
             "get_events",
@@ -317,10 +315,9 @@ fn a_quiet_filtered_read_moves_its_cursor_to_the_tip() {
 fn a_channel_long_poll_returns_the_first_event_on_its_channel() {
     let hub = Hub::start();
     let tip = hub.publish("w", "note", "before", "all");
-    let url = hub.url.clone();
+    let client = hub.client();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        let client = shared::HubClient::new(&url, None).unwrap();
         started_tx.send(()).unwrap();
         support::rt().block_on(support::call(
             &client,

@@ -45,7 +45,7 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
         .join(".config/systemd/user/agent-event-bus.service");
     assert_eq!(out.stdout.trim(), unit_path.to_str().unwrap());
     let unit = std::fs::read_to_string(&unit_path).unwrap();
-    assert!(!unit.contains('@'), "every placeholder is filled: {unit}");
+    assert!(filled(&unit), "every placeholder is filled: {unit}");
     let lines: Vec<&str> = unit.lines().collect();
     for want in [
         format!("ExecStart={}/agent-event-bus", bindir.display()),
@@ -55,9 +55,28 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
         ),
         "Restart=always".to_owned(),
         "WantedBy=default.target".to_owned(),
+        // Hardening: private files, no new privileges, a memory bound, and
+        // a read-only system and home but for the data directory.
+        "UMask=0077".to_owned(),
+        "NoNewPrivileges=yes".to_owned(),
+        "MemoryMax=1G".to_owned(),
+        "ProtectSystem=strict".to_owned(),
+        "ProtectHome=read-only".to_owned(),
+        format!(
+            "ReadWritePaths={}/.claude/contrib/agent-event-bus",
+            home.path().display()
+        ),
+        "PrivateTmp=yes".to_owned(),
     ] {
         assert!(lines.contains(&want.as_str()), "`{want}` in {unit}");
     }
+    // The data directory the unit may write exists, and is private.
+    let data = home.path().join(".claude/contrib/agent-event-bus");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions())
+            & 0o777,
+        0o700
+    );
     // Rendering again is idempotent.
     assert_ok(&service_script(
         home.path(),
@@ -90,7 +109,7 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
         .path()
         .join("Library/LaunchAgents/com.agent-event-bus.hub.plist");
     let xml = std::fs::read_to_string(&plist_path).unwrap();
-    assert!(!xml.contains('@'), "every placeholder is filled: {xml}");
+    assert!(filled(&xml), "every placeholder is filled: {xml}");
     let options = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..Default::default()
@@ -108,6 +127,7 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
     assert_eq!(dict["Label"], "com.agent-event-bus.hub");
     assert_eq!(dict["RunAtLoad"], true);
     assert_eq!(dict["KeepAlive"], true);
+    assert_eq!(dict["Umask"], 0o077, "the LaunchAgent's files are private");
     let program = dict["ProgramArguments"].as_array().unwrap();
     assert_eq!(program[0], "/bin/sh");
     let hub_bin = program.last().unwrap().as_str().unwrap();
@@ -133,6 +153,12 @@ fn the_unit_and_the_plist_render_into_a_home_and_check_out() {
         .status()
         .unwrap();
     assert!(out.success(), "the wrapper is valid sh");
+}
+
+/// No `@NAME@` placeholder is left (`@system-service` is systemd's own).
+fn filled(text: &str) -> bool {
+    text.match_indices('@')
+        .all(|(i, _)| !text[i + 1..].starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// A plist element as JSON (dict, array, string, integer, true/false).
@@ -190,8 +216,13 @@ fn install_server_is_idempotent_and_uninstall_keeps_the_data() {
         ("FAKE_LOG", log.to_str().unwrap()),
         ("FAKE_CLAUDE", "proxy"),
         ("FAKE_PROXY", proxy.as_str()),
-        // The post-install check talks to the test hub.
+        // The post-install check talks to the test hub, and finds its
+        // token file as the hub's user's CLI does.
         ("AGENT_EVENT_BUS_URL", hub.url.as_str()),
+        (
+            shared::config::ENV_TOKEN_FILE,
+            hub.token_file().and_then(Path::to_str).unwrap(),
+        ),
     ];
     let linux = cfg!(target_os = "linux");
     let service_file = if linux {
@@ -238,8 +269,24 @@ fn install_server_is_idempotent_and_uninstall_keeps_the_data() {
         calls.contains(&format!(
             "claude mcp add --scope user agent-event-bus -- {proxy}"
         )),
-        "{calls}"
+        "the proxy on the hub's machine needs no token in its entry: {calls}"
     );
+
+    // A server install never puts a token in Claude Code's settings, even
+    // with one in the environment: the local proxy reads the token file.
+    std::fs::write(&log, "").unwrap();
+    let mut server_env = extra.to_vec();
+    server_env.push(("AGENT_EVENT_BUS_TOKEN", hub.token()));
+    assert_ok(&service_script(
+        home.path(),
+        &bindir,
+        &path,
+        &server_env,
+        &["install-server"],
+    ));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(!calls.contains(hub.token()), "{calls}");
+    assert!(!calls.contains("AGENT_EVENT_BUS_TOKEN"), "{calls}");
 
     // A client install: the proxy's env carries the remote URL and token.
     std::fs::write(&log, "").unwrap();

@@ -47,12 +47,13 @@ fn sigkill_mid_publish_loses_no_acknowledged_event() {
     let mut hub = Hub::start();
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let url = hub.url.clone();
+    let token = hub.token().to_owned();
     let mut writers = Vec::new();
     for w in 0..8 {
         let acked = acked.clone();
-        let url = url.clone();
+        let (url, token) = (url.clone(), token.clone());
         writers.push(std::thread::spawn(move || {
-            let client = shared::HubClient::new(&url, None).unwrap();
+            let client = shared::HubClient::new(&url, Some(token.clone())).unwrap();
             let rt = support::rt();
             for i in 0..10_000 {
                 let out = rt.block_on(client.call_tool(

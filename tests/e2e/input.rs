@@ -12,12 +12,28 @@ struct Raw {
     body: String,
 }
 
+/// A request with the hub's credential.
 fn raw(hub: &Hub, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Raw {
+    raw_as(hub, Some(hub.token()), method, path, headers, body)
+}
+
+/// A request with `token` as its credential, or none.
+fn raw_as(
+    hub: &Hub,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Raw {
     shared::client::install_crypto_provider();
     let client = reqwest::Client::new();
     support::rt().block_on(async {
         let url = format!("{}{path}", hub.base());
         let mut req = client.request(method.parse().unwrap(), url).body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -275,7 +291,8 @@ fn bad_tool_arguments_are_tool_errors_that_say_what_to_send() {
 #[test]
 fn the_live_view_is_served_behind_the_same_rules() {
     let hub = Hub::start();
-    let page = raw(&hub, "GET", "/", &[], Vec::new());
+    // The page itself needs no credential (its reads of the bus do).
+    let page = raw_as(&hub, None, "GET", "/", &[], Vec::new());
     assert_eq!(page.status, 200);
     assert!(
         page.content_type.starts_with("text/html"),
@@ -287,8 +304,19 @@ fn the_live_view_is_served_behind_the_same_rules() {
         !page.body.contains("innerHTML"),
         "the page must put hub data on screen as text only"
     );
-    let rebinding = raw(&hub, "GET", "/", &[("host", "evil.example")], Vec::new());
+    let rebinding = raw_as(
+        &hub,
+        None,
+        "GET",
+        "/",
+        &[("host", "evil.example")],
+        Vec::new(),
+    );
     assert_eq!(rebinding.status, 403);
+    assert!(
+        !page.body.contains(hub.token()),
+        "the page carries no credential"
+    );
 }
 
 #[test]
@@ -353,6 +381,7 @@ fn an_unforeseen_rejection_gets_a_fixed_message_and_one_log_line() {
     let (status, body) = support::rt().block_on(async {
         let resp = reqwest::Client::new()
             .post(format!("{}/mcp", hub.base()))
+            .bearer_auth(hub.token())
             .header(reqwest::header::CONTENT_TYPE, not_text)
             .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
             .send()

@@ -33,6 +33,7 @@ fn the_official_python_client_speaks_to_the_hub_over_http() {
     let out = Command::new("python3")
         .arg(script)
         .arg(&hub.url)
+        .env("AGENT_EVENT_BUS_TOKEN", hub.token())
         .output()
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -198,7 +198,15 @@ fn the_proxys_notify_reads_its_arguments_as_the_hub_does() {
 fn two_proxies_see_each_other_and_exchange_a_direct_message() {
     let hub = Hub::start();
     // One of them is given the base URL, without /mcp.
-    let mut alice = Proxy::spawn_at(&hub.base(), &[("AGENT_EVENT_BUS_SESSION_NAME", "alice")]);
+    let mut alice = Proxy::spawn_with(&ProxyOptions {
+        url: hub.base(),
+        env: [
+            hub.client_env(),
+            vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), "alice".into())],
+        ]
+        .concat(),
+        ..ProxyOptions::default()
+    });
     alice.initialize();
     let (mut bob, bob_id) = registered_proxy(&hub, "bob", &[]);
     let alice_id = id_of(&wait_registered(&hub, "alice"));
@@ -323,12 +331,12 @@ fn a_killed_proxys_session_ends_when_its_lease_lapses() {
 #[test]
 fn a_proxy_whose_parent_dies_exits_and_unregisters() {
     let hub = Hub::start();
-    let mut proxy = Proxy::spawn_with(&ProxyOptions {
-        url: hub.url.clone(),
-        env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), "orphan".into())],
-        under_parent: true,
-        ..ProxyOptions::default()
-    });
+    let mut options = ProxyOptions::for_hub(&hub);
+    options
+        .env
+        .push(("AGENT_EVENT_BUS_SESSION_NAME".into(), "orphan".into()));
+    options.under_parent = true;
+    let mut proxy = Proxy::spawn_with(&options);
     proxy.initialize();
     let session = wait_registered(&hub, "orphan");
     assert_ne!(
@@ -468,6 +476,7 @@ fn the_official_python_mcp_client_calls_tools_through_the_proxy() {
         .arg(script)
         .arg(bin_path("agent-event-bus-proxy"))
         .arg(&hub.url)
+        .envs(hub.client_env())
         .current_dir(dir.path())
         .output()
         .expect("python3 runs");
@@ -508,12 +517,12 @@ fn the_official_python_mcp_client_calls_tools_through_the_proxy() {
 fn socket_stdio_as_node_clients_use_still_exits_on_sigterm_and_eof() {
     let hub = Hub::start();
     for (name, by_signal) in [("socket-term", true), ("socket-eof", false)] {
-        let mut proxy = Proxy::spawn_with(&ProxyOptions {
-            url: hub.url.clone(),
-            env: vec![("AGENT_EVENT_BUS_SESSION_NAME".into(), name.into())],
-            socket_stdio: true,
-            ..ProxyOptions::default()
-        });
+        let mut options = ProxyOptions::for_hub(&hub);
+        options
+            .env
+            .push(("AGENT_EVENT_BUS_SESSION_NAME".into(), name.into()));
+        options.socket_stdio = true;
+        let mut proxy = Proxy::spawn_with(&options);
         proxy.initialize();
         let id = id_of(&wait_registered(&hub, name));
         if by_signal {

@@ -121,13 +121,36 @@ fn a_direct_message_becomes_one_channel_notification_with_its_ids_in_meta() {
 
     // Push never consumed the agent's cursor: both messages are still new.
     let page = proxy.call_ok("get_events", json!({"resume": true, "order": "asc"}));
-    let ids: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["id"].as_u64())
-        .collect();
+    let ids = support::page_ids(&page);
     assert!(ids.contains(&dm) && ids.contains(&later), "{page}");
+}
+
+#[test]
+fn push_pushes_every_message_once_across_a_hub_restart() {
+    let mut hub = Hub::start();
+    let (proxy, me) = registered(&hub, "restarted", &[]);
+    let sender = sid(&hub.register("sender", Some("sender-1")));
+    let to_me = format!("session:{me}");
+    let before = hub.publish(&sender, "note", "before the restart", &to_me);
+    wait_note(&proxy, "the message before the restart", about(before));
+    // The push poll is waiting on the hub when it goes away.
+    hub.wait_long_polls(1);
+    hub.restart_same_port();
+    let after = hub.publish(&sender, "note", "after the restart", &to_me);
+    wait_note(&proxy, "the message after the restart", about(after));
+    // A sentinel: once it is out, anything pushed twice would be too.
+    let sentinel = hub.publish(&sender, "note", "sentinel", &to_me);
+    wait_note(&proxy, "the sentinel", about(sentinel));
+    let notes = channel_notes(&proxy);
+    for id in [before, after, sentinel] {
+        assert_eq!(
+            notes.iter().filter(|n| about(id)(n)).count(),
+            1,
+            "event {id} pushed once: {notes:#?}"
+        );
+    }
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    proxy.assert_stdout_is_json_rpc();
 }
 
 #[test]
@@ -228,9 +251,10 @@ fn desktop_notices_use_the_original_argv_on_the_machine_of_the_session() {
         &[("PATH", proxy_path.as_str()), ("DISPLAY", ":99")],
     );
     let mine = session(&hub, &me).unwrap();
-    assert_eq!(mine["push"], json!(["channel", "notify"]), "{mine}");
+    // Channels are Claude Code's alone; this client is not it.
+    assert_eq!(mine["push"], json!(["notify"]), "{mine}");
     let text = Cli::new(&hub).run(&["sessions"]).stdout;
-    assert!(text.contains("    push: channel, notify\n"), "{text}");
+    assert!(text.contains("    push: notify\n"), "{text}");
 
     // A DM to the proxy's session: one notice, from the proxy (the session
     // has a lease, so the hub stays quiet), worded as the original.
@@ -304,7 +328,7 @@ fn without_a_desktop_no_notice_is_raised_and_none_is_reported() {
             ("DBUS_SESSION_BUS_ADDRESS", ""),
         ],
     );
-    assert_eq!(session(&hub, &me).unwrap()["push"], json!(["channel"]));
+    assert_eq!(session(&hub, &me).unwrap()["push"], json!([]));
     let dm = hub.publish(
         "anonymous",
         "ping",
@@ -424,7 +448,7 @@ fn register_session_push_routes_add_up_and_are_checked() {
     assert!(bad.is_error(), "{:?}", bad.result);
     assert!(
         bad.text()
-            .contains("push items must be one of channel, hook, notify (got 'sms')"),
+            .contains("push items must be one of inbox, pane, channel, hook, notify (got 'sms')"),
         "{}",
         bad.text()
     );
@@ -441,6 +465,7 @@ fn waiter(hub: &Hub, state: &Path) -> Cli {
 fn spawn_wait(hub: &Hub, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     command("agent-event-bus-cli")
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .env("AGENT_EVENT_BUS_STATE_DIR", state)
         .envs(env.iter().copied())
         .arg("wait")

@@ -2,23 +2,29 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9).
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
+//! - [`tmux`]: a private tmux server for the terminal wake tests.
 //! - [`original`]: databases in the Python original's `SQLite` format.
 //! - [`sessions`](mod@sessions): the hub's live sessions, one by id or name, and waiting
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
+mod credential;
 pub mod group;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
 pub mod sink;
+pub mod tmux;
 
-pub use sessions::{events, id_of, session_by_id, session_named, sessions, wait_registered};
+pub use sessions::{
+    events, id_of, page_ids, session_by_id, session_named, sessions, wait_registered,
+};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -28,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shared::HubClient;
+use shared::tools::events::PublishParams;
+use shared::tools::sessions::{NoParams, RegisterParams};
 
 /// The path of one of the workspace's binaries, built by `cargo build --bins`
 /// into the same target dir as this test executable.
@@ -114,6 +122,15 @@ pub fn repo_root() -> PathBuf {
 /// developer's own setup never leaks into a test.
 pub const BUS_ENV: &[&str] = &[
     "CLAUDE_CODE_SESSION_ID",
+    // The wake paths: a test's proxy must never find the developer's own
+    // terminal pane or Claude Code inbox.
+    "CLAUDE_CODE_MESSAGING_SOCKET",
+    "CLAUDE_CODE_MESSAGING_TOKEN",
+    "TMUX",
+    "TMUX_PANE",
+    "ZELLIJ",
+    "ZELLIJ_PANE_ID",
+    "ZELLIJ_SESSION_NAME",
     "HOST",
     "PORT",
     "HTTP_PROXY",
@@ -159,6 +176,7 @@ pub fn spawn_hook(hub: &Hub, script: &str, input: &Value, env: &[(&str, &str)]) 
         .arg(repo_root().join("examples/hooks").join(script))
         .env("PATH", format!("{}:/usr/bin:/bin", cli_dir.display()))
         .env("AGENT_EVENT_BUS_URL", &hub.url)
+        .envs(hub.client_env())
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -234,6 +252,10 @@ pub struct Hub {
     pub port: u16,
     /// The database file (in `dir` unless [`Hub::start_on`] put it elsewhere).
     db: PathBuf,
+    /// The hub's credential: the token it was given, else the one it made.
+    token: String,
+    /// The token file it made (`None` when it was given its token).
+    token_file: Option<PathBuf>,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
@@ -339,12 +361,28 @@ impl Hub {
             .next()
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .expect("the readiness line ends with a port");
+        let (token, token_file) = if let Some(token) = credential::given_token(&args, &env) {
+            (token, None)
+        } else {
+            let file = shared::config::token_file_beside(&db);
+            let token = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "the hub made no token file at {} ({e}); its stderr:\n{}",
+                    file.display(),
+                    log.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                )
+            });
+            (token.trim().to_owned(), Some(file))
+        };
         Self {
             child: Some(child),
             dir,
             url: format!("{}/mcp", base.trim_end_matches('/')),
             port,
             db,
+            token,
+            token_file,
             extra_args: args,
             extra_env: env,
             log,
@@ -362,11 +400,6 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-    }
-
-    /// A typed client for this hub.
-    pub fn client(&self) -> HubClient {
-        HubClient::new(&self.url, None).expect("a valid hub URL")
     }
 
     /// Waits until the hub reports `n` `get_events` long-polls in progress
@@ -438,6 +471,8 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        self.token.clone_from(&next.token);
+        self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
         self.url.clone_from(&next.url);
         self.port = next.port;
@@ -495,14 +530,16 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// A CLI for `hub` that finds its credential as the hub's user's does.
     pub fn new(hub: &Hub) -> Self {
         Self {
             url: hub.url.clone(),
-            env: Vec::new(),
+            env: hub.client_env(),
         }
     }
 
-    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens).
+    /// A CLI pointed at an arbitrary URL (e.g. one where no hub listens),
+    /// with no credential.
     pub fn at(url: &str) -> Self {
         Self {
             url: url.to_owned(),
@@ -576,33 +613,44 @@ impl Hub {
 
     /// Registers a session and returns its reply.
     pub fn register(&self, name: &str, client_id: Option<&str>) -> Value {
-        let mut args = serde_json::json!({"name": name, "machine": shared::config::hostname(), "cwd": "/src/repo"});
-        if let Some(c) = client_id {
-            args["client_id"] = Value::from(c);
-        }
-        self.tool("register_session", args)
+        let params = RegisterParams {
+            name: name.to_owned(),
+            machine: Some(shared::config::hostname()),
+            cwd: Some("/src/repo".to_owned()),
+            client_id: client_id.map(str::to_owned),
+            ..RegisterParams::default()
+        };
+        let reply = answered(
+            "registering",
+            rt().block_on(self.client().register(&params)),
+        );
+        serde_json::json!(reply)
     }
 
     /// The ids of the live sessions, most recently active first.
     pub fn session_ids(&self) -> Vec<String> {
-        self.tool("list_sessions", serde_json::json!({}))
-            .as_array()
-            .expect("list_sessions returns a list")
-            .iter()
-            .map(|s| s["session_id"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        let list = answered(
+            "listing sessions",
+            rt().block_on(self.client().sessions(&NoParams {})),
+        );
+        list.into_iter().map(|s| s.session_id).collect()
     }
 
     /// Publishes an event and returns its id.
     pub fn publish(&self, session_id: &str, event_type: &str, payload: &str, channel: &str) -> u64 {
-        let reply = self.tool(
-            "publish_event",
-            serde_json::json!({"session_id": session_id, "event_type": event_type, "payload": payload, "channel": channel}),
-        );
-        reply["event_id"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no event_id in {reply}"))
+        let params = PublishParams {
+            session_id: Some(session_id.to_owned()),
+            ..PublishParams::new(event_type, payload, channel)
+        };
+        answered("publishing", rt().block_on(self.client().publish(&params))).event_id
     }
+}
+
+/// A typed call's reply; panics on a transport error, `isError` or a refusal.
+fn answered<R>(what: &str, outcome: Result<shared::tools::Answer<R>, shared::ClientError>) -> R {
+    outcome
+        .unwrap_or_else(|e| panic!("{what} failed: {e}"))
+        .unwrap_or_else(|refusal| panic!("{what} was refused: {refusal}"))
 }
 
 /// Calls a tool and returns the reply value (list tools unwrapped); panics

@@ -62,6 +62,17 @@ pub struct ProxyOptions {
     pub socket_stdio: bool,
 }
 
+impl ProxyOptions {
+    /// A proxy of `hub`'s, finding its credential as the hub's user's do.
+    pub fn for_hub(hub: &Hub) -> Self {
+        Self {
+            url: hub.url.clone(),
+            env: hub.client_env(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Our end of the proxy's stdin.
 enum Input {
     Pipe(ChildStdin),
@@ -91,12 +102,18 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy for `hub`, with extra environment variables.
+    /// A proxy for `hub` (finding its credential as the hub's user's
+    /// proxies do), with extra environment variables.
     pub fn spawn(hub: &Hub, env: &[(&str, &str)]) -> Self {
-        Self::spawn_at(&hub.url, env)
+        let mut options = ProxyOptions::for_hub(hub);
+        options
+            .env
+            .extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Self::spawn_with(&options)
     }
 
-    /// A proxy pointed at any URL (a stopped hub, a base URL without /mcp).
+    /// A proxy pointed at any URL (a stopped hub, a base URL without
+    /// /mcp), with no credential but what `env` gives it.
     pub fn spawn_at(url: &str, env: &[(&str, &str)]) -> Self {
         Self::spawn_with(&ProxyOptions {
             url: url.to_owned(),
@@ -124,7 +141,10 @@ impl Proxy {
         } else {
             command("agent-event-bus-proxy")
         };
+        // No wake unless a test asks: its proxy could otherwise find the
+        // terminal pane the tests run in through its ancestors.
         cmd.env("AGENT_EVENT_BUS_URL", &options.url)
+            .env(shared::wake::ENV_WAKE, "off")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "proxy=debug,warn")
             .current_dir(cwd.path())
@@ -325,12 +345,17 @@ impl Proxy {
     /// `initialize` (protocol 2025-11-25, as Claude Code after its probe),
     /// then `notifications/initialized`. Returns the initialize result.
     pub fn initialize(&mut self) -> Value {
+        self.initialize_as("e2e", "0")
+    }
+
+    /// [`Proxy::initialize`] with this `clientInfo` (say, `claude-code`).
+    pub fn initialize_as(&mut self, name: &str, version: &str) -> Value {
         let result = self.result(
             "initialize",
             Some(json!({
                 "protocolVersion": "2025-11-25",
                 "capabilities": {},
-                "clientInfo": {"name": "e2e", "version": "0"},
+                "clientInfo": {"name": name, "version": version},
             })),
         );
         self.notify("notifications/initialized");

@@ -1,11 +1,14 @@
 //! Reading the hub's sessions from a test: the live list, one session by id
-//! or name, and waiting for a registration.
+//! or name, and waiting for a registration; and its events.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{Hub, call, rt, wait_until};
+use shared::tools::events::{GetParams, Order};
+use shared::tools::sessions::NoParams;
+
+use crate::{Hub, rt, wait_until};
 
 /// Long enough for a proxy's registration (≈1 s after `initialized`) or a
 /// hub restart on a loaded 2-core machine; a deadline, never a speed assert.
@@ -13,10 +16,11 @@ pub const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The live sessions, as `list_sessions` returns them.
 pub fn sessions(hub: &Hub) -> Vec<Value> {
-    let list = rt().block_on(call(&hub.client(), "list_sessions", json!({})));
-    list.as_array()
-        .unwrap_or_else(|| panic!("list_sessions is not a list: {list}"))
-        .clone()
+    let list = rt()
+        .block_on(hub.client().sessions(&NoParams {}))
+        .unwrap_or_else(|e| panic!("listing sessions failed: {e}"))
+        .unwrap_or_else(|refusal| panic!("listing sessions was refused: {refusal}"));
+    list.iter().map(|s| json!(s)).collect()
 }
 
 /// The live session with this id.
@@ -48,13 +52,24 @@ pub fn wait_registered(hub: &Hub, name: &str) -> Value {
 
 /// The oldest 1,000 events on the bus, oldest first.
 pub fn events(hub: &Hub) -> Vec<Value> {
-    let page = rt().block_on(call(
-        &hub.client(),
-        "get_events",
-        json!({"order": "asc", "limit": 1000}),
-    ));
+    let oldest = GetParams {
+        order: Order::Asc,
+        limit: 1000,
+        ..GetParams::default()
+    };
+    let page = rt()
+        .block_on(hub.client().events(&oldest))
+        .unwrap_or_else(|e| panic!("reading events failed: {e}"))
+        .unwrap_or_else(|refusal| panic!("reading events was refused: {refusal}"));
+    page.events.iter().map(|e| json!(e)).collect()
+}
+
+/// The ids of a `get_events` page's events, in order.
+pub fn page_ids(page: &Value) -> Vec<u64> {
     page["events"]
         .as_array()
-        .unwrap_or_else(|| panic!("get_events has no events: {page}"))
-        .clone()
+        .unwrap_or_else(|| panic!("not a page of events: {page}"))
+        .iter()
+        .filter_map(|e| e["id"].as_u64())
+        .collect()
 }

@@ -8,7 +8,9 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde_json::Value;
+use shared::level::SignalLevel;
+use shared::tools::events::{GetEvents, GetParams, Order, PublishEvent, PublishParams};
 use shared::tools::sessions::NoParams;
 use shared::{ClientError, config};
 
@@ -126,6 +128,13 @@ async fn check_hub(hub: &Hub, report: &mut Report, endpoint: &str) -> Result<Rea
             report.pass(&format!("hub reachable at {endpoint}"))?;
             Ok(Reach::Up(None))
         }
+        Err(e @ ClientError::Withheld { .. }) => {
+            report.fail(
+                &e.to_string(),
+                "see which program holds the port (`ss -ltnp` on Linux, `lsof -iTCP -sTCP:LISTEN` on macOS), stop it, and start the hub",
+            )?;
+            Ok(Reach::Down)
+        }
         Err(e) if e.is_unreachable() => {
             report.fail(&e.to_string(), START_HUB)?;
             Ok(Reach::Down)
@@ -147,10 +156,9 @@ async fn check_auth(hub: &Hub, report: &mut Report, global: &Global) -> Result<b
         .await
     {
         Ok(_) => {
-            let how = if token(global).is_some() {
-                "bearer token accepted"
-            } else {
-                "no token needed"
+            let how = match hub.client().credential() {
+                Some(credential) => format!("token from {}", credential.origin()),
+                None => "no token needed".to_owned(),
             };
             report.pass(&format!("auth ok ({how})"))?;
             Ok(true)
@@ -160,13 +168,44 @@ async fn check_auth(hub: &Hub, report: &mut Report, global: &Global) -> Result<b
                 e.downcast_ref::<ClientError>(),
                 Some(ClientError::Unauthorized { .. })
             ) {
-                "set AGENT_EVENT_BUS_TOKEN (or --token) to the hub's AGENT_EVENT_BUS_TOKEN"
+                credential_fix(hub, global)
             } else {
-                "see the hub's log (`make logs` on its machine)"
+                "see the hub's log (`make logs` on its machine)".to_owned()
             };
-            report.fail(&format!("tool call refused: {e:#}"), fix)?;
+            report.fail(&format!("tool call refused: {e:#}"), &fix)?;
             Ok(false)
         }
+    }
+}
+
+/// What to do when the hub refused this CLI's credential (or its lack).
+fn credential_fix(hub: &Hub, global: &Global) -> String {
+    let endpoint = hub.client().endpoint();
+    let token = config::ENV_TOKEN;
+    match config::discover_credential(global.token.as_deref(), endpoint) {
+        config::Discovery::Found(config::Credential {
+            source: config::TokenSource::Given,
+            ..
+        }) => format!(
+            "{token} (or --token) is not this hub's token: set it to the hub's \
+             (`agent-event-bus-cli token` on the hub's machine prints it){}",
+            if config::is_loopback_url(endpoint) {
+                ", or unset it to use the token file of the hub on this machine".to_owned()
+            } else {
+                String::new()
+            }
+        ),
+        config::Discovery::Found(config::Credential {
+            source: config::TokenSource::File(file),
+            ..
+        }) => format!(
+            "the token in {} is not the one the hub at this address uses (a hub with another \
+             database?): set {} to that hub's database (or {} to its token file), or set {token}",
+            file.display(),
+            config::ENV_DB,
+            config::ENV_TOKEN_FILE
+        ),
+        config::Discovery::Missing(why) => why,
     }
 }
 
@@ -195,39 +234,38 @@ async fn check_round_trip(hub: &Hub, report: &mut Report) -> Result<()> {
         .unwrap_or_default();
     let correlation = format!("doctor-{}-{nonce}", std::process::id());
     let fix = "see the hub's log (`make logs` on its machine); its database may be unwritable";
-    let published = hub
-        .call(
-            "publish_event",
-            json!({
-                "event_type": "doctor_check",
-                "payload": format!("agent-event-bus-cli doctor on {host}"),
-                "channel": format!("machine:{host}"),
-                "signal_level": "lifecycle",
-                "correlation_id": correlation,
-            }),
+    let publish = PublishParams {
+        signal_level: Some(SignalLevel::Lifecycle.as_str().to_owned()),
+        correlation_id: Some(correlation.clone()),
+        ..PublishParams::new(
+            "doctor_check",
+            &format!("agent-event-bus-cli doctor on {host}"),
+            &format!("machine:{host}"),
         )
-        .await;
-    let id = match published.map(|reply| reply.get("event_id").and_then(Value::as_u64)) {
-        Ok(Some(id)) => id,
-        Ok(None) => return report.fail("publish_event returned no event_id", fix),
+    };
+    let id = match hub.answer::<PublishEvent>(&publish).await {
+        Ok(Ok(reply)) => reply.event_id,
+        Ok(Err(refusal)) => return report.fail(&format!("publish failed: {refusal}"), fix),
         Err(e) => return report.fail(&format!("publish failed: {e:#}"), fix),
     };
-    let read = hub
-        .call(
-            "get_events",
-            json!({"cursor": (id - 1).to_string(), "order": "asc", "limit": 1, "correlation_id": correlation}),
-        )
-        .await;
-    let found = read
-        .as_ref()
-        .ok()
-        .and_then(|page| page["events"].get(0))
-        .and_then(|e| e["id"].as_u64());
+    let read_back = GetParams {
+        cursor: Some(id - 1),
+        order: Order::Asc,
+        limit: 1,
+        correlation_id: Some(correlation),
+        ..GetParams::default()
+    };
+    let read = hub.answer::<GetEvents>(&read_back).await;
+    let found = match &read {
+        Ok(Ok(page)) => page.events.first().map(|e| e.event.id),
+        _ => None,
+    };
     match (read, found) {
         (_, Some(got)) if got == id => {
             report.pass(&format!("publish → read round trip (event #{id})"))
         }
         (Err(e), _) => report.fail(&format!("read after publish failed: {e:#}"), fix),
+        (Ok(Err(refusal)), _) => report.fail(&format!("read after publish failed: {refusal}"), fix),
         _ => report.fail(
             &format!("event #{id} was published but did not read back"),
             fix,

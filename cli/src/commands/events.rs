@@ -1,21 +1,22 @@
 //! Events: `publish`, `events` (one page, `--wait`, `--follow`) and `ack`.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Result, anyhow};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
-use serde_json::{Value, json};
-use shared::client::DEFAULT_TIMEOUT;
-use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
-use shared::config::MAX_WAIT_SECONDS;
+use serde_json::json;
+use shared::client::follow::{self, Follow, Position, Step};
 use shared::level::SignalLevel;
-use shared::tools::events::{AckEvents, AckParams, PublishEvent, PublishParams};
-use shared::wire::Event;
+use shared::tools::events::{
+    self, AckEvents, AckParams, GetEvents, GetParams, Page, PageEvent, PublishEvent, PublishParams,
+};
+use shared::tools::{Answer, Invalid};
+use tokio::time::Instant;
 
 use super::split_list;
-use crate::hub::{Hub, domain_error, reply};
+use crate::hub::Hub;
 use crate::output::{self, json_line, json_pretty, line, note};
 use crate::session::SessionArg;
 
@@ -148,54 +149,70 @@ pub struct EventsArgs {
     follow: bool,
 }
 
-impl EventsArgs {
-    /// The `get_events` arguments that stay the same across the calls of one
-    /// command (everything but the position and the wait).
-    fn query(&self, session_id: Option<&str>) -> Value {
-        let mut params = json!({"order": if self.order == Order::Asc { "asc" } else { "desc" }});
-        if let Some(limit) = self.limit {
-            params["limit"] = json!(limit);
+impl From<Order> for events::Order {
+    fn from(order: Order) -> Self {
+        match order {
+            Order::Asc => Self::Asc,
+            Order::Desc => Self::Desc,
         }
-        if let Some(id) = session_id {
-            params["session_id"] = json!(id);
+    }
+}
+
+impl EventsArgs {
+    /// The `get_events` read of one command (everything but the position
+    /// and the wait).
+    fn query(&self, session_id: Option<&str>) -> GetParams {
+        let mut query = GetParams {
+            session_id: session_id.map(str::to_owned),
+            order: self.order.into(),
+            peek: self.peek,
+            event_types: self
+                .include
+                .as_deref()
+                .filter(|i| !i.is_empty())
+                .map(split_list),
+            correlation_id: self.correlation_id.clone().filter(|c| !c.is_empty()),
+            // One of the names: clap took no other.
+            min_level: self.min_level.as_deref().and_then(SignalLevel::parse),
+            ..GetParams::default()
+        };
+        if let Some(limit) = self.limit {
+            query.limit = usize::try_from(limit).unwrap_or(usize::MAX);
         }
         match self.channel.as_slice() {
             [] => {}
-            [one] => params["channel"] = json!(one),
-            several => params["channels"] = json!(several),
+            [one] => query.channel = Some(one.clone()),
+            several => query.channels = Some(several.to_vec()),
         }
-        if self.peek {
-            params["peek"] = json!(true);
-        }
-        if let Some(include) = self.include.as_deref().filter(|i| !i.is_empty()) {
-            params["event_types"] = json!(split_list(include));
-        }
-        if let Some(corr) = self.correlation_id.as_deref().filter(|c| !c.is_empty()) {
-            params["correlation_id"] = json!(corr);
-        }
-        if let Some(level) = &self.min_level {
-            params["min_level"] = json!(level);
-        }
-        params
+        query
     }
 
-    /// Drops the `--exclude` types (a client-side filter, as the original).
-    fn keep(&self, events: Vec<Value>) -> Vec<Value> {
-        let Some(exclude) = self.exclude.as_deref().filter(|e| !e.is_empty()) else {
-            return events;
-        };
-        let exclude = split_list(exclude);
-        events
-            .into_iter()
-            .filter(|e| {
-                let ty = e
-                    .get("event_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                !exclude.iter().any(|x| x == ty)
-            })
-            .collect()
+    /// Whether `event` is shown: not one of the `--exclude` types (a
+    /// client-side filter, as the original).
+    fn shows(&self, event: &PageEvent) -> bool {
+        self.exclude
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .is_none_or(|exclude| !split_list(exclude).contains(&event.event.event_type))
     }
+
+    /// The events shown.
+    fn keep(&self, events: Vec<PageEvent>) -> Vec<PageEvent> {
+        events.into_iter().filter(|e| self.shows(e)).collect()
+    }
+}
+
+/// Where a read starts: `--cursor` (parsed as the hub would), else the
+/// session's saved cursor with `--resume`, else the newest (or oldest).
+fn start(cursor: Option<&str>, resume: bool) -> Result<Position> {
+    Ok(match (cursor, resume) {
+        (Some(raw), _) => match GetParams::parse_cursor(raw).map_err(Invalid::of::<GetEvents>)? {
+            Some(cursor) => Position::After(cursor),
+            None => Position::Unset,
+        },
+        (None, true) => Position::Resume,
+        (None, false) => Position::Unset,
+    })
 }
 
 /// `events`: one page (optionally waiting for it), or `--follow`.
@@ -206,92 +223,84 @@ pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let query = args.query(session_id.as_deref());
-    let start = match (&args.cursor, args.resume) {
-        (Some(cursor), _) => Position::After(cursor.clone()),
-        (None, true) => Position::Resume,
-        (None, false) => Position::Unset,
-    };
     if args.follow {
-        return follow(hub, &args, query, start).await;
+        return follow(hub, &args, query).await;
     }
+    let start = start(args.cursor.as_deref(), args.resume)?;
     let limit = Duration::from_millis(args.timeout);
-    let page = match args.wait {
+    let answer = match args.wait {
         None => {
-            hub.call_within("get_events", with_position(&query, &start), Some(limit))
-                .await?
+            let mut params = query;
+            start.apply(&mut params);
+            hub.answer_within::<GetEvents>(&params, limit).await?
         }
-        Some(seconds) => wait_for_events(hub, &args, &query, start, seconds, limit).await?,
+        Some(seconds) => wait_for_events(hub, &args, query, start, seconds, limit).await?,
     };
-    if domain_error(&page).is_some() {
-        return output::error_reply(&page, args.json);
+    match answer {
+        Ok(page) => print_page(&args, page),
+        Err(refusal) => output::error_reply(&refusal.to_value(), args.json),
     }
-    print_page(&args, &page)
-}
-
-fn with_position(query: &Value, position: &Position) -> Value {
-    let mut params = query.clone();
-    position.apply(&mut params);
-    params
 }
 
 /// Long-polls until a page has events or `seconds` have passed (in rounds
-/// of at most the hub's 60 s), and returns the last page.
+/// of at most the hub's 60 s), and returns the last page. A hub that goes
+/// away meanwhile is retried until then, with one note on stderr.
 async fn wait_for_events(
     hub: &Hub,
     args: &EventsArgs,
-    query: &Value,
+    query: GetParams,
     start: Position,
     seconds: u64,
     limit: Duration,
-) -> Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut follower = Follower::new(start, Backoff::FOLLOW);
+) -> Result<Answer<Page>> {
+    let mut follow = Follow::new(query, start).allowance(limit);
+    follow.set_deadline(Some(Instant::now() + Duration::from_secs(seconds)));
+    let mut lost = None;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = round_seconds(left, MAX_WAIT_SECONDS);
-        let round = follower.round(hub.client(), query, wait, limit).await?;
-        let page = reply(&round.out)?;
-        let done = domain_error(&page).is_some()
-            || !args.keep(events_of(&page)).is_empty()
-            || Instant::now() >= deadline;
-        if done {
-            return Ok(page);
+        match follow.next(hub.client()).await? {
+            Step::Page { page, recovered } => {
+                if recovered {
+                    note("Hub reachable again; waiting");
+                }
+                if follow.expired() || page.events.iter().any(|e| args.shows(e)) {
+                    return Ok(Ok(page));
+                }
+            }
+            Step::Refused(refusal) => return Ok(Err(refusal)),
+            Step::Lost { error, first } => {
+                if first {
+                    note(&format!("{error:#}; retrying"));
+                }
+                lost = Some(error);
+            }
+            Step::Expired => {
+                return Err(
+                    lost.map_or_else(|| anyhow!("the hub did not answer in time"), Into::into)
+                );
+            }
         }
     }
-}
-
-fn events_of(page: &Value) -> Vec<Value> {
-    page.get("events")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Prints one page: JSON, or the event blocks (`No events` when empty) and
 /// the `has_more` hint on stderr.
-fn print_page(args: &EventsArgs, page: &Value) -> Result<ExitCode> {
-    let events = args.keep(events_of(page));
-    let next_cursor = page.get("next_cursor").cloned().unwrap_or(Value::Null);
-    let has_more = page
-        .get("has_more")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+fn print_page(args: &EventsArgs, page: Page) -> Result<ExitCode> {
+    let events = args.keep(page.events);
     if args.json {
-        let out = json!({"events": events, "next_cursor": next_cursor, "has_more": has_more});
+        let out =
+            json!({"events": events, "next_cursor": page.next_cursor, "has_more": page.has_more});
         line(&json_line(&out))?;
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
         line("No events")?;
     }
-    for event in events {
-        output::print(&output::event_block(&typed(event)?))?;
+    for event in &events {
+        output::print(&output::event_block(&event.event))?;
     }
-    if has_more {
+    if page.has_more {
         if args.order == Order::Asc {
-            let cursor = next_cursor
-                .as_str()
-                .map_or_else(|| next_cursor.to_string(), str::to_owned);
+            let cursor = page.next_cursor.as_deref().unwrap_or("null");
             note(&format!(
                 "More events available; re-poll with --cursor {cursor}."
             ));
@@ -302,73 +311,61 @@ fn print_page(args: &EventsArgs, page: &Value) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn typed(event: Value) -> Result<Event> {
-    serde_json::from_value(event).context("get_events sent an event of an unexpected shape")
-}
-
 /// How long each follow round asks the hub to hold the request open.
 const FOLLOW_WAIT_SECONDS: u64 = 30;
 
 /// `events --follow`: prints events oldest first as they arrive until
 /// Ctrl-C, SIGTERM or a closed stdout (all exit 0). A hub that is down at
 /// the start fails the command like any other; one that goes away later is
-/// retried, with one note on stderr.
-async fn follow(
-    hub: &Hub,
-    args: &EventsArgs,
-    mut query: Value,
-    start: Position,
-) -> Result<ExitCode> {
-    query["order"] = json!("asc");
-    // Whether the hub has answered once: only then is "unreachable" retried.
-    let mut answered = start == Position::Unset;
-    let start = match start {
-        Position::Unset => Position::after(follow::tip(hub.client()).await?),
-        other => other,
+/// retried, with one note on stderr, and followed on from where it was.
+async fn follow(hub: &Hub, args: &EventsArgs, mut query: GetParams) -> Result<ExitCode> {
+    query.order = events::Order::Asc;
+    // The tip, when it is where the follow starts: the hub has answered.
+    let tip = match (&args.cursor, args.resume) {
+        (None, false) => Some(follow::tip(hub.client()).await?),
+        _ => None,
     };
-    let from = match &start {
-        Position::After(cursor) => format!("after event {cursor}"),
-        _ => "the session's saved cursor".to_owned(),
+    let from = match (&args.cursor, tip) {
+        (Some(cursor), _) => format!("after event {cursor}"),
+        (None, Some(tip)) => format!("after event {tip}"),
+        (None, None) => "the session's saved cursor".to_owned(),
     };
-    let mut follower = Follower::new(start, Backoff::FOLLOW);
     // Stops on Ctrl-C, SIGTERM, or once stdout is a pipe nobody reads.
-    let stop = crate::stop::on_signal_or(stdout_closed())?;
-    tokio::pin!(stop);
+    let stopped = crate::stop::on_signal_or(stdout_closed())?;
+    tokio::pin!(stopped);
     note(&format!("Following events from {from} (Ctrl-C to stop)"));
+    let mut follow = match tip {
+        Some(tip) => Follow::new(query, Position::After(tip)).answered(),
+        // A bad cursor is refused as the hub refuses it, after the note.
+        None => Follow::new(query, start(args.cursor.as_deref(), args.resume)?),
+    }
+    .rounds_of(FOLLOW_WAIT_SECONDS);
     loop {
-        let round = tokio::select! {
-            () = &mut stop => return Ok(ExitCode::SUCCESS),
-            round = follower.round(hub.client(), &query, FOLLOW_WAIT_SECONDS, DEFAULT_TIMEOUT) => round,
+        let step = tokio::select! {
+            () = &mut stopped => return Ok(ExitCode::SUCCESS),
+            step = follow.next(hub.client()) => step?,
         };
-        let round = match round {
-            Ok(round) => round,
-            Err(e) if answered && e.is_unreachable() => {
-                let retry = follower.failed();
-                if retry.first {
-                    note(&format!("{e:#}; retrying"));
+        match step {
+            Step::Page { page, recovered } => {
+                if recovered {
+                    note("Hub reachable again; following");
                 }
-                tokio::select! {
-                    () = &mut stop => return Ok(ExitCode::SUCCESS),
-                    () = tokio::time::sleep(retry.delay) => {}
+                for event in args.keep(page.events) {
+                    if args.json {
+                        line(&json_line(&json!(event)))?;
+                    } else {
+                        output::print(&output::event_block(&event.event))?;
+                    }
                 }
-                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        if round.recovered {
-            note("Hub reachable again; following");
-        }
-        answered = true;
-        let page = reply(&round.out)?;
-        if domain_error(&page).is_some() {
-            return output::error_reply(&page, args.json);
-        }
-        for event in args.keep(events_of(&page)) {
-            if args.json {
-                line(&json_line(&event))?;
-            } else {
-                output::print(&output::event_block(&typed(event)?))?;
+            Step::Lost { error, first } => {
+                if first {
+                    note(&format!("{error:#}; retrying"));
+                }
             }
+            Step::Refused(refusal) => return output::error_reply(&refusal.to_value(), args.json),
+            // A follow has no deadline.
+            Step::Expired => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command group; each holds its flags (clap `Args`) and
 //! its run function. [`run`] dispatches.
 
+pub mod access;
 pub mod claims;
 pub mod doctor;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod notify;
 pub mod sessions;
 pub mod setup;
 pub mod wait;
+pub mod wake;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -37,8 +39,12 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Claims(args) => claims::list(&hub, args).await,
         Command::Webhook(args) => webhook::run(&hub, args).await,
         Command::Doctor => doctor::doctor(&hub, global).await,
+        Command::Token => access::token(&hub, global),
+        Command::Open(args) => access::open(&hub, global, &args),
         Command::Wait(args) => wait::wait(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
+        Command::WakeState(args) => wake::wake_state(&hub, args).await,
+        Command::Panes(args) => wake::panes(&hub, args).await,
         Command::Setup(args) => setup::setup(&args, global),
         Command::Hook(args) => hook::hook(&args, &global.url),
     }

@@ -18,20 +18,20 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::json;
-use shared::client::DEFAULT_TIMEOUT;
-use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
+use shared::client::follow::{self, Follow, Position, Step};
 use shared::config;
 use shared::push;
+use shared::tools::events::{GetParams, Order};
 use shared::tools::receipts::PushedParams;
 use shared::tools::sessions::RegisterParams;
-use shared::wire::{Event, EventsPage, SessionInfo};
+use shared::wire::{Event, SessionInfo};
+use tokio::time::Instant;
 
-use crate::hub::{Hub, domain_error, reply};
+use crate::hub::Hub;
 use crate::output::{self, note};
 use crate::session::SessionArg;
 
@@ -43,7 +43,7 @@ const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a waiter checks whether it has been replaced.
 const OWNER_POLL: Duration = Duration::from_millis(200);
 /// Events read per call.
-const PAGE: u64 = 50;
+const PAGE: usize = 50;
 /// The longest single long-poll; between polls the waiter checks that its
 /// session is still on the bus, so a waiter orphaned by a killed agent ends.
 const ROUND_SECONDS: u64 = 30;
@@ -96,54 +96,53 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
 
     let channels = push::watched(&id, &push::parse_channels(&args.channels));
     // No session_id: a waiter reads without renewing the session's lease
-    // or heartbeat (only its agent keeps it alive).
-    let query = json!({"channels": channels, "order": "asc", "limit": PAGE});
-    let mut follower = Follower::new(Position::after(start), Backoff::FOLLOW);
-    let cursor = |f: &Follower| f.cursor().unwrap_or(start);
+    // or heartbeat (only its agent keeps it alive). Its session's end
+    // still ends a round: the hub returns a read of its direct messages then.
+    let query = GetParams {
+        channels: Some(channels.clone()),
+        order: Order::Asc,
+        limit: PAGE,
+        ..GetParams::default()
+    };
+    // The hub has answered (the session list, the start).
+    let mut follow = Follow::new(query, Position::After(start))
+        .answered()
+        .rounds_of(ROUND_SECONDS);
     // Capped at a year, so any number given is a valid deadline.
-    let deadline = Instant::now() + Duration::from_secs(args.timeout.min(31_536_000));
-    let stop = stop(&claim)?;
-    tokio::pin!(stop);
+    follow.set_deadline(Some(
+        Instant::now() + Duration::from_secs(args.timeout.min(31_536_000)),
+    ));
+    let cursor = |f: &Follow| f.cursor().unwrap_or(start);
+    let stopped = stop(&claim)?;
+    tokio::pin!(stopped);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = round_seconds(left, ROUND_SECONDS);
-        let round = tokio::select! {
-            () = &mut stop => {
+        let step = tokio::select! {
+            () = &mut stopped => {
                 // Replaced or stopped: the next waiter carries on from here.
-                files.save_cursor(cursor(&follower));
+                files.save_cursor(cursor(&follow));
                 return Ok(ExitCode::SUCCESS);
             }
-            round = follower.round(hub.client(), &query, wait, DEFAULT_TIMEOUT) => round,
+            step = follow.next(hub.client()) => step?,
         };
-        let round = match round {
-            Ok(round) => round,
+        let page = match step {
+            Step::Page { page, .. } => page,
             // A hub that goes away while waiting is retried quietly (stderr
             // is for the model) until the deadline.
-            Err(e) if e.is_unreachable() && Instant::now() < deadline => {
-                let retry = follower.failed();
-                tokio::select! {
-                    () = &mut stop => {
-                        files.save_cursor(cursor(&follower));
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    () = tokio::time::sleep(retry.delay.min(left)) => {}
-                }
-                continue;
+            Step::Lost { .. } => continue,
+            Step::Expired => {
+                files.save_cursor(cursor(&follow));
+                return Ok(ExitCode::SUCCESS);
             }
-            Err(e) if e.is_unreachable() => return Ok(ExitCode::SUCCESS),
-            Err(e) => return Err(e.into()),
+            Step::Refused(refusal) => {
+                note(&output::error_text(&refusal.to_value()));
+                return Ok(ExitCode::from(1));
+            }
         };
-        let page = reply(&round.out)?;
-        if domain_error(&page).is_some() {
-            note(&output::error_text(&page));
-            return Ok(ExitCode::from(1));
-        }
-        let page: EventsPage =
-            serde_json::from_value(page).context("get_events sent an unexpected reply")?;
         let idle = page.events.is_empty();
         let news: Vec<Event> = page
             .events
             .into_iter()
+            .map(|e| e.event)
             .filter(|e| push::worth_pushing(e, &id))
             .collect();
         if !news.is_empty() {
@@ -151,20 +150,20 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
                 Ok(fresh) => fresh,
                 Err(_) => sessions,
             };
-            files.save_cursor(cursor(&follower));
+            files.save_cursor(cursor(&follow));
             note(&wake_text(&me, &names, &news, &channels));
             report_pushed(hub, &id, &news).await;
             return Ok(ExitCode::from(WOKEN));
         }
-        if Instant::now() >= deadline {
-            files.save_cursor(cursor(&follower));
+        if follow.expired() {
+            files.save_cursor(cursor(&follow));
             return Ok(ExitCode::SUCCESS);
         }
         if idle
             && let Ok(live) = hub.sessions().await
             && !live.iter().any(|s| s.session_id == id)
         {
-            files.save_cursor(cursor(&follower));
+            files.save_cursor(cursor(&follow));
             note(&format!(
                 "Error: session {id} has ended; nothing to wait for"
             ));

@@ -300,7 +300,12 @@ where
             let conns = self.conns.clone();
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let busy = Busy::new(&conn, &conns);
-                let verdict = policy.check(Some(peer), request.uri(), request.headers());
+                let verdict = policy.check(
+                    Some(peer),
+                    request.method(),
+                    request.uri(),
+                    request.headers(),
+                );
                 let mut routes = routes.clone();
                 async move {
                     let response = match verdict {
@@ -310,6 +315,9 @@ where
                             request.extensions_mut().insert(caller);
                             routes.call(request).await?
                         }
+                        // An open page: routed with no caller, which
+                        // `POST /mcp` refuses.
+                        Verdict::Public => routes.call(request).await?,
                         refused => crate::http::refusal(&refused),
                     };
                     drop(busy);

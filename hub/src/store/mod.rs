@@ -33,16 +33,15 @@
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
 //! - `writer`: the writer thread, group commit and reopening.
+//! - `waiters`: the long-polls waiting on channels and sessions' ends.
 //! - `open`: opening, refusing what is not a redb file.
 //! - `migrate`: bringing an older file up to date at open, and compacting
 //!   one that is mostly free space.
 //! - [`claims`], [`receipts`]: their own tables and verbs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -64,6 +63,7 @@ mod sessions;
 mod tables;
 #[cfg(test)]
 pub(crate) mod testing;
+mod waiters;
 mod writer;
 
 pub use claims::ClaimRecord;
@@ -78,12 +78,15 @@ pub use records::{
 };
 pub use tables::Counter;
 use tables::{decode, encode};
+use waiters::ChannelWaiters;
+pub use waiters::{ChannelWait, Woken};
 pub use writer::Tx;
 use writer::{Completion, Job, JobFn, Shared};
 
 /// A storage failure. Its text is for logs, never for clients: a caller
 /// matches on it (or asks [`StoreError::is_unavailable`]) to choose what
-/// the client is told.
+/// the client is told. (Clone, for every caller of a failed batch: the
+/// errors of other crates are shared behind an `Arc`.)
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The storage itself failed (a full disk, an I/O error, a reopen under
@@ -100,29 +103,55 @@ pub enum StoreError {
     /// A read met a record it could not decode (a damaged file).
     #[error("storage: a read met a damaged record")]
     Damaged,
-    /// Anything else redb or serde reported, or a refusal a write returned.
+    /// redb refused an operation (a transaction, a table, a commit).
     #[error("storage: {0}")]
-    Other(String),
+    Database(Arc<redb::Error>),
+    /// A stored event could not be decoded.
+    #[error("storage: {0}")]
+    Codec(Arc<codec::CodecError>),
+    /// A stored record (not an event) could not be encoded or decoded.
+    #[error("storage: {0}")]
+    Encoding(Arc<serde_json::Error>),
+    /// The file system refused.
+    #[error("storage: {0}")]
+    Io(Arc<std::io::Error>),
+    /// The file was written by a newer hub.
+    #[error(
+        "storage: the database has schema version {found}, newer than this hub's {supported}; upgrade agent-event-bus"
+    )]
+    NewerSchema { found: u64, supported: u64 },
+    /// A write job panicked: its whole batch was rolled back.
+    #[error("storage: a write job panicked")]
+    WriteJobPanicked,
+    /// A blocking task the store ran (`what`) did not finish: it panicked,
+    /// or the runtime is shutting down.
+    #[error("storage: {what} failed: {error}")]
+    Task {
+        what: &'static str,
+        error: Arc<tokio::task::JoinError>,
+    },
 }
 
 macro_rules! store_error_from {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $variant:ident $(via $via:ty)?),* $(,)?) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { Self::Other(e.to_string()) }
+            fn from(e: $t) -> Self {
+                Self::$variant(Arc::new($(<$via>::from)?(e)))
+            }
         }
     )*};
 }
 store_error_from!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError,
-    serde_json::Error,
-    std::io::Error,
-    codec::CodecError
+    redb::Error => Database,
+    redb::DatabaseError => Database via redb::Error,
+    redb::TransactionError => Database via redb::Error,
+    redb::TableError => Database via redb::Error,
+    redb::StorageError => Database via redb::Error,
+    redb::CommitError => Database via redb::Error,
+    redb::SetDurabilityError => Database via redb::Error,
+    serde_json::Error => Encoding,
+    std::io::Error => Io,
+    codec::CodecError => Codec,
 );
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -143,11 +172,22 @@ impl StoreError {
         matches!(self, Self::Unavailable(_))
     }
 
+    /// A blocking task of the store's, `what`, that did not finish.
+    pub fn task(what: &'static str, error: tokio::task::JoinError) -> Self {
+        Self::Task {
+            what,
+            error: Arc::new(error),
+        }
+    }
+
     /// The failure without the `storage:` prefix, for a message of its own.
     fn detail(&self) -> String {
         match self {
-            Self::Other(detail) => detail.clone(),
-            other => other.to_string(),
+            Self::Database(e) => e.to_string(),
+            Self::Codec(e) => e.to_string(),
+            Self::Encoding(e) => e.to_string(),
+            Self::Io(e) => e.to_string(),
+            other => other.to_string().trim_start_matches("storage: ").to_owned(),
         }
     }
 }
@@ -174,66 +214,6 @@ pub struct Store {
     channel_waiters: Arc<ChannelWaiters>,
 }
 
-/// Long-polls waiting for events on particular channels, woken only by a
-/// commit that appended an event on one of them (a bus with thousands of
-/// quiet waiters does no work for them on every publish).
-#[derive(Default)]
-struct ChannelWaiters {
-    by_channel: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
-    next: AtomicU64,
-}
-
-impl ChannelWaiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
-        // A poisoned lock only means a panic elsewhere; the map is plain data.
-        self.by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wake<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
-        let map = self.lock();
-        if map.is_empty() {
-            return;
-        }
-        for channel in channels {
-            for notify in map.get(channel).into_iter().flat_map(HashMap::values) {
-                notify.notify_one();
-            }
-        }
-    }
-}
-
-/// One long-poll's interest in some channels; dropping it ends the interest.
-pub struct ChannelWait {
-    waiters: Arc<ChannelWaiters>,
-    id: u64,
-    channels: Vec<String>,
-    notify: Arc<Notify>,
-}
-
-impl ChannelWait {
-    /// Resolves once an event on one of the channels has committed since
-    /// this wait was made or last resolved (a wake-up is never lost).
-    pub async fn changed(&self) {
-        self.notify.notified().await;
-    }
-}
-
-impl Drop for ChannelWait {
-    fn drop(&mut self) {
-        let mut map = self.waiters.lock();
-        for channel in &self.channels {
-            if let Some(waiting) = map.get_mut(channel) {
-                waiting.remove(&self.id);
-                if waiting.is_empty() {
-                    map.remove(channel);
-                }
-            }
-        }
-    }
-}
-
 impl Store {
     pub fn path(&self) -> &Path {
         &self.path
@@ -252,9 +232,10 @@ impl Store {
             let outcome = f(t);
             let ok = outcome.is_ok();
             let appended = std::mem::take(&mut t.appended_channels);
+            let ended = std::mem::take(&mut t.ended_sessions);
             let done: Completion = Box::new(move |commit: Result<()>| {
                 if commit.is_ok() && ok {
-                    waiters.wake(&appended);
+                    waiters.wake(&appended, &ended);
                 }
                 let _ = tx.send(outcome.and_then(|r| commit.map(|()| r)));
             });
@@ -292,7 +273,7 @@ impl Store {
             )
         })
         .await
-        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::task("read task", e))?
     }
 
     /// Why writes are failing (a full disk, an I/O error), from a failed
@@ -308,25 +289,13 @@ impl Store {
     /// Interest in events on `channels`: [`ChannelWait::changed`] resolves
     /// after a commit that appended one on any of them.
     pub fn wait_channels(&self, channels: &[String]) -> ChannelWait {
-        let id = self.channel_waiters.next.fetch_add(1, Ordering::Relaxed);
-        let notify = Arc::new(Notify::new());
-        let mut channels = channels.to_vec();
-        channels.sort_unstable();
-        channels.dedup();
-        {
-            let mut map = self.channel_waiters.lock();
-            for channel in &channels {
-                map.entry(channel.clone())
-                    .or_default()
-                    .insert(id, notify.clone());
-            }
-        }
-        ChannelWait {
-            waiters: self.channel_waiters.clone(),
-            id,
-            channels,
-            notify,
-        }
+        self.wait_for(channels, &[])
+    }
+
+    /// [`Store::wait_channels`], also woken ([`Woken::Ended`]) by a commit
+    /// that ended one of `sessions`.
+    pub fn wait_for(&self, channels: &[String], sessions: &[String]) -> ChannelWait {
+        ChannelWaiters::register(&self.channel_waiters, channels, sessions)
     }
 
     /// The live sessions as committed, from memory (no read of the file).

@@ -283,9 +283,10 @@ fn init_tables(db: &Database) -> Result<u64> {
                 meta.insert("schema_version", SCHEMA_VERSION)?;
             }
             Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Other(format!(
-                    "the database has schema version {v}, newer than this hub's {SCHEMA_VERSION}; upgrade agent-event-bus"
-                )));
+                return Err(StoreError::NewerSchema {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
             }
             Some(_) => {}
         }

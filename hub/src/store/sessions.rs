@@ -84,6 +84,9 @@ impl Tx<'_> {
             .as_ref()
             .filter(|o| o.deleted_at.is_none())
             .map(|o| o.display_id.as_str());
+        if was.is_some() && record.deleted_at.is_some() {
+            self.ended_sessions.push(record.id.clone());
+        }
         let is = record
             .deleted_at
             .is_none()
@@ -142,21 +145,9 @@ mod tests {
         }
         let (_dir, store) = store_with(0).await;
         let session = |id: &str| SessionRecord {
-            id: id.into(),
             display_id: "calm-troodon".into(),
             name: "n".into(),
-            machine: "m".into(),
-            cwd: "/".into(),
-            repo: "r".into(),
-            registered_at: 0,
-            last_heartbeat: 0,
-            client_id: None,
-            last_cursor: None,
-            deleted_at: None,
-            client_pid: None,
-            lease_seconds: None,
-            lease_deadline: None,
-            push: Vec::new(),
+            ..session(id)
         };
         store
             .write(Durability::Lazy, move |t| {

@@ -2,8 +2,8 @@
 
 use super::{AttemptResult, DueDelivery, Queued, Verdict};
 pub(crate) use super::{
-    Durability, EventPage, EventQuery, EventRecord, NewEvent, Store, StoreError, WebhookRecord,
-    inspect,
+    Durability, EventPage, EventQuery, EventRecord, NewEvent, SessionRecord, Store, StoreError,
+    WebhookRecord, inspect,
 };
 
 pub(crate) fn new_event(channel: &str) -> NewEvent {
@@ -19,6 +19,27 @@ pub(crate) fn varied(i: u64) -> NewEvent {
         channel: ["all", "repo:x", "session:a", "session:b", "machine:m"][(i % 5) as usize].into(),
         correlation_id: i.is_multiple_of(7).then(|| format!("req-{}", i % 2)),
         ..NewEvent::system("t", format!("payload {i}"), "s")
+    }
+}
+
+/// A live session with id `id`.
+pub(crate) fn session(id: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        display_id: format!("{id}-dino"),
+        name: id.into(),
+        machine: "m".into(),
+        cwd: "/".into(),
+        repo: "r".into(),
+        registered_at: 0,
+        last_heartbeat: 0,
+        client_id: None,
+        last_cursor: None,
+        deleted_at: None,
+        client_pid: None,
+        lease_seconds: None,
+        lease_deadline: None,
+        push: Vec::new(),
     }
 }
 

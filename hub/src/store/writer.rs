@@ -38,6 +38,9 @@ pub struct Tx<'t> {
     /// Channels of the events the running job appended: their waiters are
     /// woken once the batch commits.
     pub(super) appended_channels: Vec<String>,
+    /// Sessions the running job ended: their waiters are woken once the
+    /// batch commits.
+    pub(super) ended_sessions: Vec<String>,
     /// Every session row this batch wrote, in order: mirrored once it commits.
     pub(super) sessions_written: Vec<super::SessionRecord>,
 }
@@ -320,6 +323,7 @@ fn commit_batch(
             enqueued: false,
             hooks: None,
             appended_channels: Vec::new(),
+            ended_sessions: Vec::new(),
             sessions_written: Vec::new(),
         };
         for job in batch {
@@ -331,7 +335,7 @@ fn commit_batch(
                 // every caller that its write did not happen.
                 tracing::error!("a write job panicked; its batch was rolled back");
                 drop(completions);
-                return Err(StoreError::Other("a write job panicked".into()));
+                return Err(StoreError::WriteJobPanicked);
             };
             failed |= !ok;
             completions.push(done);
@@ -372,11 +376,14 @@ mod tests {
         let err = store
             .write(Durability::Durable, |t| {
                 t.append_event(new_event("all"))?;
-                Err::<(), _>(StoreError::Other("refused after writing".into()))
+                Err::<(), _>(StoreError::Damaged)
             })
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("refused after writing"), "{err}");
+        assert!(
+            matches!(err, StoreError::Damaged),
+            "the job's own error: {err}"
+        );
         let events = oldest_events(&store, 10).await;
         assert!(events.is_empty(), "the half-done write was rolled back");
         let id = store

@@ -14,6 +14,11 @@ use crate::sessions::{self, EndReason};
 use crate::state::Bus;
 use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
 
+super::handlers! {
+    shared::tools::claims::Claim => claim;
+    shared::tools::claims::ListClaims => list;
+}
+
 /// The channel a resource's claim events go to: `repo:<repo>` for
 /// `file:<repo>/<path>`.
 pub fn repo_channel(resource: &str) -> Option<String> {

@@ -5,18 +5,24 @@
 
 use std::time::Duration;
 
-use shared::cursor::{self, CursorError};
+use shared::cursor;
 use shared::level::SignalLevel;
-use shared::tools::Refusal;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
 };
+use shared::tools::{ArgError, Refusal, events};
 
 use super::{Failure, Outcome, deleted, deleted_refusal};
 use crate::caller::Caller;
 use crate::sessions;
 use crate::state::Bus;
-use crate::store::{Durability, EventQuery, NewEvent, SessionRecord};
+use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
+
+super::handlers! {
+    events::PublishEvent => publish;
+    events::GetEvents => get;
+    events::AckEvents => ack;
+}
 
 const DELETED_READ_HINT: &str = "This session was unregistered or timed out, and its cursor is frozen. Call register_session to get a live session, or stop polling.";
 const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. The event was stored anyway, attributed to the deleted session id. Call register_session to get a live session - this id will not come back on its own.";
@@ -24,11 +30,11 @@ const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
 pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<Published> {
     if p.payload.len() > bus.limits.max_payload_bytes {
-        return Err(Failure::Args(format!(
-            "payload is {} bytes; the limit is {} (send a summary and a pointer instead)",
-            p.payload.len(),
-            bus.limits.max_payload_bytes
-        )));
+        return Err(ArgError::PayloadTooLarge {
+            len: p.payload.len(),
+            max: bus.limits.max_payload_bytes,
+        }
+        .into());
     }
     let PublishParams {
         event_type,
@@ -121,30 +127,19 @@ struct Read {
 }
 
 impl Read {
-    fn new(p: GetParams) -> Result<Self, Failure> {
-        let cursor = match &p.cursor {
-            Some(raw) if !raw.trim().is_empty() => Some(cursor::parse(raw).map_err(|e| {
-                Failure::Args(match e {
-                    CursorError::NotANumber(_) => format!(
-                        "{e}; pass a next_cursor from an earlier reply, or omit cursor to read from the start"
-                    ),
-                    CursorError::Negative(_) => e.to_string(),
-                })
-            })?),
-            _ => None,
-        };
-        let mut channels = p.channels.clone().unwrap_or_default();
-        if let Some(c) = p.channel.clone() {
+    fn new(p: GetParams) -> Self {
+        let descending = p.descending();
+        let mut channels = p.channels.unwrap_or_default();
+        if let Some(c) = p.channel {
             channels.push(c);
         }
         channels.retain(|c| !c.is_empty());
-        Ok(Self {
-            cursor,
-            // In range: checked with the params.
-            limit: usize::try_from(p.limit).unwrap_or(0),
-            descending: p.descending(),
-            min_level: p.min_level(),
-            wait: Duration::from_secs(u64::try_from(p.wait_seconds).unwrap_or(0)),
+        Self {
+            cursor: p.cursor,
+            limit: p.limit,
+            descending,
+            min_level: p.min_level,
+            wait: Duration::from_secs(p.wait_seconds),
             session_id: p.session_id.filter(|s| s != "anonymous" && !s.is_empty()),
             channels,
             resume: p.resume,
@@ -152,12 +147,27 @@ impl Read {
             peek: p.peek,
             correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
             receipts: p.receipts.unwrap_or(false),
-        })
+        }
     }
 
     /// Filters that narrow the read; a narrowed read never consumes.
     fn narrowed(&self) -> bool {
         !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
+    }
+
+    /// The sessions whose end a long-poll returns for: the reader's own,
+    /// and those whose direct messages it waits on.
+    fn sessions_ending(&self) -> Vec<String> {
+        self.session_id
+            .iter()
+            .map(String::as_str)
+            .chain(
+                self.channels
+                    .iter()
+                    .filter_map(|c| shared::channel::dm_target(c)),
+            )
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -171,21 +181,25 @@ enum Pass {
 }
 
 /// `get_events(...)`: one pass, repeated on each publish while a long-poll
-/// waits and the page is empty.
+/// waits and the page is empty. A long-poll also returns when the reader's
+/// session ends (with the refusal that says so), or a session whose
+/// direct messages it waits on ends (with what it has, maybe nothing).
 pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
-    let mut read = Read::new(p)?;
+    let mut read = Read::new(p);
     let deadline = tokio::time::Instant::now() + read.wait;
     let mut tip = bus.store.tip();
-    // A read narrowed to channels wakes only for events on them; others
-    // wake on every commit that appended events.
+    // A read narrowed to channels wakes only for events on them (and the
+    // end of its sessions: that event is on another channel); others wake
+    // on every commit that appended events.
     let on_channels = (!read.wait.is_zero() && !read.channels.is_empty())
-        .then(|| bus.store.wait_channels(&read.channels));
+        .then(|| bus.store.wait_for(&read.channels, &read.sessions_ending()));
+    let mut ended = false;
     loop {
         tip.borrow_and_update();
         match pass(bus, &read).await? {
             Pass::Done(reply) => return Ok(reply),
             Pass::Page(reply, empty, next) => {
-                if !empty || read.wait.is_zero() {
+                if !empty || read.wait.is_zero() || ended {
                     return Ok(reply);
                 }
                 // The next pass never examines again what this one did.
@@ -194,19 +208,17 @@ pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
                 }
                 let woken = async {
                     match &on_channels {
-                        Some(wait) => {
-                            wait.changed().await;
-                            true
-                        }
-                        None => tip.changed().await.is_ok(),
+                        Some(wait) => Some(wait.changed().await),
+                        None => tip.changed().await.ok().map(|()| Woken::Events),
                     }
                 };
                 tokio::select! {
-                    woken = woken => {
-                        if !woken {
-                            return Ok(reply);
-                        }
-                    }
+                    woken = woken => match woken {
+                        None => return Ok(reply),
+                        // One more pass says what the end means for this read.
+                        Some(Woken::Ended) => ended = true,
+                        Some(Woken::Events) => {}
+                    },
                     () = tokio::time::sleep_until(deadline) => return Ok(reply),
                     () = bus.shutdown.cancelled() => return Ok(reply),
                 }

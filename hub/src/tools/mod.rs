@@ -1,7 +1,9 @@
-//! The tools. Each module holds its tools' rules; their params, replies
-//! and refusals are the contract's ([`shared::tools`]). [`call`] alone
-//! parses arguments and renders replies: a handler takes its `Params` and
-//! returns its `Reply`, a [`Refusal`], or a [`Failure`].
+//! The tools. Each module holds its tools' rules and implements
+//! [`Handler`] for its tools; their params, replies and refusals are the
+//! contract's ([`shared::tools`]). [`call`] alone dispatches (on the
+//! contract's one list of tools), parses arguments and renders replies: a
+//! handler takes its `Params` and returns its `Reply`, a [`Refusal`], or a
+//! [`Failure`].
 
 pub mod claims;
 pub mod events;
@@ -11,7 +13,7 @@ pub mod sessions;
 pub mod webhooks;
 
 use serde_json::Value;
-use shared::tools::{self as contract, Refusal, Tool};
+use shared::tools::{self as contract, ArgError, Invalid, Refusal, Tool};
 
 use crate::caller::Caller;
 use crate::json::Json;
@@ -87,8 +89,8 @@ pub fn render_with(size: usize, list: bool, write: impl Fn(&mut String, bool)) -
 /// Why a call produced no reply.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    #[error("Invalid arguments for {tool}: {message}")]
-    Args { tool: String, message: String },
+    #[error(transparent)]
+    Args(#[from] Invalid),
     #[error("Unknown tool: {0}")]
     Unknown(String),
     #[error("internal error")]
@@ -101,7 +103,7 @@ pub type ToolResult = Result<Reply, ToolError>;
 /// domain refusal, or the store's.
 #[derive(Debug)]
 pub enum Failure {
-    Args(String),
+    Args(ArgError),
     Refused(Refusal),
     Store(StoreError),
 }
@@ -118,88 +120,90 @@ impl From<Refusal> for Failure {
     }
 }
 
+impl From<ArgError> for Failure {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
 /// A handler's result.
 pub type Outcome<R> = Result<R, Failure>;
 
-/// Parses `arguments` as `T`'s params, runs `handler`, renders its reply.
-async fn typed<T: Tool>(
-    bus: &Bus,
-    caller: &Caller,
-    arguments: Option<Value>,
-    handler: impl AsyncFnOnce(&Bus, &Caller, T::Params) -> Outcome<T::Reply>,
-) -> Outcome<Json> {
-    let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
-    let reply = handler(bus, caller, params).await?;
-    Ok(render(&reply, T::LIST))
+/// How the hub runs a tool of the contract: its handler, given the parsed
+/// params, with the reply rendered. Each tool module implements it for its
+/// tools with `handlers!`; [`call`] dispatches on the contract's one list
+/// of tools, so a tool without a handler does not compile.
+pub trait Handler: Tool {
+    fn run(
+        bus: &Bus,
+        caller: &Caller,
+        params: Self::Params,
+    ) -> impl Future<Output = Outcome<Json>> + Send;
 }
 
-/// [`typed`] for a handler that renders its own reply (off the async
-/// workers, when it is large).
-async fn rendered<T: Tool>(
-    bus: &Bus,
-    caller: &Caller,
-    arguments: Option<Value>,
-    handler: impl AsyncFnOnce(&Bus, &Caller, T::Params) -> Outcome<Json>,
-) -> Outcome<Json> {
-    let params = contract::parse::<T>(arguments).map_err(Failure::Args)?;
-    handler(bus, caller, params).await
+/// Implements [`Handler`] for tools: `Tool => handler;` for a handler that
+/// returns the tool's `Reply`, `Tool => rendered handler;` for one that
+/// renders its own (off the async workers, when it is large).
+macro_rules! handlers {
+    () => {};
+    (@run $tool:ty, $bus:ident, $caller:ident, $params:ident, $body:expr) => {
+        impl $crate::tools::Handler for $tool {
+            async fn run(
+                $bus: &$crate::state::Bus,
+                $caller: &$crate::caller::Caller,
+                $params: Self::Params,
+            ) -> $crate::tools::Outcome<$crate::json::Json> {
+                $body
+            }
+        }
+    };
+    ($tool:ty => rendered $handler:path; $($rest:tt)*) => {
+        $crate::tools::handlers!(@run $tool, bus, caller, params, $handler(bus, caller, params).await);
+        $crate::tools::handlers! { $($rest)* }
+    };
+    ($tool:ty => $handler:path; $($rest:tt)*) => {
+        $crate::tools::handlers!(@run $tool, bus, caller, params, {
+            let reply = $handler(bus, caller, params).await?;
+            Ok($crate::tools::render(&reply, <$tool as shared::tools::Tool>::LIST))
+        });
+        $crate::tools::handlers! { $($rest)* }
+    };
 }
+pub(crate) use handlers;
 
-/// Runs one tool for `caller`.
-pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Value>) -> ToolResult {
-    use contract::{
-        claims as c, events as e, notify as n, receipts as r, sessions as s, webhooks as w,
+/// Parses `arguments` as `T`'s params and runs its handler.
+async fn run<T: Handler>(bus: &Bus, caller: &Caller, arguments: Option<Value>) -> ToolResult {
+    let outcome = match contract::parse::<T>(arguments) {
+        Ok(params) => T::run(bus, caller, params).await,
+        Err(e) => Err(Failure::Args(e)),
     };
-    let a = arguments;
-    let result = match name {
-        s::RegisterSession::NAME => {
-            typed::<s::RegisterSession>(bus, caller, a, sessions::register).await
-        }
-        s::ListSessions::NAME => rendered::<s::ListSessions>(bus, caller, a, sessions::list).await,
-        s::ListChannels::NAME => typed::<s::ListChannels>(bus, caller, a, sessions::channels).await,
-        s::UnregisterSession::NAME => {
-            typed::<s::UnregisterSession>(bus, caller, a, sessions::unregister).await
-        }
-        e::PublishEvent::NAME => typed::<e::PublishEvent>(bus, caller, a, events::publish).await,
-        e::GetEvents::NAME => typed::<e::GetEvents>(bus, caller, a, events::get).await,
-        e::AckEvents::NAME => typed::<e::AckEvents>(bus, caller, a, events::ack).await,
-        n::Notify::NAME => typed::<n::Notify>(bus, caller, a, notify::tool).await,
-        c::Claim::NAME => typed::<c::Claim>(bus, caller, a, claims::claim).await,
-        c::ListClaims::NAME => typed::<c::ListClaims>(bus, caller, a, claims::list).await,
-        r::MessageStatus::NAME => {
-            typed::<r::MessageStatus>(bus, caller, a, receipts::message_status).await
-        }
-        r::MessagePushed::NAME => {
-            typed::<r::MessagePushed>(bus, caller, a, receipts::message_pushed).await
-        }
-        w::RegisterWebhook::NAME => {
-            typed::<w::RegisterWebhook>(bus, caller, a, webhooks::register).await
-        }
-        w::ListWebhooks::NAME => typed::<w::ListWebhooks>(bus, caller, a, webhooks::list).await,
-        w::SetWebhookActive::NAME => {
-            typed::<w::SetWebhookActive>(bus, caller, a, webhooks::set_active).await
-        }
-        w::UnregisterWebhook::NAME => {
-            typed::<w::UnregisterWebhook>(bus, caller, a, webhooks::unregister).await
-        }
-        w::ListWebhookDeliveries::NAME => {
-            typed::<w::ListWebhookDeliveries>(bus, caller, a, webhooks::deliveries).await
-        }
-        w::RedeliverWebhook::NAME => {
-            typed::<w::RedeliverWebhook>(bus, caller, a, webhooks::redeliver).await
-        }
-        w::TestWebhook::NAME => typed::<w::TestWebhook>(bus, caller, a, webhooks::test).await,
-        other => return Err(ToolError::Unknown(other.to_owned())),
-    };
-    match result {
+    match outcome {
         Ok(raw) => Ok(Reply::Rendered(raw)),
         Err(Failure::Refused(refusal)) => Ok(Reply::Refused(refusal)),
-        Err(Failure::Args(message)) => Err(ToolError::Args {
-            tool: name.to_owned(),
-            message,
-        }),
+        Err(Failure::Args(error)) => Err(Invalid::of::<T>(error).into()),
         Err(Failure::Store(e)) => Err(ToolError::Internal(e)),
     }
+}
+
+/// Runs tool `name` for `caller`: the contract's list of tools
+/// ([`shared::every_tool`]) is the dispatch table.
+pub async fn call(bus: &Bus, caller: &Caller, name: &str, arguments: Option<Value>) -> ToolResult {
+    macro_rules! dispatch {
+        (listed: [$($listed:ty),* $(,)?], unlisted: [$($unlisted:ty),* $(,)?] $(,)?) => {
+            $(
+                if name == <$listed as Tool>::NAME {
+                    return run::<$listed>(bus, caller, arguments).await;
+                }
+            )*
+            $(
+                if name == <$unlisted as Tool>::NAME {
+                    return run::<$unlisted>(bus, caller, arguments).await;
+                }
+            )*
+        };
+    }
+    shared::every_tool!(dispatch);
+    Err(ToolError::Unknown(name.to_owned()))
 }
 
 /// How a deleted session shows in a refusal (or a publish's reply).
@@ -215,4 +219,23 @@ pub fn deleted(session: &SessionRecord, hint: &str) -> contract::refusal::Delete
 /// The refusal for a call that names a deleted session.
 pub fn deleted_refusal(session: &SessionRecord, hint: &str) -> Refusal {
     Refusal::SessionDeleted(deleted(session, hint))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::render;
+
+    /// The in-place writer frames a reply as the contract's one wrapper does.
+    #[test]
+    fn replies_are_framed_as_the_contract_frames_them() {
+        for (reply, list) in [
+            (json!({"text": "é \"quoted\"\n", "n": 1}), false),
+            (json!([1, {"b": null}]), true),
+        ] {
+            let written: Value = serde_json::from_str(&render(&reply, list).into_string()).unwrap();
+            assert_eq!(written, shared::mcp::tool_result(&reply, list));
+        }
+    }
 }

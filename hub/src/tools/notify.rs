@@ -11,6 +11,10 @@ use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::SessionRecord;
 
+super::handlers! {
+    shared::tools::notify::Notify => tool;
+}
+
 /// `notify(title, message, sound=false)` → `{success, title, message}`.
 pub async fn tool(_bus: &Bus, _caller: &Caller, p: NotifyParams) -> Outcome<Notified> {
     Ok(shared::tools::notify::show(p).await)

@@ -17,6 +17,11 @@ use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::{Durability, EventRecord, Mark, Receipt, SessionRecord, Snapshot, StoreError};
 
+super::handlers! {
+    shared::tools::receipts::MessageStatus => message_status;
+    shared::tools::receipts::MessagePushed => message_pushed;
+}
+
 /// Where a direct message got to: `read` beats `pushed` beats `stored`.
 fn status(r: Receipt) -> &'static str {
     match (r.pushed_at, r.read_at) {

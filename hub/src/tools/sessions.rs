@@ -2,10 +2,10 @@
 //! apply (leases, liveness, ending) live in [`crate::sessions`].
 
 use shared::channel::repo_from_cwd;
-use shared::tools::Refusal;
 use shared::tools::sessions::{
     NoParams, RegisterParams, Registered, UnregisterParams, Unregistered,
 };
+use shared::tools::{Refusal, sessions};
 use shared::wire::ChannelCount;
 
 use super::{Outcome, deleted_refusal};
@@ -14,6 +14,13 @@ use crate::json::Json;
 use crate::sessions::{EndReason, end_session, live_and, renew_lease};
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord, Tx};
+
+super::handlers! {
+    sessions::RegisterSession => register;
+    sessions::ListSessions => rendered list;
+    sessions::ListChannels => channels;
+    sessions::UnregisterSession => unregister;
+}
 
 /// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?)`
 pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome<Registered> {

@@ -2,18 +2,28 @@
 //! delivery log, redelivery and a test ping. Delivery lives in
 //! [`crate::delivery`].
 
-use shared::tools::Refusal;
 use shared::tools::webhooks::{
     Deliveries, DeliveriesParams, ListWebhooksParams, RedeliverParams, Redelivered,
     RegisterWebhookParams, SetActiveParams, Tested, WebhookActive, WebhookParams,
     WebhookRegistered, WebhookRemoved,
 };
+use shared::tools::{ArgError, Refusal, webhooks};
 use shared::wire::WebhookInfo;
 
-use super::{Failure, Outcome};
+use super::Outcome;
 use crate::caller::Caller;
 use crate::state::Bus;
 use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
+
+super::handlers! {
+    webhooks::RegisterWebhook => register;
+    webhooks::ListWebhooks => list;
+    webhooks::SetWebhookActive => set_active;
+    webhooks::UnregisterWebhook => unregister;
+    webhooks::ListWebhookDeliveries => deliveries;
+    webhooks::RedeliverWebhook => redeliver;
+    webhooks::TestWebhook => test;
+}
 
 /// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
 pub async fn register(
@@ -22,20 +32,12 @@ pub async fn register(
     p: RegisterWebhookParams,
 ) -> Outcome<WebhookRegistered> {
     let url = p.url.trim().to_owned();
-    let parsed = url::Url::parse(&url).map_err(|e| {
-        Failure::Args(format!(
-            "url is not a valid URL ({e}); send e.g. https://example.com/hook"
-        ))
-    })?;
+    let parsed = url::Url::parse(&url).map_err(ArgError::UrlInvalid)?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(Failure::Args(format!(
-            "url must be an http:// or https:// URL with a host (got '{url}')"
-        )));
+        return Err(ArgError::UrlNotHttp(url).into());
     }
     if let Some(ip) = crate::webhooks::refused_literal(&url, bus.delivery.config().deny_private) {
-        return Err(Failure::Args(format!(
-            "url points at a private address ({ip}), which this hub refuses (--webhook-deny-private); use a public address"
-        )));
+        return Err(ArgError::UrlPrivate(ip).into());
     }
     let channel = p.channel.filter(|c| !c.is_empty());
     let event_types = p

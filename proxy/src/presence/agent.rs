@@ -3,6 +3,8 @@
 //! and a release nothing undoes until the agent registers again.
 
 use serde_json::{Map, Value, json};
+use shared::tools::Tool;
+use shared::tools::sessions::{RegisterSession, UnregisterSession};
 use shared::{ClientError, ToolOutput};
 
 use super::{Phase, Presence, registered};
@@ -35,10 +37,15 @@ impl Presence {
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
-        args.extend(next.register_args());
+        // The agent's own arguments travel as given (the hub judges them),
+        // with this proxy's identity and reach over them.
+        let push = self.pusher.routes(&next.client_id).await;
+        if let Ok(Value::Object(ours)) = serde_json::to_value(next.register_params(&push)) {
+            args.extend(ours);
+        }
         let out = self
             .hub
-            .call_tool("register_session", Value::Object(args))
+            .call_tool(RegisterSession::NAME, Value::Object(args))
             .await?;
         if let Ok(registered) = registered(&out) {
             self.note_cursor(&registered);
@@ -64,7 +71,7 @@ impl Presence {
         args.insert("session_id".into(), json!(id));
         let out = self
             .hub
-            .call_tool("unregister_session", Value::Object(args))
+            .call_tool(UnregisterSession::NAME, Value::Object(args))
             .await?;
         if !out.is_error() && self.phase() != Phase::Closed {
             tracing::info!(session_id = %id, "the agent unregistered this session");

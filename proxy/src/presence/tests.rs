@@ -1,4 +1,5 @@
 use serde_json::json;
+use shared::mcp::{tool_error, tool_result};
 
 use super::*;
 
@@ -11,6 +12,10 @@ fn presence(lease_seconds: u64) -> Presence {
         client_id: Some("c".into()),
         lease_seconds,
         push_channels: Vec::new(),
+        wake: crate::wake::WakeConfig {
+            paths: Vec::new(),
+            state_dir: None,
+        },
     };
     let (pusher, _) = Pusher::new(hub.clone());
     Presence::new(hub, config, 1, pusher)
@@ -74,22 +79,22 @@ fn reads_register_replies() {
         "resumed": false, "tip": "7",
     });
     let ok = ToolOutput {
-        result: json!({"content":[{"type":"text","text":reply.to_string()}],"structuredContent":reply,"isError":false}),
+        result: tool_result(&reply, false),
     };
     assert_eq!(registered(&ok).unwrap().session_id, "s1");
     let refused = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"name is required"}],"isError":true}),
+        result: tool_error("name is required"),
     };
     assert!(matches!(
         registered(&refused),
         Err(RegisterError::Refused(e)) if e == "name is required"
     ));
     let domain = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"{\"error\":\"x\"}"}],"structuredContent":{"error":"x"}}),
+        result: tool_result(&json!({"error": "x"}), false),
     };
     assert!(matches!(registered(&domain), Err(RegisterError::Refused(e)) if e == "x"));
     let shapeless = ToolOutput {
-        result: json!({"content":[{"type":"text","text":"{}"}],"structuredContent":{}}),
+        result: tool_result(&json!({}), false),
     };
     assert!(matches!(registered(&shapeless), Err(RegisterError::Hub(_))));
 }

@@ -30,6 +30,8 @@ pub const SLOW_EVERY: Duration = Duration::from_secs(15);
 const REPEAT_MEMORY: usize = 1024;
 /// How many senders a summary names.
 const SENDERS_KEPT: usize = 5;
+/// How many event ids a summary keeps (for receipts).
+const IDS_KEPT: usize = 1000;
 
 /// What to push into the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,8 @@ pub struct Summary {
     pub last_id: u64,
     /// Their publishers, in order of first appearance (the first few).
     pub senders: Vec<String>,
+    /// Their ids (the first thousand).
+    pub event_ids: Vec<u64>,
     /// Held by the loop guard (else by the rate cap).
     pub looping: bool,
 }
@@ -63,6 +67,7 @@ struct Held {
     count: usize,
     last_id: u64,
     senders: Vec<String>,
+    ids: Vec<u64>,
 }
 
 impl Held {
@@ -70,6 +75,7 @@ impl Held {
         Self {
             last_id: event.id,
             senders: vec![event.session_id.clone()],
+            ids: vec![event.id],
             count: 1,
             first: event,
         }
@@ -78,6 +84,9 @@ impl Held {
     fn add(&mut self, event: &Event) {
         self.count += 1;
         self.last_id = self.last_id.max(event.id);
+        if self.ids.len() < IDS_KEPT {
+            self.ids.push(event.id);
+        }
         if self.senders.len() < SENDERS_KEPT && !self.senders.contains(&event.session_id) {
             self.senders.push(event.session_id.clone());
         }
@@ -94,6 +103,7 @@ impl Held {
             first_id: self.first.id,
             last_id: self.last_id,
             senders: self.senders,
+            event_ids: self.ids,
             looping,
         })
     }
@@ -349,6 +359,7 @@ mod tests {
                 first_id: 6,
                 last_id: 12,
                 senders: vec!["other".into()],
+                event_ids: (6..=12).collect(),
                 looping: false,
             })]
         );

@@ -1,21 +1,20 @@
 //! The push long-poll: between renewals the presence loop hands its time
 //! here, and the session's push channels (its direct messages and
-//! `AGENT_EVENT_BUS_PUSH_CHANNELS`) are long-polled from the registration
-//! cursor with a narrowed read, which never consumes the agent's own cursor.
-//! What arrives goes to the [`Pusher`](super::Pusher).
+//! `AGENT_EVENT_BUS_PUSH_CHANNELS`) are followed ([`Follow`]) from the
+//! registration cursor with a narrowed read, which never consumes the
+//! agent's own cursor. What arrives goes to the [`Pusher`](super::Pusher).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
-use shared::client::DEFAULT_TIMEOUT;
-use shared::client::follow::{self, Backoff, Follower, Position, round_seconds};
-use shared::wire::EventsPage;
+use shared::client::follow::{self, Backoff, Follow, Position, Step};
+use shared::tools::events::{GetParams, Order};
+use tokio::time::Instant;
 
 use super::Batch;
 use crate::presence::{Phase, Presence};
 
 /// Events asked for per push poll.
-const PUSH_PAGE: u64 = 100;
+const PUSH_PAGE: usize = 100;
 /// The shortest gap between renewals worth a push poll (polls wait whole
 /// seconds, so a short lease's poll may run up to a second past its renewal;
 /// the poll renews the lease itself).
@@ -26,40 +25,45 @@ pub const POLL_MIN: Duration = Duration::from_millis(250);
 pub struct Poll {
     /// Starts at the first registration's cursor (else the tip), then
     /// follows each poll's `next_cursor`. Never the agent's own cursor.
-    follower: Option<Follower>,
+    follow: Option<Follow>,
+}
+
+/// The read: session `id`'s push channels, oldest first. It names the
+/// session, so it renews its lease on the hub as well, and hears its end.
+fn query(id: &str, push_channels: &[String]) -> GetParams {
+    GetParams {
+        session_id: Some(id.to_owned()),
+        channels: Some(shared::push::watched(id, push_channels)),
+        order: Order::Asc,
+        limit: PUSH_PAGE,
+        ..GetParams::default()
+    }
 }
 
 impl Poll {
     /// Long-polls session `id`'s push channels for up to `budget` (until the
     /// next renewal is due), handing what arrives to the pusher. Returns
-    /// early when the phase changes. The polls name the session, so they
-    /// renew its lease on the hub as well.
+    /// early when the phase changes.
     pub async fn listen(&mut self, presence: &Presence, id: &str, budget: Duration) {
         let until = Instant::now() + budget;
         let registered = Phase::Registered(id.to_owned());
-        let channels = shared::push::watched(id, presence.push_channels());
-        let query = json!({
-            "session_id": id,
-            "channels": channels,
-            "order": "asc",
-            "limit": PUSH_PAGE,
-        });
+        let Some(follow) = self.follow(presence).await else {
+            presence.pause(budget.min(Backoff::FOLLOW.first)).await;
+            return;
+        };
+        follow.set_query(query(id, presence.push_channels()));
+        follow.set_deadline(Some(until));
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left < POLL_MIN || presence.phase() != registered {
                 return;
             }
-            let Some(follower) = self.follower(presence).await else {
-                presence.pause(left.min(Backoff::FOLLOW.first)).await;
-                return;
-            };
-            let wait = round_seconds(left, shared::config::MAX_WAIT_SECONDS);
-            let outcome = {
-                let round = follower.round(presence.hub(), &query, wait, DEFAULT_TIMEOUT);
-                tokio::pin!(round);
+            let step = {
+                let next = follow.next(presence.hub());
+                tokio::pin!(next);
                 loop {
                     tokio::select! {
-                        outcome = &mut round => break Some(outcome),
+                        step = &mut next => break Some(step),
                         () = presence.woken() => {
                             if presence.phase() != registered {
                                 break None;
@@ -68,55 +72,61 @@ impl Poll {
                     }
                 }
             };
-            let Some(outcome) = outcome else { return };
-            let out = match outcome {
-                Ok(round) => round.out,
-                Err(e) => {
-                    tracing::debug!("push poll failed: {e}");
-                    let retry = follower.failed();
-                    presence.pause(left.min(retry.delay)).await;
-                    continue;
+            match step {
+                None | Some(Ok(Step::Expired)) => return,
+                Some(Ok(Step::Page { page, .. })) => {
+                    let events: Vec<_> = page
+                        .events
+                        .into_iter()
+                        .map(|e| e.event)
+                        .filter(|e| shared::push::worth_pushing(e, id))
+                        .collect();
+                    if !events.is_empty()
+                        && let Some(target) = presence.target(id)
+                    {
+                        presence.pusher().offer(Batch { target, events }).await;
+                    }
                 }
-            };
-            let value = out.value();
-            if value.get("session_deleted").and_then(Value::as_bool) == Some(true) {
-                // Ended on the hub: nothing to push until the next renewal
-                // (or the agent's next call) registers it again.
-                presence.pause(left).await;
-                return;
-            }
-            let page = match serde_json::from_value::<EventsPage>(value) {
-                Ok(page) if !out.is_error() => page,
-                _ => {
-                    tracing::warn!(reply = %out.text(), "unexpected push poll reply");
-                    let retry = follower.failed();
-                    presence.pause(left.min(retry.delay)).await;
-                    continue;
+                Some(Ok(Step::Lost { error, .. })) => {
+                    tracing::debug!("push poll failed: {error}; retrying");
                 }
-            };
-            let events: Vec<_> = page
-                .events
-                .into_iter()
-                .filter(|e| shared::push::worth_pushing(e, id))
-                .collect();
-            if !events.is_empty()
-                && let Some(target) = presence.target(id)
-            {
-                presence.pusher().offer(Batch { target, events }).await;
+                Some(Ok(Step::Refused(refusal))) => {
+                    if refusal.session_gone() {
+                        // Ended on the hub: nothing to push until the next
+                        // renewal (or the agent's next call) registers it again.
+                        tracing::debug!(session_id = %id, "the session ended on the hub");
+                    } else {
+                        tracing::warn!(%refusal, "the hub refused the push poll");
+                    }
+                    presence
+                        .pause(until.saturating_duration_since(Instant::now()))
+                        .await;
+                    return;
+                }
+                Some(Err(e)) => {
+                    // Not a hub that went away: tried again at the next renewal.
+                    tracing::warn!("push poll failed: {e}");
+                    presence
+                        .pause(until.saturating_duration_since(Instant::now()))
+                        .await;
+                    return;
+                }
             }
         }
     }
 
     /// The follower, started at the registration's cursor, else at the tip
     /// (`None` while the tip cannot be read).
-    async fn follower(&mut self, presence: &Presence) -> Option<&mut Follower> {
-        if self.follower.is_none() {
+    async fn follow(&mut self, presence: &Presence) -> Option<&mut Follow> {
+        if self.follow.is_none() {
             let start = match presence.registration_cursor() {
                 Some(cursor) => cursor,
                 None => follow::tip(presence.hub()).await.ok()?,
             };
-            self.follower = Some(Follower::new(Position::after(start), Backoff::FOLLOW));
+            // Registered: the hub has answered.
+            let follow = Follow::new(GetParams::default(), Position::After(start)).answered();
+            self.follow = Some(follow);
         }
-        self.follower.as_mut()
+        self.follow.as_mut()
     }
 }

@@ -1,20 +1,23 @@
-//! [`Follower`]: the one long-poll loop state every client shares — where
-//! the next `get_events` reads from, how long each round waits, and how
-//! long to back off while the hub cannot be reached. Used by the CLI's
-//! `events --wait`, `events --follow` and `wait`, and the proxy's push poll.
+//! [`Follow`]: the one long-poll loop every client shares — the CLI's
+//! `events --wait`, `events --follow` and `wait`, and the proxy's push
+//! poll. Each is a short consumer of [`Follow::next`]: it decides what a
+//! page means (print it, wake an agent, push it) and when to stop.
 //!
-//! A follower does not loop by itself: each caller decides what a page
-//! means (print it, wake an agent, push it) and when to stop.
+//! One retry policy: once the hub has answered, a hub that cannot be
+//! reached ([`ClientError::is_transient`], as during a restart) is retried
+//! with [`Backoff`], and the read resumes from the follower's own cursor,
+//! which moves only with a page received — so a restart loses nothing and
+//! shows nothing twice. A hub down before it ever answered, and any other
+//! failure, is the caller's to report.
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use tokio::time::Instant;
 
-use super::{ClientError, HubClient, ToolOutput};
+use super::{ClientError, DEFAULT_TIMEOUT, HubClient};
 use crate::config::MAX_WAIT_SECONDS;
-
-/// The tool every follower reads with.
-const GET_EVENTS: &str = "get_events";
+use crate::tools::events::{GetEvents, GetParams, Order, Page};
+use crate::tools::{Answer, Refusal};
 
 /// Where the next read starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,35 +26,30 @@ pub enum Position {
     Unset,
     /// The session's saved cursor (`resume`).
     Resume,
-    /// After this cursor, as the hub reads it (an event id).
-    After(String),
+    /// After this event id.
+    After(u64),
 }
 
 impl Position {
-    /// After event `id`.
-    pub fn after(id: u64) -> Self {
-        Self::After(id.to_string())
-    }
-
-    /// Adds this position to `get_events` arguments.
-    pub fn apply(&self, params: &mut Value) {
+    /// `query` reading from this position.
+    pub fn apply(&self, query: &mut GetParams) {
         match self {
             Self::Unset => {}
-            Self::Resume => params["resume"] = json!(true),
-            Self::After(cursor) => params["cursor"] = json!(cursor),
+            Self::Resume => query.resume = true,
+            Self::After(cursor) => query.cursor = Some(*cursor),
         }
     }
 
     /// The event id read after, when it is one.
     pub fn cursor(&self) -> Option<u64> {
         match self {
-            Self::After(cursor) => cursor.parse().ok(),
+            Self::After(cursor) => Some(*cursor),
             Self::Unset | Self::Resume => None,
         }
     }
 }
 
-/// Retry delays while the hub is unreachable: `first`, doubling each
+/// Retry delays while the hub cannot be reached: `first`, doubling each
 /// failure up to `cap`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -60,7 +58,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// What the CLI's followers use: 1 s, 2 s, 4 s, … up to 10 s.
+    /// What every follower uses: 1 s, 2 s, 4 s, … up to 10 s.
     pub const FOLLOW: Self = Self {
         first: Duration::from_secs(1),
         cap: Duration::from_secs(10),
@@ -76,39 +74,86 @@ impl Backoff {
     }
 }
 
-/// What to do after a failed round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// How long to wait before the next round.
-    pub delay: Duration,
-    /// The first failure since the hub last answered (say so once).
-    pub first: bool,
-}
-
-/// One round's page, and whether the hub answered after failed rounds.
+/// What one step of a follow brought.
 #[derive(Debug)]
-pub struct Round {
-    pub out: ToolOutput,
-    /// The hub answered again after at least one failed round.
-    pub recovered: bool,
+pub enum Step {
+    /// A page, possibly empty (a round that ran out, or the hub's answer
+    /// to something it ended, such as a watched session); `recovered`
+    /// after failed rounds.
+    Page { page: Page, recovered: bool },
+    /// The hub refused the read (the session named has ended, …).
+    Refused(Refusal),
+    /// The hub could not be reached; the next step retries after the
+    /// backoff. `first` for the first failure since it last answered.
+    Lost { error: ClientError, first: bool },
+    /// The deadline passed while retrying.
+    Expired,
 }
 
-/// The state one long-poll client keeps between rounds.
+/// One follower: the read, where it stands, and its retry state.
 #[derive(Debug, Clone)]
-pub struct Follower {
+pub struct Follow {
+    /// The read, less its position and wait.
+    query: GetParams,
     position: Position,
     backoff: Backoff,
+    /// Consecutive failed rounds.
     failures: u32,
+    /// The hub has answered (this follower, or its caller first): only
+    /// then is a hub that cannot be reached retried.
+    answered: bool,
+    deadline: Option<Instant>,
+    /// The longest single round, in seconds.
+    round_seconds: u64,
+    /// How long a round may take beyond its wait.
+    allowance: Duration,
 }
 
-impl Follower {
-    /// A follower reading from `position`, backing off as `backoff` says.
-    pub fn new(position: Position, backoff: Backoff) -> Self {
+impl Follow {
+    /// A follower of `query` from `position`, in rounds of the hub's
+    /// longest wait, with no deadline.
+    pub fn new(query: GetParams, position: Position) -> Self {
         Self {
+            query,
             position,
-            backoff,
+            backoff: Backoff::FOLLOW,
             failures: 0,
+            answered: false,
+            deadline: None,
+            round_seconds: MAX_WAIT_SECONDS,
+            allowance: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The hub has answered the caller already (it found the start).
+    #[must_use]
+    pub fn answered(mut self) -> Self {
+        self.answered = true;
+        self
+    }
+
+    /// Rounds held open at most `seconds` each.
+    #[must_use]
+    pub fn rounds_of(mut self, seconds: u64) -> Self {
+        self.round_seconds = seconds;
+        self
+    }
+
+    /// A round given up after its wait plus `allowance`.
+    #[must_use]
+    pub fn allowance(mut self, allowance: Duration) -> Self {
+        self.allowance = allowance;
+        self
+    }
+
+    /// Stops at `deadline` (rounds wait no longer than what is left).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// Reads `query` from now on (a session renamed, channels changed).
+    pub fn set_query(&mut self, query: GetParams) {
+        self.query = query;
     }
 
     /// Where the next round reads from.
@@ -121,41 +166,68 @@ impl Follower {
         self.position.cursor()
     }
 
-    /// Consecutive failed rounds.
-    pub fn failures(&self) -> u32 {
-        self.failures
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    /// One `get_events` round: `query` (the arguments that stay the same)
-    /// from the current position, held open up to `wait` seconds, given up
-    /// after `wait` plus `allowance`. A page moves the position to its
-    /// `next_cursor` (the hub never hands back one behind the cursor read).
-    pub async fn round(
+    /// The next step: one `get_events` round (after the backoff when the
+    /// last one failed). `Err` for a failure not retried.
+    pub async fn next(&mut self, hub: &HubClient) -> Result<Step, ClientError> {
+        self.step(async |params, timeout| hub.call_within::<GetEvents>(params, timeout).await)
+            .await
+    }
+
+    /// [`Follow::next`] with `round` doing the call (given the params and
+    /// the timeout): the loop itself, which tests drive without a hub.
+    pub async fn step(
         &mut self,
-        hub: &HubClient,
-        query: &Value,
-        wait: u64,
-        allowance: Duration,
-    ) -> Result<Round, ClientError> {
-        let mut params = query.clone();
-        self.position.apply(&mut params);
-        params["wait_seconds"] = json!(wait);
-        let timeout = allowance + Duration::from_secs(wait);
-        let out = hub.call_tool_within(GET_EVENTS, params, timeout).await?;
-        if let Some(next) = out.value().get("next_cursor").and_then(Value::as_str) {
-            self.position = Position::After(next.to_owned());
+        round: impl AsyncFnOnce(&GetParams, Duration) -> Result<Answer<Page>, ClientError>,
+    ) -> Result<Step, ClientError> {
+        if self.failures > 0 {
+            let retry = Instant::now() + self.backoff.delay(self.failures);
+            let until = self.deadline.map_or(retry, |deadline| deadline.min(retry));
+            tokio::time::sleep_until(until).await;
+            if self.expired() {
+                return Ok(Step::Expired);
+            }
         }
-        let recovered = self.failures > 0;
-        self.failures = 0;
-        Ok(Round { out, recovered })
-    }
-
-    /// Counts a failed round and says how long to wait before the next.
-    pub fn failed(&mut self) -> Retry {
-        self.failures = self.failures.saturating_add(1);
-        Retry {
-            delay: self.backoff.delay(self.failures),
-            first: self.failures == 1,
+        let wait = match self.deadline {
+            Some(deadline) => round_seconds(
+                deadline.saturating_duration_since(Instant::now()),
+                self.round_seconds,
+            ),
+            None => self.round_seconds.min(MAX_WAIT_SECONDS),
+        };
+        let mut params = self.query.clone();
+        self.position.apply(&mut params);
+        params.wait_seconds = wait;
+        let timeout = self.allowance + Duration::from_secs(wait);
+        match round(&params, timeout).await {
+            Ok(answer) => {
+                let recovered = self.failures > 0;
+                self.failures = 0;
+                self.answered = true;
+                Ok(match answer {
+                    Ok(page) => {
+                        // The hub never hands back a cursor behind the one read.
+                        if let Some(next) = page.next_cursor.as_deref().and_then(|c| c.parse().ok())
+                        {
+                            self.position = Position::After(next);
+                        }
+                        Step::Page { page, recovered }
+                    }
+                    Err(refusal) => Step::Refused(refusal),
+                })
+            }
+            Err(error) if self.answered && error.is_transient() => {
+                self.failures = self.failures.saturating_add(1);
+                Ok(Step::Lost {
+                    error,
+                    first: self.failures == 1,
+                })
+            }
+            Err(error) => Err(error),
         }
     }
 }
@@ -170,71 +242,28 @@ pub fn round_seconds(left: Duration, cap: u64) -> u64 {
 /// The newest event id (0 on an empty bus), read without naming a session
 /// so nothing is consumed: where a follower with no cursor starts.
 pub async fn tip(hub: &HubClient) -> Result<u64, ClientError> {
-    let out = hub
-        .call_tool(GET_EVENTS, json!({"order": "desc", "limit": 1}))
-        .await?;
-    Ok(out
-        .value()
-        .get("next_cursor")
-        .and_then(Value::as_str)
+    let newest = GetParams {
+        order: Order::Desc,
+        limit: 1,
+        ..GetParams::default()
+    };
+    let page = match hub.events(&newest).await? {
+        Ok(page) => page,
+        // A read naming no session is never refused; a newer hub's refusal
+        // means no start can be had.
+        Err(refusal) => {
+            return Err(ClientError::Protocol {
+                url: hub.endpoint().to_string(),
+                detail: format!("the newest event could not be read: {refusal}"),
+            });
+        }
+    };
+    Ok(page
+        .next_cursor
+        .as_deref()
         .and_then(|c| c.parse().ok())
         .unwrap_or(0))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_cap() {
-        let b = Backoff::FOLLOW;
-        assert_eq!(b.delay(0), Duration::ZERO);
-        assert_eq!(b.delay(1), Duration::from_secs(1));
-        assert_eq!(b.delay(2), Duration::from_secs(2));
-        assert_eq!(b.delay(4), Duration::from_secs(8));
-        assert_eq!(b.delay(5), Duration::from_secs(10));
-        assert_eq!(b.delay(u32::MAX), Duration::from_secs(10));
-    }
-
-    #[test]
-    fn failures_count_until_the_hub_answers() {
-        let mut f = Follower::new(Position::Unset, Backoff::FOLLOW);
-        assert_eq!(
-            f.failed(),
-            Retry {
-                delay: Duration::from_secs(1),
-                first: true
-            }
-        );
-        assert_eq!(
-            f.failed(),
-            Retry {
-                delay: Duration::from_secs(2),
-                first: false
-            }
-        );
-        assert_eq!(f.failures(), 2);
-    }
-
-    #[test]
-    fn rounds_wait_whole_seconds_within_both_caps() {
-        assert_eq!(round_seconds(Duration::from_millis(1), 30), 1);
-        assert_eq!(round_seconds(Duration::from_secs(5), 30), 5);
-        assert_eq!(round_seconds(Duration::from_millis(5001), 30), 6);
-        assert_eq!(round_seconds(Duration::from_secs(500), 30), 30);
-        assert_eq!(round_seconds(Duration::from_secs(500), 600), 60);
-        assert_eq!(round_seconds(Duration::ZERO, 30), 0);
-    }
-
-    #[test]
-    fn positions_read_as_the_hub_reads_them() {
-        let mut params = json!({});
-        Position::after(7).apply(&mut params);
-        assert_eq!(params, json!({"cursor": "7"}));
-        let mut params = json!({});
-        Position::Resume.apply(&mut params);
-        assert_eq!(params, json!({"resume": true}));
-        assert_eq!(Position::after(7).cursor(), Some(7));
-        assert_eq!(Position::Resume.cursor(), None);
-    }
-}
+mod tests;

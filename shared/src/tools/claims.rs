@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool, check_len, check_non_empty};
+use super::{ArgError, Params, Tool, check_len, check_non_empty};
 use crate::wire::ClaimInfo;
 
 /// The longest resource name or note.
@@ -34,11 +34,11 @@ pub struct ClaimParams {
 }
 
 impl Params for ClaimParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_non_empty("resource", &self.resource)?;
         check_len("resource", &self.resource, RESOURCE_MAX)?;
         if self.resource.chars().any(char::is_control) {
-            return Err("resource must not hold control characters".into());
+            return Err(ArgError::ControlCharacters { key: "resource" });
         }
         match self.note.as_deref() {
             Some(n) => check_len("note", n, RESOURCE_MAX),
@@ -85,7 +85,7 @@ pub struct ListClaimsParams {
 }
 
 impl Params for ListClaimsParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         super::check_opt_len("prefix", self.prefix.as_ref(), RESOURCE_MAX)
     }
 }

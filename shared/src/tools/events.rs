@@ -1,11 +1,18 @@
 //! Events: `publish_event`, `get_events`, `ack_events`.
 
-use schemars::JsonSchema;
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::receipts::Receipt;
 use super::refusal::Deleted;
-use super::{Params, Tool, check_len, check_non_empty, check_opt_len, check_range};
+use super::{
+    ArgError, Params, Tool, check_count, check_len, check_non_empty, check_opt_len, check_range,
+};
+use crate::config::MAX_WAIT_SECONDS;
+use crate::cursor;
 use crate::level::SignalLevel;
 use crate::wire::{Event, EventsPage};
 
@@ -68,19 +75,14 @@ impl PublishParams {
 const TAGS_MAX: usize = 32;
 
 impl Params for PublishParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_non_empty("event_type", &self.event_type)?;
         check_len("event_type", &self.event_type, 128)?;
         check_non_empty("channel", &self.channel)?;
         check_len("channel", &self.channel, 256)?;
         check_opt_len("title", self.title.as_ref(), 256)?;
         if let Some(tags) = &self.tags {
-            if tags.len() > TAGS_MAX {
-                return Err(format!(
-                    "tags has {} items; the limit is {TAGS_MAX}",
-                    tags.len()
-                ));
-            }
+            check_count("tags", tags, TAGS_MAX)?;
             for t in tags {
                 check_len("a tag", t, 64)?;
             }
@@ -140,18 +142,49 @@ impl From<Page> for EventsPage<Event> {
     }
 }
 
+/// Which end of the bus a page starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first: drain a backlog, follow what arrives.
+    Asc,
+    /// Newest first.
+    #[default]
+    Desc,
+}
+
+impl Order {
+    /// The names on the wire.
+    pub const NAMES: [&'static str; 2] = ["asc", "desc"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "asc" => Some(Self::Asc),
+            "desc" => Some(Self::Desc),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+}
+
 fn fifty() -> i64 {
     50
 }
 
 fn desc() -> String {
-    "desc".to_owned()
+    Order::Desc.as_str().to_owned()
 }
 
-/// The arguments (its schema is the catalog's input schema).
+/// `get_events`' arguments as they travel, text where a caller writes text;
+/// its schema is the catalog's input schema. [`GetParams`] is what they mean.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GetParams {
+pub struct GetArgs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-text" = true))]
     pub cursor: Option<String>,
@@ -161,7 +194,7 @@ pub struct GetParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     #[serde(default = "desc")]
-    #[schemars(extend("enum" = ["asc", "desc"]))]
+    #[schemars(extend("enum" = Order::NAMES))]
     pub order: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -185,13 +218,42 @@ pub struct GetParams {
     pub receipts: Option<bool>,
 }
 
+/// `get_events`' arguments, parsed: what a client builds and the hub reads.
+/// On the wire they are [`GetArgs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GetArgs", into = "GetArgs")]
+pub struct GetParams {
+    /// Read after this event id; without one, from the newest (`desc`) or
+    /// the oldest (`asc`).
+    pub cursor: Option<u64>,
+    /// 1 to [`LIMIT_MAX`].
+    pub limit: usize,
+    /// The reader: a plain read advances its saved cursor.
+    pub session_id: Option<String>,
+    pub order: Order,
+    pub channel: Option<String>,
+    pub channels: Option<Vec<String>>,
+    /// Continue from the session's saved cursor (when no cursor is given).
+    pub resume: bool,
+    pub event_types: Option<Vec<String>>,
+    /// Read without advancing the saved cursor.
+    pub peek: bool,
+    pub correlation_id: Option<String>,
+    /// Leave out events below this level.
+    pub min_level: Option<SignalLevel>,
+    /// Hold an empty read open up to this long for something to arrive.
+    pub wait_seconds: u64,
+    /// Add receipts to the reader's own direct messages.
+    pub receipts: Option<bool>,
+}
+
 impl Default for GetParams {
     fn default() -> Self {
         Self {
             cursor: None,
-            limit: fifty(),
+            limit: 50,
             session_id: None,
-            order: desc(),
+            order: Order::Desc,
             channel: None,
             channels: None,
             resume: false,
@@ -208,39 +270,100 @@ impl Default for GetParams {
 impl GetParams {
     /// Newest first (the default), or oldest first.
     pub fn descending(&self) -> bool {
-        self.order == "desc"
+        self.order == Order::Desc
     }
 
-    /// The level below which events are left out, if any.
-    pub fn min_level(&self) -> Option<SignalLevel> {
-        self.min_level.as_deref().and_then(SignalLevel::parse)
+    /// A cursor as a caller writes it (blank is none), parsed.
+    pub fn parse_cursor(raw: &str) -> Result<Option<u64>, ArgError> {
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        cursor::parse(raw).map(Some).map_err(ArgError::Cursor)
+    }
+}
+
+impl TryFrom<GetArgs> for GetParams {
+    type Error = ArgError;
+
+    /// Checks in the order a caller has always been told: limit, order,
+    /// level, wait, then the cursor.
+    fn try_from(a: GetArgs) -> Result<Self, ArgError> {
+        check_range(
+            "limit",
+            a.limit,
+            1..=LIMIT_MAX,
+            "; page with next_cursor for more",
+        )?;
+        let order = Order::parse(&a.order).ok_or_else(|| ArgError::Order(a.order.clone()))?;
+        let min_level = match &a.min_level {
+            Some(l) => Some(SignalLevel::parse(l).ok_or_else(|| ArgError::Level(l.clone()))?),
+            None => None,
+        };
+        let max_wait = i64::try_from(MAX_WAIT_SECONDS).unwrap_or(i64::MAX);
+        check_range("wait_seconds", a.wait_seconds, 0..=max_wait, "")?;
+        let cursor = match &a.cursor {
+            Some(raw) => Self::parse_cursor(raw)?,
+            None => None,
+        };
+        Ok(Self {
+            cursor,
+            // In range: checked above.
+            limit: usize::try_from(a.limit).unwrap_or(0),
+            session_id: a.session_id,
+            order,
+            channel: a.channel,
+            channels: a.channels,
+            resume: a.resume,
+            event_types: a.event_types,
+            peek: a.peek,
+            correlation_id: a.correlation_id,
+            min_level,
+            wait_seconds: u64::try_from(a.wait_seconds).unwrap_or(0),
+            receipts: a.receipts,
+        })
+    }
+}
+
+impl From<GetParams> for GetArgs {
+    fn from(p: GetParams) -> Self {
+        Self {
+            cursor: p.cursor.map(|c| c.to_string()),
+            limit: i64::try_from(p.limit).unwrap_or(i64::MAX),
+            session_id: p.session_id,
+            order: p.order.as_str().to_owned(),
+            channel: p.channel,
+            channels: p.channels,
+            resume: p.resume,
+            event_types: p.event_types,
+            peek: p.peek,
+            correlation_id: p.correlation_id,
+            min_level: p.min_level.map(|l| l.as_str().to_owned()),
+            wait_seconds: i64::try_from(p.wait_seconds).unwrap_or(i64::MAX),
+            receipts: p.receipts,
+        }
+    }
+}
+
+/// The schema is the wire form's.
+impl JsonSchema for GetParams {
+    fn schema_name() -> Cow<'static, str> {
+        GetArgs::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        GetArgs::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        GetArgs::json_schema(generator)
     }
 }
 
 impl Params for GetParams {
-    fn check(&self) -> Result<(), String> {
-        check_range(
-            "limit",
-            self.limit,
-            1..=LIMIT_MAX,
-            "; page with next_cursor for more",
-        )?;
-        if !matches!(self.order.as_str(), "asc" | "desc") {
-            return Err(format!(
-                "order must be 'asc' or 'desc' (got '{}')",
-                self.order
-            ));
-        }
-        if let Some(l) = &self.min_level
-            && SignalLevel::parse(l).is_none()
-        {
-            return Err(format!(
-                "min_level must be one of {} (got '{l}')",
-                SignalLevel::NAMES.join(", ")
-            ));
-        }
-        let max_wait = i64::try_from(crate::config::MAX_WAIT_SECONDS).unwrap_or(i64::MAX);
-        check_range("wait_seconds", self.wait_seconds, 0..=max_wait, "")
+    fn read(arguments: Map<String, Value>) -> Result<Self, ArgError> {
+        let args: GetArgs = serde_json::from_value(Value::Object(arguments))
+            .map_err(|e| ArgError::Shape(e.to_string()))?;
+        Self::try_from(args)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The tool contract, written once: per tool a [`Tool`] with its name, its
 //! catalog description, its `Params` (whose JSON schema is the catalog's
 //! input schema and whose fields are the arguments it takes) and its `Reply`;
-//! the domain refusals as [`Refusal`]. The hub parses with [`parse`], the
-//! catalog is built from the types ([`crate::catalog::tools`]), and
+//! the domain refusals as [`Refusal`]. [`every_tool!`](crate::every_tool)
+//! is the one list of tools: the catalog ([`crate::catalog::tools`]) and the
+//! hub's dispatcher are built from it. The hub parses with [`parse`], and
 //! [`HubClient`](crate::HubClient)'s typed methods send `Params` and decode
 //! `Reply`.
 //!
@@ -10,8 +11,15 @@
 //! walks the `Params` schema and coerces each argument to the type it
 //! declares (`"true"` is true, `"50"` and `50.0` are 50, one string is a
 //! one-item list, `null` is absent) before serde sees it, so every message a
-//! caller gets names the argument and what to send instead.
+//! caller gets names the argument and what to send instead ([`ArgError`]).
+//! Text a caller writes but that means more is parsed with the params
+//! (`get_events`' order, level and cursor: [`events::GetParams`]).
+//!
+//! - [`args`]: reading arguments; [`ArgError`] and the value checks.
+//! - [`call`]: [`HubClient`](crate::HubClient)'s typed calls.
+//! - one module per tool group, and [`refusal`].
 
+pub mod args;
 pub mod call;
 pub mod claims;
 pub mod events;
@@ -30,10 +38,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+#[cfg(test)]
+use args::declared_type;
+pub use args::{
+    ArgError, Invalid, check_count, check_len, check_non_empty, check_opt_len, check_range,
+};
 pub use call::Answer;
 pub use refusal::Refusal;
-
-use crate::catalog::is_client_injected;
 
 /// One tool of the contract.
 pub trait Tool {
@@ -55,9 +66,52 @@ pub trait Params: DeserializeOwned + Serialize + JsonSchema {
     /// The rules on the values alone (lengths, ranges, known names), checked
     /// after the types: what the hub and any client that answers the tool
     /// itself (the proxy's `notify`) both apply.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         Ok(())
     }
+
+    /// Reads arguments already coerced to the schema's types, then checks
+    /// them. Params whose wire form is text parse it here instead.
+    fn read(arguments: Map<String, Value>) -> Result<Self, ArgError> {
+        let params: Self = serde_json::from_value(Value::Object(arguments))
+            .map_err(|e| ArgError::Shape(e.to_string()))?;
+        params.check()?;
+        Ok(params)
+    }
+}
+
+/// Calls `$then!` with every tool of the contract, in catalog order: those
+/// `tools/list` shows, then those only clients call. The one list of
+/// tools: the catalog, the hub's dispatcher and the tests are built from it.
+#[macro_export]
+macro_rules! every_tool {
+    ($then:ident) => {
+        $then! {
+            listed: [
+                $crate::tools::sessions::RegisterSession,
+                $crate::tools::sessions::ListSessions,
+                $crate::tools::sessions::ListChannels,
+                $crate::tools::events::PublishEvent,
+                $crate::tools::events::GetEvents,
+                $crate::tools::events::AckEvents,
+                $crate::tools::sessions::UnregisterSession,
+                $crate::tools::notify::Notify,
+                $crate::tools::claims::Claim,
+                $crate::tools::claims::ListClaims,
+                $crate::tools::receipts::MessageStatus,
+                $crate::tools::webhooks::RegisterWebhook,
+                $crate::tools::webhooks::ListWebhooks,
+                $crate::tools::webhooks::SetWebhookActive,
+                $crate::tools::webhooks::UnregisterWebhook,
+                $crate::tools::webhooks::ListWebhookDeliveries,
+                $crate::tools::webhooks::RedeliverWebhook,
+                $crate::tools::webhooks::TestWebhook,
+            ],
+            unlisted: [
+                $crate::tools::receipts::MessagePushed,
+            ],
+        }
+    };
 }
 
 /// A tool's entry in the registry: what the catalog and [`parse`] need
@@ -96,28 +150,20 @@ const fn entry<T: Tool>(listed: bool) -> Entry {
     }
 }
 
-/// Every tool, in catalog order.
-const ENTRIES: [Entry; 19] = [
-    entry::<sessions::RegisterSession>(true),
-    entry::<sessions::ListSessions>(true),
-    entry::<sessions::ListChannels>(true),
-    entry::<events::PublishEvent>(true),
-    entry::<events::GetEvents>(true),
-    entry::<events::AckEvents>(true),
-    entry::<sessions::UnregisterSession>(true),
-    entry::<notify::Notify>(true),
-    entry::<claims::Claim>(true),
-    entry::<claims::ListClaims>(true),
-    entry::<receipts::MessageStatus>(true),
-    entry::<webhooks::RegisterWebhook>(true),
-    entry::<webhooks::ListWebhooks>(true),
-    entry::<webhooks::SetWebhookActive>(true),
-    entry::<webhooks::UnregisterWebhook>(true),
-    entry::<webhooks::ListWebhookDeliveries>(true),
-    entry::<webhooks::RedeliverWebhook>(true),
-    entry::<webhooks::TestWebhook>(true),
-    entry::<receipts::MessagePushed>(false),
-];
+macro_rules! registry {
+    (listed: [$($listed:ty),* $(,)?], unlisted: [$($unlisted:ty),* $(,)?] $(,)?) => {
+        /// Every tool, in catalog order.
+        const ENTRIES: &[Entry] = &[
+            $(entry::<$listed>(true),)*
+            $(entry::<$unlisted>(false),)*
+        ];
+
+        /// The names `tools/list` shows, in catalog order.
+        pub const LISTED: &[&str] = &[$(<$listed as Tool>::NAME),*];
+    };
+}
+
+every_tool!(registry);
 
 /// The full schema of `P`, as generated (extension keys included).
 fn schema_of<P: JsonSchema>() -> Value {
@@ -166,6 +212,13 @@ pub fn catalog() -> Vec<(&'static str, &'static str, Value)> {
         .collect()
 }
 
+/// Whether the listed tool `name` takes a `session_id` (the proxy fills in
+/// its own session's when the agent gives none).
+pub fn takes_session_id(name: &str) -> bool {
+    ENTRIES.iter().any(|e| e.listed && e.name == name)
+        && schemas()[name]["properties"].get("session_id").is_some()
+}
+
 /// The argument names `T` takes, in declaration order.
 pub fn argument_names<T: Tool>() -> Vec<String> {
     schema_of::<T::Params>()["properties"]
@@ -211,11 +264,11 @@ fn trim(schema: &mut Value) {
 
 /// Reads a call's `arguments` as `T`'s params, with the original's lax
 /// coercion; the error says what to send instead.
-pub fn parse<T: Tool>(arguments: Option<Value>) -> Result<T::Params, String> {
+pub fn parse<T: Tool>(arguments: Option<Value>) -> Result<T::Params, ArgError> {
     parse_as::<T::Params>(T::NAME, arguments)
 }
 
-fn parse_as<P: Params>(name: &str, arguments: Option<Value>) -> Result<P, String> {
+fn parse_as<P: Params>(name: &str, arguments: Option<Value>) -> Result<P, ArgError> {
     let generated;
     let schema = if let Some(schema) = schemas().get(name) {
         schema
@@ -223,217 +276,12 @@ fn parse_as<P: Params>(name: &str, arguments: Option<Value>) -> Result<P, String
         generated = schema_of::<P>();
         &generated
     };
-    let map = coerce(schema, arguments)?;
-    let params: P = serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
-    params.check()?;
-    Ok(params)
-}
-
-/// What a value is, for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The declared type of a property (`"string"` for `["string", "null"]`).
-fn declared_type(property: &Value) -> &str {
-    match property.get("type") {
-        Some(Value::String(t)) => t,
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
-        _ => "",
-    }
-}
-
-/// The arguments object coerced to the types `schema` declares: unknown
-/// names refused (those a client adds for itself dropped first), `null`
-/// taken as absent, required ones checked, in declaration order.
-fn coerce(schema: &Value, arguments: Option<Value>) -> Result<Map<String, Value>, String> {
-    let mut map = match arguments {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(other) => return Err(format!("arguments must be an object, got {}", kind(&other))),
-    };
-    let empty = Map::new();
-    let properties = schema["properties"].as_object().unwrap_or(&empty);
-    map.retain(|key, _| properties.contains_key(key) || !is_client_injected(key));
-    let unknown: Vec<&str> = map
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !properties.contains_key(*k))
-        .collect();
-    if !unknown.is_empty() {
-        let taken: Vec<&str> = properties.keys().map(String::as_str).collect();
-        return Err(format!(
-            "unknown argument{} {}; this tool takes: {}",
-            if unknown.len() == 1 { "" } else { "s" },
-            unknown.join(", "),
-            taken.join(", ")
-        ));
-    }
-    let required = |key: &str| {
-        schema["required"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|k| k == key))
-    };
-    let mut out = Map::new();
-    for (key, property) in properties {
-        match map.remove(key).filter(|v| !v.is_null()) {
-            Some(value) => {
-                out.insert(key.clone(), coerce_value(key, property, value)?);
-            }
-            None if required(key) => return Err(required_message(key, property)),
-            None => {}
-        }
-    }
-    Ok(out)
-}
-
-/// `<key> is required (<what to send>)`; `x-required` says what to send
-/// when the type alone does not.
-fn required_message(key: &str, property: &Value) -> String {
-    let what = match property.get("x-required").and_then(Value::as_str) {
-        Some(what) => what,
-        None => match declared_type(property) {
-            "integer" => "a whole number",
-            "boolean" => "true or false",
-            "array" => "a list",
-            _ => "a string",
-        },
-    };
-    format!("{key} is required ({what})")
-}
-
-/// One argument coerced to its declared type.
-fn coerce_value(key: &str, property: &Value, value: Value) -> Result<Value, String> {
-    match declared_type(property) {
-        "integer" => crate::coerce::whole_number(&value)
-            .map(Value::from)
-            .ok_or_else(|| {
-                let got = match &value {
-                    Value::Number(n) => n.to_string(),
-                    Value::String(s) => format!("\"{s}\""),
-                    other => kind(other).to_owned(),
-                };
-                format!("{key} must be a whole number, got {got}")
-            }),
-        "boolean" => crate::coerce::boolean(&value)
-            .map(Value::Bool)
-            .ok_or_else(|| match &value {
-                Value::String(s) => format!("{key} must be true or false, got \"{s}\""),
-                other => format!("{key} must be true or false, got {}", kind(other)),
-            }),
-        "array" if declared_type(&property["items"]) == "integer" => ids(key, value),
-        "array" => strings(key, value),
-        _ => match value {
-            Value::String(_) => Ok(value),
-            // A cursor-like argument (`x-text`) takes a whole number as its text.
-            Value::Number(n) if property.get("x-text").is_some() && (n.is_i64() || n.is_u64()) => {
-                Ok(Value::String(n.to_string()))
-            }
-            other => Err(format!("{key} must be a string, got {}", kind(&other))),
-        },
-    }
-}
-
-/// A list of strings; one string is a one-item list.
-fn strings(key: &str, value: Value) -> Result<Value, String> {
-    match value {
-        Value::String(s) => Ok(Value::Array(vec![Value::String(s)])),
-        Value::Array(items) => {
-            if let Some(bad) = items.iter().find(|v| !v.is_string()) {
-                return Err(format!(
-                    "{key} must be a list of strings, but an item is {}",
-                    kind(bad)
-                ));
-            }
-            Ok(Value::Array(items))
-        }
-        other => Err(format!(
-            "{key} must be a list of strings, got {}",
-            kind(&other)
-        )),
-    }
-}
-
-/// A list of event ids: whole numbers or their text, one or a list.
-fn ids(key: &str, value: Value) -> Result<Value, String> {
-    let items = match value {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
-    let parsed: Option<Vec<Value>> = items
-        .iter()
-        .map(|v| match v {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
-        .map(|id| id.map(Value::from))
-        .collect();
-    parsed.map(Value::Array).ok_or_else(|| {
-        format!(
-            "{key} must be event ids (whole numbers), got {}",
-            Value::Array(items)
-        )
-    })
+    P::read(args::coerce(schema, arguments)?)
 }
 
 /// `true`, the default of a flag that is on unless turned off.
 fn yes() -> bool {
     true
-}
-
-/// Checks a string's length in characters.
-pub fn check_len(key: &str, value: &str, max: usize) -> Result<(), String> {
-    let n = value.chars().count();
-    if n > max {
-        Err(format!("{key} is {n} characters; the limit is {max}"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks an optional string's length in characters.
-pub fn check_opt_len(key: &str, value: Option<&String>, max: usize) -> Result<(), String> {
-    value.map_or(Ok(()), |v| check_len(key, v, max))
-}
-
-/// Checks a required string is not blank.
-pub fn check_non_empty(key: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        Err(format!("{key} must not be empty"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks a whole number is within `range`; `then` follows the range in the
-/// message (what to do instead), when given.
-pub fn check_range(
-    key: &str,
-    value: i64,
-    range: std::ops::RangeInclusive<i64>,
-    then: &str,
-) -> Result<(), String> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{key} must be from {} to {} (got {value}){then}",
-            range.start(),
-            range.end()
-        ))
-    }
 }
 
 #[cfg(test)]

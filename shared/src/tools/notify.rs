@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool, check_len};
+use super::{ArgError, Params, Tool, check_len};
 
 /// The `notify` tool.
 pub struct Notify;
@@ -27,7 +27,7 @@ pub struct NotifyParams {
 }
 
 impl Params for NotifyParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_len("title", &self.title, 256)?;
         check_len("message", &self.message, 4096)
     }

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool, check_len, check_non_empty, check_opt_len, check_range};
+use super::{ArgError, Params, Tool, check_len, check_non_empty, check_opt_len, check_range};
 use crate::wire::{ChannelCount, SessionInfo};
 
 /// The longest lease a session may ask for: one day.
@@ -45,7 +45,7 @@ pub struct RegisterParams {
 }
 
 impl Params for RegisterParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_non_empty("name", &self.name)?;
         check_len("name", &self.name, 256)?;
         check_opt_len("machine", self.machine.as_ref(), 256)?;
@@ -57,7 +57,7 @@ impl Params for RegisterParams {
         if let Some(p) = self.client_pid
             && !(1..=i64::from(i32::MAX)).contains(&p)
         {
-            return Err(format!("client_pid must be a process id (got {p})"));
+            return Err(ArgError::NotAPid(p));
         }
         if let Some(bad) = self
             .push
@@ -65,10 +65,7 @@ impl Params for RegisterParams {
             .flatten()
             .find(|r| crate::push::route(r).is_none())
         {
-            return Err(format!(
-                "push items must be one of {} (got '{bad}')",
-                crate::push::ROUTES.join(", ")
-            ));
+            return Err(ArgError::UnknownRoute(bad.clone()));
         }
         Ok(())
     }

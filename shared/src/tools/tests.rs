@@ -10,6 +10,8 @@ fn sample(property: &Value) -> Value {
         "array" => json!([sample(&property["items"])]),
         _ => match property.get("enum").and_then(|e| e.get(0)) {
             Some(first) => first.clone(),
+            // Text that is parsed (a cursor) holds a number.
+            None if property.get("x-text").is_some() => json!("1"),
             None => json!("x"),
         },
     }
@@ -17,7 +19,7 @@ fn sample(property: &Value) -> Value {
 
 #[test]
 fn every_schema_property_is_a_params_field_and_back() {
-    for e in &ENTRIES {
+    for e in ENTRIES {
         let schema = (e.schema)();
         let properties = schema["properties"]
             .as_object()
@@ -70,7 +72,7 @@ fn lenient_coercion_and_its_messages() {
     assert_eq!(p.limit, 5);
     assert!(p.peek);
     assert_eq!(p.channels, Some(vec!["one".to_owned()]));
-    assert_eq!(p.cursor.as_deref(), Some("7"));
+    assert_eq!(p.cursor, Some(7));
     assert_eq!(p.wait_seconds, 2);
     let err = |tool_args: Value| parse::<events::GetEvents>(Some(tool_args)).unwrap_err();
     assert_eq!(
@@ -161,7 +163,7 @@ fn refusals_read_back_as_written() {
 #[test]
 fn answers_tell_refusals_from_replies_that_carry_an_error() {
     let out = |value: Value| crate::client::ToolOutput {
-        result: json!({"content": [], "structuredContent": value, "isError": false}),
+        result: crate::mcp::tool_result(&value, false),
     };
     let removed = out(Refusal::WebhookNotFound { webhook_id: 3 }.to_value());
     assert_eq!(
@@ -205,4 +207,79 @@ fn strip_descriptions(schema: &mut Value) {
     } else if let Value::Array(items) = schema {
         items.iter_mut().for_each(strip_descriptions);
     }
+}
+
+#[test]
+fn get_events_reads_order_level_and_cursor_as_parsed_values() {
+    let p = parse::<events::GetEvents>(Some(json!({
+        "cursor": " 7 ", "order": "asc", "min_level": "info",
+    })))
+    .unwrap();
+    assert_eq!(
+        (p.cursor, p.order, p.min_level),
+        (
+            Some(7),
+            events::Order::Asc,
+            Some(crate::level::SignalLevel::Info)
+        )
+    );
+    let blank = parse::<events::GetEvents>(Some(json!({"cursor": " "}))).unwrap();
+    assert_eq!(blank.cursor, None, "a blank cursor is none");
+    let err = |tool_args: Value| {
+        parse::<events::GetEvents>(Some(tool_args))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        err(json!({"order": "up"})),
+        "order must be 'asc' or 'desc' (got 'up')"
+    );
+    assert_eq!(
+        err(json!({"min_level": "loud"})),
+        "min_level must be one of lifecycle, info, actionable (got 'loud')"
+    );
+    assert_eq!(
+        err(json!({"cursor": "abc"})),
+        "Invalid cursor 'abc': expected an event id; pass a next_cursor from an earlier reply, or omit cursor to read from the start"
+    );
+    assert_eq!(
+        err(json!({"cursor": "-1"})),
+        "Invalid cursor '-1': must not be negative"
+    );
+    assert_eq!(
+        err(json!({"wait_seconds": 61})),
+        "wait_seconds must be from 0 to 60 (got 61)"
+    );
+    // The checks keep their order: the limit before the order before the cursor.
+    assert_eq!(
+        err(json!({"limit": 0, "order": "up", "cursor": "x"})),
+        "limit must be from 1 to 1000 (got 0); page with next_cursor for more"
+    );
+    assert_eq!(
+        err(json!({"order": "up", "cursor": "x"})),
+        "order must be 'asc' or 'desc' (got 'up')"
+    );
+    // A client's typed params travel as the wire form.
+    let sent = events::GetParams {
+        cursor: Some(3),
+        order: events::Order::Asc,
+        min_level: Some(crate::level::SignalLevel::Actionable),
+        ..events::GetParams::default()
+    };
+    assert_eq!(
+        serde_json::to_value(&sent).unwrap(),
+        json!({"cursor": "3", "limit": 50, "order": "asc", "resume": false, "peek": false, "min_level": "actionable", "wait_seconds": 0})
+    );
+    let back: events::GetParams =
+        serde_json::from_value(serde_json::to_value(&sent).unwrap()).unwrap();
+    assert_eq!(back, sent);
+}
+
+#[test]
+fn bad_arguments_say_which_tool() {
+    let invalid = Invalid::of::<events::GetEvents>(ArgError::Order("up".into()));
+    assert_eq!(
+        invalid.to_string(),
+        "Invalid arguments for get_events: order must be 'asc' or 'desc' (got 'up')"
+    );
 }

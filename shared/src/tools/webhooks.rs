@@ -4,24 +4,24 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Params, Tool, check_len, check_opt_len, check_range};
+use super::{ArgError, Params, Tool, check_len, check_opt_len, check_range};
 use crate::wire::{DeliveryInfo, WebhookInfo};
 
 /// The most rows of a delivery log one call returns (all the hub keeps).
 pub const DELIVERIES_MAX: i64 = 1000;
 
 /// `webhook_id` is an id: not below zero.
-fn check_webhook_id(id: i64) -> Result<(), String> {
+fn check_webhook_id(id: i64) -> Result<(), ArgError> {
     if id < 0 {
-        return Err(format!("webhook_id must be a positive id (got {id})"));
+        return Err(ArgError::WebhookId(id));
     }
     Ok(())
 }
 
 /// `event_id` is an event's id: above zero.
-fn check_event_id(id: Option<i64>) -> Result<(), String> {
+fn check_event_id(id: Option<i64>) -> Result<(), ArgError> {
     match id {
-        Some(n) if n <= 0 => Err(format!("event_id must be a positive event id (got {n})")),
+        Some(n) if n <= 0 => Err(ArgError::EventId(n)),
         _ => Ok(()),
     }
 }
@@ -58,7 +58,7 @@ pub struct RegisterWebhookParams {
 }
 
 impl Params for RegisterWebhookParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_len("url", self.url.trim(), 2048)?;
         check_opt_len("channel", self.channel.as_ref(), 256)?;
         check_opt_len("secret", self.secret.as_ref(), 1024)
@@ -117,7 +117,7 @@ pub struct SetActiveParams {
 }
 
 impl Params for SetActiveParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_webhook_id(self.webhook_id)
     }
 }
@@ -138,7 +138,7 @@ pub struct WebhookParams {
 }
 
 impl Params for WebhookParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_webhook_id(self.webhook_id)
     }
 }
@@ -188,7 +188,7 @@ pub struct DeliveriesParams {
 }
 
 impl Params for DeliveriesParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_webhook_id(self.webhook_id)?;
         check_event_id(self.event_id)?;
         check_range("limit", self.limit, 1..=DELIVERIES_MAX, "")
@@ -224,7 +224,7 @@ pub struct RedeliverParams {
 }
 
 impl Params for RedeliverParams {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ArgError> {
         check_webhook_id(self.webhook_id)?;
         check_event_id(Some(self.event_id))
     }

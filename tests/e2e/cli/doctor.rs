@@ -18,7 +18,10 @@ fn doctor_checks_everything_and_says_how_to_fix_what_fails() {
     assert_ok(&out);
     for want in [
         format!("✓ hub reachable at {}", hub.url),
-        "✓ auth ok (no token needed)".to_owned(),
+        format!(
+            "✓ auth ok (token from {})",
+            hub.token_file().unwrap().display()
+        ),
         format!("✓ versions match ({})", shared::VERSION),
         "✓ publish → read round trip (event #".to_owned(),
         "- Claude Code: `claude` is not on PATH".to_owned(),

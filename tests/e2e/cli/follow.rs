@@ -30,6 +30,7 @@ impl Running {
     fn start(hub: &Hub, args: &[&str], read_stdout: bool) -> Self {
         let mut child = command("agent-event-bus-cli")
             .env("AGENT_EVENT_BUS_URL", &hub.url)
+            .envs(hub.client_env())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -286,4 +287,102 @@ fn events_wait_returns_with_an_event_or_no_events_at_the_deadline() {
     let page: Value = serde_json::from_str(waiter.stdout().trim()).unwrap();
     assert_eq!(page["events"][0]["id"].as_u64(), Some(id));
     assert_eq!(page["next_cursor"], id.to_string());
+}
+
+/// The ids of a `--json` follower's lines.
+fn ids_of(lines: &str) -> Vec<u64> {
+    lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn follow_shows_every_event_once_across_a_hub_restart() {
+    let mut hub = Hub::start();
+    let mut follower = Running::start(&hub, &["events", "--follow", "--json"], true);
+    follower.wait_stderr("Following events");
+    let before = hub.publish("x", "before", "1", "all");
+    follower.wait_stdout("\"event_type\": \"before\"");
+    hub.wait_long_polls(1);
+    hub.stop();
+    follower.wait_stderr("; retrying");
+    hub.restart_same_port();
+    let after = hub.publish("x", "after", "2", "all");
+    // A sentinel: once it is out, anything shown twice would be too.
+    let sentinel = hub.publish("x", "sentinel", "3", "all");
+    follower.wait_stdout("\"event_type\": \"sentinel\"");
+    assert_eq!(
+        ids_of(&follower.stdout()),
+        vec![before, after, sentinel],
+        "{}",
+        follower.stderr()
+    );
+    follower.signal(rustix::process::Signal::INT);
+    assert_eq!(follower.wait_exit(), 0, "{}", follower.stderr());
+}
+
+#[test]
+fn events_wait_rides_out_a_hub_restart() {
+    let mut hub = Hub::start();
+    hub.register("patient", Some("cc-p"));
+    let cli = Cli::new(&hub);
+    // Catch the session up, so only new events are pending.
+    assert_ok(&cli.run(&["events", "--session-id", "cc-p", "--resume"]));
+    let mut waiter = Running::start(
+        &hub,
+        &[
+            "events",
+            "--session-id",
+            "cc-p",
+            "--resume",
+            "--wait",
+            "600",
+            "--json",
+        ],
+        true,
+    );
+    hub.wait_long_polls(1);
+    hub.stop();
+    waiter.wait_stderr("; retrying");
+    hub.restart_same_port();
+    let id = hub.publish("x", "after_restart", "still waiting", "all");
+    assert_eq!(waiter.wait_exit(), 0, "{}", waiter.stderr());
+    let page: Value = serde_json::from_str(waiter.stdout().trim()).unwrap();
+    assert_eq!(support::page_ids(&page), vec![id], "{page}");
+    let stderr = waiter.stderr();
+    assert!(stderr.contains("hub not reachable at "), "{stderr}");
+    assert_eq!(stderr.matches("; retrying").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_filtered_wait_hears_its_own_sessions_end() {
+    let hub = Hub::start();
+    hub.register("leaving", Some("cc-l"));
+    // Far longer than the test waits: it can only end by hearing the end.
+    let mut waiter = Running::start(
+        &hub,
+        &[
+            "events",
+            "--session-id",
+            "cc-l",
+            "--channel",
+            "session:cc-l",
+            "--wait",
+            "3600",
+            "--json",
+        ],
+        true,
+    );
+    hub.wait_long_polls(1);
+    let ended = Cli::new(&hub).run(&["unregister", "--session-id", "cc-l"]);
+    assert_ok(&ended);
+    assert_eq!(waiter.wait_exit(), 1, "{}", waiter.stderr());
+    let reply: Value = serde_json::from_str(waiter.stdout().trim()).unwrap();
+    assert_eq!(reply["error"], "Session deleted", "{reply}");
+    assert_eq!(reply["session_deleted"], true, "{reply}");
 }

@@ -11,7 +11,9 @@
 //! - `webhooks`: the `webhook` commands.
 //! - `follow`: `events --follow` and `events --wait`, left running.
 //! - `doctor`: `doctor`'s checks and fixes.
+//! - `access`: `token`, `open`, and `doctor` on a missing or wrong credential.
 
+mod access;
 mod doctor;
 mod events;
 mod follow;

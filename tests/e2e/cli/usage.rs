@@ -99,13 +99,15 @@ fn unreachable_hub_exits_1_with_one_line_saying_where_and_how_to_start_it() {
 fn the_url_works_with_or_without_mcp_and_an_empty_env_means_the_default() {
     let hub = Hub::start();
     for url in [hub.url.clone(), hub.base(), format!("{}/", hub.base())] {
-        let out = Cli::at(&url).run(&["sessions"]);
+        let out = Cli::at(&url).with_credential(&hub).run(&["sessions"]);
         assert_ok(&out);
         assert_eq!(out.stdout, "No active sessions\n", "{url}");
     }
     // --url beats the environment.
     let closed = ClosedPort::new();
-    let out = Cli::at(&closed.url()).run(&["--url", &hub.base(), "channels"]);
+    let out = Cli::at(&closed.url())
+        .with_credential(&hub)
+        .run(&["--url", &hub.base(), "channels"]);
     assert_ok(&out);
     assert_eq!(out.stdout, "No active channels\n");
     // An empty AGENT_EVENT_BUS_URL means the default address. Run in a

@@ -9,7 +9,7 @@ fn webhook_commands_print_the_original_text() {
     let hub = Hub::start();
     // The global --url (before `webhook`) is the hub; `register --url` is the target.
     let closed = ClosedPort::new();
-    let cli = Cli::at(&closed.url());
+    let cli = Cli::at(&closed.url()).with_credential(&hub);
     let hub_url = hub.url.clone();
     let run = |args: &[&str]| {
         let mut all = vec!["--url", hub_url.as_str(), "webhook"];

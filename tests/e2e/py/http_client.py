@@ -1,17 +1,22 @@
-"""Drives the hub with the official Python MCP client over Streamable HTTP.
+"""Drives the hub with the official Python MCP client over Streamable HTTP,
+presenting the hub's token from AGENT_EVENT_BUS_TOKEN.
 
 Prints one JSON line with what it saw; the Rust test checks it.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import Client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 
 async def main(url: str) -> None:
-    async with Client(url) as client:
+    token = os.environ["AGENT_EVENT_BUS_TOKEN"]
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with Client(streamable_http_client(url, http_client=http)) as client:
         tools = await client.list_tools()
         reg = await client.call_tool("register_session", {"name": "py", "client_id": "py-1"})
         pub = await client.call_tool(

@@ -14,14 +14,16 @@ from mcp.client.stdio import stdio_client
 
 
 async def main(proxy: str, url: str) -> None:
-    params = StdioServerParameters(
-        command=proxy,
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "AGENT_EVENT_BUS_URL": url,
-            "AGENT_EVENT_BUS_SESSION_NAME": "python-client",
-        },
-    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AGENT_EVENT_BUS_URL": url,
+        "AGENT_EVENT_BUS_SESSION_NAME": "python-client",
+    }
+    # Where the proxy finds the hub's credential, as its user's would.
+    for name in ("AGENT_EVENT_BUS_TOKEN_FILE", "AGENT_EVENT_BUS_TOKEN"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    params = StdioServerParameters(command=proxy, env=env)
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             init = await session.initialize()

@@ -24,7 +24,7 @@ use crate::commands::hook::Recipe;
 use crate::output::note;
 
 /// The variables Codex passes to the proxy from its own environment.
-const ENV_VARS: [&str; 10] = [
+const ENV_VARS: [&str; 12] = [
     "TMUX",
     "TMUX_PANE",
     "ZELLIJ",
@@ -34,8 +34,9 @@ const ENV_VARS: [&str; 10] = [
     "TMPDIR",
     state::ENV_STATE_DIR,
     config::ENV_URL,
-    // The proxy's wake switch.
-    "AGENT_EVENT_BUS_WAKE",
+    config::ENV_TOKEN,
+    config::ENV_TOKEN_FILE,
+    shared::wake::ENV_WAKE,
 ];
 
 pub fn plan(ctx: &Context) -> Result<Vec<Edit>> {
