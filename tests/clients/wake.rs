@@ -133,6 +133,16 @@ fn wait_reach(hub: &Hub, session: &str, path: Path) {
     );
 }
 
+/// For the pane, waits out the proxy's cooldown since the last typed
+/// notice, so a wake is measured rather than the cooldown.
+fn past_cooldown(path: Path, last: Option<Instant>) {
+    if path == Path::Pane
+        && let Some(last) = last
+    {
+        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
+    }
+}
+
 /// p50 and p95 of `samples` (nearest rank), printed.
 fn report(what: &str, mut samples: Vec<Duration>) {
     if samples.is_empty() {
@@ -164,12 +174,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
 
     for n in 0..SAMPLES {
         let text = format!("wake-{}-{n}", path.name());
-        if path == Path::Pane
-            && let Some(last) = last
-        {
-            // Measure a wake, not the cooldown between two typed notices.
-            std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
-        }
+        past_cooldown(path, last);
         // The hook's `wait` reconnects after each turn.
         wait_reach(&hub, &me, path);
         let mark = tui.standin.count();
@@ -201,11 +206,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     // A person's half-typed line.
     tui.type_draft(DRAFT);
     let text = format!("draft-{}", path.name());
-    if path == Path::Pane
-        && let Some(last) = last
-    {
-        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
-    }
+    past_cooldown(path, last);
     wait_reach(&hub, &me, path);
     let mark = tui.standin.count();
     let (id, _) = message(&hub, &from, &me, &text);
@@ -250,11 +251,7 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
     // Waking never consumed: woken once more, the agent reads with
     // resume=true and gets every direct message it has not read. (No text
     // is typed here: a notice the proxy types could interleave with it.)
-    if path == Path::Pane
-        && let Some(last) = last
-    {
-        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
-    }
+    past_cooldown(path, last);
     wait_reach(&hub, &me, path);
     let mark = tui.standin.count();
     tui.standin.fetch_next();

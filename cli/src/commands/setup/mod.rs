@@ -66,6 +66,10 @@ pub struct Context {
     /// The token, when one was given (the server's environment only; never
     /// on a command line).
     pub token: Option<String>,
+    /// The token file named in the environment, when one is: some clients
+    /// (Gemini CLI) drop variables that look like secrets from what their
+    /// MCP servers inherit, so the server's own environment carries it.
+    pub token_file: Option<String>,
 }
 
 impl Context {
@@ -88,7 +92,7 @@ impl Context {
         argv
     }
 
-    /// The MCP server's environment: the hub and token `setup` was given.
+    /// The MCP server's environment: the hub and credential `setup` was given.
     pub fn server_env(&self) -> Map<String, Value> {
         let mut env = Map::new();
         if let Some(url) = &self.url {
@@ -96,6 +100,9 @@ impl Context {
         }
         if let Some(token) = &self.token {
             env.insert(config::ENV_TOKEN.to_owned(), json!(token));
+        }
+        if let Some(file) = &self.token_file {
+            env.insert(config::ENV_TOKEN_FILE.to_owned(), json!(file));
         }
         env
     }
@@ -218,6 +225,7 @@ pub fn setup(args: &SetupArgs, global: &Global) -> Result<ExitCode> {
         proxy,
         url,
         token: global.token.clone(),
+        token_file: config::non_empty_env(config::ENV_TOKEN_FILE),
     };
     let edits = match args.client {
         Client::ClaudeCode => claude::plan(&ctx)?,
