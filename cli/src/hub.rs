@@ -32,6 +32,13 @@ impl Hub {
         &self.client
     }
 
+    /// Sends `session_id`'s key (from its key file, when this user has
+    /// one) with every call from now on, so calls acting as that session
+    /// are its own.
+    pub fn act_as(&self, session_id: &str) {
+        self.client.set_session_key(shared::keys::load(session_id));
+    }
+
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
     /// transport failures are errors.
     pub async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {

@@ -16,7 +16,8 @@
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
 //! - [`hub`]: the connection: typed tool calls, timeouts.
-//! - [`session`]: which session a command acts for (flag, env, ancestor PIDs).
+//! - [`session`]: which session a command acts for (flag, env, ancestor
+//!   PIDs), and its key from the key file.
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,

@@ -2,7 +2,8 @@
 //! `AGENT_EVENT_BUS_SESSION_ID`), else `CLAUDE_CODE_SESSION_ID`, else the
 //! session on this machine whose client process is one of our ancestors —
 //! so a hook run by an agent acts as that agent's proxy session and one
-//! agent never becomes two sessions.
+//! agent never becomes two sessions. The session's key comes from its key
+//! file ([`shared::keys`]), which only this user can read.
 
 use anyhow::Result;
 use clap::Args;
@@ -43,7 +44,8 @@ impl Found {
 
 impl SessionArg {
     /// The session id to act for, if any; asks the hub only when neither
-    /// the flag nor the environment names one.
+    /// the flag nor the environment names one. The session's key, when this
+    /// user has its key file, goes with every later call of `hub`.
     pub async fn resolve(&self, hub: &Hub) -> Result<Option<Found>> {
         let given = self
             .session_id
@@ -52,14 +54,17 @@ impl SessionArg {
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
             .or_else(|| config::non_empty_env(config::ENV_CLAUDE_SESSION_ID));
-        if let Some(id) = given {
-            return Ok(Some(Found::Given(id)));
-        }
-        let sessions = hub.sessions().await?;
-        Ok(
+        let found = if let Some(id) = given {
+            Some(Found::Given(id))
+        } else {
+            let sessions = hub.sessions().await?;
             nearest_ancestor(sessions, &config::hostname(), &shared::procs::ancestors())
-                .map(|s| Found::Ancestor(Box::new(s))),
-        )
+                .map(|s| Found::Ancestor(Box::new(s)))
+        };
+        if let Some(found) = &found {
+            hub.act_as(found.id());
+        }
+        Ok(found)
     }
 
     /// [`SessionArg::resolve`], as a plain id.
@@ -109,6 +114,7 @@ mod tests {
             client_pid: pid,
             lease_seconds: None,
             push: Vec::new(),
+            keyed: false,
         }
     }
 

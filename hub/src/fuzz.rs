@@ -1,15 +1,19 @@
 //! Property tests, a fuzzer that runs on stable: random bytes and random
 //! but well-formed JSON-RPC calls through the hub's own dispatch (a real
-//! store in a temp dir), and random JSON values through the argument
+//! store in a temp dir), random calls naming a keyed session with no key,
+//! a wrong one or its own, and random JSON values through the argument
 //! coercion. The access check's target (random headers, peers and paths)
-//! lives beside its rules, in `auth`, and runs through [`fuzz`] too. A crash, a 5xx, a reply that is not JSON-RPC or an internal
-//! error fails them (and proptest shrinks the input it found).
+//! lives beside its rules, in `auth`, and runs through [`fuzz`] too. A
+//! crash, a 5xx, a reply that is not JSON-RPC or an internal error fails
+//! them, and so does any change to the keyed session (its row, its claims,
+//! an event attributed to it) by a call without its key (proptest shrinks
+//! the input it found).
 //!
 //! `FUZZ_CASES` sets the inputs per property (64 by default, as `make test`
 //! runs them); `FUZZ_SECONDS` instead runs each for that long (`make fuzz`).
 //! Each prints how many inputs it ran.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -19,9 +23,10 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::caller::Caller;
 use crate::delivery::Delivery;
 use crate::state::Bus;
-use crate::store::Store;
+use crate::store::{ClaimRecord, EventQuery, SessionRecord, Store};
 
 /// Tools left out: they reach outside the process (a webhook ping, a
 /// desktop notification).
@@ -96,14 +101,92 @@ impl Hub {
 
     /// POSTs `body` as `/mcp` does: (status, body).
     fn post(&self, body: &[u8]) -> (u16, Vec<u8>) {
+        self.post_as(&Caller::internal(), body)
+    }
+
+    /// POSTs `body` as `/mcp` does for `caller`: (status, body).
+    fn post_as(&self, caller: &Caller, body: &[u8]) -> (u16, Vec<u8>) {
         self.rt.block_on(async {
-            match crate::mcp::answer(&self.bus, &crate::caller::Caller::internal(), body).await {
+            match crate::mcp::answer(&self.bus, caller, body).await {
                 crate::mcp::Answer::Message { status, body } => {
                     (status.as_u16(), body.into_bytes())
                 }
                 crate::mcp::Answer::Accepted => (202, Vec::new()),
             }
         })
+    }
+}
+
+/// A keyed session the fuzzed calls aim at.
+#[derive(Debug, Clone)]
+struct Keyed {
+    id: String,
+    client_id: String,
+    key: String,
+}
+
+/// What a call without the key must leave as it was: the session's row,
+/// its claims, and the newest event id (no event may be attributed to it
+/// after it).
+#[derive(Debug, PartialEq)]
+struct Held {
+    session: Option<SessionRecord>,
+    claims: Vec<ClaimRecord>,
+    tip: u64,
+}
+
+impl Hub {
+    /// Registers a new keyed session through dispatch, as a client would.
+    fn keyed(&self, n: u64) -> Keyed {
+        let client_id = format!("fuzz-keyed-{n}");
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "register_session",
+            "arguments": {"name": "keyed", "client_id": client_id, "lease_seconds": 3600, "key": true},
+        }});
+        let (_, body) = self.post(call.to_string().as_bytes());
+        let reply: Value = serde_json::from_slice(&body).expect("a JSON-RPC reply");
+        let registered = &reply["result"]["structuredContent"];
+        Keyed {
+            id: registered["session_id"].as_str().expect("an id").to_owned(),
+            client_id,
+            key: registered["session_key"]
+                .as_str()
+                .expect("a key")
+                .to_owned(),
+        }
+    }
+
+    fn held(&self, id: &str) -> Held {
+        let id = id.to_owned();
+        self.rt
+            .block_on(self.bus.store.read(move |snap| {
+                let claims = snap
+                    .claims("")?
+                    .into_iter()
+                    .filter(|c| c.session_id == id)
+                    .collect();
+                Ok(Held {
+                    session: snap.session(&id)?,
+                    claims,
+                    tip: snap.tip()?,
+                })
+            }))
+            .expect("the store reads")
+    }
+
+    /// Events after `tip` attributed to session `id`.
+    fn attributed_after(&self, id: &str, tip: u64) -> usize {
+        let id = id.to_owned();
+        self.rt
+            .block_on(self.bus.store.read(move |snap| {
+                let page = snap.event_page(&EventQuery {
+                    after: Some(tip),
+                    limit: 1000,
+                    ..EventQuery::default()
+                })?;
+                Ok(page.events.iter().filter(|e| e.session_id == id).count())
+            }))
+            .expect("the store reads")
     }
 }
 
@@ -265,6 +348,70 @@ fn fuzz_json_rpc_calls_through_dispatch() {
         let (status, reply) = hub.post(request.to_string().as_bytes());
         check_reply(status, &reply)
     });
+}
+
+/// A `tools/call` aimed at the keyed session (`session_id`, `client_id`,
+/// or as generated), sent with no key, a wrong key, or its key.
+fn keyed_call() -> impl Strategy<Value = (Value, u8, u8)> {
+    (rpc_request(), 0u8..3, 0u8..3)
+}
+
+#[test]
+fn fuzz_calls_with_and_without_keys() {
+    let hub = Hub::new();
+    let made = Mutex::new(0u64);
+    let keyed = Mutex::new(hub.keyed(0));
+    fuzz(
+        "calls with and without keys",
+        keyed_call(),
+        |(mut request, aim, key)| {
+            let target = keyed.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            if let Some(Value::Object(args)) = request.pointer_mut("/params/arguments") {
+                match aim {
+                    0 => {
+                        args.insert("session_id".into(), json!(target.id));
+                    }
+                    1 => {
+                        args.insert("client_id".into(), json!(target.client_id));
+                        args.remove("machine");
+                    }
+                    _ => {}
+                }
+            }
+            let caller = Caller {
+                session_key: match key {
+                    0 => None,
+                    1 => Some("not-the-key".to_owned()),
+                    _ => Some(target.key.clone()),
+                },
+                ..Caller::internal()
+            };
+            let before = hub.held(&target.id);
+            let (status, reply) = hub.post_as(&caller, request.to_string().as_bytes());
+            check_reply(status, &reply)?;
+            let after = hub.held(&target.id);
+            if key < 2 {
+                prop_assert_eq!(
+                    &after.session,
+                    &before.session,
+                    "{}",
+                    String::from_utf8_lossy(&reply)
+                );
+                prop_assert_eq!(&after.claims, &before.claims);
+                prop_assert_eq!(hub.attributed_after(&target.id, before.tip), 0);
+            } else if after
+                .session
+                .as_ref()
+                .is_none_or(|s| s.key_hash.is_none() || s.is_deleted())
+            {
+                // Its own key ended it (or unkeyed it): aim at a fresh one.
+                let mut n = made.lock().unwrap_or_else(PoisonError::into_inner);
+                *n += 1;
+                *keyed.lock().unwrap_or_else(PoisonError::into_inner) = hub.keyed(*n);
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]

@@ -34,6 +34,8 @@
 //!   attempt does to its health (410, the disable window), the
 //!   private-address policy.
 //! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`keys`]: session keys — whether a call may act as a session (the one
+//!   place that decides), minting, hashing.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
 //! - [`sweeper`]: ends lapsed leases and idle sessions.
@@ -53,6 +55,7 @@ pub mod egress;
 pub mod http;
 pub mod import;
 pub mod json;
+pub mod keys;
 pub mod mcp;
 pub mod names;
 pub mod server;

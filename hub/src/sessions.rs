@@ -6,6 +6,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use shared::tools::Refusal;
+
+use crate::keys::Presented;
 use crate::state::Bus;
 use crate::store::{Durability, LiveSession, NewEvent, SessionRecord, StoreError, Tx};
 
@@ -106,22 +109,37 @@ pub fn process_gone(hostname: &str, session: &SessionRecord) -> bool {
     !session.is_deleted() && watched_pid(hostname, session).is_some_and(|pid| !pid_alive(pid))
 }
 
-/// Records activity: refreshes the heartbeat and renews a lease, unless the
-/// last heartbeat is under a second old. Returns the session (an ended one
-/// untouched), or `None` when there is no such session.
-pub fn touch(tx: &mut Tx<'_>, id: &str, now_ms: i64) -> Result<Option<SessionRecord>, StoreError> {
+/// What [`touch`] found: the session (`None`: there is no such session),
+/// or why the call may not act as it.
+pub type Touched = Result<Option<SessionRecord>, Refusal>;
+
+/// Records activity of a call acting as session `id`: refreshes the
+/// heartbeat and renews a lease, unless the last heartbeat is under a
+/// second old. A keyed session is touched only by a call that presented
+/// its key (`key`); any other gets the refusal, and nothing changes, so
+/// naming a session never keeps it alive. Returns the session (an ended
+/// one untouched), or `None` when there is no such session.
+pub fn touch(
+    tx: &mut Tx<'_>,
+    id: &str,
+    key: &Presented,
+    now_ms: i64,
+) -> Result<Touched, StoreError> {
     let Some(mut session) = tx.session(id)? else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
+    if let Err(refusal) = key.may_act_as(&session) {
+        return Ok(Err(refusal));
+    }
     if session.is_deleted() {
-        return Ok(Some(session));
+        return Ok(Ok(Some(session)));
     }
     if now_ms - session.last_heartbeat >= TOUCH_EVERY_MS {
         session.last_heartbeat = now_ms;
         renew_lease(&mut session, now_ms);
         tx.put_session(&session)?;
     }
-    Ok(Some(session))
+    Ok(Ok(Some(session)))
 }
 
 /// Gives every live leased session a full term from `now_ms` (after the
@@ -148,7 +166,10 @@ pub fn fresh_terms(tx: &mut Tx<'_>, now_ms: i64) -> Result<usize, StoreError> {
 }
 
 /// Ends a session: marks it deleted, publishes `session_unregistered` with
-/// why, and ends its claims in the same transaction.
+/// why, and ends its claims in the same transaction. A session its owner
+/// unregistered is over, and its key goes with it: registering by its
+/// `client_id` later starts afresh. One that lapsed or idled out keeps its
+/// key, so only its owner can bring it back.
 pub fn end_session(
     tx: &mut Tx<'_>,
     mut session: SessionRecord,
@@ -156,6 +177,9 @@ pub fn end_session(
     reason: EndReason,
 ) -> Result<SessionRecord, StoreError> {
     session.deleted_at = Some(now_ms);
+    if reason == EndReason::Unregistered {
+        session.key_hash = None;
+    }
     tx.put_session(&session)?;
     tx.append_system_event(NewEvent::system(
         "session_unregistered",
@@ -258,220 +282,4 @@ pub async fn idle_sessions(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::testing::oldest_events;
-    use crate::store::{ClaimRecord, Store};
-
-    fn session(id: &str, lease_seconds: Option<u64>, last_heartbeat: i64) -> SessionRecord {
-        SessionRecord {
-            id: id.into(),
-            display_id: format!("d-{id}"),
-            name: format!("n-{id}"),
-            machine: "m".into(),
-            cwd: "/".into(),
-            repo: "r".into(),
-            registered_at: 0,
-            last_heartbeat,
-            client_id: None,
-            last_cursor: None,
-            deleted_at: None,
-            client_pid: None,
-            lease_seconds,
-            lease_deadline: lease_seconds.map(|l| lease_deadline(last_heartbeat, l)),
-            push: Vec::new(),
-        }
-    }
-
-    /// A store holding `sessions`.
-    async fn store_with(sessions: Vec<SessionRecord>) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data.redb")).unwrap();
-        store
-            .write(Durability::Durable, move |tx| {
-                sessions.iter().try_for_each(|s| tx.put_session(s))
-            })
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
-    async fn get(store: &Store, id: &str) -> SessionRecord {
-        let id = id.to_owned();
-        store.read(move |s| s.session(&id)).await.unwrap().unwrap()
-    }
-
-    #[test]
-    fn a_lease_runs_its_seconds_from_now() {
-        assert_eq!(lease_deadline(1_000, 30), 31_000);
-        assert_eq!(lease_deadline(i64::MAX - 5, 86_400), i64::MAX);
-        let mut leased = session("a", Some(60), 0);
-        renew_lease(&mut leased, 10_000);
-        assert_eq!(leased.lease_deadline, Some(70_000));
-        let mut plain = session("b", None, 0);
-        renew_lease(&mut plain, 10_000);
-        assert_eq!(plain.lease_deadline, None);
-    }
-
-    #[tokio::test]
-    async fn touching_renews_heartbeat_and_lease_at_most_once_a_second() {
-        let mut ended = session("gone", Some(30), 0);
-        ended.deleted_at = Some(1);
-        let (_dir, store) = store_with(vec![session("a", Some(30), 0), ended]).await;
-        let seen = store
-            .write(Durability::Lazy, |tx| {
-                Ok((
-                    touch(tx, "a", 500)?.map(|s| s.last_heartbeat),
-                    touch(tx, "gone", 9_000)?.map(|s| s.last_heartbeat),
-                    touch(tx, "nobody", 9_000)?.is_none(),
-                ))
-            })
-            .await
-            .unwrap();
-        assert_eq!(seen, (Some(0), Some(0), true));
-        store
-            .write(Durability::Lazy, |tx| touch(tx, "a", 5_000))
-            .await
-            .unwrap();
-        let a = get(&store, "a").await;
-        assert_eq!((a.last_heartbeat, a.lease_deadline), (5_000, Some(35_000)));
-        assert_eq!(
-            get(&store, "gone").await.last_heartbeat,
-            0,
-            "an ended session stays as it ended"
-        );
-    }
-
-    #[tokio::test]
-    async fn ending_a_session_says_why_and_releases_its_claims() {
-        let (_dir, store) = store_with(vec![session("a", Some(30), 0)]).await;
-        store
-            .write(Durability::Durable, |tx| {
-                tx.put_claim(&ClaimRecord {
-                    claim_id: 1,
-                    resource: "file:r/x.rs".into(),
-                    session_id: "a".into(),
-                    exclusive: true,
-                    note: None,
-                    since: 0,
-                })?;
-                let a = tx.session("a")?.unwrap();
-                end_session(tx, a, 42_000, EndReason::LeaseExpired)
-            })
-            .await
-            .unwrap();
-        assert_eq!(get(&store, "a").await.deleted_at, Some(42_000));
-        let events = oldest_events(&store, 10).await;
-        let said: Vec<(&str, &str, &str)> = events
-            .iter()
-            .map(|e| {
-                (
-                    e.event_type.as_str(),
-                    e.channel.as_str(),
-                    e.payload.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            said,
-            [
-                (
-                    "session_unregistered",
-                    "all",
-                    "n-a ended on m (lease expired)"
-                ),
-                (
-                    "claim_released",
-                    "repo:r",
-                    "n-a released file:r/x.rs (lease lapsed)"
-                ),
-            ]
-        );
-        let left = store.read(|s| s.claims("")).await.unwrap();
-        assert!(left.is_empty(), "{left:?}");
-    }
-
-    /// The sweep's candidates are checked again where they are ended: a
-    /// lease renewed meanwhile, or a lease taken, keeps a session alive.
-    #[tokio::test]
-    async fn only_sessions_still_due_are_ended() {
-        let (_dir, store) = store_with(vec![
-            session("lapsed", Some(10), 0),
-            session("renewed", Some(10), 55_000),
-            session("idle", None, 0),
-            session("busy", None, 55_000),
-        ])
-        .await;
-        let ended = store
-            .write(Durability::Durable, |tx| {
-                let all = || {
-                    ["lapsed", "renewed", "idle", "busy"]
-                        .map(String::from)
-                        .to_vec()
-                };
-                Ok((
-                    end_due(tx, all(), EndReason::LeaseExpired, 60_000, 30_000)?,
-                    end_due(tx, all(), EndReason::Idle, 60_000, 30_000)?,
-                ))
-            })
-            .await
-            .unwrap();
-        assert_eq!(ended, (1, 1));
-        for (id, gone) in [
-            ("lapsed", true),
-            ("renewed", false),
-            ("idle", true),
-            ("busy", false),
-        ] {
-            assert_eq!(get(&store, id).await.is_deleted(), gone, "{id}");
-        }
-    }
-
-    #[tokio::test]
-    async fn fresh_terms_only_move_deadlines_later() {
-        let (_dir, store) = store_with(vec![
-            session("short", Some(10), 0),
-            session("long", Some(3_600), 200_000),
-            session("plain", None, 0),
-        ])
-        .await;
-        let moved = store
-            .write(Durability::Durable, |tx| fresh_terms(tx, 100_000))
-            .await
-            .unwrap();
-        assert_eq!(moved, 1);
-        assert_eq!(get(&store, "short").await.lease_deadline, Some(110_000));
-        assert_eq!(get(&store, "long").await.lease_deadline, Some(3_800_000));
-        assert_eq!(get(&store, "plain").await.lease_deadline, None);
-    }
-
-    #[test]
-    fn a_local_session_without_a_lease_is_watched_through_its_process() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        let with_pid = |pid: u32, lease: Option<u64>, machine: &str| SessionRecord {
-            client_pid: Some(pid),
-            machine: machine.into(),
-            ..session("a", lease, 0)
-        };
-        assert!(process_gone("m", &with_pid(dead, None, "m")));
-        assert!(!process_gone("m", &with_pid(std::process::id(), None, "m")));
-        assert!(
-            !process_gone("m", &with_pid(dead, Some(30), "m")),
-            "a lease rules"
-        );
-        assert!(
-            !process_gone("m", &with_pid(dead, None, "elsewhere")),
-            "not ours to check"
-        );
-        let numeric_client = SessionRecord {
-            client_id: Some(dead.to_string()),
-            ..session("b", None, 0)
-        };
-        assert!(
-            process_gone("m", &numeric_client),
-            "a numeric client id is a pid"
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,9 @@
 //! Tool calls and tool lists, forwarded to the hub: fills in `session_id`,
-//! routes the agent's own register/unregister through [`Presence`], shows
-//! `notify` on this machine (where the human is), and turns a hub that
-//! cannot be reached into a tool error the agent can act on.
+//! refuses a call that names another session (the bus acts only as this
+//! proxy's session, whose key the hub client sends), routes the agent's
+//! own register/unregister through [`Presence`], shows `notify` on this
+//! machine (where the human is), and turns a hub that cannot be reached
+//! into a tool error the agent can act on.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,10 @@ impl Forwarder {
         } else {
             // The first tool call registers at once, so it can carry the id.
             let own = self.presence.session_id().await;
+            if let Some(refused) = self.someone_else(name, &args, own.as_deref()).await {
+                tracing::debug!(tool = name, "refused a call naming another session");
+                return refused;
+            }
             match name {
                 UnregisterSession::NAME => self.unregister(args, own).await,
                 PublishEvent::NAME => {
@@ -133,45 +139,64 @@ impl Forwarder {
         self.hub.call_tool(name, Value::Object(args)).await
     }
 
-    /// `unregister_session`: of our own session (no ids given, our id, or
-    /// our `client_id`) it is honoured and remembered; of another session it
-    /// is forwarded, with our machine when only a `client_id` is given.
+    /// `unregister_session` of our own session (no ids given, our id, or
+    /// our `client_id`; [`Forwarder::someone_else`] refused any other):
+    /// honoured and remembered.
     async fn unregister(
         &self,
         mut args: Map<String, Value>,
         own: Option<String>,
     ) -> Result<ToolOutput, ClientError> {
+        let Some(id) = own else {
+            return Err(ClientError::Tool(
+                "this proxy has no session on the bus yet, so there is nothing to unregister"
+                    .to_owned(),
+            ));
+        };
+        args.remove("client_id");
+        args.remove("machine");
+        self.presence.unregister_for_agent(&id, args).await
+    }
+
+    /// The refusal of a call that names a session other than ours (`own`):
+    /// through the proxy the bus acts only as the proxy's own session, which
+    /// is the one whose key it sends. `None` for a call that names no other.
+    async fn someone_else(
+        &self,
+        tool: &str,
+        args: &Map<String, Value>,
+        own: Option<&str>,
+    ) -> Option<Value> {
         let given = |key: &str| {
             args.get(key)
                 .and_then(Value::as_str)
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned)
         };
-        let (session_id, client_id) = (given("session_id"), given("client_id"));
-        let identity = self.presence.identity_snapshot().await;
-        let ours = match (&session_id, &client_id) {
-            (None, None) => true,
-            (Some(id), _) => own.as_deref() == Some(id.as_str()),
-            (None, Some(client)) => {
-                *client == identity.client_id
-                    && given("machine").is_none_or(|m| m == identity.machine)
-            }
-        };
-        match own {
-            Some(id) if ours => {
-                args.remove("client_id");
-                args.remove("machine");
-                self.presence.unregister_for_agent(&id, args).await
-            }
-            _ => {
-                if session_id.is_none() && client_id.is_some() && given("machine").is_none() {
-                    args.insert("machine".into(), json!(identity.machine));
-                }
-                self.hub
-                    .call_tool(UnregisterSession::NAME, Value::Object(args))
-                    .await
+        let ours = own.unwrap_or("none yet");
+        if let Some(id) = given("session_id")
+            && Some(id) != own
+        {
+            return Some(shared::mcp::tool_error(&format!(
+                "{tool}: session_id {id} is not this session's ({ours}). Through this proxy the bus \
+                 acts only as its own session: omit session_id and the proxy fills it in. To \
+                 message session {id}, publish to channel session:{id}."
+            )));
+        }
+        if tool == UnregisterSession::NAME
+            && given("session_id").is_none()
+            && let Some(client) = given("client_id")
+        {
+            let identity = self.presence.identity_snapshot().await;
+            if client != identity.client_id
+                || given("machine").is_some_and(|m| m != identity.machine)
+            {
+                return Some(shared::mcp::tool_error(&format!(
+                    "{tool}: client_id {client} is not this session's. Through this proxy the bus \
+                     acts only as its own session ({ours}): call {tool} with no ids to end it."
+                )));
             }
         }
+        None
     }
 }
 

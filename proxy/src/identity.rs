@@ -62,7 +62,8 @@ impl Identity {
     }
 
     /// `register_session` arguments for this identity, with the push
-    /// routes it can be reached by now.
+    /// routes it can be reached by now, asking for a session key (the
+    /// proxy always keys its session).
     pub fn register_params(&self, push: &[String]) -> RegisterParams {
         RegisterParams {
             name: self.name.clone(),
@@ -72,6 +73,7 @@ impl Identity {
             lease_seconds: Some(i64::try_from(self.lease_seconds).unwrap_or(i64::MAX)),
             client_pid: Some(i64::from(self.client_pid)),
             push: Some(push.to_vec()),
+            key: Some(true),
         }
     }
 }

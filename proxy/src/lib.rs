@@ -10,10 +10,12 @@
 //! # Layout
 //! - [`server`]: the rmcp `ServerHandler` — `initialize`, tools, the guide.
 //! - [`forward`]: tool calls and lists forwarded to the hub; `session_id`
-//!   filled in; the hub-down error.
+//!   filled in, and a call naming another session refused; the hub-down
+//!   error.
 //! - [`identity`]: name, machine, cwd, `client_id`, client PID and lease.
-//! - [`presence`]: the session's phases — lazy registration, lease renewal,
-//!   re-registration, unregistering on exit; `presence::agent`, the agent's
+//! - [`presence`]: the session's phases — lazy registration (keyed: the
+//!   key sent on every call and kept in a key file for hooks), lease
+//!   renewal, re-registration, unregistering on exit; `presence::agent`, the agent's
 //!   own `register_session`/`unregister_session` of that session.
 //! - [`push`]: events pushed into the session — channel notifications and
 //!   desktop notices; [`push::poll`], the long-poll between renewals that

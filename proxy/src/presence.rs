@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use shared::client::follow::Backoff;
-use shared::tools::sessions::{RegisterSession, Registered, UnregisterParams, UnregisterSession};
+use shared::tools::sessions::{Registered, UnregisterParams, UnregisterSession};
 use shared::tools::{Answer, Refusal};
-use shared::{ClientError, HubClient, ToolOutput};
+use shared::{ClientError, HubClient};
 use tokio::sync::Notify;
 
 use crate::Config;
@@ -148,8 +148,21 @@ impl Presence {
             state.renewed_at = Some(Instant::now());
             state.failures = 0;
         }
+        // A session replaced by another (the hub had lost it) leaves no key
+        // file behind.
+        let replaced = match (&state.phase, &phase) {
+            (Phase::Registered(old) | Phase::Released(old), Phase::Registered(new))
+                if old != new =>
+            {
+                Some(old.clone())
+            }
+            _ => None,
+        };
         state.phase = phase;
         drop(state);
+        if let Some(old) = replaced {
+            shared::keys::remove(&old);
+        }
         self.wake.notify_one();
     }
 
@@ -254,16 +267,22 @@ impl Presence {
             .call_within::<UnregisterSession>(&params, ROUND_TRIP)
             .await
         {
-            Ok(Ok(_)) => tracing::info!(session_id = %id, "unregistered"),
+            Ok(Ok(_)) => {
+                tracing::info!(session_id = %id, "unregistered");
+                shared::keys::remove(&id);
+            }
             Ok(Err(Refusal::SessionDeleted(_))) => {
                 tracing::info!(session_id = %id, "the session had already ended");
+                shared::keys::remove(&id);
             }
             Ok(Err(refusal)) => tracing::warn!(session_id = %id, %refusal, "unregister refused"),
             Err(e) => tracing::warn!(session_id = %id, "cannot unregister: {e}"),
         }
     }
 
-    /// One `register_session` with this identity (it also renews the lease).
+    /// One `register_session` with this identity (it also renews the
+    /// lease), keyed: the hub client sends the session's key from then on,
+    /// and its key file holds it for hooks.
     async fn register(&self, identity: &Identity) -> Result<String, RegisterError> {
         if self.phase() == Phase::Closed {
             return Err(RegisterError::Closed);
@@ -274,11 +293,9 @@ impl Presence {
             _ => identity.client_id.clone(),
         };
         let push = self.pusher.routes(&id).await;
-        let answer = self
-            .hub
-            .call_within::<RegisterSession>(&identity.register_params(&push), ROUND_TRIP)
-            .await;
-        let registered = registered_from(answer)?;
+        let registered = registered(
+            shared::keys::register(&self.hub, &identity.register_params(&push), ROUND_TRIP).await,
+        )?;
         self.note_cursor(&registered);
         Ok(registered.session_id)
     }
@@ -423,18 +440,13 @@ impl Presence {
     }
 }
 
-/// A `register_session` reply read as the contract writes it, or why the
-/// hub gave no session.
-fn registered(out: &ToolOutput) -> Result<Registered, RegisterError> {
-    registered_from(out.answer::<RegisterSession>())
-}
-
-/// [`registered`], from the typed call's answer.
-fn registered_from(
+/// A `register_session` answer as a session, or why the hub gave none.
+fn registered(
     answer: Result<Answer<Registered>, ClientError>,
 ) -> Result<Registered, RegisterError> {
     match answer {
         Ok(Ok(registered)) => Ok(registered),
+        Ok(Err(Refusal::SessionKeyed { hint, .. })) => Err(RegisterError::Refused(hint)),
         Ok(Err(refusal)) => Err(RegisterError::Refused(refusal.to_string())),
         Err(ClientError::Tool(text)) => Err(RegisterError::Refused(text)),
         Err(e) => Err(e.into()),

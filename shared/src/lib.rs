@@ -21,6 +21,8 @@
 //! - [`client`]: [`HubClient`], one `POST /mcp` per call;
 //!   [`client::follow`], the long-poll follower every client shares.
 //! - [`state`]: the private per-user state directory the CLI and proxy share.
+//! - [`keys`]: session keys on this machine — the key files hooks read, and
+//!   registering with a key.
 //! - [`wake`]: the terminal wake files in it (turn state, hand-mapped panes)
 //!   and the wake switch.
 //! - [`procs`]: the local process tree (parents, ancestors, environment).
@@ -34,6 +36,7 @@ pub mod client;
 pub mod coerce;
 pub mod config;
 pub mod cursor;
+pub mod keys;
 pub mod level;
 pub mod listener;
 pub mod mcp;

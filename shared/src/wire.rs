@@ -57,6 +57,10 @@ pub struct SessionInfo {
     /// and CLI report: a capability, not a delivery guarantee.
     #[serde(default)]
     pub push: Vec<String>,
+    /// Calls acting as it need its session key (it registered with
+    /// `key: true`); its key is never shown.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// A channel and how many live sessions are implicitly in it.

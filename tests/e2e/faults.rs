@@ -70,7 +70,11 @@ fn a_stalled_hub_gives_live_leases_a_fresh_term_and_still_ends_dead_ones() {
     });
     // ...and by then the live one has renewed: a sentinel published after
     // proves nothing ended it in between.
-    let sentinel = hub.publish(&alive_id, "sentinel", "after the stall", "all");
+    let sentinel = alive.call_ok(
+        "publish_event",
+        json!({"event_type": "sentinel", "payload": "after the stall"}),
+    )["event_id"]
+        .clone();
     let seen = events(&hub);
     assert!(
         seen.iter().any(|e| e["id"] == sentinel),

@@ -15,6 +15,7 @@ mod import;
 mod inbox;
 mod input;
 mod interop;
+mod keys;
 mod limits;
 mod proxies;
 mod proxy;

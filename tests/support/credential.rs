@@ -20,15 +20,23 @@ impl Hub {
 
     /// The environment that lets one of our binaries find this hub's
     /// credential as its user's clients do: the token file, or the token
-    /// the hub was given.
+    /// the hub was given. It also gives them a private state directory of this hub's, so key
+    /// files and waiter locks never land in the user's own.
     pub fn client_env(&self) -> Vec<(String, String)> {
-        match &self.token_file {
-            Some(file) => vec![(
+        let state = self.dir.path().join("client-state");
+        shared::state::dir(Some(&state)).expect("a private state directory");
+        let mut env = vec![(
+            shared::state::ENV_STATE_DIR.to_owned(),
+            state.display().to_string(),
+        )];
+        env.push(match &self.token_file {
+            Some(file) => (
                 shared::config::ENV_TOKEN_FILE.to_owned(),
                 file.display().to_string(),
-            )],
-            None => vec![(shared::config::ENV_TOKEN.to_owned(), self.token.clone())],
-        }
+            ),
+            None => (shared::config::ENV_TOKEN.to_owned(), self.token.clone()),
+        });
+        env
     }
 
     /// A typed client for this hub, presenting its credential.

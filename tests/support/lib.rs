@@ -6,6 +6,9 @@
 //!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
+//! - [`fresh`]: refusing a binary older than its sources.
+//! - [`keys`]: a private state directory for key files; clients that
+//!   present a session's key.
 //! - [`proxy`]: the proxy as a child process spoken to over stdio.
 //! - [`sink`]: [`sink::WebhookSink`], a real local HTTP receiver.
 //! - [`tmux`]: a private tmux server for the terminal wake tests.
@@ -15,7 +18,9 @@
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
 mod credential;
+pub mod fresh;
 pub mod group;
+pub mod keys;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
@@ -53,60 +58,8 @@ pub fn bin_path(name: &str) -> PathBuf {
         "{} is missing: build the binaries first (`make test` runs `cargo build --workspace --bins`)",
         path.display()
     );
-    refuse_stale(&path);
+    fresh::refuse_stale(&path);
     path
-}
-
-/// Panics when `binary` is older than a source it is built from (its
-/// crate's and `shared`'s `src/` and manifests, and `Cargo.lock`), so a
-/// test never passes or fails on yesterday's build.
-fn refuse_stale(binary: &std::path::Path) {
-    let krate = match binary.file_name().and_then(|n| n.to_str()) {
-        Some("agent-event-bus") => "hub",
-        Some("agent-event-bus-proxy") => "proxy",
-        Some("agent-event-bus-cli") => "cli",
-        _ => return,
-    };
-    let Some((newest, source)) = newest_source(&repo_root(), krate) else {
-        return;
-    };
-    let built = std::fs::metadata(binary)
-        .and_then(|m| m.modified())
-        .expect("the binary has a modification time");
-    assert!(
-        built >= newest,
-        "{} is older than {}: rebuild with `cargo build --workspace --bins` (`make test` does)",
-        binary.display(),
-        source.display()
-    );
-}
-
-/// The most recently modified source of `krate`'s binary under `root`.
-fn newest_source(root: &std::path::Path, krate: &str) -> Option<(std::time::SystemTime, PathBuf)> {
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut consider = |path: PathBuf| {
-        if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified())
-            && newest.as_ref().is_none_or(|(t, _)| modified > *t)
-        {
-            newest = Some((modified, path));
-        }
-    };
-    consider(root.join("Cargo.lock"));
-    for krate in ["shared", krate] {
-        consider(root.join(krate).join("Cargo.toml"));
-        let mut dirs = vec![root.join(krate).join("src")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else {
-                    consider(path);
-                }
-            }
-        }
-    }
-    newest
 }
 
 /// The workspace root (for `examples/`, `deploy/`).

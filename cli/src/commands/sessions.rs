@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use shared::config;
 use shared::tools::sessions::{
-    ListChannels, NoParams, RegisterParams, RegisterSession, UnregisterParams, UnregisterSession,
+    ListChannels, NoParams, RegisterParams, UnregisterParams, UnregisterSession,
 };
 
 use crate::hub::Hub;
@@ -49,10 +49,15 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
         client_pid: args.client_pid.map(i64::from),
         ..RegisterParams::default()
     };
-    let reply = match hub.answer::<RegisterSession>(&params).await? {
-        Ok(reply) => reply,
-        Err(refusal) => return output::refusal_pretty(&refusal),
-    };
+    // Keyed, like the proxy's: the key goes to the session's key file,
+    // where the hooks run for this session find it, and never to stdout.
+    let mut reply =
+        match shared::keys::register(hub.client(), &params, shared::client::DEFAULT_TIMEOUT).await?
+        {
+            Ok(reply) => reply,
+            Err(refusal) => return output::refusal_pretty(&refusal),
+        };
+    reply.session_key = None;
     line(&json_pretty(&json!(reply)))?;
     let session_id = &reply.session_id;
     let display = Some(&reply.display_id)
@@ -93,8 +98,21 @@ pub async fn unregister(hub: &Hub, args: UnregisterArgs) -> Result<ExitCode> {
         note("Error: Must provide --session-id or --client-id");
         return Ok(ExitCode::from(1));
     }
-    match hub.answer::<UnregisterSession>(&params).await? {
-        Ok(reply) => line(&json_pretty(&json!(reply)))?,
+    if let Some(id) = &params.session_id {
+        hub.act_as(id);
+    }
+    // By client id, the session's key file is found once the hub names it.
+    let answer = shared::keys::with_saved_key::<UnregisterSession>(
+        hub.client(),
+        &params,
+        shared::client::DEFAULT_TIMEOUT,
+    )
+    .await?;
+    match answer {
+        Ok(reply) => {
+            shared::keys::remove(&reply.session_id);
+            line(&json_pretty(&json!(reply)))?;
+        }
         Err(refusal) => return output::error_reply(&refusal.to_value(), false),
     }
     Ok(ExitCode::SUCCESS)

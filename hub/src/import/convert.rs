@@ -159,6 +159,7 @@ pub fn session(
         lease_seconds: None,
         lease_deadline: None,
         push: Vec::new(),
+        key_hash: None,
         id,
     })
 }

@@ -199,6 +199,7 @@ mod tests {
             lease_seconds: Some(60),
             lease_deadline: Some(1_700_000_060_000),
             push: vec!["channel".into()],
+            key_hash: None,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct SessionRecord {
     /// The push routes its clients reported (`register_session(push=...)`).
     #[serde(default)]
     pub push: Vec<String>,
+    /// The hash of the session's key ([`crate::keys`]), for a keyed
+    /// session; never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
 }
 
 impl SessionRecord {
@@ -58,6 +62,7 @@ impl SessionRecord {
             client_pid: self.client_pid,
             lease_seconds: self.lease_seconds,
             push: self.push.clone(),
+            keyed: self.key_hash.is_some(),
         }
     }
 }

@@ -40,6 +40,7 @@ pub(crate) fn session(id: &str) -> SessionRecord {
         lease_seconds: None,
         lease_deadline: None,
         push: Vec::new(),
+        key_hash: None,
     }
 }
 

@@ -10,6 +10,7 @@ use shared::wire::ClaimInfo;
 
 use super::{Outcome, deleted_refusal};
 use crate::caller::Caller;
+use crate::keys::Presented;
 use crate::sessions::{self, EndReason};
 use crate::state::Bus;
 use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError, Tx};
@@ -104,8 +105,9 @@ enum Decision {
 }
 
 /// `claim(resource, session_id, exclusive=true, note?, release=false)`
-pub async fn claim(bus: &Bus, _caller: &Caller, p: ClaimParams) -> Outcome<ClaimReply> {
+pub async fn claim(bus: &Bus, caller: &Caller, p: ClaimParams) -> Outcome<ClaimReply> {
     let attempt = Attempt {
+        key: Presented::of(caller),
         resource: p.resource,
         session_id: p.session_id,
         exclusive: p.exclusive,
@@ -143,6 +145,9 @@ pub async fn claim(bus: &Bus, _caller: &Caller, p: ClaimParams) -> Outcome<Claim
 
 #[derive(Debug, Clone)]
 struct Attempt {
+    /// The session key the call presented: claiming for a keyed session,
+    /// or releasing its claim, needs it.
+    key: Presented,
     resource: String,
     session_id: String,
     exclusive: bool,
@@ -171,9 +176,11 @@ async fn refused(
 ) -> Result<Option<Vec<(ClaimRecord, Option<SessionRecord>)>>, StoreError> {
     bus.store
         .read(move |snap| {
+            // Only a call that may claim for a live session is told who
+            // stands in its way; the write answers the rest.
             let live = snap
                 .session(&a.session_id)?
-                .is_some_and(|s| !s.is_deleted());
+                .is_some_and(|s| !s.is_deleted() && a.key.may_act_as(&s).is_ok());
             if a.release || !live {
                 return Ok(None);
             }
@@ -189,10 +196,14 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
     bus.store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
-            let Some(session) = sessions::touch(tx, &a.session_id, now)? else {
-                return Ok(Decision::Reply(Err(Refusal::SessionNotFound {
-                    session_id: a.session_id,
-                })));
+            let session = match sessions::touch(tx, &a.session_id, &a.key, now)? {
+                Ok(Some(session)) => session,
+                Ok(None) => {
+                    return Ok(Decision::Reply(Err(Refusal::SessionNotFound {
+                        session_id: a.session_id,
+                    })));
+                }
+                Err(refusal) => return Ok(Decision::Reply(Err(refusal))),
             };
             if session.is_deleted() {
                 return Ok(Decision::Reply(Err(deleted_refusal(

@@ -14,6 +14,7 @@ use shared::tools::{ArgError, Refusal, events};
 
 use super::{Failure, Outcome, deleted, deleted_refusal};
 use crate::caller::Caller;
+use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
@@ -28,7 +29,8 @@ const DELETED_READ_HINT: &str = "This session was unregistered or timed out, and
 const DELETED_PUBLISH_HINT: &str = "This session was unregistered or timed out. The event was stored anyway, attributed to the deleted session id. Call register_session to get a live session - this id will not come back on its own.";
 
 /// `publish_event(event_type, payload, session_id?, channel="all", title?, tags?, correlation_id?, signal_level?)`
-pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<Published> {
+pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Published> {
+    let key = Presented::of(caller);
     if p.payload.len() > bus.limits.max_payload_bytes {
         return Err(ArgError::PayloadTooLarge {
             len: p.payload.len(),
@@ -70,8 +72,12 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
+            // Attributing the event to a session acts as it.
             let publisher = match session_id.as_deref() {
-                Some(id) if id != "anonymous" => sessions::touch(tx, id, now)?,
+                Some(id) if id != "anonymous" => match sessions::touch(tx, id, &key, now)? {
+                    Ok(publisher) => publisher,
+                    Err(refusal) => return Ok(Err(refusal)),
+                },
                 _ => None,
             };
             let event = tx.append_event(new)?;
@@ -82,9 +88,9 @@ pub async fn publish(bus: &Bus, _caller: &Caller, p: PublishParams) -> Outcome<P
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
             };
-            Ok((event, publisher, dm_target))
+            Ok(Ok((event, publisher, dm_target)))
         })
-        .await?;
+        .await??;
     tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
     if let Some(target) = dm_target {
         super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
@@ -124,10 +130,13 @@ struct Read {
     wait: Duration,
     /// Add receipts to the reader's own direct messages.
     receipts: bool,
+    /// The session key the call presented: a read naming a keyed session
+    /// needs it.
+    key: Presented,
 }
 
 impl Read {
-    fn new(p: GetParams) -> Self {
+    fn new(p: GetParams, key: Presented) -> Self {
         let descending = p.descending();
         let mut channels = p.channels.unwrap_or_default();
         if let Some(c) = p.channel {
@@ -147,6 +156,7 @@ impl Read {
             peek: p.peek,
             correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
             receipts: p.receipts.unwrap_or(false),
+            key,
         }
     }
 
@@ -184,8 +194,8 @@ enum Pass {
 /// waits and the page is empty. A long-poll also returns when the reader's
 /// session ends (with the refusal that says so), or a session whose
 /// direct messages it waits on ends (with what it has, maybe nothing).
-pub async fn get(bus: &Bus, _caller: &Caller, p: GetParams) -> Outcome<Page> {
-    let mut read = Read::new(p);
+pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
+    let mut read = Read::new(p, Presented::of(caller));
     let deadline = tokio::time::Instant::now() + read.wait;
     let mut tip = bus.store.tip();
     // A read narrowed to channels wakes only for events on them (and the
@@ -263,6 +273,13 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         })
         .await?;
 
+    // A read naming a session reads as it (its saved cursor, its lease,
+    // receipts of its messages, deliveries to it): a keyed one is named only
+    // with its key. Its events are not private — a read that names no
+    // session sees them — so a refusal costs no one a thing they may see.
+    if let Some(s) = &session {
+        read.key.may_act_as(s)?;
+    }
     if let Some(s) = session.as_ref().filter(|s| s.is_deleted()) {
         bus.warn_deleted_once(s, "get_events");
         return Err(deleted_refusal(s, DELETED_READ_HINT).into());
@@ -276,20 +293,22 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
             .into()),
             // Resume with no saved cursor: start at the tip, consume nothing yet.
             (Some(id), Some(_)) => {
-                let id = id.clone();
+                let (id, key) = (id.clone(), read.key.clone());
                 bus.store
                     .write(Durability::Lazy, move |tx| {
                         let now = shared::time::now_ms();
-                        if let Some(mut s) = sessions::touch(tx, &id, now)?
-                            && !s.is_deleted()
-                            && s.last_cursor.is_none()
-                        {
+                        let mut s = match sessions::touch(tx, &id, &key, now)? {
+                            Ok(Some(s)) => s,
+                            Ok(None) => return Ok(Ok(())),
+                            Err(refusal) => return Ok(Err(refusal)),
+                        };
+                        if !s.is_deleted() && s.last_cursor.is_none() {
                             s.last_cursor = Some(tip);
                             tx.put_session(&s)?;
                         }
-                        Ok(())
+                        Ok(Ok(()))
                     })
-                    .await?;
+                    .await??;
                 let reply = Page {
                     events: Vec::new(),
                     next_cursor: Some(tip.to_string()),
@@ -321,11 +340,16 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         } else {
             max_id
         };
+        let key = read.key.clone();
         bus.store
             .write(Durability::Lazy, move |tx| {
                 let now = shared::time::now_ms();
-                if let Some(mut s) = sessions::touch(tx, &id, now)?
-                    && let Some(c) = consume
+                let mut s = match sessions::touch(tx, &id, &key, now)? {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Ok(Ok(())),
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                if let Some(c) = consume
                     && !s.is_deleted()
                     && s.last_cursor != Some(c)
                 {
@@ -335,9 +359,9 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                     s.last_cursor = Some(c);
                     tx.put_session(&s)?;
                 }
-                Ok(())
+                Ok(Ok(()))
             })
-            .await?;
+            .await??;
     }
     let mut events: Vec<PageEvent> = raw
         .iter()
@@ -360,7 +384,8 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
-pub async fn ack(bus: &Bus, _caller: &Caller, p: AckParams) -> Outcome<Acked> {
+pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
+    let key = Presented::of(caller);
     let AckParams {
         session_id,
         cursor: raw,
@@ -370,8 +395,10 @@ pub async fn ack(bus: &Bus, _caller: &Caller, p: AckParams) -> Outcome<Acked> {
         .store
         .write(Durability::Durable, move |tx| {
             let now = shared::time::now_ms();
-            let Some(mut s) = sessions::touch(tx, &session_id, now)? else {
-                return Ok((Err(Refusal::SessionNotFound { session_id }), None));
+            let mut s = match sessions::touch(tx, &session_id, &key, now)? {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok((Err(Refusal::SessionNotFound { session_id }), None)),
+                Err(refusal) => return Ok((Err(refusal), None)),
             };
             if s.is_deleted() {
                 return Ok((Err(deleted_refusal(&s, DELETED_READ_HINT)), Some(s)));

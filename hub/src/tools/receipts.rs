@@ -14,6 +14,7 @@ use shared::tools::refusal::EVENT_NOT_FOUND;
 
 use super::Outcome;
 use crate::caller::Caller;
+use crate::keys::Presented;
 use crate::state::Bus;
 use crate::store::{Durability, EventRecord, Mark, Receipt, SessionRecord, Snapshot, StoreError};
 
@@ -115,18 +116,23 @@ fn refused(event_id: u64, status: Option<&str>, error: &str) -> ReceiptInfo {
 
 /// `message_pushed(session_id, event_ids)`: the recipient's client showed
 /// these direct messages in its session. Ids that are not direct messages to
-/// it are passed over.
-pub async fn message_pushed(bus: &Bus, _caller: &Caller, p: PushedParams) -> Outcome<Pushed> {
+/// it are passed over. Reporting for a keyed session needs its key.
+pub async fn message_pushed(bus: &Bus, caller: &Caller, p: PushedParams) -> Outcome<Pushed> {
     let PushedParams {
         session_id,
         event_ids: ids,
     } = p;
+    let key = Presented::of(caller);
     let marked = bus
         .store
         .write(Durability::Lazy, move |tx| {
+            if let Err(refusal) = key.may_act_as_id(tx, &session_id)? {
+                return Ok(Err(refusal));
+            }
             tx.mark_messages(&session_id, &ids, Mark::Pushed, shared::time::now_ms())
+                .map(Ok)
         })
-        .await?;
+        .await??;
     Ok(Pushed {
         success: true,
         marked: marked as u64,

@@ -11,6 +11,7 @@ use shared::wire::ChannelCount;
 use super::{Outcome, deleted_refusal};
 use crate::caller::Caller;
 use crate::json::Json;
+use crate::keys::{self, Presented};
 use crate::sessions::{EndReason, end_session, live_and, renew_lease};
 use crate::state::Bus;
 use crate::store::{Durability, NewEvent, SessionRecord, Tx};
@@ -22,8 +23,15 @@ super::handlers! {
     sessions::UnregisterSession => unregister;
 }
 
-/// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?)`
-pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome<Registered> {
+/// `register_session(name, machine?, cwd?, client_id?, lease_seconds?, client_pid?, push?, key?)`
+///
+/// Re-registering by `client_id` acts as that session: a keyed one needs
+/// its key. `key: true` keys a session that has no key yet (a new key in
+/// the reply), and gives a keyed one's key back to the call that presented it.
+pub async fn register(bus: &Bus, caller: &Caller, p: RegisterParams) -> Outcome<Registered> {
+    let presented = Presented::of(caller);
+    let want_key = p.key.unwrap_or(false);
+    let given_key = caller.session_key.clone();
     let name = p.name;
     let machine = p
         .machine
@@ -49,6 +57,9 @@ pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome
             if let Some(cid) = &client_id
                 && let Some(mut session) = tx.session_by_client(&machine, cid)?
             {
+                if let Err(refusal) = presented.may_act_as(&session) {
+                    return Ok(Err(refusal));
+                }
                 // A session that had ended (lease lapsed during a hub outage,
                 // say) is announced again, so peers who saw it leave see it
                 // come back; a live one resumes silently.
@@ -76,6 +87,16 @@ pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome
                 // hooks each report theirs); a revived session starts afresh.
                 let known = if revived { &[][..] } else { &session.push[..] };
                 session.push = shared::push::merge_routes(known, &push);
+                // Keyed already: the key was presented (checked above).
+                let key = match (&session.key_hash, want_key) {
+                    (_, false) => None,
+                    (Some(_), true) => given_key,
+                    (None, true) => {
+                        let (key, stored) = keys::mint();
+                        session.key_hash = Some(stored);
+                        Some(key)
+                    }
+                };
                 tx.put_session(&session)?;
                 let cursor = match session.last_cursor {
                     Some(c) => c,
@@ -85,7 +106,7 @@ pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome
                     "You are '{}' ({}). Resuming from last seen cursor.",
                     session.name, session.display_id
                 );
-                return register_reply(tx, &session, cursor, true, tip);
+                return register_reply(tx, &session, cursor, true, tip, key).map(Ok);
             }
             let id = match &client_id {
                 Some(cid) if !cid.is_empty() && tx.session(cid)?.is_none() => cid.clone(),
@@ -97,6 +118,10 @@ pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome
                 format!("{name} started on {machine} in {cwd}"),
                 &id,
             ))?;
+            let (key, key_hash) = match want_key.then(keys::mint) {
+                Some((key, stored)) => (Some(key), Some(stored)),
+                None => (None, None),
+            };
             let session = SessionRecord {
                 id,
                 display_id,
@@ -113,16 +138,17 @@ pub async fn register(bus: &Bus, _caller: &Caller, p: RegisterParams) -> Outcome
                 lease_seconds,
                 lease_deadline,
                 push,
+                key_hash,
             };
             tx.put_session(&session)?;
             let tip = format!(
                 "You are '{}' ({}). Use cursor to start polling: get_events(cursor=cursor).",
                 session.name, session.display_id
             );
-            register_reply(tx, &session, event.id, false, tip)
+            register_reply(tx, &session, event.id, false, tip, key).map(Ok)
         })
         .await?;
-    Ok(reply)
+    Ok(reply?)
 }
 
 fn register_reply(
@@ -131,6 +157,7 @@ fn register_reply(
     cursor: u64,
     resumed: bool,
     tip: String,
+    session_key: Option<String>,
 ) -> Result<Registered, crate::store::StoreError> {
     Ok(Registered {
         session_id: s.id.clone(),
@@ -144,6 +171,7 @@ fn register_reply(
         resumed,
         tip,
         lease_seconds: s.lease_seconds,
+        session_key,
     })
 }
 
@@ -196,8 +224,10 @@ pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<C
     Ok(items)
 }
 
-/// `unregister_session(session_id?, client_id?, machine?)`
-pub async fn unregister(bus: &Bus, _caller: &Caller, p: UnregisterParams) -> Outcome<Unregistered> {
+/// `unregister_session(session_id?, client_id?, machine?)`: of a keyed
+/// session, only with its key.
+pub async fn unregister(bus: &Bus, caller: &Caller, p: UnregisterParams) -> Outcome<Unregistered> {
+    let presented = Presented::of(caller);
     let machine = p.machine.unwrap_or_else(|| bus.hostname.clone());
     let (session_id, client_id) = (p.session_id, p.client_id);
     let reply = bus
@@ -225,6 +255,9 @@ pub async fn unregister(bus: &Bus, _caller: &Caller, p: UnregisterParams) -> Out
             } else {
                 return Ok(Err(Refusal::NoSessionGiven));
             };
+            if let Err(refusal) = presented.may_act_as(&found) {
+                return Ok(Err(refusal));
+            }
             if found.is_deleted() {
                 return Ok(Err(deleted_refusal(
                     &found,

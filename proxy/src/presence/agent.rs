@@ -1,17 +1,21 @@
 //! The agent's own `register_session` and `unregister_session` for this
 //! proxy's session: a rename or resume of the one session (never a second),
-//! and a release nothing undoes until the agent registers again.
+//! and a release nothing undoes until the agent registers again. The
+//! session's key stays with the proxy: the agent's reply never carries it.
 
 use serde_json::{Map, Value, json};
-use shared::tools::Tool;
+use shared::client::DEFAULT_TIMEOUT;
 use shared::tools::sessions::{RegisterSession, UnregisterSession};
+use shared::tools::{Refusal, Tool};
 use shared::{ClientError, ToolOutput};
 
-use super::{Phase, Presence, registered};
+use super::{Phase, Presence};
 
 impl Presence {
     /// The agent's own `register_session`: renames/resumes this proxy's
     /// session (same machine and `client_id`) and never creates a second one.
+    /// The agent's arguments are checked as the hub checks them; only its
+    /// `name` and `cwd` are taken.
     pub async fn register_for_agent(
         &self,
         mut args: Map<String, Value>,
@@ -34,34 +38,45 @@ impl Presence {
                 "register_session through the proxy always uses the proxy's client_id"
             );
         }
+        args.insert("name".into(), json!(name));
+        if let Err(e) = shared::tools::parse::<RegisterSession>(Some(Value::Object(args))) {
+            return Err(ClientError::Tool(
+                shared::tools::Invalid::of::<RegisterSession>(e).to_string(),
+            ));
+        }
         let mut next = identity.clone();
         next.name = name;
         next.cwd = cwd;
-        // The agent's own arguments travel as given (the hub judges them),
-        // with this proxy's identity and reach over them.
+        // The agent's own arguments are judged as the hub judges them; this
+        // proxy's identity and reach go over them, and its key with them.
         let push = self.pusher.routes(&next.client_id).await;
-        if let Ok(Value::Object(ours)) = serde_json::to_value(next.register_params(&push)) {
-            args.extend(ours);
-        }
-        let out = self
-            .hub
-            .call_tool(RegisterSession::NAME, Value::Object(args))
-            .await?;
-        if let Ok(registered) = registered(&out) {
-            self.note_cursor(&registered);
-            let id = registered.session_id;
-            self.state().identity = Some(next.clone());
-            *identity = next;
-            tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
-            if self.phase() != Phase::Closed {
-                self.set_phase(Phase::Registered(id));
+        let answer =
+            shared::keys::register(self.hub(), &next.register_params(&push), DEFAULT_TIMEOUT)
+                .await?;
+        let reply = match answer {
+            Ok(mut registered) => {
+                self.note_cursor(&registered);
+                let id = registered.session_id.clone();
+                self.state().identity = Some(next.clone());
+                *identity = next;
+                tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
+                if self.phase() != Phase::Closed {
+                    self.set_phase(Phase::Registered(id));
+                }
+                // The key is the proxy's to send; the agent never sees it.
+                registered.session_key = None;
+                serde_json::to_value(registered).unwrap_or_default()
             }
-        }
-        Ok(out)
+            Err(refusal) => refusal.to_value(),
+        };
+        Ok(ToolOutput {
+            result: shared::mcp::tool_result(&reply, false),
+        })
     }
 
     /// The agent's own `unregister_session` of this proxy's session: honoured,
-    /// and nothing re-registers it until the agent registers again.
+    /// and nothing re-registers it until the agent registers again. Its key
+    /// file goes with it.
     pub async fn unregister_for_agent(
         &self,
         id: &str,
@@ -73,8 +88,13 @@ impl Presence {
             .hub
             .call_tool(UnregisterSession::NAME, Value::Object(args))
             .await?;
-        if !out.is_error() && self.phase() != Phase::Closed {
+        let keyed = matches!(
+            Refusal::from_value(&out.value()),
+            Some(Refusal::SessionKeyed { .. })
+        );
+        if !out.is_error() && !keyed && self.phase() != Phase::Closed {
             tracing::info!(session_id = %id, "the agent unregistered this session");
+            shared::keys::remove(id);
             self.set_phase(Phase::Released(id.to_owned()));
         }
         Ok(out)

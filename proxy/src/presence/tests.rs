@@ -1,5 +1,7 @@
 use serde_json::json;
+use shared::ToolOutput;
 use shared::mcp::{tool_error, tool_result};
+use shared::tools::sessions::RegisterSession;
 
 use super::*;
 
@@ -81,20 +83,30 @@ fn reads_register_replies() {
     let ok = ToolOutput {
         result: tool_result(&reply, false),
     };
-    assert_eq!(registered(&ok).unwrap().session_id, "s1");
+    assert_eq!(
+        registered(ok.answer::<RegisterSession>())
+            .unwrap()
+            .session_id,
+        "s1"
+    );
     let refused = ToolOutput {
         result: tool_error("name is required"),
     };
     assert!(matches!(
-        registered(&refused),
+        registered(refused.answer::<RegisterSession>()),
         Err(RegisterError::Refused(e)) if e == "name is required"
     ));
     let domain = ToolOutput {
         result: tool_result(&json!({"error": "x"}), false),
     };
-    assert!(matches!(registered(&domain), Err(RegisterError::Refused(e)) if e == "x"));
+    assert!(
+        matches!(registered(domain.answer::<RegisterSession>()), Err(RegisterError::Refused(e)) if e == "x")
+    );
     let shapeless = ToolOutput {
         result: tool_result(&json!({}), false),
     };
-    assert!(matches!(registered(&shapeless), Err(RegisterError::Hub(_))));
+    assert!(matches!(
+        registered(shapeless.answer::<RegisterSession>()),
+        Err(RegisterError::Hub(_))
+    ));
 }

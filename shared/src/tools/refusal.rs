@@ -12,6 +12,7 @@ const SESSION_NOT_FOUND: &str = "Session not found";
 const NO_SESSION_GIVEN: &str = "Must provide either session_id or client_id";
 const SESSION_DELETED: &str = "Session deleted";
 const CLAIMED: &str = "Claimed";
+const SESSION_KEYED: &str = "Session key required";
 const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
 const WEBHOOK_PAUSED: &str = "Webhook is paused; enable it first (set_webhook_active)";
 /// Also the `error` of a `message_status` item for an unknown id.
@@ -43,6 +44,13 @@ pub enum Refusal {
     NoSessionGiven,
     /// The session named has ended.
     SessionDeleted(Deleted),
+    /// The session named is keyed, and the call (which would act as it)
+    /// did not present its key; nothing was changed.
+    SessionKeyed {
+        session_id: String,
+        /// What to do instead (differs for a missing and a wrong key).
+        hint: String,
+    },
     /// `ack_events` would not move the cursor there; `cursor` is where the
     /// session's cursor stays, `tip` the newest event when it is ahead.
     Cursor {
@@ -111,12 +119,32 @@ impl Refusal {
         }
     }
 
+    /// A call acting as keyed session `session_id` without its key;
+    /// `presented` when it sent a key, just not this session's.
+    pub fn keyed(session_id: &str, presented: bool) -> Self {
+        let what = if presented {
+            format!("The session key this call sent is not session {session_id}'s.")
+        } else {
+            format!("Session {session_id} is keyed and this call sent no key.")
+        };
+        Self::SessionKeyed {
+            session_id: session_id.to_owned(),
+            hint: format!(
+                "{what} Acting as a keyed session (publishing as it, consuming or acking its events, \
+                 claims, receipt reports, renewing, unregistering or re-registering it) needs its key \
+                 in the agent-event-bus-session-key header; its own proxy and hooks send it. Nothing \
+                 was changed. To read without acting as a session, omit session_id."
+            ),
+        }
+    }
+
     /// The `error` text.
     pub fn error(&self) -> &str {
         match self {
             Self::SessionNotFound { .. } | Self::ClientNotFound { .. } => SESSION_NOT_FOUND,
             Self::NoSessionGiven => NO_SESSION_GIVEN,
             Self::SessionDeleted(_) => SESSION_DELETED,
+            Self::SessionKeyed { .. } => SESSION_KEYED,
             Self::Cursor { error, .. } => error,
             Self::Claimed { .. } => CLAIMED,
             Self::WebhookNotFound { .. } => WEBHOOK_NOT_FOUND,
@@ -144,6 +172,9 @@ impl Refusal {
                 let mut v = json!({"session_deleted": true});
                 extend(&mut v, d);
                 v
+            }
+            Self::SessionKeyed { session_id, hint } => {
+                json!({"session_id": session_id, "keyed": true, "hint": hint})
             }
             Self::Cursor {
                 session_id,
@@ -199,6 +230,10 @@ impl Refusal {
             SESSION_DELETED => match serde_json::from_value(v.clone()) {
                 Ok(d) => Self::SessionDeleted(d),
                 Err(_) => Self::Other(v.clone()),
+            },
+            SESSION_KEYED => Self::SessionKeyed {
+                session_id: text("session_id"),
+                hint: text("hint"),
             },
             CLAIMED => match serde_json::from_value(v["held_by"].clone()) {
                 Ok(held_by) => Self::Claimed { held_by },

@@ -42,6 +42,11 @@ pub struct RegisterParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("items" = {"type": "string", "enum": crate::push::ROUTES}))]
     pub push: Option<Vec<String>>,
+    // Ask for a session key (`Registered::session_key`): from then on every
+    // call acting as the session must present it. Undescribed, to keep the
+    // catalog small: agents never need it, their proxy asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<bool>,
 }
 
 impl Params for RegisterParams {
@@ -88,6 +93,12 @@ pub struct Registered {
     pub tip: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
+    /// The session's key, when the call asked for one (`key: true`): sent
+    /// in the [`HEADER_SESSION_KEY`](crate::config::HEADER_SESSION_KEY)
+    /// header by every call acting as the session. Minted at the first
+    /// keyed registration; a later one that presents it gets it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
 }
 
 /// Arguments of a tool that takes none.

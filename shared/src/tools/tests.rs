@@ -142,6 +142,8 @@ fn refusals_read_back_as_written() {
         Refusal::NoSessionGiven,
         Refusal::cursor_ahead("s".into(), Some(3), 9, 5),
         Refusal::cursor_behind("s".into(), 5, 3),
+        Refusal::keyed("s", false),
+        Refusal::keyed("s", true),
         Refusal::WebhookNotFound { webhook_id: 2 },
         Refusal::WebhookPaused { webhook_id: 2 },
         Refusal::EventNotFound {

@@ -1,0 +1,59 @@
+//! Session keys in tests: a private state directory for the proxies and
+//! CLIs of one test (where their key files go), and clients that present a
+//! session's key, or none, as a hook or a stranger would.
+
+use shared::HubClient;
+use shared::state::ENV_STATE_DIR;
+
+use crate::Hub;
+
+/// A private state directory, removed with the test.
+pub struct StateDir {
+    dir: tempfile::TempDir,
+}
+
+impl StateDir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        // The state directory must be closed to others.
+        shared::state::dir(Some(dir.path())).expect("a private state directory");
+        Self { dir }
+    }
+
+    /// The variable that points a proxy or a CLI here.
+    pub fn env(&self) -> (&'static str, &str) {
+        (
+            ENV_STATE_DIR,
+            self.dir.path().to_str().expect("a UTF-8 temp path"),
+        )
+    }
+
+    /// The key saved here for `session_id`, if any.
+    pub fn key(&self, session_id: &str) -> Option<String> {
+        let file = shared::keys::file(self.dir.path(), session_id);
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|k| k.trim().to_owned())
+    }
+
+    /// A client of `hub` that presents `session_id`'s saved key.
+    pub fn client(&self, hub: &Hub, session_id: &str) -> HubClient {
+        let key = self
+            .key(session_id)
+            .unwrap_or_else(|| panic!("no key file for {session_id}"));
+        keyed_client(hub, &key)
+    }
+}
+
+impl Default for StateDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A client of `hub` that presents `key` as its session key.
+pub fn keyed_client(hub: &Hub, key: &str) -> HubClient {
+    let client = hub.client();
+    client.set_session_key(Some(key.to_owned()));
+    client
+}
