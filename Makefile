@@ -42,11 +42,12 @@ test-clients:
 	$(CARGO) test -p agent-event-bus-tests --features clients --test clients -- --test-threads=1 --nocapture
 
 ## Fuzz the hub's JSON-RPC parsing and dispatch, calls with and without
-## session keys, its argument coercion and its access check on random
-## headers (property tests on random inputs) for FUZZ_SECONDS per target,
-## five targets: about 9 minutes. Prints how many inputs each ran.
-## `make test` runs the same properties on 64 inputs each.
-FUZZ_SECONDS ?= 100
+## session keys, its argument coercion, its access check on random headers,
+## its bounded pages and lists, and the escaping of client text (property
+## tests on random inputs) for FUZZ_SECONDS per target, eight targets: about
+## 6 minutes. Prints how many inputs each ran. `make test` runs the same
+## properties on 64 inputs each.
+FUZZ_SECONDS ?= 45
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test -p agent-event-bus --lib fuzz -- --nocapture --test-threads 1
 

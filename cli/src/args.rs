@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::config;
 
 use crate::commands::{
-    access, claims, events, hook, hooks, notify, sessions, setup, wait, wake, webhook,
+    access, claims, events, hook, hooks, inbox, notify, sessions, setup, wait, wake, webhook,
 };
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
@@ -96,6 +96,8 @@ pub enum Command {
     Open(access::OpenArgs),
     /// Wait for a direct message (or a push-channel event): exit 2 with it on stderr, 0 on timeout
     Wait(wait::WaitArgs),
+    /// Print direct messages nothing has delivered yet, framed for the model, and report them delivered (for a prompt hook)
+    Inbox(inbox::InboxArgs),
     /// Add the wake-up hook (Stop, asyncRewake, running `wait`) to Claude Code's settings
     InstallHook(hooks::InstallHookArgs),
     /// Record that the agent is busy (in a turn) or idle, for the terminal wake (from hooks)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use shared::HubClient;
+use shared::config::Reader;
 use shared::tools::sessions::{ListSessions, NoParams};
 use shared::tools::{Answer, Tool};
 
@@ -18,12 +19,15 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn connect(global: &Global) -> Result<Self> {
+    /// The hub of `global`, called as `reader`: every command is a helper
+    /// (its reads never consume the agent's cursor unless asked `--resume`,
+    /// and never count as the agent's own), `wait` a waiting hook.
+    pub fn connect(global: &Global, reader: Reader) -> Result<Self> {
         // An empty AGENT_EVENT_BUS_URL means the default, as in the original.
         let url = Some(global.url.trim())
             .filter(|url| !url.is_empty())
             .unwrap_or(shared::config::DEFAULT_URL);
-        let client = HubClient::discover(url, global.token.as_deref())?;
+        let client = HubClient::discover(url, global.token.as_deref())?.as_reader(reader);
         Ok(Self { client })
     }
 
@@ -54,11 +58,25 @@ impl Hub {
         Ok(self.client.call_within::<T>(params, limit).await?)
     }
 
+    /// Calls list tool `T`: its items, with a note on stderr when the hub
+    /// cut the list at its limit. A refusal is an error.
+    pub async fn list<T, I>(&self, params: &T::Params) -> Result<Vec<I>>
+    where
+        T: Tool<Reply = Vec<I>>,
+    {
+        let arguments = serde_json::to_value(params)?;
+        let out = self.client.call_tool(T::NAME, arguments).await?;
+        let items = out
+            .answer::<T>()?
+            .map_err(|refusal| anyhow!("{} refused: {refusal}", T::NAME))?;
+        if out.truncated() {
+            crate::output::note(&shared::tools::truncated_note(T::NAME, items.len()));
+        }
+        Ok(items)
+    }
+
     /// `list_sessions`, typed.
     pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
-        self.client
-            .sessions(&NoParams {})
-            .await?
-            .map_err(|refusal| anyhow!("{} refused: {refusal}", ListSessions::NAME))
+        self.list::<ListSessions, _>(&NoParams {}).await
     }
 }

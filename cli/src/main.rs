@@ -21,9 +21,9 @@
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, hooks, wake, and `access`: `token` and `open`),
-//!   `setup` (connecting a client) and `hook` (what the hooks it installs
-//!   run).
+//!   notify, doctor, wait, inbox, hooks, wake, and `access`: `token` and
+//!   `open`), `setup` (connecting a client) and `hook` (what the hooks it
+//!   installs run).
 
 mod args;
 mod commands;

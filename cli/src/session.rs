@@ -115,6 +115,7 @@ mod tests {
             lease_seconds: None,
             push: Vec::new(),
             keyed: false,
+            reach: Vec::new(),
         }
     }
 

@@ -27,7 +27,7 @@ if [ -z "$others" ] || [ "$others" = "[]" ]; then
     exit 0
 fi
 
-held=$(jq -r '.[] | "- \(.resource): \(.name // .session_id) (\(.display_id // "?"), session \(.session_id)), \(if .exclusive then "exclusive" else "shared" end) since \(.since)\(if .note then "; note: \(.note)" else "" end)"' <<<"$others")
+held=$(jq -r "$JQ_TEXT"'.[] | "- \(.resource | line): \(.name // .session_id | line) (\(.display_id // "?" | line), session \(.session_id | line)), \(if .exclusive then "exclusive" else "shared" end) since \(.since | line)\(if .note then "; note: \(.note | line)" else "" end)"' <<<"$others")
 jq -n --arg context "Another agent session on the event bus has claimed this file (an advisory claim, not a lock):
 $held
 Before editing $file, coordinate: message the holder with publish_event(channel=\"session:<their session id>\"), work on something else, or go ahead only if the user agrees." \

@@ -32,13 +32,12 @@ else
     rm -f "$STATE/$KEY.registered"
 fi
 printf '%s\n' "$sid" >"$STATE/$KEY.session"
-# Direct messages are delivered from here on by the UserPromptSubmit hook.
-bus_tip >"$STATE/$KEY.dm-cursor"
 if [ -n "${CLAUDE_ENV_FILE:-}" ]; then
     printf 'export AGENT_EVENT_BUS_SESSION_ID=%q\n' "$sid" >>"$CLAUDE_ENV_FILE"
 fi
 
-# A peek never moves the session's cursor; lifecycle noise is left out.
+# A hook's read never moves the session's cursor (only the agent's own
+# reads, and --resume, do); lifecycle noise is left out.
 recent=$("$CLI" events --session-id "$sid" --peek --order desc --limit 20 \
     --min-level info --timeout 2000 2>/dev/null) || exit 0
 emit_context SessionStart "You are on the agent event bus as session $sid.

@@ -16,7 +16,8 @@ sid=$(bus_session)
 [ -n "$sid" ] || exit 0
 message=$("$CLI" wait --session-id "$sid" --timeout "${AGENT_EVENT_BUS_WAIT_SECONDS:-3540}" 2>&1 >/dev/null)
 [ $? -eq 2 ] || exit 0
-# The UserPromptSubmit hook need not show these direct messages again.
-bus_tip >"$STATE/$KEY.dm-cursor"
+# `wait` reported what it printed delivered, so the UserPromptSubmit hook
+# does not show it again; the agent's own cursor is untouched, so its next
+# get_events(resume=true) still returns every message it has not read.
 printf '%s\n' "$message" >&2
 exit 2

@@ -72,8 +72,10 @@ pub struct Config {
 
     /// Connections served at once. Past it, a new connection closes the
     /// oldest one that has no request in progress, or gets a 503 when
-    /// every connection is busy. Default: 4096, less when the open-file
-    /// limit is lower.
+    /// every connection is busy. Default: the open-file limit (raised to
+    /// its hard limit at start) less 1024 kept for the hub's own files,
+    /// webhook deliveries and newcomers over the cap (a quarter of a
+    /// limit under 4096).
     #[arg(long, env = "AGENT_EVENT_BUS_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
 
@@ -137,6 +139,38 @@ pub struct Config {
         hide = true
     )]
     pub webhook_retry_delays: Vec<Duration>,
+
+    /// Webhooks this hub keeps at most. Each publish matches its event
+    /// against every webhook on the one writer thread, so their number
+    /// bounds what any write costs; a registration past it is refused.
+    #[arg(long, env = "AGENT_EVENT_BUS_MAX_WEBHOOKS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_webhooks: u32,
+
+    /// Event types one webhook may filter on (`event_types`).
+    #[arg(long, env = "AGENT_EVENT_BUS_MAX_WEBHOOK_EVENT_TYPES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_webhook_event_types: u32,
+
+    /// Bytes of events (their JSON) one `get_events` page holds at most: a
+    /// page stops before the event that would pass it and says `has_more`.
+    /// A page always holds at least one event, however large.
+    #[arg(long, env = "AGENT_EVENT_BUS_MAX_PAGE_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_page_bytes: u64,
+
+    /// Items a list tool returns at most (`list_sessions`, `list_channels`,
+    /// `list_claims`, `list_webhooks`); a longer list is cut there and says
+    /// so (`truncated: true`).
+    #[arg(long, env = "AGENT_EVENT_BUS_MAX_LIST_ITEMS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_list_items: u32,
+
+    /// Let callers on other machines use the `notify` tool, which puts
+    /// their text on this machine's desktop (off: only local callers may).
+    #[arg(
+        long = "allow-remote-notify",
+        env = "AGENT_EVENT_BUS_ALLOW_REMOTE_NOTIFY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_remote_notify: bool,
 
     /// Check the database file's integrity (every page, as at start) and
     /// exit: 0 when it is sound, 1 when it is damaged. Does not serve.
@@ -213,11 +247,18 @@ pub fn format_span(ms: i64) -> String {
     format!("{ms}ms")
 }
 
-/// Size limits every request is held to.
+/// The bounds every client is held to: request sizes, and what one client
+/// may make the hub hold or do.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_payload_bytes: usize,
     pub max_body_bytes: u64,
+    pub max_webhooks: usize,
+    pub max_webhook_event_types: usize,
+    pub max_page_bytes: usize,
+    pub max_list_items: usize,
+    /// Whether callers on other machines may use `notify`.
+    pub remote_notify: bool,
 }
 
 /// How long events are kept; `None` keeps them forever, as the original.
@@ -252,9 +293,15 @@ pub enum ConfigError {
 
 impl Config {
     pub fn limits(&self) -> Limits {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Limits {
             max_payload_bytes: self.max_payload_bytes,
             max_body_bytes: self.max_body_bytes,
+            max_webhooks: size(self.max_webhooks.into()),
+            max_webhook_event_types: size(self.max_webhook_event_types.into()),
+            max_page_bytes: size(self.max_page_bytes),
+            max_list_items: size(self.max_list_items.into()),
+            remote_notify: self.allow_remote_notify,
         }
     }
 
@@ -353,5 +400,27 @@ mod tests {
         assert_eq!(d.disable_after, Duration::from_secs(86_400));
         assert_eq!(d.concurrency, 4);
         assert!(!d.deny_private);
+    }
+
+    #[test]
+    fn bounds_default_to_the_documented_values() {
+        let l = Config::parse_from(["agent-event-bus"]).limits();
+        assert_eq!(l.max_webhooks, 100);
+        assert_eq!(l.max_webhook_event_types, 64);
+        assert_eq!(l.max_page_bytes, 1024 * 1024);
+        assert_eq!(l.max_list_items, 10_000);
+        assert!(!l.remote_notify, "notify is local-only unless allowed");
+        let l = Config::parse_from([
+            "agent-event-bus",
+            "--max-webhooks=3",
+            "--max-list-items=2",
+            "--allow-remote-notify",
+        ])
+        .limits();
+        assert_eq!(
+            (l.max_webhooks, l.max_list_items, l.remote_notify),
+            (3, 2, true)
+        );
+        assert!(Config::try_parse_from(["agent-event-bus", "--max-page-bytes=0"]).is_err());
     }
 }

@@ -22,7 +22,8 @@
 //! - [`tools`]: the tools' rules, one module per group (claims and receipts
 //!   included); their params, replies and refusals are [`shared::tools`].
 //! - [`store`]: redb; the only module that names a table — `tables`,
-//!   `records`, `read` (snapshots), `index` (the event index), the write
+//!   `records`, `read` (snapshots), `index` and `postings` (the event
+//!   index: its read walk, its writes), the write
 //!   verbs of `sessions`, `events` and `outbox`, `writer` (group commit),
 //!   `open` (open, refuse SQLite, migrations), `claims`, `receipts`.
 //! - [`codec`]: the compact binary form of a stored event.
@@ -33,17 +34,23 @@
 //! - [`webhooks`]: webhook rules — which events a webhook takes, what an
 //!   attempt does to its health (410, the disable window), the
 //!   private-address policy.
-//! - [`egress`]: the special-purpose address table, URL redaction.
+//! - [`egress`]: the special-purpose address table, whether a URL reaches
+//!   it; `egress::redact`, URL redaction (credentials, hook URL secrets).
 //! - [`keys`]: session keys — whether a call may act as a session (the one
 //!   place that decides), minting, hashing.
 //! - [`sessions`]: session rules — lease arithmetic, touching, ending with a
 //!   reason, liveness (lapsed leases, idle sessions, gone processes).
-//! - [`sweeper`]: ends lapsed leases and idle sessions.
+//! - [`sweeper`]: ends lapsed leases and idle sessions, applies retention.
+//! - [`retention`]: which events go under `--retain-days`/`--retain-events`,
+//!   pruned with every row kept for them.
 //! - [`import`]: `agent-event-bus import`, from the Python original's SQLite file.
 //! - [`state`]: what every handler shares.
+//! - [`rate`]: rate limits for calls that reach outside the hub (webhook
+//!   test pings).
 //! - [`names`]: display ids.
 //! - `fuzz` (tests only): property tests over JSON-RPC dispatch and argument
-//!   coercion; `make fuzz` runs them for minutes.
+//!   coercion, and (`fuzz::bounds`) over bounded pages and lists and the
+//!   escaping of client text; `make fuzz` runs them for minutes.
 
 pub mod auth;
 pub mod caller;
@@ -58,6 +65,8 @@ pub mod json;
 pub mod keys;
 pub mod mcp;
 pub mod names;
+pub mod rate;
+pub mod retention;
 pub mod server;
 pub mod sessions;
 pub mod state;

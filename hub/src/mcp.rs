@@ -4,6 +4,7 @@
 //! message; framing it (JSON or SSE) and every route live in
 //! [`crate::http`]. Dispatch only: tool rules live in [`crate::tools`].
 
+use shared::text::Shown;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -248,11 +249,17 @@ async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<
     let result = match outcome {
         Ok(reply) => {
             let summary = reply.summary();
-            tracing::debug!(tool = %name, caller = named.as_deref().unwrap_or("-"), micros, "{summary}");
+            tracing::debug!(
+                tool = %Shown(&name),
+                caller = %Shown(named.as_deref().unwrap_or("-")),
+                micros,
+                "{}",
+                Shown(summary)
+            );
             return Ok(reply.render());
         }
         Err(ToolError::Internal(e)) => {
-            tracing::error!(tool = %name, error = %e, "tool failed");
+            tracing::error!(tool = %Shown(&name), error = %e, "tool failed");
             let text = if e.is_unavailable() {
                 STORAGE_REFUSAL
             } else {
@@ -261,7 +268,7 @@ async fn call_tool(bus: &Bus, caller: &Caller, params: Option<Value>) -> Result<
             tool_error(text)
         }
         Err(e) => {
-            tracing::debug!(tool = %name, "refused: {e}");
+            tracing::debug!(tool = %Shown(&name), "refused: {}", Shown(&e.to_string()));
             tool_error(&e.to_string())
         }
     };

@@ -30,17 +30,10 @@ use crate::store::Store;
 mod conns;
 
 pub use self::conns::Load;
-use self::conns::{Conns, Server};
+use self::conns::{Conns, Server, connection_cap};
 
 /// How long open connections get to finish after shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
-
-/// File descriptors kept back from the connection cap for the store,
-/// webhook deliveries, logs and the listener.
-const FD_HEADROOM: u64 = 256;
-
-/// The default connection cap when the open-file limit allows it.
-const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
 
 /// Opens the store and serves `listener` until `shutdown` resolves.
 pub async fn run(
@@ -198,31 +191,4 @@ fn raise_fd_limit() -> Option<u64> {
         }
     }
     getrlimit(Resource::Nofile).current
-}
-
-/// `--max-connections`, or 4096 less what the open-file limit cannot hold
-/// beside the store and webhook deliveries.
-fn connection_cap(configured: Option<u32>, fd_limit: Option<u64>) -> usize {
-    let cap = match configured {
-        Some(n) => u64::from(n),
-        None => fd_limit.map_or(DEFAULT_MAX_CONNECTIONS, |fds| {
-            fds.saturating_sub(FD_HEADROOM)
-                .clamp(16, DEFAULT_MAX_CONNECTIONS)
-        }),
-    };
-    usize::try_from(cap).unwrap_or(usize::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_leaves_room_for_the_store_and_webhooks() {
-        assert_eq!(connection_cap(Some(32), Some(1024)), 32);
-        assert_eq!(connection_cap(None, Some(1024)), 768);
-        assert_eq!(connection_cap(None, Some(1 << 20)), 4096);
-        assert_eq!(connection_cap(None, None), 4096);
-        assert_eq!(connection_cap(None, Some(100)), 16);
-    }
 }

@@ -3,6 +3,7 @@
 //! idle sessions, local processes that are gone). The tools and the sweeper
 //! call these; the store only keeps what they decide.
 
+use shared::text::Shown;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -210,7 +211,12 @@ pub fn end_due(
             continue;
         };
         if due_to_end(&session, reason, now_ms, idle_ms) {
-            tracing::info!(session_id = %session.id, display_id = %session.display_id, ?reason, "session ended");
+            tracing::info!(
+                session_id = %Shown(&session.id),
+                display_id = %Shown(&session.display_id),
+                ?reason,
+                "session ended"
+            );
             end_session(tx, session, now_ms, reason)?;
             ended += 1;
         }

@@ -4,11 +4,16 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use shared::text::Shown;
+use shared::tools::webhooks::{TEST_EVERY_SECONDS, TESTS_PER_MINUTE};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Limits, Retention};
 use crate::delivery::Delivery;
+use crate::rate::Limiter;
 use crate::store::{SessionRecord, Store};
 
 /// How many deleted-session warnings are remembered; an older one may be
@@ -36,6 +41,8 @@ pub struct Bus {
     /// `get_events` calls with a wait in progress (`/health` shows it, so a
     /// client can tell its long-poll has reached the hub).
     long_polls: AtomicUsize,
+    /// How often `test_webhook` may ping, per webhook and over the hub.
+    pub webhook_tests: Limiter<u64>,
 }
 
 /// One long-poll in progress; counted until it is dropped.
@@ -68,6 +75,11 @@ impl Bus {
             shutdown,
             warned: Mutex::new(Recent::new(WARNED_KEEP)),
             long_polls: AtomicUsize::new(0),
+            webhook_tests: Limiter::new(
+                Duration::from_secs(TEST_EVERY_SECONDS),
+                Duration::from_secs(60 / TESTS_PER_MINUTE),
+                u32::try_from(TESTS_PER_MINUTE).unwrap_or(1),
+            ),
         }
     }
 
@@ -93,8 +105,8 @@ impl Bus {
             .insert(key);
         if first {
             tracing::warn!(
-                display_id = %session.display_id,
-                session_id = %session.id,
+                display_id = %Shown(&session.display_id),
+                session_id = %Shown(&session.id),
                 deleted_at = %shared::time::format_ms(session.deleted_at.unwrap_or(0)),
                 "{tool}: rejecting calls from a deleted session - an orphaned client is still calling the bus"
             );

@@ -3,7 +3,8 @@
 //! lease, each with a `session_unregistered` event. When the wall clock moved
 //! much further than one tick (the process was stopped, the machine slept),
 //! every lease gets a fresh term first, as after a restart: proxies could not
-//! renew while the hub did not run.
+//! renew while the hub did not run. Every few seconds it applies retention
+//! ([`crate::retention`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,6 @@ const LEASE_TICK: Duration = Duration::from_millis(250);
 const STALL_GAP_MS: i64 = 3_000;
 const IDLE_EVERY: Duration = Duration::from_secs(30);
 const RETENTION_EVERY: Duration = Duration::from_secs(5);
-/// Events deleted per transaction, so a large prune never stalls publishes.
-const PRUNE_BATCH: usize = 10_000;
 
 /// Gives every leased session a full lease from now: after the hub was down,
 /// its proxies get the time to renew before anything is swept.
@@ -64,7 +63,7 @@ pub async fn run(bus: Arc<Bus>) {
         }
         if last_retention.elapsed() >= RETENTION_EVERY {
             last_retention = tokio::time::Instant::now();
-            if let Err(e) = apply_retention(&bus).await {
+            if let Err(e) = crate::retention::apply(&bus).await {
                 tracing::error!(error = %e, "retention sweep failed");
             }
         }
@@ -93,47 +92,4 @@ async fn sweep_idle(bus: &Bus) -> Result<(), crate::store::StoreError> {
         end_sessions(bus, idle, EndReason::Idle).await?;
     }
     Ok(())
-}
-
-/// Deletes events beyond the configured retention, in small batches.
-async fn apply_retention(bus: &Bus) -> Result<(), crate::store::StoreError> {
-    let retention = bus.retention;
-    if retention.days.is_none() && retention.events.is_none() {
-        return Ok(());
-    }
-    let cutoff_us = retention.days.map(|d| {
-        let keep_ms = i64::try_from(d.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
-        shared::time::now_ms()
-            .saturating_sub(keep_ms)
-            .saturating_mul(1000)
-    });
-    let (tip, by_age) = bus
-        .store
-        .read(move |s| {
-            let by_age = match cutoff_us {
-                Some(c) => s.last_event_before(c)?,
-                None => None,
-            };
-            Ok((s.tip()?, by_age))
-        })
-        .await?;
-    let by_count = retention.events.map(|keep| tip.saturating_sub(keep));
-    let through = by_age.into_iter().chain(by_count).max().unwrap_or(0);
-    if through == 0 {
-        return Ok(());
-    }
-    loop {
-        let removed = bus
-            .store
-            .write(Durability::Lazy, move |tx| {
-                tx.prune_events(through, PRUNE_BATCH)
-            })
-            .await?;
-        if removed > 0 {
-            tracing::info!(removed, through, "retention: deleted old events");
-        }
-        if removed < PRUNE_BATCH || bus.shutdown.is_cancelled() {
-            return Ok(());
-        }
-    }
 }

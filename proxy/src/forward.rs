@@ -98,7 +98,7 @@ impl Forwarder {
         match outcome {
             Ok(out) => out.result,
             Err(e) => {
-                tracing::debug!(tool = name, "tool call failed: {e}");
+                tracing::debug!(tool = %shared::text::Shown(name), "tool call failed: {e}");
                 tool_error(&e)
             }
         }

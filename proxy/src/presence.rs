@@ -211,7 +211,7 @@ impl Presence {
         let identity = self.identity(&mut slot).await.clone();
         match self.register(&identity).await {
             Ok(id) => {
-                tracing::info!(session_id = %id, name = %identity.name, "registered");
+                tracing::info!(session_id = %id, name = %shared::text::Shown(&identity.name), "registered");
                 self.set_phase(Phase::Registered(id.clone()));
                 Some(id)
             }
@@ -398,7 +398,7 @@ impl Presence {
             Ok(id) => {
                 let recovered = self.state().failures > 0;
                 if recovered || !renewing {
-                    tracing::info!(session_id = %id, name = %identity.name, "registered");
+                    tracing::info!(session_id = %id, name = %shared::text::Shown(&identity.name), "registered");
                 } else {
                     tracing::debug!(session_id = %id, "lease renewed");
                 }

@@ -10,6 +10,12 @@
 //! client acknowledges nothing, so every event also stays readable with
 //! `get_events`, and the agent's own cursor is never consumed by push.
 //!
+//! Receipts say only what happened: a direct message sent as a channel
+//! notification is reported `offered` by `channel` only when the client is
+//! Claude Code (every other client drops the notification unseen), and one
+//! whose desktop notice was shown `offered` by `notice`. Neither proves the
+//! model saw it, so neither is ever `delivered`.
+//!
 //! A direct message (or a summary of several) also goes to the
 //! [`Waker`], which wakes an idle agent through Claude Code's inbox or its
 //! terminal pane, after the same flow control.
@@ -30,7 +36,7 @@ use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
 use shared::HubClient;
 use shared::push::{is_dm_to, message, summary};
-use shared::tools::receipts::PushedParams;
+use shared::tools::receipts::{Path, Step};
 use shared::tools::sessions::{ListSessions, NoParams};
 use shared::wire::Event;
 use tokio::sync::mpsc;
@@ -38,6 +44,7 @@ use tokio::sync::mpsc;
 use self::flow::{Flow, LOOP_LIMIT, LOOP_WINDOW, Push, SLOW_EVERY, Summary};
 use crate::wake::Waker;
 use crate::wake::notice::{Message, Sender};
+use crate::wake::report::report;
 
 /// The MCP method of a channel notification.
 pub const CHANNEL_METHOD: &str = "notifications/claude/channel";
@@ -108,6 +115,15 @@ impl Pusher {
             waker.attach(&info.client_info.name, &info.client_info.version);
         }
         let _ = self.peer.set(peer);
+    }
+
+    /// Whether the client (by its `initialize` clientInfo) is Claude Code,
+    /// the one client that shows channel notifications.
+    pub fn client_is_claude_code(&self) -> bool {
+        self.peer
+            .get()
+            .and_then(Peer::peer_info)
+            .is_some_and(|info| shared::push::is_claude_code(&info.client_info.name))
     }
 
     /// The routes session `session_id` can be reached by now (see
@@ -249,10 +265,22 @@ impl Deliverer {
                         from_name.as_deref(),
                         &event.payload,
                     );
-                    desktop(title, body);
+                    self.desktop(title, body, Some((&target.id, event.id)));
                 }
-                if self.channel(content, meta).await && dm {
-                    self.report_pushed(&target.id, event.id);
+                let sent = self.channel(content, meta).await;
+                // Only Claude Code shows a channel notification; to any
+                // other client nothing was offered.
+                let offered = sent && self.pusher.client_is_claude_code();
+                tracing::debug!(event_id = event.id, sent, offered, "channel notification");
+                if offered && dm {
+                    report(
+                        &self.pusher.hub,
+                        &target.id,
+                        &[event.id],
+                        Step::Offered,
+                        Path::Channel,
+                        None,
+                    );
                 }
                 if dm {
                     let message = Message {
@@ -298,9 +326,10 @@ impl Deliverer {
         let dm = shared::channel::dm_target(&s.channel) == Some(target.id.as_str());
         let mut content = summary(&s.channel, s.count, s.first_id);
         if dm {
+            let quoted: Vec<String> = names.iter().map(|n| shared::text::quoted(n)).collect();
             content = format!(
                 "Direct messages to you from {}: {content}",
-                names.join(", ")
+                quoted.join(", ")
             );
         }
         if s.looping {
@@ -352,9 +381,14 @@ impl Deliverer {
             };
             self.pusher.wake(&target.id, message);
             let (title, _) = shared::notify::dm_text(&target.name, &target.project, None, "");
-            desktop(
+            self.desktop(
                 title,
-                format!("From: {}\n{} new messages", names.join(", "), s.count),
+                format!(
+                    "From: {}\n{} new messages",
+                    shared::text::line(&names.join(", ")),
+                    s.count
+                ),
+                None,
             );
         }
         self.channel(content, meta).await;
@@ -381,19 +415,18 @@ impl Deliverer {
         }
     }
 
-    /// Tells the hub a direct message was pushed into the session (its
-    /// sender's `message_status` shows it), in the background.
-    fn report_pushed(&self, session_id: &str, event_id: u64) {
+    /// Shows a desktop notification in the background; nothing where this
+    /// machine has no notifier. Logs the outcome (`desktop notice shown=…`);
+    /// a shown notice of direct message `dm` (recipient, event id) is
+    /// reported offered by `notice`.
+    fn desktop(&self, title: String, body: String, dm: Option<(&str, u64)>) {
         let hub = self.pusher.hub.clone();
-        let params = PushedParams {
-            session_id: session_id.to_owned(),
-            event_ids: vec![event_id],
-        };
+        let dm = dm.map(|(to, id)| (to.to_owned(), id));
         tokio::spawn(async move {
-            match hub.message_pushed(&params).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(refusal)) => tracing::debug!(%refusal, "the hub refused a pushed report"),
-                Err(e) => tracing::debug!("cannot report a pushed message: {e}"),
+            let shown = shared::notify::send(&title, &body, false).await;
+            tracing::debug!(shown, "desktop notice");
+            if shown && let Some((to, id)) = dm {
+                report(&hub, &to, &[id], Step::Offered, Path::Notice, None);
             }
         });
     }
@@ -401,27 +434,20 @@ impl Deliverer {
 
 /// How a peer is named in a notice.
 fn peer_label(id: &str, name: Option<&str>) -> String {
-    match name {
-        Some(name) => format!("session \"{name}\" ({id})"),
-        None => format!("session {id}"),
-    }
+    shared::push::session_label(id, name)
 }
 
-/// Channel `meta`: string values only, keys Claude Code accepts.
+/// Channel `meta`: string values only, keys Claude Code accepts, each
+/// value kept on one line and free of frame tags (they are other clients'
+/// text).
 fn meta(pairs: &[(&str, String)]) -> Map<String, Value> {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            let value = shared::text::framed_line(v).into_owned();
+            ((*k).to_owned(), Value::String(value))
+        })
         .collect()
-}
-
-/// Shows a desktop notification in the background; nothing where this
-/// machine has no notifier. Logs the outcome (`desktop notice shown=…`).
-fn desktop(title: String, body: String) {
-    tokio::spawn(async move {
-        let shown = shared::notify::send(&title, &body, false).await;
-        tracing::debug!(shown, "desktop notice");
-    });
 }
 
 #[cfg(test)]
@@ -430,7 +456,8 @@ mod tests {
 
     #[test]
     fn meta_keys_are_identifiers_and_values_strings() {
-        let m = meta(&[("event_id", "7".into()), ("from_name", "a".into())]);
+        let m = meta(&[("event_id", "7".into()), ("from_name", "a\"\nb".into())]);
+        assert_eq!(m["from_name"], "a\"\\nb", "a value stays on one line");
         for (k, v) in &m {
             assert!(
                 k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),

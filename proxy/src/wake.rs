@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use shared::HubClient;
-use shared::tools::receipts::{MessageStatus, ReceiptPath, StatusParams, Step};
+use shared::tools::receipts::{self, MessageStatus, Path, StatusParams, Step};
 use shared::wake::PaneTarget;
 use tokio::sync::mpsc;
 
@@ -166,7 +166,7 @@ impl Waker {
         if shared::notify::Host::current().can_notify() {
             routes.push("notify".to_owned());
         }
-        let routes = shared::push::merge_routes(&[], &routes);
+        let routes = shared::push::ordered_routes(&routes);
         let mut last = self
             .reach
             .lock()
@@ -267,7 +267,7 @@ impl Waker {
                         &session,
                         &status.event_ids,
                         status.step,
-                        ReceiptPath::Inbox,
+                        Path::Inbox,
                         reason,
                     );
                 }
@@ -297,7 +297,7 @@ impl Waker {
                 session,
                 &message.event_ids,
                 Step::Held,
-                ReceiptPath::Inbox,
+                Path::Inbox,
                 Some(&reason),
             );
             return None;
@@ -316,7 +316,7 @@ impl Waker {
                     session,
                     &message.event_ids,
                     Step::Offered,
-                    ReceiptPath::Inbox,
+                    Path::Inbox,
                     None,
                 );
                 self.watch_inbox(session, &message).await;
@@ -349,14 +349,7 @@ impl Waker {
             };
             let first = text.lines().next().unwrap_or_default();
             if terminal::taken(&target, &scratch, first, false, since, state).await {
-                report::report(
-                    &hub,
-                    &session,
-                    &ids,
-                    Step::Delivered,
-                    ReceiptPath::Inbox,
-                    None,
-                );
+                report::report(&hub, &session, &ids, Step::Delivered, Path::Inbox, None);
             }
         });
     }
@@ -423,23 +416,9 @@ impl Waker {
         }
         gate.typed(Instant::now());
         pending.clear();
-        report::report(
-            &self.hub,
-            session,
-            &ids,
-            Step::Offered,
-            ReceiptPath::Pane,
-            None,
-        );
+        report::report(&self.hub, session, &ids, Step::Offered, Path::Pane, None);
         if terminal::taken(&target, &scratch, &line, true, since, state).await {
-            report::report(
-                &self.hub,
-                session,
-                &ids,
-                Step::Delivered,
-                ReceiptPath::Pane,
-                None,
-            );
+            report::report(&self.hub, session, &ids, Step::Delivered, Path::Pane, None);
         } else {
             tracing::info!(event_ids = ?ids, "the typed notice was not seen taken within {:?}; it stays offered", terminal::TAKEN_WAIT);
         }
@@ -453,7 +432,7 @@ impl Waker {
             session,
             &new,
             Step::Held,
-            ReceiptPath::Pane,
+            Path::Pane,
             Some(reason),
         );
     }
@@ -473,7 +452,7 @@ impl Waker {
                 !receipts.is_empty()
                     && receipts
                         .iter()
-                        .all(|r| matches!(r.status.as_deref(), Some("delivered" | "read")))
+                        .all(|r| r.status.is_some_and(|s| s >= receipts::Status::Delivered))
             }
             _ => false,
         }

@@ -55,10 +55,13 @@ pub enum Reader {
     Agent,
     /// A proxy's push poll: finds what to push, shows the model nothing.
     Push,
-    /// A hook or a helper command (the CLI): never consumes the agent's
-    /// cursor, and proves nothing reached the model unless it reports so.
+    /// A hook or a helper command (the CLI): consumes the agent's cursor
+    /// only when it asks `resume=true`, and proves nothing reached the model
+    /// (it never marks a message delivered or read) unless it reports so.
     Helper,
-    /// The CLI's `wait`, held open as the session's wake-up hook.
+    /// The CLI's `wait`, held open as the session's wake-up hook: never
+    /// consumes; while its long-poll on `session:<id>` is connected, that
+    /// session is reachable by `hook`.
     Wait,
 }
 

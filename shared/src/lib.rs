@@ -29,6 +29,8 @@
 //! - [`time`]: RFC 3339 UTC timestamps.
 //! - [`notify`]: desktop notifications (argv per OS, direct-message wording).
 //! - [`push`]: push routes, watched channels, how a pushed event is worded.
+//! - [`text`]: client text made safe where it is framed, logged or shown
+//!   (control characters escaped, frame tags neutralised, names quoted).
 
 pub mod catalog;
 pub mod channel;
@@ -44,6 +46,7 @@ pub mod notify;
 pub mod procs;
 pub mod push;
 pub mod state;
+pub mod text;
 pub mod time;
 pub mod tools;
 pub mod wake;

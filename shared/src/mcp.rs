@@ -7,6 +7,8 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::tools::TRUNCATED;
+
 /// JSON-RPC 2.0 error codes, and MCP's for an unknown resource.
 pub mod code {
     pub const PARSE_ERROR: i64 = -32700;
@@ -64,12 +66,15 @@ impl ToolOutput {
             .to_owned()
     }
 
-    /// The reply value: `structuredContent.result` for list tools, else
-    /// `structuredContent`, else the text parsed as JSON, else the text.
+    /// The reply value: `structuredContent.result` for list tools (also
+    /// when the hub cut the list), else `structuredContent`, else the text
+    /// parsed as JSON, else the text.
     pub fn value(&self) -> Value {
         if let Some(structured) = self.result.get("structuredContent") {
             if let Some(list) = structured.get("result")
-                && structured.as_object().is_some_and(|o| o.len() == 1)
+                && structured
+                    .as_object()
+                    .is_some_and(|o| o.keys().all(|k| k == "result" || k == TRUNCATED))
             {
                 return list.clone();
             }
@@ -77,6 +82,16 @@ impl ToolOutput {
         }
         let text = self.text();
         serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    /// Whether a list reply was cut at the hub's list limit (it then holds
+    /// the first items only; see [`crate::tools::truncated_note`]).
+    pub fn truncated(&self) -> bool {
+        self.result
+            .get("structuredContent")
+            .and_then(|s| s.get(TRUNCATED))
+            .and_then(Value::as_bool)
+            == Some(true)
     }
 }
 
@@ -94,6 +109,12 @@ mod tests {
             json!({"content":[{"type":"text","text":"[1]"}],"structuredContent":{"result":[1]},"isError":false})
         );
         assert_eq!(out.value(), json!([1]));
+        assert!(!out.truncated());
+        let cut = ToolOutput {
+            result: json!({"content":[{"type":"text","text":"[1]"},{"type":"text","text":"cut"}],"structuredContent":{"result":[1],"truncated":true},"isError":false}),
+        };
+        assert_eq!(cut.value(), json!([1]));
+        assert!(cut.truncated());
         let out = ToolOutput {
             result: tool_result(&json!({"error": "x"}), false),
         };

@@ -2,12 +2,15 @@
 //! which program can show one on this machine and with which argv (the
 //! original's: `terminal-notifier` or `osascript` on macOS, `notify-send`
 //! with a display on Linux), how a direct message is worded, and running
-//! the program with the original's 5 s limit.
+//! the program with the original's 5 s limit, at most [`IN_FLIGHT_MAX`] at
+//! once.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config;
+use crate::text;
 
 /// How long a notifier may run before it counts as failed.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -114,10 +117,15 @@ fn on_path(bin: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(bin).is_file()))
 }
 
-/// Shows a notification on this machine; false when it cannot, or the
-/// notifier failed or took longer than [`TIMEOUT`] (logged as an error).
+/// Shows a notification on this machine; false when it cannot, when
+/// [`IN_FLIGHT_MAX`] notifiers are running already (the notice is dropped,
+/// and logged), or when the notifier failed or took longer than [`TIMEOUT`]
+/// (logged as an error).
 pub async fn send(title: &str, message: &str, sound: bool) -> bool {
     let Some(argv) = Host::current().argv(title, message, sound) else {
+        return false;
+    };
+    let Some(_slot) = Slot::take(&IN_FLIGHT) else {
         return false;
     };
     let child = tokio::process::Command::new(&argv[0])
@@ -144,6 +152,67 @@ pub async fn send(title: &str, message: &str, sound: bool) -> bool {
     }
 }
 
+/// Notifier processes running at once, per process (hub or proxy); a
+/// notice past it is dropped. A flood of direct messages then costs a few
+/// processes, never one each.
+pub const IN_FLIGHT_MAX: usize = 4;
+
+/// Notifier processes running now, and notices dropped so far.
+static IN_FLIGHT: InFlight = InFlight::new(IN_FLIGHT_MAX);
+
+/// A count of running notifiers held under a cap.
+struct InFlight {
+    max: usize,
+    running: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl InFlight {
+    const fn new(max: usize) -> Self {
+        Self {
+            max,
+            running: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+/// One running notifier, counted until dropped.
+struct Slot<'a>(&'a InFlight);
+
+impl<'a> Slot<'a> {
+    /// A slot when fewer than the cap are running; else the notice is
+    /// dropped, which is logged at the first drop and then at every power
+    /// of two (a flood logs a few lines, each with the count).
+    fn take(limit: &'a InFlight) -> Option<Self> {
+        let taken = limit
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit.max).then_some(n + 1)
+            })
+            .is_ok();
+        if taken {
+            return Some(Self(limit));
+        }
+        let dropped = limit.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if dropped.is_power_of_two() {
+            tracing::warn!(
+                running = limit.max,
+                dropped,
+                "desktop notice dropped: {} notifiers are still running",
+                limit.max
+            );
+        }
+        None
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The project a session works in, as a notice names it: its repo, else the
 /// cwd's last component, else `unknown`.
 pub fn project(repo: &str, cwd: &str) -> String {
@@ -158,6 +227,8 @@ pub fn project(repo: &str, cwd: &str) -> String {
 
 /// Title and body of a direct-message notice, as the original words them:
 /// `📨 {target} • {project}` and `From: {sender or anonymous}\n{preview}`.
+/// Names stay on their line and the preview's control characters are
+/// escaped ([`crate::text`]): they are other clients' text.
 pub fn dm_text(
     target_name: &str,
     project: &str,
@@ -172,8 +243,8 @@ pub fn dm_text(
     };
     let from = sender_name.unwrap_or("anonymous");
     (
-        format!("📨 {target_name} • {project}"),
-        format!("From: {from}\n{preview}"),
+        format!("📨 {} • {}", text::line(target_name), text::line(project)),
+        format!("From: {}\n{}", text::line(from), text::lines(&preview)),
     )
 }
 
@@ -269,5 +340,22 @@ mod tests {
         assert_eq!(body, format!("From: anonymous\n{}...", "x".repeat(50)));
         assert_eq!(project("", "/"), "unknown");
         assert_eq!(project("repo", "/x"), "repo");
+        let (title, body) = dm_text("b\nob", "r", Some("al\u{1b}ice"), "l1\nl2\r");
+        assert_eq!(title, "📨 b\\nob • r");
+        assert_eq!(body, "From: al\\u001bice\nl1\nl2\\r");
+    }
+
+    #[test]
+    fn notifiers_past_the_cap_are_dropped_until_one_ends() {
+        let limit = InFlight::new(2);
+        let a = Slot::take(&limit).expect("first");
+        let b = Slot::take(&limit).expect("second");
+        assert!(Slot::take(&limit).is_none(), "the cap holds");
+        assert!(Slot::take(&limit).is_none());
+        assert_eq!(limit.dropped.load(Ordering::Relaxed), 2);
+        drop(a);
+        let c = Slot::take(&limit).expect("a slot freed");
+        drop((b, c));
+        assert_eq!(limit.running.load(Ordering::Relaxed), 0);
     }
 }

@@ -29,7 +29,8 @@ pub struct EventsPage<E = Event> {
     pub events: Vec<E>,
     /// The highest id in the raw page (both orders), else the cursor given.
     pub next_cursor: Option<String>,
-    /// The raw page was full: there may be more.
+    /// The raw page was full, or stopped at the hub's page byte limit
+    /// (`--max-page-bytes`): there may be more.
     pub has_more: bool,
 }
 
@@ -53,14 +54,41 @@ pub struct SessionInfo {
     /// The presence lease length; the session ends when it lapses unrenewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
-    /// How pushed events reach it (`channel`, `hook`, `notify`), as its proxy
-    /// and CLI report: a capability, not a delivery guarantee.
+    /// The push routes its proxy reported last (see [`crate::push::ROUTES`]):
+    /// a capability, not a delivery guarantee.
     #[serde(default)]
     pub push: Vec<String>,
     /// Calls acting as it need its session key (it registered with
     /// `key: true`); its key is never shown.
     #[serde(default)]
     pub keyed: bool,
+    /// How a message can put itself into its model unasked right now, in
+    /// [`crate::push::ROUTES`] order: the reported routes, and `hook` while
+    /// a `wait` for it is connected. Empty: it sees messages at its next read.
+    /// The last field (the hub renders lists around it).
+    #[serde(default)]
+    pub reach: Vec<Reach>,
+}
+
+/// One way a session can be reached now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Reach {
+    /// A route of [`crate::push::ROUTES`].
+    pub path: String,
+    /// Checked to work (a verified pane, a connected `wait`); unconfirmed
+    /// routes (a channel, an inbox, a desktop notice) may reach nobody.
+    pub confirmed: bool,
+}
+
+impl Reach {
+    /// How replies and the CLI name it: `hook`, `channel (unconfirmed)`.
+    pub fn label(&self) -> String {
+        if self.confirmed {
+            self.path.clone()
+        } else {
+            format!("{} (unconfirmed)", self.path)
+        }
+    }
 }
 
 /// A channel and how many live sessions are implicitly in it.

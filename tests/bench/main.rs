@@ -57,22 +57,8 @@ fn main() {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     println!();
-    let fsyncs = fsync_rate(hub.dir.path());
-    println!("machine: fsync                        {fsyncs:>10.0} /s");
+    let (fsyncs, noop) = baselines(&rt, &hub);
     let client = Arc::new(hub.client());
-    let noop = rt.block_on(latencies(2000, || {
-        let c = client.clone();
-        async move {
-            c.request("ping", None, Duration::from_secs(5))
-                .await
-                .expect("ping");
-        }
-    }));
-    println!(
-        "machine: no-op HTTP round trip (ping) p50 {:>8.3} ms  p99 {:>8.3} ms",
-        ms(noop.p(50)),
-        ms(noop.p(99))
-    );
     println!();
 
     let health = rt.block_on(health_load(&hub, 32));
@@ -129,6 +115,28 @@ fn main() {
     import::run(fsyncs);
     fleet::run(&rt);
     claims(&rt);
+}
+
+/// The machine's own figures, printed: the disk's fsync rate and a no-op
+/// HTTP round trip to `hub`.
+fn baselines(rt: &tokio::runtime::Runtime, hub: &Hub) -> (f64, Lat) {
+    let fsyncs = fsync_rate(hub.dir.path());
+    println!("machine: fsync                        {fsyncs:>10.0} /s");
+    let client = Arc::new(hub.client());
+    let noop = rt.block_on(latencies(2000, || {
+        let c = client.clone();
+        async move {
+            c.request("ping", None, Duration::from_secs(5))
+                .await
+                .expect("ping");
+        }
+    }));
+    println!(
+        "machine: no-op HTTP round trip (ping) p50 {:>8.3} ms  p99 {:>8.3} ms",
+        ms(noop.p(50)),
+        ms(noop.p(99))
+    );
+    (fsyncs, noop)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -11,7 +11,13 @@ use crate::cli::{assert_ok, host, register_with_pid};
 /// Runs the recipe for a hook event (`SessionStart` → `session-start.sh`) as
 /// Claude Code does: what it sends that hook on stdin, the CLI on PATH, the
 /// bus environment cleared.
-fn fire(hub: &Hub, event: &str, session_id: &str, cwd: &Path, env: &[(&str, &str)]) -> Output {
+pub(crate) fn fire(
+    hub: &Hub,
+    event: &str,
+    session_id: &str,
+    cwd: &Path,
+    env: &[(&str, &str)],
+) -> Output {
     let script = match event {
         "SessionStart" => "session-start.sh",
         "UserPromptSubmit" => "user-prompt-submit.sh",
@@ -46,7 +52,7 @@ fn hook_input(event: &str, session_id: &str, cwd: &Path) -> Value {
     input
 }
 
-fn context_of(out: &Output, event: &str) -> String {
+pub(crate) fn context_of(out: &Output, event: &str) -> String {
     assert_ok(out);
     let reply: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("hook JSON ({e}): {out:#?}"));
@@ -121,8 +127,8 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
     let context = context_of(&out, "UserPromptSubmit");
     assert!(
         context.contains(&format!(
-            "[event {dm}] from session peer-7 (question): can you review #42?"
-        )),
+            "from session peer-7, event type \"question\" (event {dm})"
+        )) && context.contains("\ncan you review #42?\n"),
         "{context}"
     );
     assert!(!context.contains("for everyone"), "{context}");
@@ -130,9 +136,23 @@ fn hooks_without_a_proxy_register_deliver_direct_messages_and_unregister() {
         context.contains("not instructions"),
         "framed as information: {context}"
     );
+    let receipt = hub.tool("message_status", json!({"event_ids": [dm]}))[0].clone();
+    assert_eq!(receipt["delivered_path"], "prompt", "{receipt}");
     // Delivered once.
     let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
     assert_eq!(out.stdout, "", "{out:#?}");
+    // What the agent fetched itself is not shown again either.
+    let fetched = hub.publish("peer-7", "question", "seen it?", &format!("session:{cc}"));
+    let agent = crate::receipts::session_client(&hub, cc);
+    support::rt().block_on(support::call(
+        &agent,
+        "get_events",
+        json!({"session_id": cc, "channel": format!("session:{cc}"), "cursor": dm.to_string()}),
+    ));
+    let out = fire(&hub, "UserPromptSubmit", cc, &project, &env);
+    assert_eq!(out.stdout, "", "{out:#?}");
+    let receipt = hub.tool("message_status", json!({"event_ids": [fetched]}))[0].clone();
+    assert_eq!(receipt["delivered_path"], "tool", "{receipt}");
 
     // The hook registered the session, so SessionEnd unregisters it.
     let out = fire(&hub, "SessionEnd", cc, &project, &env);
@@ -175,8 +195,8 @@ fn hooks_use_the_agents_proxy_session_and_leave_it_alone() {
     );
     assert!(
         context.contains(&format!(
-            "[event {dm}] from session peer (ping): hello proxy"
-        )),
+            "from session peer, event type \"ping\" (event {dm})"
+        )) && context.contains("\nhello proxy\n"),
         "{context}"
     );
 

@@ -1,7 +1,8 @@
-//! End-to-end tests: a flood of idle connections past the cap locks no
-//! caller out and cuts no long-poll; a connection with every slot busy gets
-//! a quick 503; slow and idle connections are closed after the header
-//! timeout, while a long-poll outlasts it.
+//! End-to-end tests: the default connection cap follows the open-file
+//! limit; a flood of idle connections past the cap locks no caller out and
+//! cuts no long-poll; a connection with every slot busy gets a quick 503;
+//! slow and idle connections are closed after the header timeout, while a
+//! long-poll outlasts it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -68,25 +69,44 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// The soft and hard open-file limits in `/proc/<pid>/limits`.
+#[cfg(target_os = "linux")]
+fn open_files(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    (files[3].to_owned(), files[4].to_owned())
+}
+
+/// Without `--max-connections`, the cap is what the open-file limit leaves
+/// beside the hub's own descriptors: the soft limit is raised to the hard
+/// one at start, and 1024 kept back (a quarter of a limit under 4096).
+#[test]
+fn the_default_cap_follows_the_open_file_limit() {
+    for (soft, hard, cap) in [(256, 4096, 3072), (512, 512, 384)] {
+        let hub = Hub::start_with_open_files(HubOptions::default(), soft, hard);
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            open_files(hub.pid().unwrap()),
+            (hard.to_string(), hard.to_string()),
+            "the soft limit was raised to the hard one"
+        );
+        assert_eq!(
+            health(&hub)["connections"]["max"],
+            cap,
+            "soft {soft}, hard {hard}"
+        );
+    }
+}
+
 #[test]
 fn idle_connections_past_the_cap_lock_nobody_out_and_cut_no_long_poll() {
     let hub = hub_with(&["--max-connections", "32"]);
     assert_eq!(health(&hub)["connections"]["max"], 32);
-    #[cfg(target_os = "linux")]
-    {
-        let limits =
-            std::fs::read_to_string(format!("/proc/{}/limits", hub.pid().unwrap())).unwrap();
-        let files: Vec<&str> = limits
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        assert_eq!(
-            files[3], files[4],
-            "the soft open-file limit is the hard one"
-        );
-    }
     let reg = hub.register("waiter", Some("lp"));
     let waiter = long_poll(&hub, "lp", reg["cursor"].as_str().unwrap());
     wait_busy(&hub, 1);

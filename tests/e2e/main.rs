@@ -2,6 +2,7 @@
 //! sessions and hooks drive them. One test binary; one module per area.
 
 mod auth;
+mod bounds;
 mod browser;
 mod claims;
 mod cli;
@@ -9,7 +10,9 @@ mod credential;
 mod cursors;
 mod deploy;
 mod durability;
+mod egress;
 mod faults;
+mod framing;
 mod hooks;
 mod import;
 mod inbox;
@@ -20,8 +23,10 @@ mod limits;
 mod proxies;
 mod proxy;
 mod push;
+mod reach;
 mod receipts;
 mod tools;
 mod users;
+mod wait;
 mod wake;
 mod webhooks;

@@ -60,7 +60,14 @@ impl Agent {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("|");
-        let mut env = vec![
+        // The hub's credential, as its user's proxy and hooks find it; what
+        // follows (this agent's own state directory) overrides it.
+        let credential = hub.client_env();
+        let mut env: Vec<(&str, String)> = credential
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        env.extend([
             ("AGENT_EVENT_BUS_URL", hub.url.clone()),
             ("AGENT_EVENT_BUS_STATE_DIR", state.display().to_string()),
             ("AGENT_EVENT_BUS_SESSION_NAME", name.to_owned()),
@@ -78,10 +85,7 @@ impl Agent {
             ("SERVER_STRIP", opts.server_strip.to_owned()),
             ("SERVER_ENV", server_env),
             ("TURN_SECONDS", "1".to_owned()),
-        ];
-        // The hub's credential, as its user's proxy and hooks find it.
-        let credential = hub.client_env();
-        env.extend(credential.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        ]);
         if opts.hooks {
             env.push((
                 "HOOK_CLI",

@@ -2,7 +2,8 @@
 //! data dir, and gives tests a typed way to drive them.
 //!
 //! # Layout
-//! - [`Hub`]: the hub process (start, restart on the same data, kill -9);
+//! - [`Hub`]: the hub process (start, restart on the same data, kill -9,
+//!   start under given open-file limits: `open_files`);
 //!   `credential`, its token and what lets a client find it.
 //! - [`Cli`]: runs `agent-event-bus-cli` as a hook would.
 //! - [`group`]: a child in a process group of its own, killed as a group.
@@ -21,6 +22,7 @@ mod credential;
 pub mod fresh;
 pub mod group;
 pub mod keys;
+mod open_files;
 pub mod original;
 pub mod proxy;
 pub mod sessions;
@@ -212,6 +214,8 @@ pub struct Hub {
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
+    /// The client the harness's own helpers share (its connections pooled).
+    shared: Mutex<Option<Arc<HubClient>>>,
 }
 
 /// How to start a hub.
@@ -265,7 +269,19 @@ impl Hub {
         env: Vec<(String, String)>,
         port: u16,
     ) -> Self {
-        let mut cmd = command("agent-event-bus");
+        let options = HubOptions { args, env };
+        Self::spawn_command(command("agent-event-bus"), dir, db, options, port)
+    }
+
+    /// Starts `cmd`, the hub's command line so far, on `db`.
+    pub(crate) fn spawn_command(
+        mut cmd: Command,
+        dir: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        options: HubOptions,
+        port: u16,
+    ) -> Self {
+        let HubOptions { args, env } = options;
         if !args.iter().any(|a| a == "--host") {
             cmd.arg("--host").arg("127.0.0.1");
         }
@@ -339,6 +355,7 @@ impl Hub {
             extra_args: args,
             extra_env: env,
             log,
+            shared: Mutex::new(None),
         }
     }
 
@@ -355,10 +372,20 @@ impl Hub {
             .clone()
     }
 
+    /// The client the harness's helpers share, presenting the credential;
+    /// one per hub process, so polling loops reuse its connections.
+    pub fn shared_client(&self) -> Arc<HubClient> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(|| Arc::new(self.client()))
+            .clone()
+    }
+
     /// Waits until the hub reports `n` `get_events` long-polls in progress
     /// (`long_polls` in `/health`): a long-poll sent before has reached it.
     pub fn wait_long_polls(&self, n: u64) {
-        let client = self.client();
+        let client = self.shared_client();
         let runtime = rt();
         wait_until(
             &format!("{n} long-polls in progress"),
@@ -424,6 +451,10 @@ impl Hub {
     }
 
     fn absorb(&mut self, mut next: Hub) {
+        *self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.token.clone_from(&next.token);
         self.token_file.clone_from(&next.token_file);
         self.child = next.child.take();
@@ -543,23 +574,30 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+/// The runtime synchronous test code drives async calls on: one for the
+/// test process, so a client's pooled connections outlive a single call
+/// (a runtime per call left a closed connection per poll).
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 impl Hub {
     /// Calls a tool from synchronous test code; see [`call`].
     pub fn tool(&self, name: &str, args: Value) -> Value {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(call(&client, name, args))
     }
 
     /// Calls a tool and returns the raw `CallToolResult`, even when `isError`.
     pub fn tool_raw(&self, name: &str, args: Value) -> shared::ToolOutput {
-        let client = self.client();
+        let client = self.shared_client();
         rt().block_on(client.call_tool(name, args))
             .unwrap_or_else(|e| panic!("{name} failed: {e}"))
     }
@@ -575,7 +613,7 @@ impl Hub {
         };
         let reply = answered(
             "registering",
-            rt().block_on(self.client().register(&params)),
+            rt().block_on(self.shared_client().register(&params)),
         );
         serde_json::json!(reply)
     }
@@ -584,7 +622,7 @@ impl Hub {
     pub fn session_ids(&self) -> Vec<String> {
         let list = answered(
             "listing sessions",
-            rt().block_on(self.client().sessions(&NoParams {})),
+            rt().block_on(self.shared_client().sessions(&NoParams {})),
         );
         list.into_iter().map(|s| s.session_id).collect()
     }
@@ -595,7 +633,11 @@ impl Hub {
             session_id: Some(session_id.to_owned()),
             ..PublishParams::new(event_type, payload, channel)
         };
-        answered("publishing", rt().block_on(self.client().publish(&params))).event_id
+        answered(
+            "publishing",
+            rt().block_on(self.shared_client().publish(&params)),
+        )
+        .event_id
     }
 }
 

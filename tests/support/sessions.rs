@@ -17,7 +17,7 @@ pub const REGISTER_DEADLINE: Duration = Duration::from_secs(60);
 /// The live sessions, as `list_sessions` returns them.
 pub fn sessions(hub: &Hub) -> Vec<Value> {
     let list = rt()
-        .block_on(hub.client().sessions(&NoParams {}))
+        .block_on(hub.shared_client().sessions(&NoParams {}))
         .unwrap_or_else(|e| panic!("listing sessions failed: {e}"))
         .unwrap_or_else(|refusal| panic!("listing sessions was refused: {refusal}"));
     list.iter().map(|s| json!(s)).collect()
@@ -58,7 +58,7 @@ pub fn events(hub: &Hub) -> Vec<Value> {
         ..GetParams::default()
     };
     let page = rt()
-        .block_on(hub.client().events(&oldest))
+        .block_on(hub.shared_client().events(&oldest))
         .unwrap_or_else(|e| panic!("reading events failed: {e}"))
         .unwrap_or_else(|refusal| panic!("reading events was refused: {refusal}"));
     page.events.iter().map(|e| json!(e)).collect()

@@ -186,10 +186,7 @@ pub async fn list(hub: &Hub, args: ClaimsArgs) -> Result<ExitCode> {
     let params = ListClaimsParams {
         prefix: args.prefix.name()?,
     };
-    let claims = hub
-        .answer::<ListClaims>(&params)
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("list_claims refused: {refusal}"))?;
+    let claims = hub.list::<ListClaims, _>(&params).await?;
     if args.json {
         line(&json_line(&json!(claims)))?;
     } else {

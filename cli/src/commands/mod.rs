@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod events;
 pub mod hook;
 pub mod hooks;
+pub mod inbox;
 pub mod notify;
 pub mod sessions;
 pub mod setup;
@@ -17,13 +18,18 @@ pub mod webhook;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use shared::config::Reader;
 
 use crate::args::{Command, Global};
 use crate::hub::Hub;
 
 /// Runs one command against the hub named by the global flags.
 pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
-    let hub = Hub::connect(global)?;
+    let reader = match command {
+        Command::Wait(_) => Reader::Wait,
+        _ => Reader::Helper,
+    };
+    let hub = Hub::connect(global, reader)?;
     match command {
         Command::Register(args) => sessions::register(&hub, args).await,
         Command::Unregister(args) => sessions::unregister(&hub, args).await,
@@ -42,6 +48,7 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Token => access::token(&hub, global),
         Command::Open(args) => access::open(&hub, global, &args),
         Command::Wait(args) => wait::wait(&hub, args).await,
+        Command::Inbox(args) => inbox::inbox(&hub, args).await,
         Command::InstallHook(args) => hooks::install_hook(args),
         Command::WakeState(args) => wake::wake_state(&hub, args).await,
         Command::Panes(args) => wake::panes(&hub, args).await,

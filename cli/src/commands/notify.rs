@@ -22,22 +22,27 @@ pub struct NotifyArgs {
     sound: bool,
 }
 
-/// `notify`: `Notification sent`, or `Notification failed` on stderr, exit 1.
+/// `notify`: `Notification sent`, or `Notification failed` on stderr (with
+/// the hub's refusal and what to do, when it refused), exit 1.
 pub async fn notify(hub: &Hub, args: NotifyArgs) -> Result<ExitCode> {
     let params = NotifyParams {
         title: args.title,
         message: args.message,
         sound: args.sound,
     };
-    if hub
-        .answer::<Notify>(&params)
-        .await?
-        .is_ok_and(|r| r.success)
-    {
-        line("Notification sent")?;
-        Ok(ExitCode::SUCCESS)
-    } else {
-        note("Notification failed");
-        Ok(ExitCode::from(1))
+    match hub.answer::<Notify>(&params).await? {
+        Ok(reply) if reply.success => {
+            line("Notification sent")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            note("Notification failed");
+            Ok(ExitCode::from(1))
+        }
+        Err(refusal) => {
+            let why = crate::output::error_text(&refusal.to_value());
+            note(&format!("Notification failed\n{why}"));
+            Ok(ExitCode::from(1))
+        }
     }
 }

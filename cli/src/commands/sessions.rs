@@ -127,10 +127,7 @@ pub async fn list(hub: &Hub) -> Result<ExitCode> {
 
 /// `channels`: a line per channel with its subscriber count.
 pub async fn channels(hub: &Hub) -> Result<ExitCode> {
-    let channels = hub
-        .answer::<ListChannels>(&NoParams {})
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("list_channels refused: {refusal}"))?;
+    let channels = hub.list::<ListChannels, _>(&NoParams {}).await?;
     output::print(&output::channels_text(&channels))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,10 @@
 //! session replaces it; its own failures (usage included) exit 1, never 2,
 //! so a broken hook never wakes the model with an error — as does a session
 //! that ends while it waits, so a waiter orphaned by a killed agent does not
-//! linger. Its reads name no session: waiting never keeps a session alive.
+//! linger. Its reads name no session: waiting never keeps a session alive,
+//! and never consumes its cursor. They go as reader `wait`, so while one is
+//! connected the hub lists the session as reachable by `hook`; what it
+//! prints it reports `delivered` by `hook`.
 //!
 //! One waiter per session on a machine: a waiter writes itself into the
 //! session's owner file, then takes the session's lock file; an older waiter
@@ -26,8 +29,7 @@ use shared::client::follow::{self, Follow, Position, Step};
 use shared::config;
 use shared::push;
 use shared::tools::events::{GetParams, Order};
-use shared::tools::receipts::PushedParams;
-use shared::tools::sessions::RegisterParams;
+use shared::tools::receipts::{self, ReceiptParams};
 use shared::wire::{Event, SessionInfo};
 use tokio::time::Instant;
 
@@ -92,7 +94,6 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
         Some(cursor) => cursor,
         None => follow::tip(hub.client()).await?,
     };
-    report_hook(hub, &me).await;
 
     let channels = push::watched(&id, &push::parse_channels(&args.channels));
     // No session_id: a waiter reads without renewing the session's lease
@@ -151,8 +152,9 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
                 Err(_) => sessions,
             };
             files.save_cursor(cursor(&follow));
-            note(&wake_text(&me, &names, &news, &channels));
-            report_pushed(hub, &id, &news).await;
+            let (text, shown) = wake_text(&me, &names, &news, &channels);
+            note(&text);
+            report_delivered(hub, &id, &news[..shown], receipts::Path::Hook).await;
             return Ok(ExitCode::from(WOKEN));
         }
         if follow.expired() {
@@ -172,52 +174,36 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
     }
 }
 
-/// Tells the hub this session has a wake-up hook (`push: ["hook"]` on
-/// `list_sessions`), once; a session without a client id cannot be resumed
-/// by a second client, so it is left as it is.
-async fn report_hook(hub: &Hub, me: &SessionInfo) {
-    if me.push.iter().any(|r| r == "hook") {
-        return;
-    }
-    let Some(client_id) = me.client_id.as_deref().filter(|c| !c.is_empty()) else {
-        return;
-    };
-    let params = RegisterParams {
-        name: me.name.clone(),
-        machine: Some(me.machine.clone()),
-        cwd: Some(me.cwd.clone()),
-        client_id: Some(client_id.to_owned()),
-        push: Some(vec!["hook".to_owned()]),
-        ..RegisterParams::default()
-    };
-    let _ = hub.client().register(&params).await;
-}
-
-/// Tells the hub the direct messages among `news` were shown to the session
-/// (its senders' `message_status` says pushed); best effort.
-async fn report_pushed(hub: &Hub, id: &str, news: &[Event]) {
-    let ids: Vec<u64> = news
+/// Tells the hub the direct messages to `id` among `shown` entered the
+/// model's input by `path` (its senders' `message_status` says delivered);
+/// best effort.
+pub async fn report_delivered(hub: &Hub, id: &str, shown: &[Event], path: receipts::Path) {
+    let ids: Vec<u64> = shown
         .iter()
         .filter(|e| shared::channel::dm_target(&e.channel) == Some(id))
         .map(|e| e.id)
         .collect();
     if !ids.is_empty() {
-        let params = PushedParams {
+        let params = ReceiptParams {
             session_id: id.to_owned(),
             event_ids: ids,
+            step: receipts::Step::Delivered,
+            path,
+            reason: None,
         };
-        let _ = hub.client().message_pushed(&params).await;
+        let _ = hub.client().message_receipt(&params).await;
     }
 }
 
 /// What the model reads when woken: the messages, framed as information
-/// from other sessions, and how to reply.
-fn wake_text(
+/// from other sessions, and how to reply; and how many of `news` it shows
+/// whole (the first ones; the rest are pointed to).
+pub fn wake_text(
     me: &SessionInfo,
     sessions: &[SessionInfo],
     news: &[Event],
     channels: &[String],
-) -> String {
+) -> (String, usize) {
     let name_of = |id: &str| {
         sessions
             .iter()
@@ -256,7 +242,7 @@ fn wake_text(
         "\nReply with publish_event(channel=\"session:<their session id>\") \
          (from a shell: agent-event-bus-cli publish --channel session:<id> --type reply --payload \"...\").",
     );
-    text
+    (text, shown)
 }
 
 /// One session's waiter files.

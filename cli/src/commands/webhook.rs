@@ -235,10 +235,7 @@ async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
 
 async fn list(hub: &Hub, all: bool) -> Result<ExitCode> {
     let params = ListWebhooksParams { active_only: !all };
-    let hooks = hub
-        .answer::<ListWebhooks>(&params)
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("list_webhooks refused: {refusal}"))?;
+    let hooks = hub.list::<ListWebhooks, _>(&params).await?;
     output::print(&output::webhooks_text(&hooks))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -265,7 +262,11 @@ fn outcome<R>(answer: Answer<R>, done: &str) -> Result<ExitCode> {
 }
 
 /// `Failed: <error>` on stderr, exit 1.
+/// `Failed: <error>`, and the hint on the next line when there is one.
 fn failed(refusal: &Refusal) -> ExitCode {
-    note(&format!("Failed: {refusal}"));
+    match refusal.to_value()["hint"].as_str() {
+        Some(hint) => note(&format!("Failed: {refusal}\n{hint}")),
+        None => note(&format!("Failed: {refusal}")),
+    }
     ExitCode::from(1)
 }

@@ -1,7 +1,9 @@
-//! Connections under a cap: the accept loop, the count of open and busy
-//! connections `/health` reports, and room made for a newcomer by closing
-//! the oldest idle connection (or a 503 when every one is busy). Who may
-//! call is decided here, before any route ([`crate::auth`]).
+//! Connections under a cap: the cap itself (by default what the open-file
+//! limit leaves beside the hub's own descriptors), the accept loop, the
+//! count of open and busy connections `/health` reports, and room made for
+//! a newcomer by closing the oldest idle connection (or a 503 when every
+//! one is busy). Who may call is decided here, before any route
+//! ([`crate::auth`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -24,6 +26,52 @@ use crate::caller::Caller;
 
 /// How long a connection over the cap waits for a slot to free up.
 const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// Descriptors kept back from the connection cap, when the open-file limit
+/// is at least four times as many (below that, a quarter of the limit):
+/// the hub's own (stdio, the listener, the database file, the runtime's
+/// poll and wake-up descriptors: about 30); webhook deliveries (at most
+/// `--max-webhooks` × `--webhook-concurrency`, 100 × 4 by default, in
+/// flight, each a connection and, while it connects, a name lookup: about
+/// 640 with the pooled ones between attempts); desktop notices (at most
+/// [`shared::notify::IN_FLIGHT_MAX`] notifiers, a few descriptors each);
+/// and the connections over the cap ([`OVER_CAP`]). README's *Connection
+/// limits* gives the same reckoning.
+const FD_RESERVE: u64 = 1024;
+
+/// Connections over the cap held at once, waiting for a slot or being
+/// told 503; past it a newcomer is closed at once, so a flood cannot take
+/// the descriptors kept for the rest ([`FD_RESERVE`]).
+const OVER_CAP: usize = 256;
+
+/// The open-file limit assumed when it is unlimited: the service units'.
+const UNLIMITED_FILES: u64 = 65_536;
+
+/// The fewest connections a derived cap allows.
+const MIN_CAP: u64 = 16;
+
+/// The connection cap: `--max-connections`, else the open-file limit less
+/// [`FD_RESERVE`] (a quarter of a limit under 4096), at least [`MIN_CAP`].
+/// A configured cap past what the limit leaves is kept, with a warning.
+pub(super) fn connection_cap(configured: Option<u32>, fd_limit: Option<u64>) -> usize {
+    let files = fd_limit.unwrap_or(UNLIMITED_FILES);
+    let room = files.saturating_sub(FD_RESERVE.min(files / 4)).max(MIN_CAP);
+    let cap = match configured {
+        Some(n) => {
+            let n = u64::from(n);
+            if n > room {
+                tracing::warn!(
+                    max_connections = n,
+                    open_files = files,
+                    "--max-connections is above what the open-file limit leaves beside the hub's own files ({room});                      past that, connections and webhook deliveries fail for want of descriptors.                      Raise the limit (LimitNOFILE, ulimit -n) or lower --max-connections"
+                );
+            }
+            n
+        }
+        None => room,
+    };
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
 
 /// A connection is not closed to make room until it has been idle this
 /// long, so a client that has just connected gets to send its request.
@@ -72,6 +120,8 @@ struct Conn {
 pub(super) struct Conns {
     /// Connections over the cap waiting in [`Conns::make_room`].
     waiting: AtomicUsize,
+    /// Connections over the cap: waiting, or being told 503.
+    over_cap: AtomicUsize,
     epoch: Instant,
     load: Arc<Load>,
     slots: Arc<Semaphore>,
@@ -86,6 +136,7 @@ impl Conns {
             load,
             epoch: Instant::now(),
             waiting: AtomicUsize::new(0),
+            over_cap: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
             open: Mutex::new(BTreeMap::new()),
         }
@@ -119,7 +170,7 @@ impl Conns {
     /// connection being busy, or at once when as many connections as the
     /// cap are already waiting (each holds a descriptor).
     async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
-        let waiting = WaitingGuard::enter(&self.waiting);
+        let waiting = Counted::enter(&self.waiting);
         if waiting.count > self.load.max {
             return None;
         }
@@ -156,21 +207,21 @@ impl Conns {
     }
 }
 
-/// Counts a connection waiting for a slot while alive.
-struct WaitingGuard<'a> {
+/// Counts a connection waiting (for a slot, or over the cap) while alive.
+struct Counted<'a> {
     waiting: &'a AtomicUsize,
     /// How many were waiting, this one included, when it started.
     count: usize,
 }
 
-impl<'a> WaitingGuard<'a> {
+impl<'a> Counted<'a> {
     fn enter(waiting: &'a AtomicUsize) -> Self {
         let count = waiting.fetch_add(1, Ordering::AcqRel) + 1;
         Self { waiting, count }
     }
 }
 
-impl Drop for WaitingGuard<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
@@ -265,12 +316,18 @@ where
             let this = this.clone();
             let stop = stop.clone();
             tracker.spawn(async move {
-                let slot = match slot {
-                    Some(slot) => slot,
-                    None => match this.conns.make_room().await {
+                let slot = if let Some(slot) = slot {
+                    slot
+                } else {
+                    let over = Counted::enter(&this.conns.over_cap);
+                    if over.count > OVER_CAP {
+                        // Closed unanswered: its descriptor is wanted.
+                        return;
+                    }
+                    match this.conns.make_room().await {
                         Some(slot) => slot,
                         None => return overloaded(stream).await,
-                    },
+                    }
                 };
                 this.connection(stream, peer, slot, stop).await;
             });
@@ -371,4 +428,25 @@ async fn overloaded(mut stream: TcpStream) {
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_follows_the_open_file_limit_less_the_hubs_own() {
+        // The service units' limit, and a high hard limit raised to.
+        assert_eq!(connection_cap(None, Some(65_536)), 64_512);
+        assert_eq!(connection_cap(None, Some(1 << 20)), (1 << 20) - 1024);
+        assert_eq!(connection_cap(None, None), 64_512);
+        // Under 4096, a quarter of the limit stays free.
+        assert_eq!(connection_cap(None, Some(4096)), 3072);
+        assert_eq!(connection_cap(None, Some(1024)), 768);
+        assert_eq!(connection_cap(None, Some(100)), 75);
+        assert_eq!(connection_cap(None, Some(10)), 16);
+        // A cap given is the cap, even past what the limit leaves.
+        assert_eq!(connection_cap(Some(32), Some(1024)), 32);
+        assert_eq!(connection_cap(Some(5000), Some(1024)), 5000);
+    }
 }

@@ -56,13 +56,18 @@ fn exact(
     Ok(())
 }
 
-/// Every claim whose resource starts with `prefix`, in name order.
+/// Every claim whose resource starts with `prefix`, in name order, until
+/// `out` holds `max`.
 fn under(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     prefix: &str,
     out: &mut Vec<ClaimRecord>,
+    max: usize,
 ) -> Result<()> {
     for item in table.range((prefix, "")..)? {
+        if out.len() >= max {
+            break;
+        }
         let (k, v) = item?;
         if !k.value().0.starts_with(prefix) {
             break;
@@ -83,7 +88,7 @@ fn overlapping(
         exact(table, prefix, &mut out)?;
     }
     if resource.ends_with('/') {
-        under(table, resource, &mut out)?;
+        under(table, resource, &mut out, usize::MAX)?;
     } else {
         exact(table, resource, &mut out)?;
     }
@@ -94,6 +99,7 @@ fn overlapping(
 fn listed(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     prefix: &str,
+    max: usize,
 ) -> Result<Vec<ClaimRecord>> {
     let mut out = Vec::new();
     for ancestor in ancestors(prefix) {
@@ -101,16 +107,17 @@ fn listed(
             exact(table, ancestor, &mut out)?;
         }
     }
-    under(table, prefix, &mut out)?;
+    under(table, prefix, &mut out, max)?;
+    out.truncate(max);
     Ok(out)
 }
 
 impl Snapshot {
     /// Claims under `prefix` (every claim when empty) and those on
-    /// `/`-prefixes covering it, in resource order.
-    pub fn claims(&self, prefix: &str) -> Result<Vec<ClaimRecord>> {
+    /// `/`-prefixes covering it, in resource order; the first `max` only.
+    pub fn claims(&self, prefix: &str, max: usize) -> Result<Vec<ClaimRecord>> {
         match self.table(CLAIMS)? {
-            Some(t) => listed(&t, prefix),
+            Some(t) => listed(&t, prefix, max),
             None => Ok(Vec::new()),
         }
     }
@@ -268,7 +275,10 @@ mod tests {
             "a name without a trailing / covers nothing"
         );
 
-        let listed = store.read(|s| s.claims("file:r/doc/a")).await.unwrap();
+        let listed = store
+            .read(|s| s.claims("file:r/doc/a", usize::MAX))
+            .await
+            .unwrap();
         assert_eq!(
             names(&listed),
             ["file:r/doc/"],
@@ -279,7 +289,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names(&ended), ["file:r/doc/", "file:r/src/xy.rs"]);
-        let left = store.read(|s| s.claims("")).await.unwrap();
+        let left = store.read(|s| s.claims("", usize::MAX)).await.unwrap();
         assert_eq!(names(&left), ["file:q/src/x.rs", "file:r/src/x.rs"]);
+        let first = store.read(|s| s.claims("", 1)).await.unwrap();
+        assert_eq!(
+            names(&first),
+            ["file:q/src/x.rs"],
+            "a listing stops at its max"
+        );
     }
 }

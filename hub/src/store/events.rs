@@ -1,11 +1,12 @@
 //! Event writes: appending (gap-free ids), rows written under their own
-//! ids (import), counters, and retention's pruning.
+//! ids (import), counters, and retention's pruning, which takes every row
+//! kept for an event with it.
 
 use redb::ReadableTable;
 
-use super::index::{add_index_entries, index_names, remove_entry};
+use super::postings::{IndexTables, index_names};
 use super::read::{read_event, read_tip};
-use super::tables::{Counter, EVENT_BITS, EVENT_KEYS, EVENTS};
+use super::tables::{Counter, EVENTS};
 use super::{EventRecord, NewEvent, Result, Tx, codec};
 
 impl Tx<'_> {
@@ -52,9 +53,7 @@ impl Tx<'_> {
         if let Some(old) = old {
             self.remove_index_entries(record.id, &old)?;
         }
-        add_index_entries(
-            &mut self.txn.open_table(EVENT_KEYS)?,
-            &mut self.txn.open_table(EVENT_BITS)?,
+        IndexTables::open(self.txn)?.add(
             record.id,
             index_names(
                 &record.channel,
@@ -68,18 +67,14 @@ impl Tx<'_> {
     }
 
     fn remove_index_entries(&mut self, id: u64, head: &codec::OwnedHead) -> Result<()> {
-        let keys = self.txn.open_table(EVENT_KEYS)?;
-        let mut index = self.txn.open_table(EVENT_BITS)?;
-        for name in index_names(
-            &head.channel,
-            &head.event_type,
-            head.correlation_id.as_deref(),
-        ) {
-            if let Some(key) = keys.get(name.as_str())?.map(|k| k.value()) {
-                remove_entry(&mut index, key, id)?;
-            }
-        }
-        Ok(())
+        IndexTables::open(self.txn)?.remove(
+            id,
+            index_names(
+                &head.channel,
+                &head.event_type,
+                head.correlation_id.as_deref(),
+            ),
+        )
     }
 
     /// The next id `counter` will hand out.
@@ -95,8 +90,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Deletes up to `max` of the oldest events with ids up to `through`;
-    /// returns how many went. Ids are never reused.
+    /// Deletes up to `max` of the oldest events with ids up to `through`,
+    /// each with every row kept for it (its index entries, a direct
+    /// message's index row and receipt); returns how many went. Ids are
+    /// never reused.
     pub fn prune_events(&mut self, through: u64, max: usize) -> Result<usize> {
         let tip = self.tip()?;
         let doomed: Vec<(u64, codec::OwnedHead)> = {
@@ -111,6 +108,7 @@ impl Tx<'_> {
         for (id, head) in &doomed {
             self.txn.open_table(EVENTS)?.remove(*id)?;
             self.remove_index_entries(*id, head)?;
+            self.forget_direct_message(*id, &head.channel)?;
         }
         // The next id stays past every id handed out, even with no row left.
         let mut meta = self.meta()?;

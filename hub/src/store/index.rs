@@ -8,88 +8,13 @@
 //! type) costs a row per 64 events instead of one per event, and an append
 //! rewrites the last row of its key in place; a rare key (a direct-message
 //! channel, a correlation id) costs one row per event, as a list of ids
-//! would. The walk reads a row and steps through its bits.
+//! would. The walk reads a row and steps through its bits. Writing the lists,
+//! and numbering their keys, is [`super::postings`]' part.
 
-use redb::{ReadableTable, ReadableTableMetadata, Table};
+use redb::ReadableTable;
 
-use super::{EventPage, EventQuery, Result, codec};
-
-/// Ids per bitmap row.
-const BLOCK_BITS: u64 = 64;
-
-/// The row of `id` under `key`, and its bit in that row.
-fn slot(key: u64, id: u64) -> ((u64, u64), u64) {
-    ((key, id / BLOCK_BITS), 1 << (id % BLOCK_BITS))
-}
-
-/// Writes event `id`'s entries under each of `names`.
-pub(super) fn add_index_entries(
-    keys: &mut Table<'_, &'static str, u64>,
-    index: &mut Table<'_, (u64, u64), u64>,
-    id: u64,
-    names: Vec<String>,
-) -> Result<()> {
-    for name in names {
-        add_entry(index, key_number(keys, &name)?, id)?;
-    }
-    Ok(())
-}
-
-/// Sets event `id`'s bit under `key`.
-pub(super) fn add_entry(index: &mut Table<'_, (u64, u64), u64>, key: u64, id: u64) -> Result<()> {
-    let (row, bit) = slot(key, id);
-    let bits = index.get(row)?.map_or(0, |v| v.value());
-    if bits & bit == 0 {
-        index.insert(row, bits | bit)?;
-    }
-    Ok(())
-}
-
-/// Clears event `id`'s bit under `key` (a row left empty goes).
-pub(super) fn remove_entry(
-    index: &mut Table<'_, (u64, u64), u64>,
-    key: u64,
-    id: u64,
-) -> Result<()> {
-    let (row, bit) = slot(key, id);
-    let bits = index.get(row)?.map_or(0, |v| v.value());
-    if bits & bit != 0 {
-        if bits == bit {
-            index.remove(row)?;
-        } else {
-            index.insert(row, bits & !bit)?;
-        }
-    }
-    Ok(())
-}
-
-/// The number of index key `name`, assigned on first use.
-pub(super) fn key_number(keys: &mut Table<'_, &'static str, u64>, name: &str) -> Result<u64> {
-    if let Some(k) = keys.get(name)? {
-        return Ok(k.value());
-    }
-    let key = keys.len()? + 1;
-    keys.insert(name, key)?;
-    Ok(key)
-}
-
-/// An index key's name: one namespace per filter.
-fn index_name(kind: char, value: &str) -> String {
-    format!("{kind}\0{value}")
-}
-
-/// The index entries an event has: its channel, its type, its correlation id.
-pub(super) fn index_names(
-    channel: &str,
-    event_type: &str,
-    correlation_id: Option<&str>,
-) -> Vec<String> {
-    let mut out = vec![index_name('c', channel), index_name('t', event_type)];
-    if let Some(c) = correlation_id {
-        out.push(index_name('r', c));
-    }
-    out
-}
+use super::postings::{BLOCK_BITS, index_name};
+use super::{EventPage, EventQuery, Result};
 
 /// One key's posting list walked in one direction within `lo..=hi`, with
 /// the id under its head.
@@ -238,7 +163,7 @@ impl<'t> Postings<'t> {
 /// The ids matching every filter (each a union of keys), walked by leapfrog
 /// over the posting lists: each step seeks the next id all lists share, so
 /// the work follows the smallest list in range, never the history.
-fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
+pub(super) fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
     index: &T,
     filters: &[Vec<u64>],
     lo: u64,
@@ -294,7 +219,7 @@ fn matching_ids<T: ReadableTable<(u64, u64), u64>>(
 
 /// The key numbers of each filter in `q`; an unknown name matches nothing,
 /// so a filter left with no key makes the answer empty.
-fn query_filters(
+pub(super) fn query_filters(
     keys: &impl ReadableTable<&'static str, u64>,
     q: &EventQuery,
 ) -> Result<Vec<Vec<u64>>> {
@@ -319,58 +244,6 @@ fn query_filters(
         filters.push(found);
     }
     Ok(filters)
-}
-
-/// Events above `q.after` up to `tip`: an unfiltered read walks the events
-/// themselves; a filtered one walks the index and decodes only its matches.
-pub(super) fn read_events(
-    events: &impl ReadableTable<u64, &'static [u8]>,
-    keys: &impl ReadableTable<&'static str, u64>,
-    index: &impl ReadableTable<(u64, u64), u64>,
-    tip: u64,
-    q: &EventQuery,
-) -> Result<EventPage> {
-    let after = q.after.unwrap_or(0);
-    let lo = after.saturating_add(1);
-    let mut page = EventPage {
-        through: after,
-        ..EventPage::default()
-    };
-    if q.limit == 0 {
-        return Ok(page);
-    }
-    if lo > tip {
-        return Ok(page);
-    }
-    let filters = query_filters(keys, q)?;
-    if filters.is_empty() {
-        let range = events.range(lo..=tip)?;
-        let rows: Box<dyn Iterator<Item = _>> = if q.descending {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        };
-        for item in rows.take(q.limit) {
-            let (k, v) = item?;
-            page.events.push(codec::decode_event(k.value(), v.value())?);
-        }
-    } else if filters.iter().all(|f| !f.is_empty()) {
-        let ids = matching_ids(index, &filters, lo, tip, q.descending, q.limit, &mut page)?;
-        for id in ids {
-            if let Some(v) = events.get(id)? {
-                page.events.push(codec::decode_event(id, v.value())?);
-            }
-        }
-    }
-    page.rows_read = page.events.len();
-    page.through = if page.events.len() < q.limit {
-        tip
-    } else if q.descending {
-        after
-    } else {
-        page.events.last().map_or(after, |e| e.id)
-    };
-    Ok(page)
 }
 
 #[cfg(test)]
@@ -423,6 +296,7 @@ mod tests {
                             channels: channels.clone(),
                             event_types: event_types.clone(),
                             correlation_id: correlation_id.clone(),
+                            max_bytes: None,
                         };
                         let mut want: Vec<u64> = all
                             .iter()

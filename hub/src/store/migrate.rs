@@ -8,13 +8,11 @@ use std::time::Instant;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::index::{add_entry, add_index_entries, index_names};
 use super::open::SCHEMA_VERSION;
+use super::postings::{IndexTables, add_entry, index_names};
 use super::read::read_live_sessions;
 use super::sessions::count_name;
-use super::tables::{
-    EVENT_BITS, EVENT_INDEX_V2, EVENT_KEYS, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode,
-};
+use super::tables::{EVENT_BITS, EVENT_INDEX_V2, EVENTS, LIVE, LIVE_NAMES, META, SESSIONS, decode};
 use super::{Result, SessionRecord, codec};
 
 /// The share of the file that may be free space before opening compacts it.
@@ -130,8 +128,7 @@ pub(super) fn build_event_index(db: &Database) -> Result<()> {
         let mut n = 0;
         {
             let events = txn.open_table(EVENTS)?;
-            let mut keys = txn.open_table(EVENT_KEYS)?;
-            let mut index = txn.open_table(EVENT_BITS)?;
+            let mut index = IndexTables::open(&txn)?;
             for item in events
                 .range(done.saturating_add(1)..)?
                 .take(INDEX_BUILD_BATCH)
@@ -139,9 +136,7 @@ pub(super) fn build_event_index(db: &Database) -> Result<()> {
                 let (k, v) = item?;
                 let id = k.value();
                 let head = codec::decode_head(id, v.value())?;
-                add_index_entries(
-                    &mut keys,
-                    &mut index,
+                index.add(
                     id,
                     index_names(
                         &head.channel,
@@ -243,6 +238,7 @@ fn convert_event_index(db: &Database) -> Result<()> {
 mod tests {
     use redb::Database;
 
+    use super::super::tables::EVENT_KEYS;
     use super::*;
     use crate::store::testing::*;
     use crate::store::{EventRecord, Store};
@@ -351,7 +347,13 @@ mod tests {
                         .unwrap();
                     let names = index_names(&e.channel, &e.event_type, e.correlation_id.as_deref());
                     for name in names {
-                        let key = super::super::index::key_number(&mut keys, &name).unwrap();
+                        // Numbered as schema 2 did: one past the keys so far.
+                        let known = keys.get(name.as_str()).unwrap().map(|k| k.value());
+                        let key = known.unwrap_or_else(|| {
+                            let key = keys.len().unwrap() + 1;
+                            keys.insert(name.as_str(), key).unwrap();
+                            key
+                        });
                         index.insert((key, e.id), ()).unwrap();
                     }
                 }

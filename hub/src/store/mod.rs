@@ -29,6 +29,10 @@
 //! - `read`: [`Snapshot`], the reads of one MVCC snapshot.
 //! - `index`: the event index (a bitmap per key and block of 64 ids) and
 //!   the walk that answers filtered reads.
+//! - `postings`: the event index's writes: key names and numbers, an
+//!   event's bits set and cleared, a key dropped with its last event.
+//! - `page`: one page of events from a cursor, within its limit and its
+//!   byte limit.
 //! - `live`: the live sessions in memory, as committed, each with its
 //!   `list_sessions` item rendered once.
 //! - `sessions`, `events`, `outbox`: the write verbs of [`Tx`].
@@ -56,6 +60,8 @@ mod live;
 mod migrate;
 mod open;
 mod outbox;
+mod page;
+mod postings;
 mod read;
 pub mod receipts;
 mod records;
@@ -67,11 +73,11 @@ mod waiters;
 mod writer;
 
 pub use claims::ClaimRecord;
-pub use live::{LiveSession, escaped};
+pub use live::{HookWait, LiveSession, escaped, reach};
 pub use open::{Existing, OpenError, inspect};
 pub use outbox::DELIVERY_LOG_KEEP;
 pub use read::Snapshot;
-pub use receipts::{Mark, Receipt};
+pub use receipts::{Change, Receipt};
 pub use records::{
     AttemptRecord, AttemptResult, AttemptStatus, DueDelivery, EventPage, EventQuery, EventRecord,
     NewEvent, Queued, SessionRecord, Verdict, WebhookRecord, delivery_id,
@@ -301,6 +307,22 @@ impl Store {
     /// The live sessions as committed, from memory (no read of the file).
     pub fn live_sessions(&self) -> Vec<Arc<LiveSession>> {
         self.shared.live.all()
+    }
+
+    /// Counts a `wait` long-poll for `session` as connected (it is reachable
+    /// by `hook`) until the guard is dropped, and briefly after.
+    pub fn hook_wait(&self, session: &str) -> HookWait {
+        self.shared.live.hooks.connect(session)
+    }
+
+    /// The sessions a `wait` is connected for now.
+    pub fn hooked(&self) -> std::collections::HashSet<String> {
+        self.shared.live.hooks.now()
+    }
+
+    /// Whether a `wait` is connected for `session` now.
+    pub fn is_hooked(&self, session: &str) -> bool {
+        self.shared.live.hooks.has(session)
     }
 
     /// A receiver of the newest committed event id; it changes after each

@@ -12,17 +12,21 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use tokio::sync::{Notify, watch};
 
 use super::migrate::{build_event_index, compact_if_slack, rebuild_live_index, rebuild_live_names};
+use super::postings::init_key_counter;
 use super::read::{committed_tip, read_tip};
 use super::tables::{
-    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENT_KEYS, EVENTS, LEASES, META, OUTBOX,
+    CLIENTS, DELIVERY_LOG, DELIVERY_LOG_LEN, EVENT_BITS, EVENTS, LEASES, META, OUTBOX,
     OUTBOX_RETRY, SESSIONS, WEBHOOKS,
 };
 use super::writer::{Job, Shared, Writer};
 use super::{Result, Store, StoreError, claims, receipts};
 
 /// 2: compact event rows and a posting list per entry ([`EVENT_INDEX_V2`]);
-/// 3: the posting lists as bitmaps ([`EVENT_BITS`]).
-pub(super) const SCHEMA_VERSION: u64 = 3;
+/// 3: the posting lists as bitmaps ([`EVENT_BITS`]); 4: index keys numbered
+/// by a counter and dropped with their last event (a hub of version 3
+/// would number keys by the table's length, which pruning shrinks, so it
+/// must refuse the file).
+pub(super) const SCHEMA_VERSION: u64 = 4;
 /// redb's page cache for a serving hub.
 pub(super) const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -279,19 +283,21 @@ fn init_tables(db: &Database) -> Result<u64> {
         let mut meta = txn.open_table(META)?;
         let version = meta.get("schema_version")?.map(|v| v.value());
         match version {
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION)?;
-            }
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::NewerSchema {
                     found: v,
                     supported: SCHEMA_VERSION,
                 });
             }
+            // A new file, or one of schema 3, which differs only in how
+            // index keys are numbered; older ones are raised once their
+            // index is built (`migrate`).
+            None | Some(3) => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+            }
             Some(_) => {}
         }
         tip = read_tip(&meta, &txn.open_table(EVENTS)?)?;
-        txn.open_table(EVENT_KEYS)?;
         txn.open_table(EVENT_BITS)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(CLIENTS)?;
@@ -306,6 +312,8 @@ fn init_tables(db: &Database) -> Result<u64> {
         claims::init(&txn)?;
         receipts::init(&txn)?;
     }
+    // Numbered from where the keys so far end, before any can be dropped.
+    init_key_counter(&txn)?;
     txn.commit()?;
     Ok(tip)
 }

@@ -34,6 +34,12 @@ impl Tx<'_> {
         read_webhook(&self.txn.open_table(WEBHOOKS)?, id)
     }
 
+    /// How many webhooks are registered, active or not.
+    pub fn webhook_count(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        Ok(self.txn.open_table(WEBHOOKS)?.len()?)
+    }
+
     /// Assigns the next webhook id.
     pub fn next_webhook_id(&mut self) -> Result<u64> {
         let id = self.counter(Counter::Webhook)?;

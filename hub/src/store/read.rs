@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, TableError};
 
-use super::index::read_events;
+use super::page::read_events;
 use super::tables::{
     Counter, DELIVERY_LOG, EVENT_BITS, EVENT_KEYS, EVENTS, LEASES, LIVE, META, OUTBOX,
     OUTBOX_RETRY, RetryKey, SESSIONS, WEBHOOKS, decode, packed_contains,

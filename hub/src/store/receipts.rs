@@ -1,49 +1,57 @@
-//! Receipts for direct messages (events on a `session:<id>` channel): when
-//! the recipient's proxy or `wait` hook pushed one into its session, and when
-//! the recipient read it (a read returned it, or its cursor passed it).
-//! Written lazily, like cursor moves: they ride the next commit's fsync.
+//! Receipts for direct messages (events on a `session:<id>` channel): how
+//! far each got — offered, delivered, read — when and by which path, and
+//! why a wake is held. Written lazily, like cursor moves: they ride the
+//! next commit's fsync.
+//!
+//! The rules (a status moves forward only, holds) are in `rules`; rows live
+//! in `message_receipts` in the form of `codec`. Rows of the
+//! older `receipts` table (pushed at, read at) are read as they stand —
+//! pushed is `offered` by `channel`, read has no known path — and are moved
+//! to the new table the first time they change; nothing rewrites them at
+//! open.
+
+mod codec;
+mod rules;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EventRecord, Result, Snapshot, Tx};
+pub use rules::{Change, Hold, Receipt, StepMark};
+
+use super::{EventRecord, Result, Snapshot, StoreError, Tx};
+use shared::tools::receipts::Path;
 
 /// (recipient session id, event id) → (): the direct messages to a session.
 const DIRECT_MESSAGES: TableDefinition<(&str, u64), ()> = TableDefinition::new("direct_messages");
-/// Event id → (pushed at ms, read at ms), 0 for not yet.
-const RECEIPTS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("receipts");
+/// Event id → its receipt in the form of [`codec`].
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("message_receipts");
+/// The older rows: event id → (pushed at ms, read at ms), 0 for not yet.
+const RECEIPTS_OLD: TableDefinition<u64, (u64, u64)> = TableDefinition::new("receipts");
 
-/// What the hub knows of one direct message's progress (epoch ms).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Receipt {
-    pub pushed_at: Option<i64>,
-    pub read_at: Option<i64>,
-}
-
-fn at(ms: u64) -> Option<i64> {
-    (ms > 0).then(|| i64::try_from(ms).unwrap_or(i64::MAX))
+/// A receipt row as stored, either form.
+fn decode(id: u64, new: Option<&[u8]>, old: Option<(u64, u64)>) -> Result<Receipt> {
+    match (new, old) {
+        (Some(bytes), _) => codec::decode(bytes).ok_or_else(|| {
+            tracing::error!(event_id = id, "a receipt row cannot be decoded");
+            StoreError::Damaged
+        }),
+        (None, Some((pushed, read))) => Ok(Receipt::from_old(pushed, read)),
+        (None, None) => Ok(Receipt::default()),
+    }
 }
 
 impl Snapshot {
     /// The receipt of event `id` (empty when nothing was recorded).
     pub fn receipt(&self, id: u64) -> Result<Receipt> {
-        let Some(t) = self.table(RECEIPTS)? else {
-            return Ok(Receipt::default());
+        let new = match self.table(RECEIPTS)? {
+            Some(t) => t.get(id)?.map(|v| v.value().to_vec()),
+            None => None,
         };
-        Ok(t.get(id)?.map_or_else(Receipt::default, |v| {
-            let (pushed, read) = v.value();
-            Receipt {
-                pushed_at: at(pushed),
-                read_at: at(read),
-            }
-        }))
+        let old = match (&new, self.table(RECEIPTS_OLD)?) {
+            (None, Some(t)) => t.get(id)?.map(|v| v.value()),
+            _ => None,
+        };
+        decode(id, new.as_deref(), old)
     }
-}
-
-/// Which receipt column a mark sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    Pushed,
-    Read,
 }
 
 impl Tx<'_> {
@@ -58,13 +66,29 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Marks those of `ids` that are direct messages to `recipient`, keeping
-    /// the first time of each; returns how many changed.
+    /// Drops every row kept for event `id` (on `channel`) as a direct
+    /// message: its recipient's index row and its receipt. Retention calls
+    /// it with each event it prunes; a table keyed by event added here must
+    /// be cleared here too, or it grows for ever under a rolling window.
+    pub(super) fn forget_direct_message(&mut self, id: u64, channel: &str) -> Result<()> {
+        let Some(recipient) = shared::channel::dm_target(channel) else {
+            return Ok(());
+        };
+        self.txn
+            .open_table(DIRECT_MESSAGES)?
+            .remove((recipient, id))?;
+        self.txn.open_table(RECEIPTS)?.remove(id)?;
+        self.txn.open_table(RECEIPTS_OLD)?.remove(id)?;
+        Ok(())
+    }
+
+    /// Applies `change` to those of `ids` that are direct messages to
+    /// `recipient`; returns how many receipts changed.
     pub fn mark_messages(
         &mut self,
         recipient: &str,
         ids: &[u64],
-        mark: Mark,
+        change: &Change,
         now_ms: i64,
     ) -> Result<usize> {
         let mut mine = Vec::with_capacity(ids.len());
@@ -76,16 +100,17 @@ impl Tx<'_> {
                 }
             }
         }
-        self.mark_ids(&mine, mark, now_ms)
+        self.apply(&mine, change, now_ms)
     }
 
-    /// Marks read every direct message to `recipient` with an id in
-    /// `(after, through]`: its cursor passed them.
+    /// Marks read (by `path`) every direct message to `recipient` with an id
+    /// in `(after, through]`: its cursor was moved past them.
     pub fn mark_read_through(
         &mut self,
         recipient: &str,
         after: u64,
         through: u64,
+        path: Path,
         now_ms: i64,
     ) -> Result<usize> {
         if through <= after {
@@ -97,21 +122,30 @@ impl Tx<'_> {
             .range((recipient, after + 1)..=(recipient, through))?
             .map(|item| item.map(|(k, _)| k.value().1))
             .collect::<std::result::Result<_, _>>()?;
-        self.mark_ids(&ids, Mark::Read, now_ms)
+        self.apply(&ids, &Change::Read(path), now_ms)
     }
 
-    fn mark_ids(&mut self, ids: &[u64], mark: Mark, now_ms: i64) -> Result<usize> {
-        let now = u64::try_from(now_ms).unwrap_or(1).max(1);
-        let mut receipts = self.txn.open_table(RECEIPTS)?;
+    fn apply(&mut self, ids: &[u64], change: &Change, now_ms: i64) -> Result<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut new = self.txn.open_table(RECEIPTS)?;
+        let mut old = self.txn.open_table(RECEIPTS_OLD)?;
         let mut changed = 0;
         for &id in ids {
-            let (pushed, read) = receipts.get(id)?.map_or((0, 0), |v| v.value());
-            let next = match mark {
-                Mark::Pushed if pushed == 0 => (now, read),
-                Mark::Read if read == 0 => (pushed, now),
-                _ => continue,
+            let stored = new.get(id)?.map(|v| v.value().to_vec());
+            let was_old = match &stored {
+                None => old.get(id)?.map(|v| v.value()),
+                Some(_) => None,
             };
-            receipts.insert(id, next)?;
+            let mut receipt = decode(id, stored.as_deref(), was_old)?;
+            if !receipt.apply(change, now_ms) {
+                continue;
+            }
+            new.insert(id, codec::encode(&receipt).as_slice())?;
+            if was_old.is_some() {
+                old.remove(id)?;
+            }
             changed += 1;
         }
         Ok(changed)
@@ -122,6 +156,7 @@ impl Tx<'_> {
 pub(super) fn init(txn: &redb::WriteTransaction) -> Result<()> {
     txn.open_table(DIRECT_MESSAGES)?;
     txn.open_table(RECEIPTS)?;
+    txn.open_table(RECEIPTS_OLD)?;
     Ok(())
 }
 
@@ -129,56 +164,97 @@ pub(super) fn init(txn: &redb::WriteTransaction) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::{Durability, NewEvent, Store};
+    use shared::tools::receipts::Status;
 
-    #[tokio::test]
-    async fn receipts_keep_the_first_time_and_only_mark_messages_to_their_recipient() {
+    async fn store_with(channels: &[&str]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data.redb")).unwrap();
-        let ids = store
-            .write(Durability::Durable, |t| {
-                let mut ids = Vec::new();
-                for channel in ["session:b", "all", "session:b", "session:c"] {
+        let channels: Vec<String> = channels.iter().map(|c| (*c).to_owned()).collect();
+        store
+            .write(Durability::Durable, move |t| {
+                for channel in channels {
                     let e = t.append_event(NewEvent {
-                        channel: channel.to_owned(),
+                        channel,
                         ..NewEvent::system("dm", "hi".into(), "a")
                     })?;
                     t.index_direct_message(&e)?;
-                    ids.push(e.id);
                 }
-                Ok(ids)
+                Ok(())
             })
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn marks_touch_only_messages_to_their_recipient_and_never_go_back() {
+        let (_dir, store) = store_with(&["session:b", "all", "session:b", "session:c"]).await;
+        let offered = Change::Offered(Path::Channel);
         let marked = store
             .write(Durability::Lazy, move |t| {
                 Ok((
-                    t.mark_messages("b", &[1, 2, 3, 4], Mark::Pushed, 10)?,
-                    t.mark_messages("b", &[1], Mark::Pushed, 20)?,
-                    t.mark_read_through("b", 1, 4, 30)?,
+                    t.mark_messages("b", &[1, 2, 3, 4], &offered, 10)?,
+                    t.mark_messages("b", &[1], &Change::Offered(Path::Notice), 20)?,
+                    t.mark_read_through("b", 1, 4, Path::Ack, 30)?,
+                    t.mark_messages("b", &[3], &Change::Delivered(Path::Hook), 40)?,
                 ))
             })
             .await
             .unwrap();
-        assert_eq!(ids, [1, 2, 3, 4]);
-        assert_eq!(marked, (2, 0, 1), "only b's messages, each once");
+        assert_eq!(marked, (2, 0, 1, 0), "only b's messages, each step once");
         let got = store
             .read(|s| Ok((s.receipt(1)?, s.receipt(3)?, s.receipt(4)?)))
             .await
             .unwrap();
+        assert_eq!(got.0.status(), Status::Offered);
         assert_eq!(
-            got.0,
-            Receipt {
-                pushed_at: Some(10),
-                read_at: None
-            }
+            got.0.offered,
+            Some(StepMark {
+                at: 10,
+                path: Some(Path::Channel)
+            })
         );
-        assert_eq!(
-            got.1,
-            Receipt {
-                pushed_at: Some(10),
-                read_at: Some(30)
-            }
-        );
+        assert_eq!(got.1.status(), Status::Read);
+        assert_eq!(got.1.delivered, None, "read passed delivered by");
         assert_eq!(got.2, Receipt::default(), "c's message is c's");
+    }
+
+    #[tokio::test]
+    async fn old_rows_read_as_offered_by_channel_and_move_on_change() {
+        let (_dir, store) = store_with(&["session:b", "session:b"]).await;
+        store
+            .write(Durability::Durable, |t| {
+                let mut old = t.txn.open_table(RECEIPTS_OLD)?;
+                old.insert(1, (10, 0))?;
+                old.insert(2, (10, 20))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (one, two) = store
+            .read(|s| Ok((s.receipt(1)?, s.receipt(2)?)))
+            .await
+            .unwrap();
+        assert_eq!(one.status(), Status::Offered);
+        assert_eq!(one.offered.unwrap().path, Some(Path::Channel));
+        assert_eq!(two.status(), Status::Read);
+        assert_eq!(two.read, Some(StepMark { at: 20, path: None }));
+
+        store
+            .write(Durability::Lazy, |t| {
+                t.mark_messages("b", &[1], &Change::Delivered(Path::Tool), 30)
+            })
+            .await
+            .unwrap();
+        let (moved, left) = store
+            .read(|s| {
+                let old = s.table(RECEIPTS_OLD)?.expect("the old table");
+                Ok((s.receipt(1)?, old.get(1)?.is_none()))
+            })
+            .await
+            .unwrap();
+        assert!(left, "the old row is gone once rewritten");
+        assert_eq!(moved.status(), Status::Delivered);
+        assert_eq!(moved.offered.unwrap().at, 10, "the old step is kept");
     }
 }

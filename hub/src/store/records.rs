@@ -40,8 +40,9 @@ impl SessionRecord {
         self.deleted_at.is_some()
     }
 
-    /// The wire shape for `list_sessions`.
-    pub fn to_wire(&self, now_ms: i64) -> wire::SessionInfo {
+    /// The wire shape for `list_sessions`; `hook`: a `wait` for it is
+    /// connected now.
+    pub fn to_wire(&self, now_ms: i64, hook: bool) -> wire::SessionInfo {
         wire::SessionInfo {
             session_id: self.id.clone(),
             display_id: self.display_id.clone(),
@@ -63,6 +64,7 @@ impl SessionRecord {
             lease_seconds: self.lease_seconds,
             push: self.push.clone(),
             keyed: self.key_hash.is_some(),
+            reach: super::live::reach(&self.push, hook),
         }
     }
 }
@@ -93,6 +95,30 @@ impl EventRecord {
         )
     }
 
+    /// The length of [`to_wire`](Self::to_wire)'s JSON, counted without
+    /// building it: what a page's byte limit adds up.
+    pub fn wire_len(&self) -> usize {
+        let tags = self.tags.as_ref().map(|tags| {
+            // `"tags":[` … `]`, and a comma between items.
+            9 + tags.iter().map(|t| json_str_len(t)).sum::<usize>() + tags.len().saturating_sub(1)
+        });
+        let fields: [usize; 10] = [
+            5 + decimal_len(self.id),
+            13 + json_str_len(&self.event_type),
+            10 + json_str_len(&self.payload),
+            13 + json_str_len(&self.session_id),
+            12 + json_str_len(&shared::time::format_micros(self.timestamp)),
+            10 + json_str_len(&self.channel),
+            17 + self.correlation_id.as_deref().map_or(4, json_str_len),
+            15 + json_str_len(self.level().as_str()),
+            self.title.as_deref().map_or(0, |t| 8 + json_str_len(t)),
+            tags.unwrap_or(0),
+        ];
+        let present = fields.iter().filter(|&&n| n > 0).count();
+        // The braces, and a comma between fields.
+        2 + fields.iter().sum::<usize>() + present - 1
+    }
+
     pub fn to_wire(&self) -> wire::Event {
         wire::Event {
             id: self.id,
@@ -107,6 +133,25 @@ impl EventRecord {
             tags: self.tags.clone(),
         }
     }
+}
+
+/// The length of `s` as a JSON string, quotes included, escaped as
+/// `serde_json` escapes it.
+fn json_str_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
+/// How many digits `n` has in decimal.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10()
+        .map_or(1, |d| usize::try_from(d).unwrap_or(usize::MAX) + 1)
 }
 
 /// An event about to be appended (the store assigns id and time).
@@ -287,6 +332,9 @@ pub struct EventQuery {
     /// Any of these types; empty means all.
     pub event_types: Vec<String>,
     pub correlation_id: Option<String>,
+    /// Stop before the event that would take the page's JSON past this
+    /// many bytes; the first event is always taken, however large.
+    pub max_bytes: Option<usize>,
 }
 
 impl EventQuery {
@@ -315,4 +363,7 @@ pub struct EventPage {
     pub rows_read: usize,
     /// Index entries stepped over to find them.
     pub postings_read: usize,
+    /// The page stopped at the query's `max_bytes`, not at its end or its
+    /// `limit`: there may be more.
+    pub cut: bool,
 }

@@ -10,14 +10,16 @@ use super::Result;
 /// Counters: `next_webhook_id`, `next_delivery_log_id`, `schema_version`,
 /// and `next_event_id`: a floor under the next event id, written only when
 /// pruning (the next id is otherwise one past the newest row, so an append
-/// touches no counter page); `index_built_through` while an older store's
-/// event index is being built.
+/// touches no counter page); `next_index_key`, the next event index key
+/// number; `index_built_through` while an older store's event index is
+/// being built.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Event id → [`EventRecord`] in the compact encoding of [`encode_event`]
 /// (rows written before schema version 2 are JSON; both decode).
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Index key name → its number: `c\0<channel>`, `t\0<event type>`,
-/// `r\0<correlation id>`. Never shrinks, so a number is never reused.
+/// `r\0<correlation id>`. A key goes when its last event is pruned; numbers
+/// come from the `next_index_key` counter, so one is never reused.
 pub(super) const EVENT_KEYS: TableDefinition<&str, u64> = TableDefinition::new("event_keys");
 /// (index key number, event id / 64) → a bitmap of the block's ids under
 /// the key: the posting lists of the channel, type and correlation filters,

@@ -138,3 +138,44 @@ pub(crate) async fn record(store: &Store, due: DueDelivery, result: AttemptResul
 }
 
 pub(crate) const DAY: i64 = 86_400_000;
+
+/// The rows of every table in the file, by table name.
+pub(crate) async fn table_rows(store: &Store) -> std::collections::BTreeMap<String, u64> {
+    use redb::{MultimapTableHandle, ReadableTableMetadata, TableHandle};
+    store
+        .read(|s| {
+            let mut out = std::collections::BTreeMap::new();
+            for handle in s.txn.list_tables()? {
+                let name = handle.name().to_owned();
+                out.insert(name, s.txn.open_untyped_table(handle)?.len()?);
+            }
+            for handle in s.txn.list_multimap_tables()? {
+                let name = handle.name().to_owned();
+                out.insert(name, s.txn.open_untyped_multimap_table(handle)?.len()?);
+            }
+            Ok(out)
+        })
+        .await
+        .unwrap()
+}
+
+/// The rows the event index and the direct-message index must hold for
+/// the events stored now, and no more: (index keys, bitmap rows, direct
+/// messages).
+pub(crate) async fn index_rows_for_stored_events(store: &Store) -> (u64, u64, u64) {
+    use std::collections::HashSet;
+    let events = oldest_events(store, 1_000_000).await;
+    let mut keys = HashSet::new();
+    let mut rows = HashSet::new();
+    let mut dms = 0;
+    for e in &events {
+        let names =
+            super::postings::index_names(&e.channel, &e.event_type, e.correlation_id.as_deref());
+        for name in names {
+            rows.insert((name.clone(), e.id / super::postings::BLOCK_BITS));
+            keys.insert(name);
+        }
+        dms += u64::from(shared::channel::dm_target(&e.channel).is_some());
+    }
+    (keys.len() as u64, rows.len() as u64, dms)
+}

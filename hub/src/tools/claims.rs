@@ -5,11 +5,12 @@
 //! it names one (`file:<repo>/<path>`), at `lifecycle` level.
 
 use shared::tools::Refusal;
-use shared::tools::claims::{ClaimParams, ClaimReply, ListClaimsParams};
+use shared::tools::claims::{ClaimParams, ClaimReply, ListClaims, ListClaimsParams};
 use shared::wire::ClaimInfo;
 
 use super::{Outcome, deleted_refusal};
 use crate::caller::Caller;
+use crate::json::Json;
 use crate::keys::Presented;
 use crate::sessions::{self, EndReason};
 use crate::state::Bus;
@@ -17,7 +18,7 @@ use crate::store::{ClaimRecord, Durability, NewEvent, SessionRecord, StoreError,
 
 super::handlers! {
     shared::tools::claims::Claim => claim;
-    shared::tools::claims::ListClaims => list;
+    shared::tools::claims::ListClaims => rendered list;
 }
 
 /// The channel a resource's claim events go to: `repo:<repo>` for
@@ -267,21 +268,23 @@ async fn decide(bus: &Bus, a: Attempt) -> Result<Decision, StoreError> {
 }
 
 /// `list_claims(prefix?)`: claims under `prefix` and those covering it,
-/// with their holders' names.
-pub async fn list(bus: &Bus, _caller: &Caller, p: ListClaimsParams) -> Outcome<Vec<ClaimInfo>> {
+/// with their holders' names; the first `--max-list-items` only.
+pub async fn list(bus: &Bus, _caller: &Caller, p: ListClaimsParams) -> Outcome<Json> {
     let prefix = p.prefix.unwrap_or_default();
-    let items = bus
+    let max = bus.limits.max_list_items;
+    let rendered = bus
         .store
         .read(move |s| {
+            // One past the limit, to tell a cut list from a whole one.
             let mut out = Vec::new();
-            for c in s.claims(&prefix)? {
+            for c in s.claims(&prefix, max.saturating_add(1))? {
                 let holder = s.session(&c.session_id)?;
                 out.push(held_info(holder, &c));
             }
-            Ok(out)
+            Ok(super::render_list::<ListClaims, _>(out, max))
         })
         .await?;
-    Ok(items)
+    Ok(rendered)
 }
 
 #[cfg(test)]

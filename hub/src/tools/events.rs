@@ -1,23 +1,29 @@
 //! Events: publish, read (cursors, resume, peek, narrowing, levels,
 //! long-poll), and ack, with the original's rules as README's *Tools*
 //! section states them; the params and replies are
-//! [`shared::tools::events`].
-
-use std::time::Duration;
+//! [`shared::tools::events`]. `read` holds a call as read and the rule of
+//! which reads consume.
 
 use shared::cursor;
 use shared::level::SignalLevel;
+use shared::text::Shown;
 use shared::tools::events::{
     AckParams, Acked, GetParams, Page, PageEvent, PublishParams, Published,
 };
+use shared::tools::receipts::Path;
 use shared::tools::{ArgError, Refusal, events};
 
+use super::receipts::{on_read, on_reply};
 use super::{Failure, Outcome, deleted, deleted_refusal};
-use crate::caller::Caller;
+use crate::caller::{Caller, Reader};
 use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
 use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
+
+mod read;
+
+use self::read::Read;
 
 super::handlers! {
     events::PublishEvent => publish;
@@ -52,11 +58,12 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
         && SignalLevel::parse(level).is_none()
     {
         tracing::warn!(
-            "Unknown signal_level '{level}' (expected one of lifecycle, info, actionable). Storing as-is."
+            "Unknown signal_level '{}' (expected one of lifecycle, info, actionable). Storing as-is.",
+            Shown(level)
         );
     }
     if let Some(warning) = shared::channel::format_warning(&channel) {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", Shown(&warning));
     }
     let new = NewEvent {
         event_type,
@@ -84,6 +91,9 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
             // The deliveries commit with the event; the commit wakes the worker.
             tx.enqueue_deliveries(&event)?;
             tx.index_direct_message(&event)?;
+            if event.session_id != "anonymous" {
+                on_reply(tx, &event.session_id, event.correlation_id.as_deref(), now)?;
+            }
             let dm_target = match shared::channel::dm_target(&event.channel) {
                 Some(target) => tx.session(target)?.filter(|s| !s.is_deleted()),
                 None => None,
@@ -91,9 +101,21 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
             Ok(Ok((event, publisher, dm_target)))
         })
         .await??;
-    tracing::debug!(event_id = event.id, channel = %event.channel, event_type = %event.event_type, "stored");
+    tracing::debug!(
+        event_id = event.id,
+        channel = %Shown(&event.channel),
+        event_type = %Shown(&event.event_type),
+        "stored"
+    );
+    let (reach, reach_note) = match shared::channel::dm_target(&event.channel) {
+        Some(to) => {
+            let (reach, note) = super::sessions::reach_of(bus, to, dm_target.as_ref());
+            (Some(reach), Some(note))
+        }
+        None => (None, None),
+    };
     if let Some(target) = dm_target {
-        super::notify::direct_message(bus, &target, publisher.as_ref(), &event.payload);
+        super::notify::direct_message(bus, &target, publisher.as_ref(), event.id, &event.payload);
     }
     let deleted = publisher
         .filter(SessionRecord::is_deleted)
@@ -107,78 +129,9 @@ pub async fn publish(bus: &Bus, caller: &Caller, p: PublishParams) -> Outcome<Pu
         channel: event.channel,
         session_deleted: deleted.as_ref().map(|_| true),
         deleted,
+        reach,
+        reach_note,
     })
-}
-
-/// A parsed `get_events` call.
-#[derive(Debug, Clone)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "the call's own independent switches, as the contract names them"
-)]
-struct Read {
-    cursor: Option<u64>,
-    limit: usize,
-    session_id: Option<String>,
-    descending: bool,
-    channels: Vec<String>,
-    resume: bool,
-    event_types: Vec<String>,
-    peek: bool,
-    correlation_id: Option<String>,
-    min_level: Option<SignalLevel>,
-    wait: Duration,
-    /// Add receipts to the reader's own direct messages.
-    receipts: bool,
-    /// The session key the call presented: a read naming a keyed session
-    /// needs it.
-    key: Presented,
-}
-
-impl Read {
-    fn new(p: GetParams, key: Presented) -> Self {
-        let descending = p.descending();
-        let mut channels = p.channels.unwrap_or_default();
-        if let Some(c) = p.channel {
-            channels.push(c);
-        }
-        channels.retain(|c| !c.is_empty());
-        Self {
-            cursor: p.cursor,
-            limit: p.limit,
-            descending,
-            min_level: p.min_level,
-            wait: Duration::from_secs(p.wait_seconds),
-            session_id: p.session_id.filter(|s| s != "anonymous" && !s.is_empty()),
-            channels,
-            resume: p.resume,
-            event_types: p.event_types.unwrap_or_default(),
-            peek: p.peek,
-            correlation_id: p.correlation_id.filter(|c| !c.is_empty()),
-            receipts: p.receipts.unwrap_or(false),
-            key,
-        }
-    }
-
-    /// Filters that narrow the read; a narrowed read never consumes.
-    fn narrowed(&self) -> bool {
-        !self.channels.is_empty() || !self.event_types.is_empty() || self.correlation_id.is_some()
-    }
-
-    /// The sessions whose end a long-poll returns for: the reader's own,
-    /// and those whose direct messages it waits on.
-    fn sessions_ending(&self) -> Vec<String> {
-        self.session_id
-            .iter()
-            .map(String::as_str)
-            .chain(
-                self.channels
-                    .iter()
-                    .filter_map(|c| shared::channel::dm_target(c)),
-            )
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 /// What one pass over the store found.
@@ -197,6 +150,16 @@ enum Pass {
 pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
     let mut read = Read::new(p, Presented::of(caller));
     let deadline = tokio::time::Instant::now() + read.wait;
+    // A `wait` held as a session's wake-up hook watches its direct messages:
+    // while it is connected, the session is reachable by `hook`.
+    let _hook = (caller.reader == Reader::Wait && !read.wait.is_zero())
+        .then(|| {
+            read.channels
+                .iter()
+                .find_map(|c| shared::channel::dm_target(c))
+        })
+        .flatten()
+        .map(|session| bus.store.hook_wait(session));
     let mut tip = bus.store.tip();
     // A read narrowed to channels wakes only for events on them (and the
     // end of its sessions: that event is on another channel); others wake
@@ -206,7 +169,7 @@ pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
     let mut ended = false;
     loop {
         tip.borrow_and_update();
-        match pass(bus, &read).await? {
+        match pass(bus, caller, &read).await? {
             Pass::Done(reply) => return Ok(reply),
             Pass::Page(reply, empty, next) => {
                 if !empty || read.wait.is_zero() || ended {
@@ -237,8 +200,10 @@ pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
     }
 }
 
-async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
+async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> {
+    let consuming = read.consumes(caller.reader);
     let r = read.clone();
+    let max_bytes = bus.limits.max_page_bytes;
     let (session, tip, raw, after) = bus
         .store
         .read(move |snap| {
@@ -256,7 +221,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                     None => return Ok((None, tip, None, None)),
                     Some(s) => match s.last_cursor {
                         Some(c) => after = Some(c),
-                        None if r.peek || r.narrowed() => after = Some(tip),
+                        None if !consuming => after = Some(tip),
                         None => return Ok((session, tip, None, Some(tip))),
                     },
                 }
@@ -268,6 +233,7 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
                 channels: r.channels.clone(),
                 event_types: r.event_types.clone(),
                 correlation_id: r.correlation_id.clone(),
+                max_bytes: Some(max_bytes),
             })?;
             Ok((session, tip, Some(page), after))
         })
@@ -324,45 +290,19 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
         };
     };
 
-    let through = raw.through;
+    let (through, cut) = (raw.through, raw.cut);
     let raw = raw.events;
     let max_id = raw.iter().map(|e| e.id).max();
-    let has_more = raw.len() == read.limit;
+    // Full, or stopped at the page byte limit: the next page starts right
+    // after the last event returned (its `next_cursor`), so nothing is
+    // skipped in ascending order.
+    let has_more = raw.len() == read.limit || cut;
     // An empty page says how far it looked: a quiet filtered read moves on
     // to the newest id it examined instead of handing back its own cursor.
     let next = max_id
         .or_else(|| (through > after.unwrap_or(0)).then_some(through))
         .or(after);
     let next_cursor = next.map(|c| c.to_string());
-    if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
-        let consume = if read.peek || read.narrowed() {
-            None
-        } else {
-            max_id
-        };
-        let key = read.key.clone();
-        bus.store
-            .write(Durability::Lazy, move |tx| {
-                let now = shared::time::now_ms();
-                let mut s = match sessions::touch(tx, &id, &key, now)? {
-                    Ok(Some(s)) => s,
-                    Ok(None) => return Ok(Ok(())),
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                if let Some(c) = consume
-                    && !s.is_deleted()
-                    && s.last_cursor != Some(c)
-                {
-                    // The direct messages its cursor passes are read.
-                    let passed = s.last_cursor.or(after).unwrap_or(0);
-                    tx.mark_read_through(&id, passed, c, now)?;
-                    s.last_cursor = Some(c);
-                    tx.put_session(&s)?;
-                }
-                Ok(Ok(()))
-            })
-            .await??;
-    }
     let mut events: Vec<PageEvent> = raw
         .iter()
         .filter(|e| read.min_level.is_none_or(|min| e.level() >= min))
@@ -371,6 +311,34 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
             receipt: None,
         })
         .collect();
+    if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
+        let consume = if consuming { max_id } else { None };
+        // What the page shows the session of its own direct messages.
+        let returned: Vec<u64> = events
+            .iter()
+            .filter(|e| shared::push::is_dm_to(&e.event, &id))
+            .map(|e| e.event.id)
+            .collect();
+        let (caller, key) = (caller.clone(), read.key.clone());
+        bus.store
+            .write(Durability::Lazy, move |tx| {
+                let now = shared::time::now_ms();
+                let mut s = match sessions::touch(tx, &id, &key, now)? {
+                    Ok(Some(s)) if !s.is_deleted() => s,
+                    Ok(_) => return Ok(Ok(())),
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                on_read(tx, &caller, &id, &returned, consuming, now)?;
+                if let Some(c) = consume
+                    && s.last_cursor != Some(c)
+                {
+                    s.last_cursor = Some(c);
+                    tx.put_session(&s)?;
+                }
+                Ok(Ok(()))
+            })
+            .await??;
+    }
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
         super::receipts::attach(bus, reader, &mut events).await?;
     }
@@ -385,6 +353,9 @@ async fn pass(bus: &Bus, read: &Read) -> Result<Pass, Failure> {
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
 pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
+    // Only the agent's own ack reads its messages; a helper's moves the
+    // cursor, as asked, and proves nothing.
+    let agent = caller.reader == Reader::Agent;
     let key = Presented::of(caller);
     let AckParams {
         session_id,
@@ -423,8 +394,8 @@ pub async fn ack(bus: &Bus, caller: &Caller, p: AckParams) -> Outcome<Acked> {
             {
                 return Ok((Err(Refusal::cursor_behind(session_id, p, c)), None));
             }
-            if c > position.unwrap_or(0) {
-                tx.mark_read_through(&session_id, position.unwrap_or(0), c, now)?;
+            if agent && c > position.unwrap_or(0) {
+                tx.mark_read_through(&session_id, position.unwrap_or(0), c, Path::Ack, now)?;
             }
             s.last_cursor = Some(c);
             tx.put_session(&s)?;

@@ -69,21 +69,67 @@ pub fn render_parts(json: &str, escaped: &str, list: bool) -> Json {
 /// without (the JSON itself). `size` is about how long the two come to,
 /// so a reply of megabytes is one allocation and no copies.
 pub fn render_with(size: usize, list: bool, write: impl Fn(&mut String, bool)) -> Json {
-    let (open, close) = if list {
-        ("{\"result\":", "}")
-    } else {
-        ("", "")
+    let shape = if list { Shape::List } else { Shape::Object };
+    render_shaped(size, &shape, write)
+}
+
+/// How a reply sits in its `tools/call` result.
+pub enum Shape {
+    /// `structuredContent` is the reply.
+    Object,
+    /// `structuredContent` is `{"result": <the list>}`.
+    List,
+    /// A list cut at the hub's limit: `{"result": <the list>, "truncated":
+    /// true}`, and a second text block that says so (the first stays the
+    /// bare list, as the original's clients read it).
+    Cut(String),
+}
+
+/// [`render_with`] for any [`Shape`].
+pub fn render_shaped(size: usize, shape: &Shape, write: impl Fn(&mut String, bool)) -> Json {
+    let (open, close) = match shape {
+        Shape::Object => ("", ""),
+        Shape::List => ("{\"result\":", "}"),
+        Shape::Cut(_) => ("{\"result\":", ",\"truncated\":true}"),
     };
     // Room for the JSON-RPC envelope and the SSE frame put around it in place.
     let mut out = String::with_capacity(size + 256);
     out.push_str("{\"content\":[{\"type\":\"text\",\"text\":\"");
     write(&mut out, true);
-    out.push_str("\"}],\"structuredContent\":");
+    out.push_str("\"}");
+    if let Shape::Cut(note) = shape {
+        out.push_str(",{\"type\":\"text\",\"text\":\"");
+        out.push_str(&crate::store::escaped(note));
+        out.push_str("\"}");
+    }
+    out.push_str("],\"structuredContent\":");
     out.push_str(open);
     write(&mut out, false);
     out.push_str(close);
     out.push_str(",\"isError\":false}");
     Json::spliced(out)
+}
+
+/// The shape of a list reply of `T` that had `total` items before it was
+/// cut to `max` (or was not).
+pub fn list_shape<T: Tool>(total: usize, max: usize) -> Shape {
+    if total > max {
+        Shape::Cut(contract::truncated_note(T::NAME, max))
+    } else {
+        Shape::List
+    }
+}
+
+/// A list reply of `T`: the first `max` of `items`, marked cut when there
+/// were more (see [`Shape::Cut`]).
+pub fn render_list<T: Tool, I: serde::Serialize>(mut items: Vec<I>, max: usize) -> Json {
+    let shape = list_shape::<T>(items.len(), max);
+    items.truncate(max);
+    let json = serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned());
+    let escaped = crate::store::escaped(&json);
+    render_shaped(json.len() + escaped.len(), &shape, |out, as_text| {
+        out.push_str(if as_text { &escaped } else { &json });
+    })
 }
 
 /// Why a call produced no reply.

@@ -3,10 +3,11 @@
 
 use shared::channel::repo_from_cwd;
 use shared::tools::sessions::{
-    NoParams, RegisterParams, Registered, UnregisterParams, Unregistered,
+    ListChannels, ListSessions, NoParams, RegisterParams, Registered, UnregisterParams,
+    Unregistered,
 };
 use shared::tools::{Refusal, sessions};
-use shared::wire::ChannelCount;
+use shared::wire::{ChannelCount, Reach};
 
 use super::{Outcome, deleted_refusal};
 use crate::caller::Caller;
@@ -19,7 +20,7 @@ use crate::store::{Durability, NewEvent, SessionRecord, Tx};
 super::handlers! {
     sessions::RegisterSession => register;
     sessions::ListSessions => rendered list;
-    sessions::ListChannels => channels;
+    sessions::ListChannels => rendered channels;
     sessions::UnregisterSession => unregister;
 }
 
@@ -47,7 +48,8 @@ pub async fn register(bus: &Bus, caller: &Caller, p: RegisterParams) -> Outcome<
         .lease_seconds
         .map(|l| u64::try_from(l).unwrap_or_default());
     let pid = p.client_pid.map(|p| u32::try_from(p).unwrap_or_default());
-    let push = shared::push::merge_routes(&[], &p.push.unwrap_or_default());
+    // The routes the client has now; absent: the last list stands.
+    let push = p.push.map(|routes| shared::push::ordered_routes(&routes));
     let repo = repo_from_cwd(&cwd);
     let reply = bus
         .store
@@ -83,10 +85,14 @@ pub async fn register(bus: &Bus, caller: &Caller, p: RegisterParams) -> Outcome<
                 if pid.is_some() {
                     session.client_pid = pid;
                 }
-                // Routes add up while the session lives (its proxy and its
-                // hooks each report theirs); a revived session starts afresh.
-                let known = if revived { &[][..] } else { &session.push[..] };
-                session.push = shared::push::merge_routes(known, &push);
+                // A proxy reports what it has now on every renewal (a pane
+                // that stops being verified drops out); a revived session
+                // starts afresh.
+                match push {
+                    Some(routes) => session.push = routes,
+                    None if revived => session.push.clear(),
+                    None => {}
+                }
                 // Keyed already: the key was presented (checked above).
                 let key = match (&session.key_hash, want_key) {
                     (_, false) => None,
@@ -137,7 +143,7 @@ pub async fn register(bus: &Bus, caller: &Caller, p: RegisterParams) -> Outcome<
                 client_pid: pid,
                 lease_seconds,
                 lease_deadline,
-                push,
+                push: push.unwrap_or_default(),
                 key_hash,
             };
             tx.put_session(&session)?;
@@ -175,11 +181,16 @@ fn register_reply(
     })
 }
 
-/// `list_sessions()`
+/// `list_sessions()`: the most recently active first, the first
+/// `--max-list-items` only.
 pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
+    let max = bus.limits.max_list_items;
     // Rendered where it is read: a reply proportional to the number of
     // sessions is never built on an async worker.
-    let rendered = live_and(bus, |sessions| {
+    let hooked = bus.store.hooked();
+    let rendered = live_and(bus, move |mut sessions| {
+        let shape = super::list_shape::<ListSessions>(sessions.len(), max);
+        sessions.truncate(max);
         let now = shared::time::now_ms();
         // Each item from its cached rendering: a list of thousands of
         // sessions is a copy, not a serialisation.
@@ -187,13 +198,14 @@ pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
             let (json, text) = s.item_len();
             n + json + text + 2
         });
-        super::render_with(size, true, |out, as_text| {
+        super::render_shaped(size, &shape, |out, as_text| {
             out.push('[');
             for (i, s) in sessions.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                s.write_item(now, out, as_text);
+                let hook = !hooked.is_empty() && hooked.contains(&s.record.id);
+                s.write_item(now, hook, out, as_text);
             }
             out.push(']');
         })
@@ -202,9 +214,11 @@ pub async fn list(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
     Ok(rendered)
 }
 
-/// `list_channels()`: the implicit channels of live sessions with counts.
-pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<ChannelCount>> {
-    let items = live_and(bus, |sessions| {
+/// `list_channels()`: the implicit channels of live sessions with counts,
+/// in name order, the first `--max-list-items` only.
+pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Json> {
+    let max = bus.limits.max_list_items;
+    let rendered = live_and(bus, move |sessions| {
         let mut counts = std::collections::BTreeMap::<String, u64>::new();
         for s in sessions {
             let s = &s.record;
@@ -212,16 +226,18 @@ pub async fn channels(bus: &Bus, _caller: &Caller, _: NoParams) -> Outcome<Vec<C
                 *counts.entry(c).or_default() += 1;
             }
         }
-        counts
+        let items: Vec<ChannelCount> = counts
             .into_iter()
+            .take(max.saturating_add(1))
             .map(|(channel, subscribers)| ChannelCount {
                 channel,
                 subscribers,
             })
-            .collect()
+            .collect();
+        super::render_list::<ListChannels, _>(items, max)
     })
     .await?;
-    Ok(items)
+    Ok(rendered)
 }
 
 /// `unregister_session(session_id?, client_id?, machine?)`: of a keyed
@@ -274,4 +290,68 @@ pub async fn unregister(bus: &Bus, caller: &Caller, p: UnregisterParams) -> Outc
         })
         .await?;
     Ok(reply?)
+}
+
+/// How the recipient of a direct message to session `to` (its live record,
+/// if any) can be reached now, and the same in words for the sender.
+pub fn reach_of(bus: &Bus, to: &str, recipient: Option<&SessionRecord>) -> (Vec<Reach>, String) {
+    let Some(s) = recipient else {
+        return (
+            Vec::new(),
+            format!(
+                "No live session {to}: the message is stored, and a session with that id sees it when it reads."
+            ),
+        );
+    };
+    let reach = crate::store::reach(&s.push, bus.store.is_hooked(&s.id));
+    let note = reach_note(&format!("Session \"{}\" ({})", s.name, s.id), &reach);
+    (reach, note)
+}
+
+/// The sentence for [`reach_of`].
+fn reach_note(who: &str, reach: &[Reach]) -> String {
+    if reach.is_empty() {
+        return format!("{who} cannot be woken now: it will see the message at its next read.");
+    }
+    let list = reach
+        .iter()
+        .map(Reach::label)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if reach.iter().any(|r| r.confirmed) {
+        format!("{who} can be woken now by {list}; message_status shows when it is delivered.")
+    } else {
+        format!(
+            "{who} may be reached by {list}, none confirmed to reach its model: if not, it will see the message at its next read."
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reach(routes: &[&str], hook: bool) -> Vec<Reach> {
+        let routes: Vec<String> = routes.iter().map(|r| (*r).to_owned()).collect();
+        crate::store::reach(&routes, hook)
+    }
+
+    #[test]
+    fn the_reach_sentence_says_how_the_message_will_be_seen() {
+        let who = "Session \"b\" (b1)";
+        assert_eq!(
+            reach_note(who, &[]),
+            "Session \"b\" (b1) cannot be woken now: it will see the message at its next read."
+        );
+        assert_eq!(
+            reach_note(who, &reach(&["channel"], true)),
+            "Session \"b\" (b1) can be woken now by channel (unconfirmed), hook; message_status shows when it is delivered."
+        );
+        let unsure = reach_note(who, &reach(&["inbox", "notify"], false));
+        assert!(
+            unsure.contains("by inbox (unconfirmed), notify (unconfirmed), none confirmed")
+                && unsure.ends_with("it will see the message at its next read."),
+            "{unsure}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! [`crate::delivery`].
 
 use shared::tools::webhooks::{
-    Deliveries, DeliveriesParams, ListWebhooksParams, RedeliverParams, Redelivered,
+    Deliveries, DeliveriesParams, ListWebhooks, ListWebhooksParams, RedeliverParams, Redelivered,
     RegisterWebhookParams, SetActiveParams, Tested, WebhookActive, WebhookParams,
     WebhookRegistered, WebhookRemoved,
 };
@@ -12,12 +12,13 @@ use shared::wire::WebhookInfo;
 
 use super::Outcome;
 use crate::caller::Caller;
+use crate::json::Json;
 use crate::state::Bus;
 use crate::store::{AttemptRecord, Durability, Snapshot, WebhookRecord};
 
 super::handlers! {
     webhooks::RegisterWebhook => register;
-    webhooks::ListWebhooks => list;
+    webhooks::ListWebhooks => rendered list;
     webhooks::SetWebhookActive => set_active;
     webhooks::UnregisterWebhook => unregister;
     webhooks::ListWebhookDeliveries => deliveries;
@@ -25,7 +26,9 @@ super::handlers! {
     webhooks::TestWebhook => test;
 }
 
-/// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`
+/// `register_webhook(url, channel?, event_types?, secret?, include_system=false)`:
+/// refused past `--max-webhooks` webhooks, and with more than
+/// `--max-webhook-event-types` event types.
 pub async fn register(
     bus: &Bus,
     _caller: &Caller,
@@ -43,17 +46,35 @@ pub async fn register(
     let event_types = p
         .event_types
         .map(|types| {
-            types
-                .into_iter()
-                .filter(|t| !t.is_empty())
-                .collect::<Vec<_>>()
+            let mut unique: Vec<String> = Vec::with_capacity(types.len());
+            for t in types {
+                if !t.is_empty() && !unique.contains(&t) {
+                    unique.push(t);
+                }
+            }
+            unique
         })
         .filter(|types| !types.is_empty());
+    let max_types = bus.limits.max_webhook_event_types;
+    if let Some(types) = event_types.as_ref().filter(|t| t.len() > max_types) {
+        return Err(ArgError::TooMany {
+            key: "event_types",
+            count: types.len(),
+            max: max_types,
+        }
+        .into());
+    }
     let secret = p.secret.filter(|s| !s.is_empty());
     let include_system = p.include_system;
+    let max_hooks = bus.limits.max_webhooks;
     let record = bus
         .store
         .write(Durability::Durable, move |tx| {
+            if tx.webhook_count()? >= u64::try_from(max_hooks).unwrap_or(u64::MAX) {
+                return Ok(Err(Refusal::WebhookLimit {
+                    limit: u64::try_from(max_hooks).unwrap_or(u64::MAX),
+                }));
+            }
             let record = WebhookRecord {
                 id: tx.next_webhook_id()?,
                 url,
@@ -68,9 +89,9 @@ pub async fn register(
                 disabled_at: None,
             };
             tx.put_webhook(&record)?;
-            Ok(record)
+            Ok(Ok(record))
         })
-        .await?;
+        .await??;
     // Only the host: webhook URLs often carry tokens in their path.
     tracing::info!(
         webhook_id = record.id,
@@ -88,12 +109,19 @@ pub async fn register(
     })
 }
 
-/// `list_webhooks(active_only=true)`: newest first, secrets never shown.
-pub async fn list(bus: &Bus, _caller: &Caller, p: ListWebhooksParams) -> Outcome<Vec<WebhookInfo>> {
+/// `list_webhooks(active_only=true)`: newest first, secrets never shown,
+/// the first `--max-list-items` only.
+pub async fn list(bus: &Bus, _caller: &Caller, p: ListWebhooksParams) -> Outcome<Json> {
     let mut hooks = bus.store.read(Snapshot::webhooks).await?;
     hooks.retain(|h| h.active || !p.active_only);
     hooks.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    Ok(hooks.iter().map(shown).collect())
+    let max = bus.limits.max_list_items;
+    let items: Vec<WebhookInfo> = hooks
+        .iter()
+        .take(max.saturating_add(1))
+        .map(shown)
+        .collect();
+    Ok(super::render_list::<ListWebhooks, _>(items, max))
 }
 
 /// A webhook as callers see it: credentials in its URL are redacted.
@@ -222,14 +250,44 @@ pub async fn redeliver(bus: &Bus, _caller: &Caller, p: RedeliverParams) -> Outco
     Ok(reply?)
 }
 
+/// What a caller on another machine hears of a failed ping to a private
+/// address, in place of the error, code and latency that would tell it what
+/// listens there.
+const WITHHELD: &str = "the test failed; details are withheld from callers on other machines when the webhook points at a private address (see the hub's log)";
+
 /// `test_webhook(webhook_id)`: POSTs a `ping` event (`event_id` 0) now and
-/// returns the attempt, which also goes in the delivery log.
-pub async fn test(bus: &Bus, _caller: &Caller, p: WebhookParams) -> Outcome<Tested> {
+/// returns the attempt, which also goes in the delivery log. Rate-limited
+/// (per webhook and per hub), held to `--webhook-deny-private` like any
+/// delivery; a caller on another machine hears only whether a ping to a
+/// private address succeeded, so the tool is no probe of the hub's network.
+pub async fn test(bus: &Bus, caller: &Caller, p: WebhookParams) -> Outcome<Tested> {
     let id = id(p.webhook_id);
     let Some(hook) = bus.store.read(move |s| s.webhook(id)).await? else {
         return Err(Refusal::WebhookNotFound { webhook_id: id }.into());
     };
-    let attempt = bus.delivery.ping(&hook).await;
+    if let Err(wait) = bus.webhook_tests.check(&id) {
+        return Err(Refusal::TestsLimited {
+            webhook_id: id,
+            retry_after_seconds: crate::rate::retry_seconds(wait),
+        }
+        .into());
+    }
+    let mut attempt = bus.delivery.ping(&hook).await;
+    if attempt.status != crate::store::AttemptStatus::Delivered
+        && !caller.is_local()
+        && crate::egress::resolves_private(&hook.url).await
+    {
+        tracing::debug!(
+            webhook_id = id,
+            status_code = ?attempt.status_code,
+            latency_ms = ?attempt.latency_ms,
+            error = ?attempt.error,
+            "test ping to a private address failed; the caller is told no more"
+        );
+        attempt.status_code = None;
+        attempt.latency_ms = None;
+        attempt.error = Some(WITHHELD.to_owned());
+    }
     let logged = attempt.clone();
     bus.store
         .write(Durability::Lazy, move |tx| {

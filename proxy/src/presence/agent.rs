@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 use shared::client::DEFAULT_TIMEOUT;
+use shared::text::Shown;
 use shared::tools::sessions::{RegisterSession, UnregisterSession};
 use shared::tools::{Refusal, Tool};
 use shared::{ClientError, ToolOutput};
@@ -34,7 +35,7 @@ impl Presence {
             && theirs != identity.client_id
         {
             tracing::debug!(
-                client_id = %theirs,
+                client_id = %Shown(theirs),
                 "register_session through the proxy always uses the proxy's client_id"
             );
         }
@@ -59,7 +60,11 @@ impl Presence {
                 let id = registered.session_id.clone();
                 self.state().identity = Some(next.clone());
                 *identity = next;
-                tracing::info!(session_id = %id, name = %identity.name, "the agent registered this session");
+                tracing::info!(
+                    session_id = %Shown(&id),
+                    name = %Shown(&identity.name),
+                    "the agent registered this session"
+                );
                 if self.phase() != Phase::Closed {
                     self.set_phase(Phase::Registered(id));
                 }
@@ -93,7 +98,7 @@ impl Presence {
             Some(Refusal::SessionKeyed { .. })
         );
         if !out.is_error() && !keyed && self.phase() != Phase::Closed {
-            tracing::info!(session_id = %id, "the agent unregistered this session");
+            tracing::info!(session_id = %Shown(id), "the agent unregistered this session");
             shared::keys::remove(id);
             self.set_phase(Phase::Released(id.to_owned()));
         }

@@ -2,11 +2,14 @@
 //! here, and the session's push channels (its direct messages and
 //! `AGENT_EVENT_BUS_PUSH_CHANNELS`) are followed ([`Follow`]) from the
 //! registration cursor with a narrowed read, which never consumes the
-//! agent's own cursor. What arrives goes to the [`Pusher`](super::Pusher).
+//! agent's own cursor. The polls go as reader `push`, so the hub never takes
+//! what they return for the agent's own read (a receipt's `delivered`).
+//! What arrives goes to the [`Pusher`](super::Pusher).
 
 use std::time::Duration;
 
 use shared::client::follow::{self, Backoff, Follow, Position, Step};
+use shared::config::Reader;
 use shared::tools::events::{GetParams, Order};
 use tokio::time::Instant;
 
@@ -53,13 +56,14 @@ impl Poll {
         };
         follow.set_query(query(id, presence.push_channels()));
         follow.set_deadline(Some(until));
+        let hub = presence.hub().as_reader(Reader::Push);
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left < POLL_MIN || presence.phase() != registered {
                 return;
             }
             let step = {
-                let next = follow.next(presence.hub());
+                let next = follow.next(&hub);
                 tokio::pin!(next);
                 loop {
                     tokio::select! {

@@ -32,7 +32,7 @@ impl ClientInfo {
     /// `gemini-cli-mcp-client`).
     pub fn new(name: &str, version: &str) -> Self {
         let lower = name.to_ascii_lowercase();
-        let kind = if lower == "claude-code" {
+        let kind = if shared::push::is_claude_code(name) {
             Client::ClaudeCode
         } else if lower.starts_with("codex") {
             Client::Codex

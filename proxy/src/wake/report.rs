@@ -1,12 +1,13 @@
 //! Receipts from the wake paths: each step a message takes (`offered`,
-//! `delivered`, `held` with its reason) on a path (`inbox`, `pane`) goes to
+//! `delivered`, `held` with its reason) on a path (`inbox`, `pane`, and the
+//! push's `channel` and `notice`) goes to
 //! the hub as `message_receipt`, in the background, and to the log as one
 //! `receipt` line.
 
 use std::sync::Arc;
 
 use shared::HubClient;
-use shared::tools::receipts::{MessageReceipt, ReceiptParams, ReceiptPath, Step};
+use shared::tools::receipts::{MessageReceipt, Path, ReceiptParams, Step};
 
 /// A step's name as the contract spells it.
 pub fn step_name(step: Step) -> &'static str {
@@ -17,25 +18,13 @@ pub fn step_name(step: Step) -> &'static str {
     }
 }
 
-/// A path's name as the contract spells it.
-pub fn path_name(path: ReceiptPath) -> &'static str {
-    match path {
-        ReceiptPath::Channel => "channel",
-        ReceiptPath::Inbox => "inbox",
-        ReceiptPath::Pane => "pane",
-        ReceiptPath::Notice => "notice",
-        ReceiptPath::Hook => "hook",
-        ReceiptPath::Prompt => "prompt",
-    }
-}
-
 /// Reports `step` on `path` for `event_ids` of session `session_id`.
 pub fn report(
     hub: &Arc<HubClient>,
     session_id: &str,
     event_ids: &[u64],
     step: Step,
-    path: ReceiptPath,
+    path: Path,
     reason: Option<&str>,
 ) {
     if event_ids.is_empty() {
@@ -43,7 +32,7 @@ pub fn report(
     }
     tracing::info!(
         step = step_name(step),
-        path = path_name(path),
+        path = path.name(),
         event_ids = ?event_ids,
         reason = reason.unwrap_or(""),
         "receipt"

@@ -72,6 +72,19 @@ pub enum ArgError {
     NotAPid(i64),
     #[error("push items must be one of {routes} (got '{0}')", routes = crate::push::ROUTES.join(", "))]
     UnknownRoute(String),
+    #[error(
+        "path {0} is recorded by the hub itself; report one of {paths}",
+        paths = crate::tools::receipts::Path::reportable_names()
+    )]
+    PathNotReportable(&'static str),
+    #[error(
+        "step delivered cannot come by path {0}: it cannot prove the model got the text; report step offered"
+    )]
+    CannotDeliver(&'static str),
+    #[error("reason is required with step held (say why the wake waits)")]
+    HoldWithoutReason,
+    #[error("reason goes only with step held")]
+    ReasonWithoutHold,
     #[error("order must be 'asc' or 'desc' (got '{0}')")]
     Order(String),
     #[error(

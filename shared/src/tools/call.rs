@@ -106,7 +106,9 @@ typed! {
     claims => claims::ListClaims;
     /// `message_status`.
     message_status => receipts::MessageStatus;
-    /// `message_pushed`.
+    /// `message_receipt` (a client's report).
+    message_receipt => receipts::MessageReceipt;
+    /// `message_pushed` (the older report: offered by channel).
     message_pushed => receipts::MessagePushed;
     /// `register_webhook`.
     register_webhook => webhooks::RegisterWebhook;

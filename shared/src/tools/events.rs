@@ -14,10 +14,15 @@ use super::{
 use crate::config::MAX_WAIT_SECONDS;
 use crate::cursor;
 use crate::level::SignalLevel;
-use crate::wire::{Event, EventsPage};
+use crate::wire::{Event, EventsPage, Reach};
 
 /// The most events one `get_events` page holds.
 pub const LIMIT_MAX: i64 = 1000;
+/// The most channels one `get_events` reads (`channels` and `channel`
+/// together): each is a posting list the read walks.
+pub const READ_CHANNELS_MAX: usize = 64;
+/// The most event types one `get_events` reads (`event_types`).
+pub const READ_EVENT_TYPES_MAX: usize = 64;
 
 /// The `publish_event` tool.
 pub struct PublishEvent;
@@ -107,6 +112,14 @@ pub struct Published {
     pub session_deleted: Option<bool>,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// A direct message's recipient can be reached now by these (see
+    /// [`SessionInfo::reach`](crate::wire::SessionInfo)); only on a
+    /// `session:<id>` channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Vec<Reach>>,
+    /// The same in words: how the recipient will see the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach_note: Option<String>,
 }
 
 /// The `get_events` tool.
@@ -286,7 +299,8 @@ impl TryFrom<GetArgs> for GetParams {
     type Error = ArgError;
 
     /// Checks in the order a caller has always been told: limit, order,
-    /// level, wait, then the cursor.
+    /// level, wait, then how many channels and types (at most
+    /// [`READ_CHANNELS_MAX`] and [`READ_EVENT_TYPES_MAX`]), then the cursor.
     fn try_from(a: GetArgs) -> Result<Self, ArgError> {
         check_range(
             "limit",
@@ -301,6 +315,22 @@ impl TryFrom<GetArgs> for GetParams {
         };
         let max_wait = i64::try_from(MAX_WAIT_SECONDS).unwrap_or(i64::MAX);
         check_range("wait_seconds", a.wait_seconds, 0..=max_wait, "")?;
+        let channels = a.channels.as_ref().map_or(0, Vec::len) + usize::from(a.channel.is_some());
+        if channels > READ_CHANNELS_MAX {
+            return Err(ArgError::TooMany {
+                key: "channels",
+                count: channels,
+                max: READ_CHANNELS_MAX,
+            });
+        }
+        let types = a.event_types.as_ref().map_or(0, Vec::len);
+        if types > READ_EVENT_TYPES_MAX {
+            return Err(ArgError::TooMany {
+                key: "event_types",
+                count: types,
+                max: READ_EVENT_TYPES_MAX,
+            });
+        }
         let cursor = match &a.cursor {
             Some(raw) => Self::parse_cursor(raw)?,
             None => None,

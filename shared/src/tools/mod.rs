@@ -108,6 +108,7 @@ macro_rules! every_tool {
                 $crate::tools::webhooks::TestWebhook,
             ],
             unlisted: [
+                $crate::tools::receipts::MessageReceipt,
                 $crate::tools::receipts::MessagePushed,
             ],
         }
@@ -119,7 +120,7 @@ macro_rules! every_tool {
 struct Entry {
     name: &'static str,
     description: &'static str,
-    /// Listed in `tools/list` (`message_pushed` is a call for clients).
+    /// Listed in `tools/list` (`message_receipt` is a call for clients).
     listed: bool,
     schema: fn() -> Value,
     /// Reads an arguments object as the params and writes them back: the
@@ -277,6 +278,25 @@ fn parse_as<P: Params>(name: &str, arguments: Option<Value>) -> Result<P, ArgErr
         &generated
     };
     P::read(args::coerce(schema, arguments)?)
+}
+
+/// The key beside `result` in a list reply's `structuredContent` when the
+/// hub cut the list at its limit (present only then: a whole list is
+/// `{"result": [...]}` as in the original).
+pub const TRUNCATED: &str = "truncated";
+
+/// What a cut list says in a second text block, after the list itself (the
+/// first block stays the bare JSON array, as the original's clients read
+/// it): how many are shown and why, and for `list_claims` how to narrow.
+pub fn truncated_note(tool: &str, shown: usize) -> String {
+    let narrow = if tool == claims::ListClaims::NAME {
+        " Pass a longer prefix to see the rest."
+    } else {
+        ""
+    };
+    format!(
+        "{tool} was cut: only the first {shown} items are listed (the hub's --max-list-items).{narrow}"
+    )
 }
 
 /// `true`, the default of a flag that is on unless turned off.

@@ -17,6 +17,9 @@ const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
 const WEBHOOK_PAUSED: &str = "Webhook is paused; enable it first (set_webhook_active)";
 /// Also the `error` of a `message_status` item for an unknown id.
 pub const EVENT_NOT_FOUND: &str = "Event not found";
+const WEBHOOK_LIMIT: &str = "Webhook limit reached";
+const NOTIFY_NOT_LOCAL: &str = "notify is off for callers on other machines";
+const TESTS_LIMITED: &str = "Too many webhook tests";
 
 /// A session that has ended, as a refusal (or a publish's flags) shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -72,6 +75,22 @@ pub enum Refusal {
     EventNotFound {
         webhook_id: u64,
         event_id: u64,
+    },
+    /// The hub holds as many webhooks as it keeps (`--max-webhooks`).
+    WebhookLimit {
+        limit: u64,
+    },
+    /// `notify` from a caller on another machine, which the hub does not
+    /// allow (`--allow-remote-notify`).
+    NotifyNotLocal,
+    /// `test_webhook` past its rate ([`webhooks::TEST_EVERY_SECONDS`] per
+    /// webhook, [`webhooks::TESTS_PER_MINUTE`] per hub).
+    ///
+    /// [`webhooks::TEST_EVERY_SECONDS`]: super::webhooks::TEST_EVERY_SECONDS
+    /// [`webhooks::TESTS_PER_MINUTE`]: super::webhooks::TESTS_PER_MINUTE
+    TestsLimited {
+        webhook_id: u64,
+        retry_after_seconds: u64,
     },
     /// A refusal this build does not know (a newer hub).
     Other(Value),
@@ -150,6 +169,9 @@ impl Refusal {
             Self::WebhookNotFound { .. } => WEBHOOK_NOT_FOUND,
             Self::WebhookPaused { .. } => WEBHOOK_PAUSED,
             Self::EventNotFound { .. } => EVENT_NOT_FOUND,
+            Self::WebhookLimit { .. } => WEBHOOK_LIMIT,
+            Self::NotifyNotLocal => NOTIFY_NOT_LOCAL,
+            Self::TestsLimited { .. } => TESTS_LIMITED,
             Self::Other(v) => v["error"].as_str().unwrap_or_default(),
         }
     }
@@ -196,13 +218,43 @@ impl Refusal {
                 webhook_id,
                 event_id,
             } => json!({"webhook_id": webhook_id, "event_id": event_id}),
+            Self::WebhookLimit { limit } => json!({
+                "limit": limit,
+                "hint": format!(
+                    "This hub keeps at most {limit} webhooks (--max-webhooks, AGENT_EVENT_BUS_MAX_WEBHOOKS). \
+                     Remove one with unregister_webhook, or ask the hub's owner to raise the limit."
+                ),
+            }),
+            Self::NotifyNotLocal => json!({
+                "hint": "notify shows its text on the hub machine's desktop, so only callers on that machine may use it, \
+                         unless the hub runs with --allow-remote-notify (AGENT_EVENT_BUS_ALLOW_REMOTE_NOTIFY=1). \
+                         Through agent-event-bus-proxy, notify shows on your own machine instead.",
+            }),
+            Self::TestsLimited {
+                webhook_id,
+                retry_after_seconds,
+            } => json!({
+                "webhook_id": webhook_id,
+                "retry_after_seconds": retry_after_seconds,
+                "hint": format!(
+                    "test_webhook runs at most once every {} s per webhook and {} times a minute per hub; try again in {retry_after_seconds} s.",
+                    super::webhooks::TEST_EVERY_SECONDS,
+                    super::webhooks::TESTS_PER_MINUTE,
+                ),
+            }),
             Self::Other(v) => return v.clone(),
         };
-        // Webhook refusals say `success: false` first, as the original does.
+        // Webhook and notify refusals say `success: false` first, as the
+        // original's webhook refusals do.
         let mut out = Map::new();
         if matches!(
             self,
-            Self::WebhookNotFound { .. } | Self::WebhookPaused { .. } | Self::EventNotFound { .. }
+            Self::WebhookNotFound { .. }
+                | Self::WebhookPaused { .. }
+                | Self::EventNotFound { .. }
+                | Self::WebhookLimit { .. }
+                | Self::NotifyNotLocal
+                | Self::TestsLimited { .. }
         ) {
             out.insert("success".into(), Value::Bool(false));
         }
@@ -248,6 +300,12 @@ impl Refusal {
             EVENT_NOT_FOUND => Self::EventNotFound {
                 webhook_id: id("webhook_id"),
                 event_id: id("event_id"),
+            },
+            WEBHOOK_LIMIT => Self::WebhookLimit { limit: id("limit") },
+            NOTIFY_NOT_LOCAL => Self::NotifyNotLocal,
+            TESTS_LIMITED => Self::TestsLimited {
+                webhook_id: id("webhook_id"),
+                retry_after_seconds: id("retry_after_seconds"),
             },
             _ if v.get("session_id").is_some() && v.get("cursor").is_some() => Self::Cursor {
                 error: error.to_owned(),

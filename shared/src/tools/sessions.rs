@@ -38,7 +38,7 @@ pub struct RegisterParams {
     pub lease_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_pid: Option<i64>,
-    /// Push routes this client delivers (merged)
+    /// Push routes it has now
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("items" = {"type": "string", "enum": crate::push::ROUTES}))]
     pub push: Option<Vec<String>>,

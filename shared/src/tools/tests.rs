@@ -12,7 +12,13 @@ fn sample(property: &Value) -> Value {
             Some(first) => first.clone(),
             // Text that is parsed (a cursor) holds a number.
             None if property.get("x-text").is_some() => json!("1"),
-            None => json!("x"),
+            // An enum whose variants carry docs: one schema per variant.
+            None => property
+                .get("oneOf")
+                .and_then(|o| o.get(0))
+                .and_then(|first| first.get("const").or_else(|| first["enum"].get(0)))
+                .cloned()
+                .unwrap_or_else(|| json!("x")),
         },
     }
 }
@@ -95,6 +101,17 @@ fn lenient_coercion_and_its_messages() {
         err(json!({"limit": 0})),
         "limit must be from 1 to 1000 (got 0); page with next_cursor for more"
     );
+    let names = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let at_edge = json!({"channels": names(63), "channel": "x", "event_types": names(64)});
+    assert!(parse::<events::GetEvents>(Some(at_edge)).is_ok());
+    assert_eq!(
+        err(json!({"channels": names(64), "channel": "x"})),
+        "channels has 65 items; the limit is 64"
+    );
+    assert_eq!(
+        err(json!({"event_types": names(65)})),
+        "event_types has 65 items; the limit is 64"
+    );
     assert_eq!(
         parse::<sessions::RegisterSession>(Some(json!({"name": null}))).unwrap_err(),
         "name is required (a string)"
@@ -150,6 +167,12 @@ fn refusals_read_back_as_written() {
             webhook_id: 2,
             event_id: 4,
         },
+        Refusal::WebhookLimit { limit: 100 },
+        Refusal::NotifyNotLocal,
+        Refusal::TestsLimited {
+            webhook_id: 2,
+            retry_after_seconds: 7,
+        },
     ] {
         let value = refusal.to_value();
         assert_eq!(Refusal::from_value(&value), Some(refusal), "{value}");
@@ -159,6 +182,34 @@ fn refusals_read_back_as_written() {
             .to_value()
             .to_string(),
         r#"{"success":false,"error":"Webhook not found","webhook_id":2}"#
+    );
+    let full = Refusal::WebhookLimit { limit: 100 }.to_value();
+    assert!(
+        full["hint"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100 webhooks"),
+        "{full}"
+    );
+    let limited = Refusal::TestsLimited {
+        webhook_id: 2,
+        retry_after_seconds: 7,
+    }
+    .to_value();
+    assert!(
+        limited["hint"]
+            .as_str()
+            .unwrap()
+            .ends_with("try again in 7 s."),
+        "{limited}"
+    );
+    let notify = Refusal::NotifyNotLocal.to_value();
+    assert!(
+        notify["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-remote-notify"),
+        "{notify}"
     );
 }
 

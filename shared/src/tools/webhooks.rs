@@ -10,6 +10,13 @@ use crate::wire::{DeliveryInfo, WebhookInfo};
 /// The most rows of a delivery log one call returns (all the hub keeps).
 pub const DELIVERIES_MAX: i64 = 1000;
 
+/// `test_webhook` runs at most once this often per webhook.
+pub const TEST_EVERY_SECONDS: u64 = 10;
+/// `test_webhook` runs at most this many times a minute per hub: a ping
+/// says how a target answered, so an unbounded rate would make it a probe
+/// of the hub's network.
+pub const TESTS_PER_MINUTE: u64 = 6;
+
 /// `webhook_id` is an id: not below zero.
 fn check_webhook_id(id: i64) -> Result<(), ArgError> {
     if id < 0 {

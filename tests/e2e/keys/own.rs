@@ -30,7 +30,13 @@ fn publisher(hub: &Hub, event: &Value) -> Value {
 fn a_proxy_acts_as_its_own_session_and_its_agent_as_nobody_else() {
     let hub = Hub::start();
     let state = StateDir::new();
-    let (mut proxy, id) = registered_proxy(&hub, "own", &[state.env()]);
+    // A Claude Code client, so the proxy reports its channel offers.
+    let mut proxy = Proxy::spawn(
+        &hub,
+        &[state.env(), ("AGENT_EVENT_BUS_SESSION_NAME", "own")],
+    );
+    crate::receipts::initialize_as(&mut proxy, "claude-code");
+    let id = id_of(&support::wait_registered(&hub, "own"));
     let key_file = shared::keys::file(std::path::Path::new(state.env().1), &id);
     let mode = std::fs::metadata(&key_file)
         .expect("a key file")
@@ -44,8 +50,8 @@ fn a_proxy_acts_as_its_own_session_and_its_agent_as_nobody_else() {
 
     // Its own receipts: the proxy pushes a direct message and reports it.
     let dm = direct_message(&hub, &id, "for the agent");
-    wait_until("the proxy's push report", Duration::from_secs(20), || {
-        (status(&hub, dm) == "pushed").then_some(())
+    wait_until("the proxy's offer report", Duration::from_secs(20), || {
+        (status(&hub, dm) == "offered").then_some(())
     });
     // Everything else, as itself.
     let sent = proxy.call_ok(

@@ -1,13 +1,14 @@
 //! Property tests, a fuzzer that runs on stable: random bytes and random
 //! but well-formed JSON-RPC calls through the hub's own dispatch (a real
-//! store in a temp dir), random calls naming a keyed session with no key,
-//! a wrong one or its own, and random JSON values through the argument
-//! coercion. The access check's target (random headers, peers and paths)
-//! lives beside its rules, in `auth`, and runs through [`fuzz`] too. A
-//! crash, a 5xx, a reply that is not JSON-RPC or an internal error fails
-//! them, and so does any change to the keyed session (its row, its claims,
-//! an event attributed to it) by a call without its key (proptest shrinks
-//! the input it found).
+//! store in a temp dir, with small page and list limits so replies are cut
+//! often), random calls naming a keyed session with no key, a wrong one or
+//! its own, and random JSON values through the argument coercion. The
+//! access check's target (random headers, peers and paths) lives beside its
+//! rules, in `auth`, and runs through [`fuzz`] too; [`bounds`] holds the
+//! targets of the bounds and the escaping. A crash, a 5xx, a reply that is
+//! not JSON-RPC or an internal error fails them, and so does any change to
+//! the keyed session (its row, its claims, an event attributed to it) by a
+//! call without its key (proptest shrinks the input it found).
 //!
 //! `FUZZ_CASES` sets the inputs per property (64 by default, as `make test`
 //! runs them); `FUZZ_SECONDS` instead runs each for that long (`make fuzz`).
@@ -27,6 +28,8 @@ use crate::caller::Caller;
 use crate::delivery::Delivery;
 use crate::state::Bus;
 use crate::store::{ClaimRecord, EventQuery, SessionRecord, Store};
+
+mod bounds;
 
 /// Tools left out: they reach outside the process (a webhook ping, a
 /// desktop notification).
@@ -76,11 +79,20 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
+/// The page and list limits of the fuzzed hub: small, so random calls meet
+/// cut pages and cut lists.
+const PAGE_BYTES: usize = 2048;
+const LIST_ITEMS: usize = 3;
+
 impl Hub {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = Store::open(&dir.path().join("data.redb")).expect("a fresh store");
-        let config = Config::parse_from(["agent-event-bus"]);
+        let config = Config::parse_from([
+            "agent-event-bus".to_owned(),
+            format!("--max-page-bytes={PAGE_BYTES}"),
+            format!("--max-list-items={LIST_ITEMS}"),
+        ]);
         let shutdown = CancellationToken::new();
         shutdown.cancel();
         let bus = Arc::new(Bus::new(
@@ -97,6 +109,15 @@ impl Hub {
             .build()
             .expect("a runtime");
         Self { rt, bus, _dir: dir }
+    }
+
+    /// Calls `tool` as a local client: its `tools/call` result.
+    fn tool(&self, tool: &str, arguments: &Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}});
+        let (_, reply) = self.post(body.to_string().as_bytes());
+        let reply: Value = serde_json::from_slice(&reply).expect("a JSON-RPC reply");
+        reply["result"].clone()
     }
 
     /// POSTs `body` as `/mcp` does: (status, body).
@@ -161,7 +182,7 @@ impl Hub {
         self.rt
             .block_on(self.bus.store.read(move |snap| {
                 let claims = snap
-                    .claims("")?
+                    .claims("", usize::MAX)?
                     .into_iter()
                     .filter(|c| c.session_id == id)
                     .collect();

@@ -1,13 +1,18 @@
 //! Where webhooks may go: the special-purpose address table that
-//! `--webhook-deny-private` refuses, and URL redaction for anything shown
-//! or logged.
+//! `--webhook-deny-private` refuses, and whether a URL reaches such an
+//! address; URL redaction for anything shown or logged is `redact`
+//! ([`redact_url`]).
 //!
 //! One table per family, from the IANA special-purpose address registries
 //! (RFC 6890 and updates). IPv6 forms that carry an IPv4 address
 //! (IPv4-mapped, -compatible, -translated, NAT64, 6to4) are judged by the
 //! IPv4 address inside.
 
+mod redact;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use redact::redact_url;
 
 /// IPv4 ranges that are not a public destination.
 const V4_SPECIAL: &[(Ipv4Addr, u8, &str)] = &[
@@ -201,21 +206,25 @@ pub fn private_literal(url: &str) -> Option<String> {
     is_private(ip).then(|| ip.to_string())
 }
 
-/// `url` with any user name and password replaced by `***`, for showing
-/// and logging: `https://user:pass@host/x` → `https://***@host/x`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_password(None);
-            let _ = parsed.set_username("***");
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Not a URL (never stored so), yet it may hold credentials.
-        Err(_) => match url.rsplit_once('@') {
-            Some((_, rest)) => format!("***@{rest}"),
-            None => url.to_owned(),
+/// Whether `url` points at a special-purpose address: a literal one, or a
+/// name that resolves to one (or does not resolve at all: a caller learns
+/// nothing from the difference).
+pub async fn resolves_private(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return true;
+    };
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    match parsed.host() {
+        Some(url::Host::Ipv4(v4)) => is_private(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => is_private(IpAddr::V6(v6)),
+        Some(url::Host::Domain(name)) => match tokio::net::lookup_host((name, port)).await {
+            Ok(addrs) => {
+                let addrs: Vec<_> = addrs.collect();
+                addrs.is_empty() || addrs.iter().any(|a| is_private(a.ip()))
+            }
+            Err(_) => true,
         },
+        None => true,
     }
 }
 
@@ -334,25 +343,5 @@ mod tests {
         );
         assert_eq!(private_literal("https://example.com/x"), None);
         assert_eq!(private_literal("https://1.1.1.1/x"), None);
-    }
-
-    #[test]
-    fn credentials_in_urls_are_redacted() {
-        assert_eq!(
-            redact_url("https://user:pass@hooks.example.com/x?y=1"),
-            "https://***@hooks.example.com/x?y=1"
-        );
-        assert_eq!(
-            redact_url("https://token@hooks.example.com/x"),
-            "https://***@hooks.example.com/x"
-        );
-        assert_eq!(
-            redact_url("https://:pass@hooks.example.com/"),
-            "https://***@hooks.example.com/"
-        );
-        assert_eq!(
-            redact_url("https://hooks.example.com/x"),
-            "https://hooks.example.com/x"
-        );
     }
 }
