@@ -27,10 +27,13 @@ test:
 	$(CARGO) test --workspace --no-fail-fast
 
 ## The real MCP clients, pinned, against the built hub and proxy, offline:
-## Claude Code, Gemini CLI and Codex driven by a stand-in of their model API,
-## and the TypeScript SDK. Installs them into .cache/clients with npm first.
-## One client at a time: `claude mcp list` must come and go before the proxy
-## registers (a second), which a loaded machine could otherwise stretch.
+## Claude Code, Gemini CLI and Codex driven by a stand-in of their model API
+## (once non-interactively, and interactively in tmux: screens, wakes,
+## receipts, `setup`), and the TypeScript SDK. Installs them into
+## .cache/clients with npm first; needs tmux. One client at a time:
+## `claude mcp list` must come and go before the proxy registers (a second),
+## which a loaded machine could otherwise stretch, and the wake latencies it
+## prints are only meaningful on a quiet machine.
 CLIENTS := @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0 \
 	@openai/codex@0.171.0 @modelcontextprotocol/sdk@1.32.2
 test-clients:

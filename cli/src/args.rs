@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use shared::config;
 
 use crate::commands::{
-    access, claims, events, hooks, inbox, notify, sessions, wait, wake, webhook,
+    access, claims, events, hook, hooks, inbox, notify, sessions, setup, wait, wake, webhook,
 };
 
 /// Shown under `--help`: the everyday forms, and the drain loop hooks use.
@@ -25,6 +25,7 @@ Examples:
   agent-event-bus-cli panes set             # map this session to this tmux/zellij pane
   agent-event-bus-cli doctor
   agent-event-bus-cli open                  # the live view, with this machine's hub token
+  agent-event-bus-cli setup claude-code --dry-run
 
 Session id: --session-id, else $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID,
 else the session on this machine whose client process is an ancestor of this command
@@ -103,6 +104,10 @@ pub enum Command {
     WakeState(wake::WakeStateArgs),
     /// Map this session to a tmux or zellij pane by hand, or clear the mapping
     Panes(wake::PanesArgs),
+    /// Connect a client: register the proxy as its MCP server and add its hooks
+    Setup(setup::SetupArgs),
+    /// Run one of the hooks `setup` installs (what a client's hook entry runs)
+    Hook(hook::HookArgs),
 }
 
 /// The subcommand named on a command line, found without parsing it (the

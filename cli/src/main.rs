@@ -10,8 +10,8 @@
 //! Exit codes: 0 success; 1 a failed request, a domain error or an
 //! unreachable hub (one line saying where it looked and how to start the
 //! hub); 2 a usage error (clap). No subcommand prints help and exits 1.
-//! `wait` is the exception: 2 means "a message arrived" (it wakes an agent
-//! from a hook), so its usage errors exit 1.
+//! `wait` and `hook` are the exception: 2 means "a message arrived" (it
+//! wakes an agent from a hook), so their usage errors exit 1.
 //!
 //! # Layout
 //! - [`args`]: the top-level command line (global flags, the subcommand enum).
@@ -21,7 +21,9 @@
 //! - [`output`]: stdout/stderr, Python-compatible JSON, the text blocks.
 //! - [`stop`]: clean stops for long-running commands (signals).
 //! - [`commands`]: one file per command group (sessions, events, webhooks,
-//!   notify, doctor, wait, inbox, hooks, wake, and `access`: `token` and `open`).
+//!   notify, doctor, wait, inbox, hooks, wake, and `access`: `token` and
+//!   `open`), `setup` (connecting a client) and `hook` (what the hooks it
+//!   installs run).
 
 mod args;
 mod commands;
@@ -39,7 +41,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            let waiting = args::subcommand_of(std::env::args_os()).as_deref() == Some("wait");
+            // `wait` and `hook` exit 2 only to wake an agent.
+            let waiting = matches!(
+                args::subcommand_of(std::env::args_os()).as_deref(),
+                Some("wait" | "hook")
+            );
             return match e.exit_code() {
                 0 => ExitCode::SUCCESS,
                 // `wait` exits 2 only when a message arrived.

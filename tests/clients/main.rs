@@ -1,34 +1,51 @@
 //! The real MCP clients against a real hub and proxy, offline: Claude Code,
-//! Gemini CLI and Codex driven by a scripted stand-in of their model API,
+//! Gemini CLI and Codex driven by scripted stand-ins of their model APIs,
 //! and the official TypeScript SDK. `make test-clients` installs the pinned
 //! clients into `.cache/clients` first; a client that is not installed is
 //! skipped with a line saying so, except under `CI=true`, where that fails.
+//!
+//! # Layout
+//! - [`oneshot`]: each client run once non-interactively (`claude -p`,
+//!   `gemini -p`, `codex exec`) and the SDK over both transports.
+//! - [`tui`]: an interactive client in its own tmux pane ([`tmux`]) and
+//!   sandbox ([`sandbox`]), prepared by [`client`]; [`screen`] reads its
+//!   screen.
+//! - [`screens`]: each client's screens in every state, pinned as fixtures
+//!   under `tests/clients/screens/`.
+//! - [`inbox`]: Claude Code's inbox as its MCP servers get it, pinned to
+//!   the Claude Code version.
+//! - [`wake`]: direct messages waking each idle client (inbox, hook, pane),
+//!   drafts kept, receipts that say what happened, latencies printed.
+//! - [`setup`]: `agent-event-bus-cli setup` and the Claude Code plugin,
+//!   checked by the real clients.
+//! - [`standin`]: the scripted model APIs.
 
+mod client;
+mod inbox;
+mod oneshot;
+mod sandbox;
+mod screen;
+mod screens;
+mod setup;
 mod standin;
+mod tmux;
+mod tui;
+mod wake;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use standin::{Api, StandIn};
-use support::{Hub, bin_path, repo_root, wait_until};
-
-/// How long one client run may take before the test gives up on it.
-const RUN_LIMIT: Duration = Duration::from_secs(180);
+use support::repo_root;
 
 /// The folder `make test-clients` installs the clients into.
-fn clients_dir() -> PathBuf {
+pub fn clients_dir() -> PathBuf {
     std::env::var_os("AGENT_EVENT_BUS_CLIENTS_DIR")
         .map_or_else(|| repo_root().join(".cache/clients"), PathBuf::from)
 }
 
 /// The path of an installed client's executable, or `None` (with a line
 /// saying so) when it is not installed; under `CI=true` a missing client fails.
-fn installed(what: &str, relative: &str) -> Option<PathBuf> {
+pub fn installed(what: &str, relative: &str) -> Option<PathBuf> {
     let path = clients_dir().join(relative);
     if path.exists() {
         return Some(path);
@@ -42,127 +59,8 @@ fn installed(what: &str, relative: &str) -> Option<PathBuf> {
     None
 }
 
-/// The HTTP(S) proxy every client is pointed at: it notes where the client
-/// tried to go and refuses, so nothing leaves the machine.
-struct RefusingProxy {
-    url: String,
-    tried: Arc<Mutex<Vec<String>>>,
-}
-
-impl RefusingProxy {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let url = format!("http://{}", listener.local_addr().expect("a local address"));
-        let tried = Arc::new(Mutex::new(Vec::new()));
-        let noted = tried.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut line = String::new();
-                let mut reader = BufReader::new(&stream);
-                if reader.read_line(&mut line).is_ok() {
-                    let target = line
-                        .split_whitespace()
-                        .nth(1)
-                        .unwrap_or_default()
-                        .to_owned();
-                    noted.lock().expect("the refusal log").push(target);
-                }
-                let _ = (&stream).write_all(
-                    b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-            }
-        });
-        Self { url, tried }
-    }
-
-    /// Where clients tried to go, each once, in order.
-    fn tried(&self) -> Vec<String> {
-        let mut seen = Vec::new();
-        for target in self.tried.lock().expect("the refusal log").iter() {
-            if !seen.contains(target) {
-                seen.push(target.clone());
-            }
-        }
-        seen
-    }
-}
-
-/// A temp HOME and project folder, and the environment every client runs in:
-/// all other traffic goes to a proxy that refuses, no update checks, no
-/// telemetry, none of the developer's own keys or bus settings.
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    project: PathBuf,
-    refusing_proxy: RefusingProxy,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let home = dir.path().join("home");
-        let project = dir.path().join("project");
-        std::fs::create_dir_all(&home).expect("a home");
-        std::fs::create_dir_all(&project).expect("a project folder");
-        Self {
-            home,
-            project,
-            refusing_proxy: RefusingProxy::start(),
-            _dir: dir,
-        }
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(&self.project).stdin(Stdio::null());
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            let theirs = [
-                "ANTHROPIC_",
-                "CLAUDE",
-                "GEMINI_",
-                "GOOGLE_",
-                "OPENAI_",
-                "CODEX_",
-            ]
-            .iter()
-            .any(|p| key.starts_with(p));
-            if theirs || support::BUS_ENV.contains(&key.as_str()) || key.ends_with("_proxy") {
-                cmd.env_remove(&key);
-            }
-        }
-        let home = &self.home;
-        for (key, value) in [
-            ("HOME", home.clone()),
-            ("XDG_CONFIG_HOME", home.join(".config")),
-            ("XDG_CACHE_HOME", home.join(".cache")),
-            ("XDG_DATA_HOME", home.join(".local/share")),
-            ("XDG_STATE_HOME", home.join(".local/state")),
-        ] {
-            cmd.env(key, value);
-        }
-        for key in [
-            "HTTPS_PROXY",
-            "HTTP_PROXY",
-            "ALL_PROXY",
-            "https_proxy",
-            "http_proxy",
-        ] {
-            cmd.env(key, &self.refusing_proxy.url);
-        }
-        cmd.env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("DISABLE_TELEMETRY", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("NO_UPDATE_NOTIFIER", "1")
-            .env("NO_COLOR", "1");
-        cmd
-    }
-}
-
 /// Runs a command to its end; panics (with its output) when it fails.
-fn run(what: &str, cmd: &mut Command) -> String {
+pub fn run(what: &str, cmd: &mut Command) -> String {
     let out = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,367 +79,12 @@ fn run(what: &str, cmd: &mut Command) -> String {
     text
 }
 
-fn events(hub: &Hub) -> Vec<Value> {
-    hub.tool("get_events", json!({"order": "asc", "limit": 1000}))["events"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn live_sessions(hub: &Hub) -> Vec<Value> {
-    hub.tool("list_sessions", json!({}))
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// A model-driven client run: the client is started, its model (the
-/// stand-in) calls `publish_event`; while the stand-in holds the request that
-/// carries the result, the event must be on the hub under a live session of
-/// the proxy the client started (in the client's project folder); after the
-/// client exits, that session must be gone.
-fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: Command) -> Value {
-    let log = sandbox.home.join(format!("{what}.log"));
-    let file = std::fs::File::create(&log).expect("a log file");
-    let mut child = cmd
-        .stdout(file.try_clone().expect("a log handle"))
-        .stderr(file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: could not start: {e}"));
-    let output = || std::fs::read_to_string(&log).unwrap_or_default();
-    let started = Instant::now();
-    let held = loop {
-        if let Some(held) = standin.held(Duration::from_millis(200)) {
-            break held;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited ({status}) before its model saw the tool's result.\nmodel requests: {:#?}\noutput:\n{}",
-                standin
-                    .requests()
-                    .iter()
-                    .map(|(p, _)| p)
-                    .collect::<Vec<_>>(),
-                output()
-            );
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!(
-                "{what} never sent the tool's result.\noutput:\n{}",
-                output()
-            );
-        }
-    };
-    let event = events(hub)
-        .into_iter()
-        .find(|e| e["event_type"] == json!(format!("{what}_said")))
-        .unwrap_or_else(|| {
-            panic!(
-                "the event is not on the hub; the model got: {}\noutput:\n{}",
-                held.body,
-                output()
-            )
-        });
-    let session_id = event["session_id"].as_str().unwrap_or_default().to_owned();
-    let live = live_sessions(hub);
-    let session = live
-        .iter()
-        .find(|s| s["session_id"] == json!(session_id))
-        .unwrap_or_else(|| {
-            panic!("the event's session {session_id} is not live during the run: {live:?}")
-        });
-    assert_eq!(
-        session["cwd"].as_str().map(Path::new),
-        Some(sandbox.project.as_path()),
-        "the session is the proxy's, started in the client's project: {session}"
-    );
-    held.release();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!("{what} did not exit.\noutput:\n{}", output());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = output();
-    assert!(status.success(), "{what} failed ({status}):\n{out}");
-    assert!(out.contains(standin::FINAL_TEXT), "{what} printed:\n{out}");
-    wait_until(
-        "the session to end with the client",
-        Duration::from_secs(30),
-        || {
-            (!live_sessions(hub)
-                .iter()
-                .any(|s| s["session_id"] == json!(session_id)))
-            .then_some(())
-        },
-    );
-    eprintln!(
-        "{what}: refused on its way out: {:?}",
-        sandbox.refusing_proxy.tried()
-    );
-    event
-}
-
-/// The proxy's environment in a client's settings, as `-e` flags: the
-/// hub, and its token file (in the sandbox's `HOME` the proxy would not
-/// find the test hub's by itself).
-fn mcp_env(hub: &Hub) -> Vec<String> {
-    let mut flags = vec![
-        "-e".to_owned(),
-        format!("AGENT_EVENT_BUS_URL={}", hub.base()),
-    ];
-    for (key, value) in hub.client_env() {
-        flags.extend(["-e".to_owned(), format!("{key}={value}")]);
-    }
-    flags
-}
-
-#[test]
-fn claude_code_lists_the_proxy_and_publishes_through_it() {
-    let Some(claude) = installed("Claude Code", "node_modules/.bin/claude") else {
-        return;
-    };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let proxy = bin_path("agent-event-bus-proxy");
-    run(
-        "claude mcp add",
-        sandbox
-            .command(&claude)
-            .args(["mcp", "add", "--scope", "user", "agent-event-bus"])
-            .args(mcp_env(&hub))
-            .arg("--")
-            .arg(&proxy),
-    );
-    let listed = run(
-        "claude mcp list",
-        sandbox.command(&claude).args(["mcp", "list"]),
-    );
+/// Asserts a client's `mcp list` shows the server named `prefix` connected.
+pub fn assert_connected(listed: &str, prefix: &str) {
     assert!(
         listed
             .lines()
-            .any(|l| l.starts_with("agent-event-bus:") && l.contains("Connected")),
+            .any(|l| l.starts_with(prefix) && l.contains("Connected")),
         "{listed}"
-    );
-    // A health check connects and leaves: no session, not even a short one.
-    assert_eq!(live_sessions(&hub), Vec::<Value>::new());
-    assert!(
-        !events(&hub)
-            .iter()
-            .any(|e| e["event_type"] == "session_registered"),
-        "{:?}",
-        events(&hub)
-    );
-
-    let args = json!({"event_type": "claude_said", "payload": "hello from Claude Code"});
-    let standin = StandIn::start(Api::Anthropic, args);
-    let mut cmd = sandbox.command(&claude);
-    cmd.env("ANTHROPIC_BASE_URL", &standin.url)
-        .env("ANTHROPIC_API_KEY", "sk-ant-stand-in")
-        // The stand-in calls the tool directly rather than searching for it first.
-        .env("ENABLE_TOOL_SEARCH", "false")
-        .args([
-            "-p",
-            "Tell the other sessions hello.",
-            "--allowedTools",
-            "mcp__agent-event-bus__publish_event",
-        ]);
-    let event = drive(&hub, &sandbox, &standin, "claude", cmd);
-    assert_eq!(event["payload"], "hello from Claude Code");
-}
-
-#[test]
-fn gemini_cli_publishes_through_the_proxy_despite_wait_for_previous() {
-    let Some(gemini) = installed("Gemini CLI", "node_modules/.bin/gemini") else {
-        return;
-    };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let gemini_dir = sandbox.home.join(".gemini");
-    std::fs::create_dir_all(&gemini_dir).expect("~/.gemini");
-    let settings = json!({
-        "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
-        "telemetry": {"enabled": false},
-        "privacy": {"usageStatisticsEnabled": false},
-        "security": {"auth": {"selectedType": "gemini-api-key"}},
-    });
-    std::fs::write(gemini_dir.join("settings.json"), settings.to_string()).expect("settings");
-    // MCP servers only start in a trusted folder.
-    let trusted = json!({sandbox.project.to_string_lossy(): "TRUST_FOLDER"});
-    std::fs::write(gemini_dir.join("trustedFolders.json"), trusted.to_string()).expect("trust");
-
-    let proxy = bin_path("agent-event-bus-proxy");
-    let mut add = sandbox.command(&gemini);
-    add.args([
-        "mcp",
-        "add",
-        "--scope",
-        "user",
-        "--trust",
-        "agent-event-bus",
-    ])
-    .arg(&proxy)
-    .args(mcp_env(&hub));
-    run("gemini mcp add", &mut add);
-    let listed = run(
-        "gemini mcp list",
-        sandbox.command(&gemini).args(["mcp", "list"]),
-    );
-    assert!(
-        listed.contains("agent-event-bus") && listed.contains("Connected"),
-        "{listed}"
-    );
-
-    // As a Gemini model does when told to order dependent calls.
-    let args = json!({"event_type": "gemini_said", "payload": "hello from Gemini CLI", "wait_for_previous": true});
-    let standin = StandIn::start(Api::Gemini, args);
-    let mut cmd = sandbox.command(&gemini);
-    cmd.env("GEMINI_API_KEY", "stand-in-key")
-        .env("GOOGLE_GEMINI_BASE_URL", &standin.url)
-        // A named model: `auto` would first ask a router model to rate the prompt.
-        .args([
-            "-m",
-            "gemini-2.5-flash",
-            "-p",
-            "Tell the other sessions hello.",
-        ]);
-    let event = drive(&hub, &sandbox, &standin, "gemini", cmd);
-    assert_eq!(event["payload"], "hello from Gemini CLI");
-    // The client did add the argument to the tool it offered its model.
-    let offered = standin
-        .requests()
-        .into_iter()
-        .flat_map(|(_, body)| body["tools"].as_array().cloned().unwrap_or_default())
-        .flat_map(|t| {
-            t["functionDeclarations"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .find(|d| {
-            d["name"]
-                .as_str()
-                .is_some_and(|n| n.ends_with("publish_event"))
-        })
-        .expect("publish_event was offered to the model");
-    assert!(
-        offered["parametersJsonSchema"]["properties"]
-            .get("wait_for_previous")
-            .is_some(),
-        "{offered}"
-    );
-}
-
-#[test]
-fn codex_publishes_through_the_proxy() {
-    let Some(codex) = installed("Codex CLI", "node_modules/.bin/codex") else {
-        return;
-    };
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let args = json!({"event_type": "codex_said", "payload": "hello from Codex"});
-    let standin = StandIn::start(Api::Responses, args);
-    let codex_home = sandbox.home.join(".codex");
-    std::fs::create_dir_all(&codex_home).expect("CODEX_HOME");
-    let proxy = bin_path("agent-event-bus-proxy");
-    let config = format!(
-        r#"model = "stand-in"
-model_provider = "stand-in"
-approval_policy = "never"
-sandbox_mode = "read-only"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[model_providers.stand-in]
-name = "stand-in"
-base_url = "{standin}/v1"
-wire_api = "responses"
-
-[mcp_servers.agent-event-bus]
-command = {proxy:?}
-env = {{ AGENT_EVENT_BUS_URL = "{hub}", AGENT_EVENT_BUS_TOKEN_FILE = {token_file:?} }}
-default_tools_approval_mode = "approve"
-"#,
-        standin = standin.url,
-        proxy = proxy.to_string_lossy(),
-        hub = hub.base(),
-        token_file = hub
-            .token_file()
-            .expect("the hub made a token file")
-            .to_string_lossy(),
-    );
-    std::fs::write(codex_home.join("config.toml"), config).expect("config.toml");
-    let mut cmd = sandbox.command(&codex);
-    cmd.env("CODEX_HOME", &codex_home).args([
-        "exec",
-        "--skip-git-repo-check",
-        "Tell the other sessions hello.",
-    ]);
-    let event = drive(&hub, &sandbox, &standin, "codex", cmd);
-    assert_eq!(event["payload"], "hello from Codex");
-}
-
-#[test]
-fn the_typescript_sdk_uses_every_tool_over_stdio_and_streamable_http() {
-    if installed(
-        "the TypeScript MCP SDK",
-        "node_modules/@modelcontextprotocol/sdk/package.json",
-    )
-    .is_none()
-    {
-        return;
-    }
-    let hub = Hub::start();
-    let sandbox = Sandbox::new();
-    let script = repo_root().join("tests/clients/sdk.mjs");
-    let out = run(
-        "tests/clients/sdk.mjs",
-        sandbox
-            .command(Path::new("node"))
-            .arg(&script)
-            .env("CLIENTS_DIR", clients_dir())
-            .env("HUB_URL", hub.base())
-            .env("AGENT_EVENT_BUS_TOKEN", hub.token())
-            .env("PROXY", bin_path("agent-event-bus-proxy")),
-    );
-    let report: Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from the script:\n{out}"));
-    for transport in ["stdio", "http"] {
-        let called = report[transport]["called"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let names: Vec<&str> = called.iter().filter_map(Value::as_str).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        let mut all = shared::catalog::TOOL_NAMES.to_vec();
-        all.sort_unstable();
-        assert_eq!(sorted, all, "{transport}: {report}");
-        assert_eq!(
-            report[transport]["guide"],
-            json!(true),
-            "{transport}: {report}"
-        );
-        assert_eq!(
-            report[transport]["long_poll"],
-            json!(true),
-            "{transport}: {report}"
-        );
-    }
-    // The stdio client's session ended with it.
-    wait_until(
-        "the SDK's proxy session to end",
-        Duration::from_secs(30),
-        || live_sessions(&hub).is_empty().then_some(()),
     );
 }

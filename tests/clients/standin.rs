@@ -1,20 +1,38 @@
 //! Scripted stand-ins for the model APIs the real clients call, on loopback.
-//! Each answers the first request that offers the bus's `publish_event` tool
-//! with a call of it (the arguments the test chose), holds the request that
-//! carries the tool's result until the test has looked at the hub, and
-//! answers everything else with a short text.
+//! Every request is recorded (when it came, its path and body), so a test can
+//! find a marker in "the next model request". Two scripts:
+//! - [`StandIn::start`]: answers the first request that offers the bus's
+//!   `publish_event` tool with a call of it (the arguments the test chose),
+//!   holds the request that carries the tool's result until the test has
+//!   looked at the hub, and answers everything else with a short text;
+//! - [`StandIn::chat`]: answers with a short text, holds a turn whose new
+//!   input carries [`HOLD`] until [`StandIn::release`] (so a busy client can be
+//!   looked at), and answers the next turn after [`StandIn::fetch_next`] with
+//!   a `get_events(resume=true)` call, as a model does when told a message
+//!   is waiting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod apis;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use warp::Filter;
 use warp::http::Response;
 
-/// The final text every stand-in ends a turn with.
+use apis::{Answer, Call};
+
+/// The final text the publishing script ends a turn with.
 pub const FINAL_TEXT: &str = "Published to the bus.";
+/// The text the chat script answers with.
+pub const CHAT_TEXT: &str = "Noted.";
+/// Typed into a prompt, it makes the chat script hold that turn.
+pub const HOLD: &str = "[[hold this turn]]";
+/// The longest a held request waits, so a test that never releases it
+/// cannot hang a client.
+const HOLD_LIMIT: Duration = Duration::from_secs(120);
 
 /// Which model API to speak.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +43,24 @@ pub enum Api {
     Gemini,
     /// `OpenAI` Responses (`POST /v1/responses`), as Codex calls it.
     Responses,
+}
+
+/// One request the stand-in got.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub at: Instant,
+    /// Path and query.
+    pub path: String,
+    pub body: Value,
+}
+
+impl Request {
+    /// Whether the body mentions `text` anywhere (JSON-escaped as sent).
+    pub fn mentions(&self, text: &str) -> bool {
+        let escaped = serde_json::to_string(text).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        self.body.to_string().contains(escaped)
+    }
 }
 
 /// The request that carried the tool's result, held until released.
@@ -45,42 +81,67 @@ impl Held {
 pub struct StandIn {
     /// Base URL, `http://127.0.0.1:<port>`.
     pub url: String,
-    requests: Arc<Mutex<Vec<(String, Value)>>>,
+    script: Arc<Script>,
     held: mpsc::Receiver<Held>,
     _runtime: tokio::runtime::Runtime,
 }
 
+enum Kind {
+    Publish(Value),
+    Chat,
+}
+
 struct Script {
     api: Api,
-    args: Value,
-    requests: Arc<Mutex<Vec<(String, Value)>>>,
+    kind: Kind,
+    log: Mutex<Vec<Request>>,
     held: Mutex<mpsc::Sender<Held>>,
-    holding: AtomicBool,
+    holding_publish: AtomicBool,
+    /// Bumped by `release`; a held chat turn waits for it to move.
+    released: watch::Sender<u64>,
+    /// Chat turns held right now.
+    holding: AtomicUsize,
+    /// Armed by `fetch_next`: the next turn answers with `get_events`.
+    fetch: AtomicBool,
+    calls: AtomicU64,
 }
 
 impl StandIn {
-    /// Starts a stand-in of `api` whose tool call carries `args`.
+    /// Starts a stand-in of `api` whose `publish_event` call carries `args`.
     pub fn start(api: Api, args: Value) -> Self {
+        Self::serve(api, Kind::Publish(args))
+    }
+
+    /// Starts a stand-in of `api` that chats (see the module's comment).
+    pub fn chat(api: Api) -> Self {
+        Self::serve(api, Kind::Chat)
+    }
+
+    fn serve(api: Api, kind: Kind) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("a runtime for the stand-in");
-        let requests = Arc::new(Mutex::new(Vec::new()));
         let (tx, held) = mpsc::channel();
         let script = Arc::new(Script {
             api,
-            args,
-            requests: requests.clone(),
+            kind,
+            log: Mutex::new(Vec::new()),
             held: Mutex::new(tx),
-            holding: AtomicBool::new(false),
+            holding_publish: AtomicBool::new(false),
+            released: watch::channel(0).0,
+            holding: AtomicUsize::new(0),
+            fetch: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
         });
+        let serving = script.clone();
         let route = warp::path::full()
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::body::bytes())
             .then(
                 move |path: warp::path::FullPath, query: String, body: warp::hyper::body::Bytes| {
-                    let script = script.clone();
+                    let script = serving.clone();
                     async move { script.answer(path.as_str(), &query, &body).await }
                 },
             );
@@ -92,7 +153,7 @@ impl StandIn {
         runtime.spawn(server);
         Self {
             url: format!("http://{addr}"),
-            requests,
+            script,
             held,
             _runtime: runtime,
         }
@@ -100,28 +161,135 @@ impl StandIn {
 
     /// Every request so far: path and JSON body.
     pub fn requests(&self) -> Vec<(String, Value)> {
-        self.requests.lock().expect("the request log").clone()
+        self.log().into_iter().map(|r| (r.path, r.body)).collect()
+    }
+
+    /// Every request so far.
+    pub fn log(&self) -> Vec<Request> {
+        self.script.log.lock().expect("the request log").clone()
+    }
+
+    /// How many requests came so far (a mark to look after).
+    pub fn count(&self) -> usize {
+        self.script.log.lock().expect("the request log").len()
+    }
+
+    /// The first request after `mark` that mentions `text`, waiting up to
+    /// `deadline` for it.
+    pub fn wait_mention(&self, mark: usize, text: &str, deadline: Duration) -> Option<Request> {
+        let until = Instant::now() + deadline;
+        loop {
+            let found = self.log().into_iter().skip(mark).find(|r| r.mentions(text));
+            if found.is_some() || Instant::now() >= until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first new turn after `mark` (a request with new input that
+    /// offers the bus's tools, not a side request such as a title), waiting
+    /// up to `deadline` for it.
+    pub fn wait_turn(&self, mark: usize, deadline: Duration) -> Option<Request> {
+        let api = self.script.api;
+        self.wait_for(mark, deadline, |r| {
+            !apis::newest_is_tool_result(api, &r.body)
+                && apis::offered(api, &r.body, "get_events").is_some()
+        })
+    }
+
+    /// The first request after `mark` that carries a tool's result
+    /// mentioning `text`; its result text.
+    pub fn wait_tool_result(&self, mark: usize, text: &str, deadline: Duration) -> Option<String> {
+        let api = self.script.api;
+        let found = self.wait_for(mark, deadline, |r| {
+            apis::tool_result(api, &r.body).is_some_and(|t| r.mentions(text) && t.contains(text))
+        })?;
+        apis::tool_result(api, &found.body)
+    }
+
+    fn wait_for(
+        &self,
+        mark: usize,
+        deadline: Duration,
+        check: impl Fn(&Request) -> bool,
+    ) -> Option<Request> {
+        let until = Instant::now() + deadline;
+        loop {
+            let found = self.log().into_iter().skip(mark).find(&check);
+            if found.is_some() || Instant::now() >= until {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether any request after `mark` mentions `text`.
+    pub fn mentioned_since(&self, mark: usize, text: &str) -> bool {
+        self.log().iter().skip(mark).any(|r| r.mentions(text))
     }
 
     /// The held tool-result request, if one arrives within `wait`.
     pub fn held(&self, wait: Duration) -> Option<Held> {
         self.held.recv_timeout(wait).ok()
     }
+
+    /// How many chat turns are held now.
+    pub fn holding(&self) -> usize {
+        self.script.holding.load(Ordering::SeqCst)
+    }
+
+    /// Lets every held chat turn have its answer.
+    pub fn release(&self) {
+        self.script.released.send_modify(|n| *n += 1);
+    }
+
+    /// The next turn that offers `get_events` (a new input, not a tool's
+    /// result) gets a `get_events(resume=true, order="asc")` call.
+    pub fn fetch_next(&self) {
+        self.script.fetch.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl Script {
     async fn answer(&self, path: &str, query: &str, body: &[u8]) -> Response<Vec<u8>> {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        self.requests
-            .lock()
-            .expect("the request log")
-            .push((format!("{path}?{query}"), body.clone()));
-        let (call, answered) = match self.api {
-            Api::Anthropic => anthropic_turn(&body),
-            Api::Gemini => gemini_turn(&body),
-            Api::Responses => responses_turn(&body),
+        self.log.lock().expect("the request log").push(Request {
+            at: Instant::now(),
+            path: format!("{path}?{query}"),
+            body: body.clone(),
+        });
+        let answer = match &self.kind {
+            Kind::Publish(args) => self.publish_turn(&body, args).await,
+            Kind::Chat => self.chat_turn(&body).await,
         };
-        if call.is_some() && answered && !self.holding.swap(true, Ordering::SeqCst) {
+        let streaming = body["stream"] == json!(true) || path.contains(":stream");
+        let (content_type, text) = apis::reply(self.api, &body, &answer, streaming);
+        Response::builder()
+            .header("content-type", content_type)
+            .body(text.into_bytes())
+            .expect("a response")
+    }
+
+    fn call(&self, offered: Call, args: Value) -> Answer {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Answer::Tool(Call {
+            id: format!("standin_{n}"),
+            args,
+            ..offered
+        })
+    }
+
+    async fn publish_turn(&self, body: &Value, args: &Value) -> Answer {
+        let offered = apis::offered(self.api, body, "publish_event");
+        let answered = apis::has_tool_result(self.api, body);
+        if offered.is_some() && answered && !self.holding_publish.swap(true, Ordering::SeqCst) {
             let (release, released) = oneshot::channel();
             let held = Held {
                 body: body.clone(),
@@ -129,170 +297,31 @@ impl Script {
             };
             let sent = self.held.lock().expect("the held channel").send(held);
             if sent.is_ok() {
-                // Bounded, so a test that never looks cannot hang the client.
-                let _ = tokio::time::timeout(Duration::from_secs(120), released).await;
+                let _ = tokio::time::timeout(HOLD_LIMIT, released).await;
             }
         }
-        let call = call.filter(|_| !answered);
-        let streaming = body["stream"] == json!(true) || path.contains(":stream");
-        let (content_type, text) = match self.api {
-            Api::Anthropic => anthropic_reply(&body, call, &self.args, streaming),
-            Api::Gemini => gemini_reply(call, &self.args, streaming),
-            Api::Responses => responses_reply(call, &self.args),
-        };
-        Response::builder()
-            .header("content-type", content_type)
-            .body(text.into_bytes())
-            .expect("a response")
-    }
-}
-
-/// A tool call to make: the name (and, for Responses, the namespace).
-type Call = Option<(String, Option<String>)>;
-
-/// A `text/event-stream` body: each event named by its `type`.
-fn event_stream(events: &[Value]) -> String {
-    let mut text = String::new();
-    for e in events {
-        let kind = e["type"].as_str().unwrap_or_default();
-        text.push_str(&format!("event: {kind}\ndata: {e}\n\n"));
-    }
-    text
-}
-
-fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn anthropic_turn(body: &Value) -> (Call, bool) {
-    let name = "mcp__agent-event-bus__publish_event";
-    let offered = array(body, "tools").iter().any(|t| t["name"] == name);
-    let answered = array(body, "messages")
-        .iter()
-        .flat_map(|m| array(m, "content"))
-        .any(|c| c["type"] == "tool_result");
-    (offered.then(|| (name.to_owned(), None)), answered)
-}
-
-fn anthropic_reply(
-    body: &Value,
-    call: Call,
-    args: &Value,
-    streaming: bool,
-) -> (&'static str, String) {
-    let (block, delta, stop) = match call {
-        Some((name, _)) => (
-            json!({"type": "tool_use", "id": "toolu_standin_1", "name": name, "input": {}}),
-            json!({"type": "input_json_delta", "partial_json": args.to_string()}),
-            "tool_use",
-        ),
-        None => (
-            json!({"type": "text", "text": ""}),
-            json!({"type": "text_delta", "text": FINAL_TEXT}),
-            "end_turn",
-        ),
-    };
-    let usage = json!({"input_tokens": 1, "output_tokens": 1});
-    if !streaming {
-        let mut whole = block.clone();
-        match stop {
-            "tool_use" => whole["input"] = args.clone(),
-            _ => whole["text"] = json!(FINAL_TEXT),
+        match offered.filter(|_| !answered) {
+            Some(call) => self.call(call, args.clone()),
+            None => Answer::Text(FINAL_TEXT.to_owned()),
         }
-        let message = json!({"id": "msg_standin", "type": "message", "role": "assistant",
-            "model": body["model"], "content": [whole], "stop_reason": stop,
-            "stop_sequence": null, "usage": usage});
-        return ("application/json", message.to_string());
     }
-    let events = [
-        json!({"type": "message_start", "message": {"id": "msg_standin", "type": "message",
-            "role": "assistant", "model": body["model"], "content": [], "stop_reason": null,
-            "stop_sequence": null, "usage": usage}}),
-        json!({"type": "content_block_start", "index": 0, "content_block": block}),
-        json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-        json!({"type": "content_block_stop", "index": 0}),
-        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"output_tokens": 1}}),
-        json!({"type": "message_stop"}),
-    ];
-    ("text/event-stream", event_stream(&events))
-}
 
-fn gemini_turn(body: &Value) -> (Call, bool) {
-    let name = array(body, "tools")
-        .iter()
-        .flat_map(|t| array(t, "functionDeclarations"))
-        .filter_map(|d| d["name"].as_str())
-        .find(|n| n.ends_with("publish_event"));
-    let answered = array(body, "contents")
-        .iter()
-        .flat_map(|c| array(c, "parts"))
-        .any(|p| p.get("functionResponse").is_some());
-    (name.map(|n| (n.to_owned(), None)), answered)
-}
-
-fn gemini_reply(call: Call, args: &Value, streaming: bool) -> (&'static str, String) {
-    let part = match call {
-        Some((name, _)) => json!({"functionCall": {"name": name, "args": args}}),
-        None => json!({"text": FINAL_TEXT}),
-    };
-    let chunk = json!({
-        "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
-        "modelVersion": "stand-in",
-    });
-    if streaming {
-        ("text/event-stream", format!("data: {chunk}\r\n\r\n"))
-    } else {
-        ("application/json", chunk.to_string())
-    }
-}
-
-fn responses_turn(body: &Value) -> (Call, bool) {
-    let tools = array(body, "tools");
-    // Codex offers each MCP server's tools in a namespace; older builds
-    // offered them as plain functions with the server in the name.
-    let namespaced = tools.iter().find_map(|t| {
-        let inner = array(t, "tools")
-            .iter()
-            .filter_map(|f| f["name"].as_str())
-            .find(|n| *n == "publish_event")?;
-        Some((inner.to_owned(), t["name"].as_str().map(str::to_owned)))
-    });
-    let plain = || {
-        tools
-            .iter()
-            .filter_map(|t| t["name"].as_str())
-            .find(|n| n.ends_with("publish_event"))
-            .map(|n| (n.to_owned(), None))
-    };
-    let answered = array(body, "input")
-        .iter()
-        .any(|i| i["type"] == "function_call_output");
-    (namespaced.or_else(plain), answered)
-}
-
-fn responses_reply(call: Call, args: &Value) -> (&'static str, String) {
-    let item = match call {
-        Some((name, namespace)) => {
-            let mut item = json!({"type": "function_call", "id": "fc_standin", "call_id": "call_standin_1",
-                "name": name, "arguments": args.to_string()});
-            if let Some(ns) = namespace {
-                item["namespace"] = json!(ns);
-            }
-            item
+    async fn chat_turn(&self, body: &Value) -> Answer {
+        let fresh = !apis::newest_is_tool_result(self.api, body);
+        let newest = apis::newest(self.api, body).to_string();
+        if fresh && newest.contains(HOLD) {
+            let mut released = self.released.subscribe();
+            released.borrow_and_update();
+            self.holding.fetch_add(1, Ordering::SeqCst);
+            let _ = tokio::time::timeout(HOLD_LIMIT, released.changed()).await;
+            self.holding.fetch_sub(1, Ordering::SeqCst);
         }
-        None => json!({"type": "message", "id": "msg_standin", "role": "assistant",
-            "content": [{"type": "output_text", "text": FINAL_TEXT}]}),
-    };
-    let events = [
-        json!({"type": "response.created", "response": {"id": "resp_standin"}}),
-        json!({"type": "response.output_item.done", "item": item}),
-        json!({"type": "response.completed", "response": {"id": "resp_standin", "usage": {
-            "input_tokens": 1, "input_tokens_details": null, "output_tokens": 1,
-            "output_tokens_details": null, "total_tokens": 2}}}),
-    ];
-    ("text/event-stream", event_stream(&events))
+        if fresh
+            && let Some(call) = apis::offered(self.api, body, "get_events")
+            && self.fetch.swap(false, Ordering::SeqCst)
+        {
+            return self.call(call, json!({"resume": true, "order": "asc"}));
+        }
+        Answer::Text(CHAT_TEXT.to_owned())
+    }
 }

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::commands::setup::merge::{self, Change};
 use crate::output::line;
 
 #[derive(Debug, Args)]
@@ -27,14 +28,6 @@ pub struct InstallHookArgs {
     /// Hook timeout in seconds (stop-wait.sh gives up a minute before it)
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     timeout: u64,
-}
-
-/// What merging did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Added,
-    Updated,
-    Unchanged,
 }
 
 /// `install-hook`: one line saying what changed.
@@ -98,56 +91,25 @@ fn write(path: &Path, settings: &Value) -> Result<()> {
 }
 
 /// `settings` with the `Stop` hook `{type: command, command, asyncRewake:
-/// true, timeout}` in it.
+/// true, timeout}` in it (an entry with the same command is updated).
 pub fn merge_stop_hook(
     mut settings: Value,
     command: &str,
     timeout: u64,
 ) -> Result<(Value, Change)> {
-    let Some(root) = settings.as_object_mut() else {
+    if !settings.is_object() {
         bail!("the settings file is not a JSON object");
-    };
-    let hooks = root
-        .entry("hooks")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Some(hooks) = hooks.as_object_mut() else {
-        bail!("\"hooks\" in the settings file is not an object");
-    };
-    let stop = hooks
-        .entry("Stop")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let Some(groups) = stop.as_array_mut() else {
-        bail!("\"hooks.Stop\" in the settings file is not a list");
-    };
+    }
+    let hooks = merge::object_at(&mut settings, &["hooks"])?;
     let wanted = json!({
         "type": "command",
         "command": command,
         "asyncRewake": true,
         "timeout": timeout,
     });
-    for group in groups.iter_mut() {
-        let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) else {
-            continue;
-        };
-        for hook in list.iter_mut() {
-            if hook.get("command").and_then(Value::as_str) != Some(command) {
-                continue;
-            }
-            let Some(entry) = hook.as_object_mut() else {
-                continue;
-            };
-            let mut change = Change::Unchanged;
-            for (key, value) in wanted.as_object().into_iter().flatten() {
-                if entry.get(key) != Some(value) {
-                    entry.insert(key.clone(), value.clone());
-                    change = Change::Updated;
-                }
-            }
-            return Ok((settings, change));
-        }
-    }
-    groups.push(json!({"hooks": [wanted]}));
-    Ok((settings, Change::Added))
+    let wanted = wanted.as_object().cloned().unwrap_or_default();
+    let change = merge::merge_hook(hooks, "Stop", &wanted, |c| c == command)?;
+    Ok((settings, change))
 }
 
 #[cfg(test)]

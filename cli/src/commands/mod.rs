@@ -5,10 +5,12 @@ pub mod access;
 pub mod claims;
 pub mod doctor;
 pub mod events;
+pub mod hook;
 pub mod hooks;
 pub mod inbox;
 pub mod notify;
 pub mod sessions;
+pub mod setup;
 pub mod wait;
 pub mod wake;
 pub mod webhook;
@@ -50,6 +52,8 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::InstallHook(args) => hooks::install_hook(args),
         Command::WakeState(args) => wake::wake_state(&hub, args).await,
         Command::Panes(args) => wake::panes(&hub, args).await,
+        Command::Setup(args) => setup::setup(&args, global),
+        Command::Hook(args) => hook::hook(&args, &global.url),
     }
 }
 
