@@ -39,7 +39,7 @@ else the session on this machine whose client process is an ancestor of this com
     about = "CLI for agent-event-bus: for shell hooks and scripts",
     after_help = EXAMPLES,
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -48,7 +48,7 @@ pub struct Cli {
 
 /// Where the hub is and how to talk to it.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Hub URL, with or without /mcp
     #[arg(long, env = config::ENV_URL, default_value = config::DEFAULT_URL)]
     pub url: String,
@@ -61,7 +61,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Register a session
     Register(sessions::RegisterArgs),
     /// Unregister a session
@@ -113,7 +113,7 @@ pub enum Command {
 /// The subcommand named on a command line, found without parsing it (the
 /// global flags that take a value are skipped), so a usage error can be
 /// reported with that subcommand's exit code.
-pub fn subcommand_of(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
+pub(crate) fn subcommand_of(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
     let mut args = args.into_iter().skip(1);
     while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy().into_owned();

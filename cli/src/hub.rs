@@ -14,7 +14,7 @@ use shared::tools::{Answer, Tool};
 use crate::args::Global;
 
 /// The hub this run talks to.
-pub struct Hub {
+pub(crate) struct Hub {
     client: HubClient,
 }
 
@@ -22,7 +22,7 @@ impl Hub {
     /// The hub of `global`, called as `reader`: every command is a helper
     /// (its reads never consume the agent's cursor unless asked `--resume`,
     /// and never count as the agent's own), `wait` a waiting hook.
-    pub fn connect(global: &Global, reader: Reader) -> Result<Self> {
+    pub(crate) fn connect(global: &Global, reader: Reader) -> Result<Self> {
         // An empty AGENT_EVENT_BUS_URL means the default, as in the original.
         let url = Some(global.url.trim())
             .filter(|url| !url.is_empty())
@@ -32,25 +32,25 @@ impl Hub {
     }
 
     /// The typed client, for what is not one tool call (`/health`, followers).
-    pub fn client(&self) -> &HubClient {
+    pub(crate) fn client(&self) -> &HubClient {
         &self.client
     }
 
     /// Sends `session_id`'s key (from its key file, when this user has
     /// one) with every call from now on, so calls acting as that session
     /// are its own.
-    pub fn act_as(&self, session_id: &str) {
+    pub(crate) fn act_as(&self, session_id: &str) {
         self.client.set_session_key(shared::keys::load(session_id));
     }
 
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
     /// transport failures are errors.
-    pub async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {
+    pub(crate) async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {
         Ok(self.client.call::<T>(params).await?)
     }
 
     /// [`Hub::answer`], giving up after `limit` (the `--timeout` of `events`).
-    pub async fn answer_within<T: Tool>(
+    pub(crate) async fn answer_within<T: Tool>(
         &self,
         params: &T::Params,
         limit: Duration,
@@ -60,7 +60,7 @@ impl Hub {
 
     /// Calls list tool `T`: its items, with a note on stderr when the hub
     /// cut the list at its limit. A refusal is an error.
-    pub async fn list<T, I>(&self, params: &T::Params) -> Result<Vec<I>>
+    pub(crate) async fn list<T, I>(&self, params: &T::Params) -> Result<Vec<I>>
     where
         T: Tool<Reply = Vec<I>>,
     {
@@ -76,7 +76,7 @@ impl Hub {
     }
 
     /// `list_sessions`, typed.
-    pub async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
+    pub(crate) async fn sessions(&self) -> Result<Vec<shared::wire::SessionInfo>> {
         self.list::<ListSessions, _>(&NoParams {}).await
     }
 }

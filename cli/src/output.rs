@@ -20,25 +20,25 @@ use shared::wire::{ChannelCount, DeliveryInfo, Event, Reach, SessionInfo, Webhoo
 /// Writes `text` to stdout as it is, flushed (a follower's reader sees each
 /// event at once). A closed stdout is an error the caller passes up; `main`
 /// treats it as a quiet exit.
-pub fn print(text: &str) -> io::Result<()> {
+pub(crate) fn print(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text::lines(text).as_bytes())?;
     out.flush()
 }
 
 /// [`print()`] with a newline, as Python's `print`.
-pub fn line(text: &str) -> io::Result<()> {
+pub(crate) fn line(text: &str) -> io::Result<()> {
     print(&format!("{text}\n"))
 }
 
 /// Writes `text` and a newline to stderr; a closed stderr is ignored.
-pub fn note(message: &str) {
+pub(crate) fn note(message: &str) {
     let mut err = io::stderr().lock();
     let _ = writeln!(err, "{}", text::lines(message));
 }
 
 /// Whether an error is only a closed stdout (the reader went away).
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error
         .chain()
         .filter_map(|e| e.downcast_ref::<io::Error>())
@@ -46,7 +46,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 /// Prints a command's help on stdout, and a trailing line if given.
-pub fn print_help(command: &mut clap::Command, trailer: Option<&str>) {
+pub(crate) fn print_help(command: &mut clap::Command, trailer: Option<&str>) {
     let help = command.render_help().to_string();
     let _ = line(help.trim_end());
     if let Some(trailer) = trailer {
@@ -55,12 +55,12 @@ pub fn print_help(command: &mut clap::Command, trailer: Option<&str>) {
 }
 
 /// JSON as Python's `json.dumps(value)`: one line.
-pub fn json_line(value: &Value) -> String {
+pub(crate) fn json_line(value: &Value) -> String {
     to_python_json(value, false)
 }
 
 /// JSON as Python's `json.dumps(value, indent=2)`.
-pub fn json_pretty(value: &Value) -> String {
+pub(crate) fn json_pretty(value: &Value) -> String {
     to_python_json(value, true)
 }
 
@@ -152,7 +152,7 @@ impl Formatter for PythonFormatter {
 /// A domain-error reply the original's way: under `--json` the reply itself on
 /// stdout (so a script can branch on `session_deleted`), else `Error: <error>`
 /// and the hint on stderr. Exit 1 either way.
-pub fn error_reply(reply: &Value, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn error_reply(reply: &Value, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         line(&json_line(reply))?;
     } else {
@@ -163,7 +163,7 @@ pub fn error_reply(reply: &Value, json: bool) -> anyhow::Result<ExitCode> {
 
 /// A refusal of a command that prints its reply whole: the refusal as
 /// indented JSON on stdout, `Error: <error>` and the hint on stderr, exit 1.
-pub fn refusal_pretty(refusal: &shared::tools::Refusal) -> anyhow::Result<ExitCode> {
+pub(crate) fn refusal_pretty(refusal: &shared::tools::Refusal) -> anyhow::Result<ExitCode> {
     let reply = refusal.to_value();
     line(&json_pretty(&reply))?;
     note(&error_text(&reply));
@@ -171,7 +171,7 @@ pub fn refusal_pretty(refusal: &shared::tools::Refusal) -> anyhow::Result<ExitCo
 }
 
 /// `Error: <error>`, and the hint on the next line when there is one.
-pub fn error_text(reply: &Value) -> String {
+pub(crate) fn error_text(reply: &Value) -> String {
     let error = match reply.get("error") {
         Some(Value::String(error)) => one(error).into_owned(),
         Some(other) => other.to_string(),
@@ -186,7 +186,7 @@ pub fn error_text(reply: &Value) -> String {
 /// One event as the original prints it, ending in a blank line; its
 /// one-line fields kept on their line, its payload's frame tags
 /// neutralised ([`text::framed_payload`]).
-pub fn event_block(e: &Event) -> String {
+pub(crate) fn event_block(e: &Event) -> String {
     let mut header = format!("[{}] {} ({})", e.id, one(&e.event_type), one(&e.channel));
     if !e.signal_level.is_empty() {
         header.push_str(&format!(" [{}]", one(&e.signal_level)));
@@ -217,7 +217,7 @@ pub fn event_block(e: &Event) -> String {
     clippy::cast_possible_truncation,
     reason = "the age is printed truncated toward zero, as Python's int() does"
 )]
-pub fn sessions_text(sessions: &[SessionInfo]) -> String {
+pub(crate) fn sessions_text(sessions: &[SessionInfo]) -> String {
     if sessions.is_empty() {
         return "No active sessions\n".to_owned();
     }
@@ -267,7 +267,7 @@ pub fn sessions_text(sessions: &[SessionInfo]) -> String {
 
 /// `Active channels (N):` and a line per channel, or `No active channels`;
 /// the whole stdout text.
-pub fn channels_text(channels: &[ChannelCount]) -> String {
+pub(crate) fn channels_text(channels: &[ChannelCount]) -> String {
     if channels.is_empty() {
         return "No active channels\n".to_owned();
     }
@@ -286,7 +286,7 @@ pub fn channels_text(channels: &[ChannelCount]) -> String {
 
 /// `Webhooks (N):` and a block per webhook, or `No webhooks registered`;
 /// the whole stdout text.
-pub fn webhooks_text(hooks: &[WebhookInfo]) -> String {
+pub(crate) fn webhooks_text(hooks: &[WebhookInfo]) -> String {
     if hooks.is_empty() {
         return "No webhooks registered\n".to_owned();
     }
@@ -319,7 +319,7 @@ pub fn webhooks_text(hooks: &[WebhookInfo]) -> String {
 
 /// `webhook deliveries`: a line per attempt, newest first, and the error
 /// (and next attempt) indented below a failed one.
-pub fn deliveries_text(webhook_id: u64, pending: u64, rows: &[DeliveryInfo]) -> String {
+pub(crate) fn deliveries_text(webhook_id: u64, pending: u64, rows: &[DeliveryInfo]) -> String {
     if rows.is_empty() {
         return format!("No deliveries logged for webhook #{webhook_id} ({pending} pending)\n");
     }
@@ -348,7 +348,7 @@ pub fn deliveries_text(webhook_id: u64, pending: u64, rows: &[DeliveryInfo]) -> 
 }
 
 /// `webhook test`: how the ping went, in one line.
-pub fn ping_text(webhook_id: u64, r: &DeliveryInfo) -> String {
+pub(crate) fn ping_text(webhook_id: u64, r: &DeliveryInfo) -> String {
     let code = r
         .status_code
         .map_or(String::new(), |c| format!("HTTP {c}, "));

@@ -18,7 +18,7 @@ use crate::hub::Hub;
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct SessionArg {
+pub(crate) struct SessionArg {
     /// Your session ID (default: $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID, else this agent's session)
     #[arg(long = "session-id", env = config::ENV_SESSION_ID)]
     pub session_id: Option<String>,
@@ -26,7 +26,7 @@ pub struct SessionArg {
 
 /// A session id and how it was found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Found {
+pub(crate) enum Found {
     /// From `--session-id`, `AGENT_EVENT_BUS_SESSION_ID` or `CLAUDE_CODE_SESSION_ID`.
     Given(String),
     /// The local session whose `client_pid` is this ancestor of ours.
@@ -34,7 +34,7 @@ pub enum Found {
 }
 
 impl Found {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Self::Given(id) => id,
             Self::Ancestor(session) => &session.session_id,
@@ -46,7 +46,7 @@ impl SessionArg {
     /// The session id to act for, if any; asks the hub only when neither
     /// the flag nor the environment names one. The session's key, when this
     /// user has its key file, goes with every later call of `hub`.
-    pub async fn resolve(&self, hub: &Hub) -> Result<Option<Found>> {
+    pub(crate) async fn resolve(&self, hub: &Hub) -> Result<Option<Found>> {
         let given = self
             .session_id
             .as_deref()
@@ -68,7 +68,7 @@ impl SessionArg {
     }
 
     /// [`SessionArg::resolve`], as a plain id.
-    pub async fn resolve_id(&self, hub: &Hub) -> Result<Option<String>> {
+    pub(crate) async fn resolve_id(&self, hub: &Hub) -> Result<Option<String>> {
         Ok(self.resolve(hub).await?.map(|found| found.id().to_owned()))
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 /// A future that resolves on Ctrl-C, SIGTERM, or when `also` resolves. The
 /// signal handlers are installed here, before the future is first polled, so
 /// a signal that arrives early is not missed.
-pub fn on_signal_or<F>(also: F) -> Result<impl Future<Output = ()>>
+pub(crate) fn on_signal_or<F>(also: F) -> Result<impl Future<Output = ()>>
 where
     F: Future<Output = ()>,
 {

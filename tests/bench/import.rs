@@ -11,7 +11,7 @@ use support::original::{Original, SCHEMA_V5, local_iso};
 /// 2026-11-29T16:04:28Z, the first event's time.
 const T0: i64 = 1_795_968_268_000_000;
 
-pub fn run(fsyncs: f64) {
+pub(crate) fn run(fsyncs: f64) {
     println!();
     println!("import (machine: fsync {fsyncs:.0} /s)");
     for events in [100_000i64, 1_000_000] {

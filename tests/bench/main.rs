@@ -3,6 +3,11 @@
 //! Each figure is printed beside what this machine allows — the disk's
 //! fsync rate and a no-op HTTP round trip — so it reads as a ratio.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is the test failing, with its line"
+)]
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,7 +17,7 @@ const DM_PROXIES: usize = 4;
 const DMS_EACH: usize = 5;
 const DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn run(rt: &tokio::runtime::Runtime) {
+pub(crate) fn run(rt: &tokio::runtime::Runtime) {
     let hub = Hub::start_with(HubOptions {
         env: vec![("RUST_LOG".into(), "hub=info,warn".into())],
         ..Default::default()

@@ -15,7 +15,7 @@ use crate::{installed, run};
 
 /// A pinned agent client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
+pub(crate) enum Client {
     ClaudeCode,
     Codex,
     Gemini,
@@ -26,7 +26,7 @@ const ANTHROPIC_KEY: &str = "sk-ant-stand-in-0123456789abcdefghij";
 
 impl Client {
     /// The name `setup` takes and the screens folder uses.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::ClaudeCode => "claude-code",
             Self::Codex => "codex",
@@ -35,7 +35,7 @@ impl Client {
     }
 
     /// The version the Makefile pins (and the screens were recorded with).
-    pub fn version(self) -> &'static str {
+    pub(crate) fn version(self) -> &'static str {
         match self {
             Self::ClaudeCode => "2.1.332",
             Self::Codex => "0.171.0",
@@ -43,7 +43,7 @@ impl Client {
         }
     }
 
-    pub fn api(self) -> Api {
+    pub(crate) fn api(self) -> Api {
         match self {
             Self::ClaudeCode => Api::Anthropic,
             Self::Codex => Api::Responses,
@@ -60,7 +60,7 @@ impl Client {
     }
 
     /// The installed executable, or `None` (skipped with a line saying so).
-    pub fn executable(self) -> Option<PathBuf> {
+    pub(crate) fn executable(self) -> Option<PathBuf> {
         let bin = match self {
             Self::ClaudeCode => "claude",
             Self::Codex => "codex",
@@ -83,7 +83,7 @@ impl Client {
     }
 
     /// The arguments the interactive client starts with.
-    pub fn tui_args(self, home: &std::path::Path) -> Vec<String> {
+    pub(crate) fn tui_args(self, home: &std::path::Path) -> Vec<String> {
         match self {
             Self::ClaudeCode => vec![
                 "--debug-file".into(),
@@ -98,7 +98,7 @@ impl Client {
 
 /// How a client is connected to the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Connect {
+pub(crate) enum Connect {
     /// The README's manual registration of the MCP server, nothing more.
     Readme,
     /// `agent-event-bus-cli setup <client>`: the server and the hooks.
@@ -107,7 +107,7 @@ pub enum Connect {
 
 /// Extra client settings a test asks for.
 #[derive(Debug, Clone, Default)]
-pub struct Prefs {
+pub(crate) struct Prefs {
     /// Claude Code's `crossSessionInbound` setting.
     pub cross_session_inbound: Option<&'static str>,
     /// The proxy's wake switch (`AGENT_EVENT_BUS_WAKE`), from the user's
@@ -117,7 +117,7 @@ pub struct Prefs {
 
 impl Prefs {
     /// Claude Code holding messages from other sessions.
-    pub fn holding() -> Self {
+    pub(crate) fn holding() -> Self {
         Self {
             cross_session_inbound: Some("hold"),
             ..Self::default()
@@ -127,7 +127,7 @@ impl Prefs {
 
 /// `client`'s executable and a new sandbox it is prepared in (see
 /// [`prepare`]); `None` when the client is not installed.
-pub fn prepared(
+pub(crate) fn prepared(
     client: Client,
     hub: &Hub,
     standin_url: &str,

@@ -20,11 +20,11 @@ use crate::screens::shot;
 use crate::tui::Tui;
 
 /// The variables Claude Code hands to every stdio MCP server it starts.
-pub const SOCKET_VAR: &str = "CLAUDE_CODE_MESSAGING_SOCKET";
-pub const TOKEN_VAR: &str = "CLAUDE_CODE_MESSAGING_TOKEN";
+pub(crate) const SOCKET_VAR: &str = "CLAUDE_CODE_MESSAGING_SOCKET";
+pub(crate) const TOKEN_VAR: &str = "CLAUDE_CODE_MESSAGING_TOKEN";
 
 /// The environment of the bus proxy running in `sandbox`, if one runs.
-pub fn proxy_env(sandbox: &Sandbox) -> Option<HashMap<String, String>> {
+pub(crate) fn proxy_env(sandbox: &Sandbox) -> Option<HashMap<String, String>> {
     let (pid, _) = sandbox
         .processes()
         .into_iter()
@@ -42,14 +42,14 @@ pub fn proxy_env(sandbox: &Sandbox) -> Option<HashMap<String, String>> {
 }
 
 /// A Claude Code session's inbox.
-pub struct Inbox {
+pub(crate) struct Inbox {
     pub socket: PathBuf,
     pub token: String,
 }
 
 impl Inbox {
     /// The inbox named in the proxy's environment, if both variables are set.
-    pub fn of_proxy(sandbox: &Sandbox) -> Option<Self> {
+    pub(crate) fn of_proxy(sandbox: &Sandbox) -> Option<Self> {
         let env = proxy_env(sandbox)?;
         Some(Self {
             socket: PathBuf::from(env.get(SOCKET_VAR)?),
@@ -58,7 +58,7 @@ impl Inbox {
     }
 
     /// Writes the auth line and one user message, as another session would.
-    pub fn send(&self, text: &str) {
+    pub(crate) fn send(&self, text: &str) {
         let mut stream = UnixStream::connect(&self.socket)
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.socket.display()));
         let lines = format!(

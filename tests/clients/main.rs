@@ -20,6 +20,11 @@
 //!   checked by the real clients.
 //! - [`standin`]: the scripted model APIs.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is the test failing, with its line"
+)]
+
 mod client;
 mod inbox;
 mod oneshot;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// The HTTP(S) proxy every client is pointed at: it notes where the client
 /// tried to go and refuses, so nothing leaves the machine.
-pub struct RefusingProxy {
+pub(crate) struct RefusingProxy {
     pub url: String,
     tried: Arc<Mutex<Vec<String>>>,
 }
@@ -46,7 +46,7 @@ impl RefusingProxy {
     }
 
     /// Where clients tried to go, each once, in order.
-    pub fn tried(&self) -> Vec<String> {
+    pub(crate) fn tried(&self) -> Vec<String> {
         let mut seen = Vec::new();
         for target in self.tried.lock().expect("the refusal log").iter() {
             if !seen.contains(target) {
@@ -58,7 +58,7 @@ impl RefusingProxy {
 }
 
 /// A temp HOME and project folder, and the environment every client runs in.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     _dir: tempfile::TempDir,
     pub home: PathBuf,
     pub project: PathBuf,
@@ -71,7 +71,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let home = dir.path().join("home");
         let project = dir.path().join("project");
@@ -92,7 +92,7 @@ impl Sandbox {
     /// Points the user's shell at `hub`: its URL and its credential, as
     /// README says for the CLI and hooks (in the sandbox's HOME nothing
     /// would find the test hub's token file by itself).
-    pub fn point_at(&mut self, hub: &support::Hub) {
+    pub(crate) fn point_at(&mut self, hub: &support::Hub) {
         self.set_env(shared::config::ENV_URL, &hub.base());
         for (key, value) in hub.client_env() {
             self.set_env(&key, &value);
@@ -100,11 +100,11 @@ impl Sandbox {
     }
 
     /// Adds a variable to every command started from now on.
-    pub fn set_env(&mut self, key: &str, value: &str) {
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
         self.extra.push((key.to_owned(), value.to_owned()));
     }
 
-    pub fn command(&self, program: &Path) -> Command {
+    pub(crate) fn command(&self, program: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(&self.project).stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
@@ -160,7 +160,7 @@ impl Sandbox {
     }
 
     /// The processes that run with this sandbox's HOME now.
-    pub fn processes(&self) -> Vec<(u32, String)> {
+    pub(crate) fn processes(&self) -> Vec<(u32, String)> {
         let needle = format!("HOME={}\0", self.home.display());
         let mut found = Vec::new();
         let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -185,7 +185,7 @@ impl Sandbox {
     /// Kills every process still running with this sandbox's HOME (after a
     /// moment to end by itself: a client whose terminal closed) and waits
     /// until none is left; returns what it had to kill.
-    pub fn sweep(&self) -> Vec<(u32, String)> {
+    pub(crate) fn sweep(&self) -> Vec<(u32, String)> {
         let grace = Instant::now() + Duration::from_secs(3);
         while !self.processes().is_empty() && Instant::now() < grace {
             std::thread::sleep(Duration::from_millis(50));

@@ -8,7 +8,7 @@ use crate::client::Client;
 
 /// What a screen shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Screen {
+pub(crate) struct Screen {
     /// The text on the input line; `None` when it is empty (or shows only
     /// the client's placeholder).
     pub draft: Option<String>,
@@ -18,7 +18,7 @@ pub struct Screen {
 
 impl Screen {
     /// Idle, with an empty input line: the only state a wake may type into.
-    pub fn idle_and_empty(&self) -> bool {
+    pub(crate) fn idle_and_empty(&self) -> bool {
         !self.busy && self.draft.is_none()
     }
 }
@@ -30,7 +30,7 @@ const GEMINI_PLACEHOLDER: &str = "Type your message or @path/to/file";
 
 /// Reads `text` (one screen) as `client` draws it; `None` when no input
 /// line is on it (a dialog, the client still starting).
-pub fn read(client: Client, text: &str) -> Option<Screen> {
+pub(crate) fn read(client: Client, text: &str) -> Option<Screen> {
     let lines: Vec<&str> = text.lines().collect();
     match client {
         Client::ClaudeCode => claude(&lines),

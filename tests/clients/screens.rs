@@ -19,7 +19,7 @@ use crate::standin::HOLD;
 use crate::tui::Tui;
 
 /// The draft every screen test types.
-pub const DRAFT: &str = "half typed draft";
+pub(crate) const DRAFT: &str = "half typed draft";
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn folder(client: Client) -> PathBuf {
@@ -49,7 +49,7 @@ fn expected(state: &str) -> Option<Screen> {
 }
 
 /// Checks the live screen reads as `state` and records it when asked.
-pub fn shot(tui: &Tui, state: &str) -> String {
+pub(crate) fn shot(tui: &Tui, state: &str) -> String {
     let want = expected(state).expect("a known state");
     let text = tui.wait_state(state, LIMIT, |s| *s == want);
     if std::env::var_os("UPDATE_SCREENS").is_some() {

@@ -25,18 +25,18 @@ use warp::http::Response;
 use apis::{Answer, Call};
 
 /// The final text the publishing script ends a turn with.
-pub const FINAL_TEXT: &str = "Published to the bus.";
+pub(crate) const FINAL_TEXT: &str = "Published to the bus.";
 /// The text the chat script answers with.
-pub const CHAT_TEXT: &str = "Noted.";
+pub(crate) const CHAT_TEXT: &str = "Noted.";
 /// Typed into a prompt, it makes the chat script hold that turn.
-pub const HOLD: &str = "[[hold this turn]]";
+pub(crate) const HOLD: &str = "[[hold this turn]]";
 /// The longest a held request waits, so a test that never releases it
 /// cannot hang a client.
 const HOLD_LIMIT: Duration = Duration::from_secs(120);
 
 /// Which model API to speak.
 #[derive(Clone, Copy, Debug)]
-pub enum Api {
+pub(crate) enum Api {
     /// Anthropic Messages (`POST /v1/messages`), as Claude Code calls it.
     Anthropic,
     /// Gemini `generateContent` / `streamGenerateContent?alt=sse`.
@@ -47,7 +47,7 @@ pub enum Api {
 
 /// One request the stand-in got.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub at: Instant,
     /// Path and query.
     pub path: String,
@@ -56,7 +56,7 @@ pub struct Request {
 
 impl Request {
     /// Whether the body mentions `text` anywhere (JSON-escaped as sent).
-    pub fn mentions(&self, text: &str) -> bool {
+    pub(crate) fn mentions(&self, text: &str) -> bool {
         let escaped = serde_json::to_string(text).unwrap_or_default();
         let escaped = escaped.trim_matches('"');
         self.body.to_string().contains(escaped)
@@ -64,7 +64,7 @@ impl Request {
 }
 
 /// The request that carried the tool's result, held until released.
-pub struct Held {
+pub(crate) struct Held {
     /// The request body.
     pub body: Value,
     release: oneshot::Sender<()>,
@@ -72,13 +72,13 @@ pub struct Held {
 
 impl Held {
     /// Lets the client have its final answer.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         let _ = self.release.send(());
     }
 }
 
 /// A running stand-in.
-pub struct StandIn {
+pub(crate) struct StandIn {
     /// Base URL, `http://127.0.0.1:<port>`.
     pub url: String,
     script: Arc<Script>,
@@ -108,12 +108,12 @@ struct Script {
 
 impl StandIn {
     /// Starts a stand-in of `api` whose `publish_event` call carries `args`.
-    pub fn start(api: Api, args: Value) -> Self {
+    pub(crate) fn start(api: Api, args: Value) -> Self {
         Self::serve(api, Kind::Publish(args))
     }
 
     /// Starts a stand-in of `api` that chats (see the module's comment).
-    pub fn chat(api: Api) -> Self {
+    pub(crate) fn chat(api: Api) -> Self {
         Self::serve(api, Kind::Chat)
     }
 
@@ -160,23 +160,28 @@ impl StandIn {
     }
 
     /// Every request so far: path and JSON body.
-    pub fn requests(&self) -> Vec<(String, Value)> {
+    pub(crate) fn requests(&self) -> Vec<(String, Value)> {
         self.log().into_iter().map(|r| (r.path, r.body)).collect()
     }
 
     /// Every request so far.
-    pub fn log(&self) -> Vec<Request> {
+    pub(crate) fn log(&self) -> Vec<Request> {
         self.script.log.lock().expect("the request log").clone()
     }
 
     /// How many requests came so far (a mark to look after).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.script.log.lock().expect("the request log").len()
     }
 
     /// The first request after `mark` that mentions `text`, waiting up to
     /// `deadline` for it.
-    pub fn wait_mention(&self, mark: usize, text: &str, deadline: Duration) -> Option<Request> {
+    pub(crate) fn wait_mention(
+        &self,
+        mark: usize,
+        text: &str,
+        deadline: Duration,
+    ) -> Option<Request> {
         let until = Instant::now() + deadline;
         loop {
             let found = self.log().into_iter().skip(mark).find(|r| r.mentions(text));
@@ -190,7 +195,7 @@ impl StandIn {
     /// The first new turn after `mark` (a request with new input that
     /// offers the bus's tools, not a side request such as a title), waiting
     /// up to `deadline` for it.
-    pub fn wait_turn(&self, mark: usize, deadline: Duration) -> Option<Request> {
+    pub(crate) fn wait_turn(&self, mark: usize, deadline: Duration) -> Option<Request> {
         let api = self.script.api;
         self.wait_for(mark, deadline, |r| {
             !apis::newest_is_tool_result(api, &r.body)
@@ -200,7 +205,12 @@ impl StandIn {
 
     /// The first request after `mark` that carries a tool's result
     /// mentioning `text`; its result text.
-    pub fn wait_tool_result(&self, mark: usize, text: &str, deadline: Duration) -> Option<String> {
+    pub(crate) fn wait_tool_result(
+        &self,
+        mark: usize,
+        text: &str,
+        deadline: Duration,
+    ) -> Option<String> {
         let api = self.script.api;
         let found = self.wait_for(mark, deadline, |r| {
             apis::tool_result(api, &r.body).is_some_and(|t| r.mentions(text) && t.contains(text))
@@ -225,28 +235,28 @@ impl StandIn {
     }
 
     /// Whether any request after `mark` mentions `text`.
-    pub fn mentioned_since(&self, mark: usize, text: &str) -> bool {
+    pub(crate) fn mentioned_since(&self, mark: usize, text: &str) -> bool {
         self.log().iter().skip(mark).any(|r| r.mentions(text))
     }
 
     /// The held tool-result request, if one arrives within `wait`.
-    pub fn held(&self, wait: Duration) -> Option<Held> {
+    pub(crate) fn held(&self, wait: Duration) -> Option<Held> {
         self.held.recv_timeout(wait).ok()
     }
 
     /// How many chat turns are held now.
-    pub fn holding(&self) -> usize {
+    pub(crate) fn holding(&self) -> usize {
         self.script.holding.load(Ordering::SeqCst)
     }
 
     /// Lets every held chat turn have its answer.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.script.released.send_modify(|n| *n += 1);
     }
 
     /// The next turn that offers `get_events` (a new input, not a tool's
     /// result) gets a `get_events(resume=true, order="asc")` call.
-    pub fn fetch_next(&self) {
+    pub(crate) fn fetch_next(&self) {
         self.script.fetch.store(true, Ordering::SeqCst);
     }
 }

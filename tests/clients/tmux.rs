@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use crate::sandbox::Sandbox;
 
 /// The pane's size: wide enough that no client wraps its status lines.
-pub const COLUMNS: u16 = 120;
-pub const ROWS: u16 = 40;
+pub(crate) const COLUMNS: u16 = 120;
+pub(crate) const ROWS: u16 = 40;
 
-pub struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
     tmux: PathBuf,
 }
@@ -25,7 +25,7 @@ const TARGET: &str = "bus:0.0";
 impl Tmux {
     /// Starts `program args…` in a new pane of a new private server, in the
     /// sandbox's environment and project folder.
-    pub fn start(sandbox: &Sandbox, program: &Path, args: &[&str]) -> Self {
+    pub(crate) fn start(sandbox: &Sandbox, program: &Path, args: &[&str]) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let tmux = which("tmux").expect("tmux is installed (apt-get install tmux)");
         let socket = format!(
@@ -74,7 +74,7 @@ impl Tmux {
     }
 
     /// The pane's screen as text (no colours), trailing blanks trimmed.
-    pub fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self.tmux(&["capture-pane", "-p", "-t", TARGET]);
         let text = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
@@ -88,13 +88,13 @@ impl Tmux {
     }
 
     /// Types `text` literally (no key names), as a person would.
-    pub fn type_text(&self, text: &str) {
+    pub(crate) fn type_text(&self, text: &str) {
         let out = self.tmux(&["send-keys", "-t", TARGET, "-l", text]);
         assert!(out.status.success(), "tmux send-keys failed");
     }
 
     /// Presses keys by tmux name (`Enter`, `C-u`, `Escape`…).
-    pub fn press(&self, keys: &[&str]) {
+    pub(crate) fn press(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", TARGET];
         args.extend_from_slice(keys);
         let out = self.tmux(&args);
@@ -103,7 +103,7 @@ impl Tmux {
 
     /// Waits until the screen satisfies `check`, up to `deadline`; panics
     /// with the last screen otherwise.
-    pub fn wait_screen(
+    pub(crate) fn wait_screen(
         &self,
         what: &str,
         deadline: Duration,
@@ -131,7 +131,7 @@ impl Drop for Tmux {
 }
 
 /// The first `name` on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))

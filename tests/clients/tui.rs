@@ -18,7 +18,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long a turn of the stand-in's may take to show on screen.
 const TURN_LIMIT: Duration = Duration::from_secs(30);
 
-pub struct Tui {
+pub(crate) struct Tui {
     pub client: Client,
     // Dropped in this order: the pane's server, the stand-in, the sandbox's
     // leftovers.
@@ -31,7 +31,12 @@ impl Tui {
     /// Prepares `client` (see [`client::prepare`]) and starts it in tmux;
     /// returns once its idle, empty input line shows. `None` when the client
     /// is not installed.
-    pub fn start(client: Client, hub: &Hub, connect: Connect, prefs: &Prefs) -> Option<Self> {
+    pub(crate) fn start(
+        client: Client,
+        hub: &Hub,
+        connect: Connect,
+        prefs: &Prefs,
+    ) -> Option<Self> {
         let standin = StandIn::chat(client.api());
         let (exe, sandbox) = client::prepared(client, hub, &standin.url, connect, prefs)?;
         let args = client.tui_args(&sandbox.home);
@@ -60,7 +65,7 @@ impl Tui {
 
     /// Waits until the screen shows a state `check` accepts; returns the
     /// screen's text.
-    pub fn wait_state(
+    pub(crate) fn wait_state(
         &self,
         what: &str,
         deadline: Duration,
@@ -73,7 +78,7 @@ impl Tui {
     }
 
     /// Types `text` into the input line and waits until it shows there.
-    pub fn type_draft(&self, text: &str) {
+    pub(crate) fn type_draft(&self, text: &str) {
         self.tmux.type_text(text);
         // Codex treats keys that come in a burst as a paste, and an Enter
         // inside one as a newline: the text must have landed first.
@@ -83,7 +88,7 @@ impl Tui {
     }
 
     /// Clears the input line (as a person deleting a draft).
-    pub fn clear_draft(&self) {
+    pub(crate) fn clear_draft(&self) {
         let keys: &[&str] = match self.client {
             // Ctrl+C clears a non-empty input in all three; Claude Code
             // and Gemini CLI want Ctrl+U (a second Ctrl+C would quit them).
@@ -96,7 +101,7 @@ impl Tui {
 
     /// Submits `text` as a prompt; returns the stand-in's request count
     /// before it, a mark to look after.
-    pub fn submit(&self, text: &str) -> usize {
+    pub(crate) fn submit(&self, text: &str) -> usize {
         let mark = self.standin.count();
         self.type_draft(text);
         // Gemini CLI at times ignores an Enter that follows typed text
@@ -127,7 +132,7 @@ impl Tui {
 
     /// One whole turn: submits `text`, waits for the stand-in to see it and
     /// for the client to be idle with an empty input line again.
-    pub fn turn(&self, text: &str) {
+    pub(crate) fn turn(&self, text: &str) {
         let mark = self.submit(text);
         self.standin
             .wait_mention(mark, text, TURN_LIMIT)
@@ -142,13 +147,13 @@ impl Tui {
 
     /// Waits until no turn runs and the input line is empty, and the
     /// stand-in's last answer is on screen.
-    pub fn wait_idle(&self) -> String {
+    pub(crate) fn wait_idle(&self) -> String {
         self.wait_state("idle after a turn", TURN_LIMIT, |s| !s.busy)
     }
 
     /// The bus session of this client's proxy (the live one started in its
     /// project folder), waiting for it to register.
-    pub fn session(&self, hub: &Hub) -> Value {
+    pub(crate) fn session(&self, hub: &Hub) -> Value {
         let project = self.sandbox.project.display().to_string();
         wait_until(
             "the client's proxy on the bus",
@@ -162,7 +167,7 @@ impl Tui {
     }
 
     /// The session id of this client's proxy.
-    pub fn session_id(&self, hub: &Hub) -> String {
+    pub(crate) fn session_id(&self, hub: &Hub) -> String {
         self.session(hub)["session_id"]
             .as_str()
             .expect("a session id")
@@ -170,7 +175,7 @@ impl Tui {
     }
 
     /// Whether the stand-in's last answer shows on screen.
-    pub fn shows_answer(&self) -> bool {
+    pub(crate) fn shows_answer(&self) -> bool {
         self.tmux.screen().contains(CHAT_TEXT)
     }
 }

@@ -16,7 +16,7 @@ const FILE: &str = "file:r/src/x.rs";
 
 /// A proxy that has initialized and registered under `name`; returns its
 /// session id.
-pub fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
+pub(crate) fn registered_proxy(hub: &Hub, name: &str, env: &[(&str, &str)]) -> (Proxy, String) {
     let mut env = env.to_vec();
     env.push(("AGENT_EVENT_BUS_SESSION_NAME", name));
     let mut proxy = Proxy::spawn(hub, &env);

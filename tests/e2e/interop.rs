@@ -8,7 +8,7 @@ use support::Hub;
 
 /// Whether the Python `mcp` package is importable. On CI it must be: a
 /// missing client there fails the test instead of skipping it.
-pub fn python_mcp_available() -> bool {
+pub(crate) fn python_mcp_available() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import mcp"])
         .output()

@@ -1,6 +1,11 @@
 //! End-to-end tests: the real hub, proxy and CLI binaries, driven as users'
 //! sessions and hooks drive them. One test binary; one module per area.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is the test failing, with its line"
+)]
+
 mod auth;
 mod bounds;
 mod browser;

@@ -20,7 +20,7 @@ fn reach(hub: &Hub, id: &str) -> Value {
 
 /// Waits until the session is (`present`) or is no longer reachable by a
 /// connected `wait`.
-pub fn wait_hook(hub: &Hub, id: &str, present: bool) {
+pub(crate) fn wait_hook(hub: &Hub, id: &str, present: bool) {
     let hook = json!({"path": "hook", "confirmed": true});
     wait_until(
         &format!("hook reach to be {present} for {id}"),

@@ -15,7 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const CHANNEL: &str = "notifications/claude/channel";
 
 /// The receipt of one event, as a sender sees it.
-pub fn receipt(hub: &Hub, id: u64) -> Value {
+pub(crate) fn receipt(hub: &Hub, id: u64) -> Value {
     let list = hub.tool("message_status", json!({"event_ids": [id]}));
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     list[0].clone()
@@ -23,7 +23,7 @@ pub fn receipt(hub: &Hub, id: u64) -> Value {
 
 /// A client acting as session `id` (a keyed one: its proxy or the CLI
 /// saved its key in the state directory this hub's clients share).
-pub fn session_client(hub: &Hub, id: &str) -> HubClient {
+pub(crate) fn session_client(hub: &Hub, id: &str) -> HubClient {
     let state = hub.dir.path().join("client-state");
     let key = std::fs::read_to_string(shared::keys::file(&state, id))
         .unwrap_or_else(|e| panic!("no key file for {id}: {e}"));
@@ -45,7 +45,7 @@ fn wait_status_past(hub: &Hub, id: u64, from: &str) -> Value {
 
 /// `initialize` as the client named `client` (`claude-code`), then
 /// `notifications/initialized`.
-pub fn initialize_as(proxy: &mut Proxy, client: &str) {
+pub(crate) fn initialize_as(proxy: &mut Proxy, client: &str) {
     proxy.result(
         "initialize",
         Some(json!({"protocolVersion": "2025-11-25", "capabilities": {},
@@ -56,7 +56,7 @@ pub fn initialize_as(proxy: &mut Proxy, client: &str) {
 
 /// A proxy whose client says it is `client` in `initialize`, registered
 /// under `name` (with `client_id`, so it resumes that session).
-pub fn proxy_as(hub: &Hub, client: &str, name: &str, client_id: &str) -> (Proxy, String) {
+pub(crate) fn proxy_as(hub: &Hub, client: &str, name: &str, client_id: &str) -> (Proxy, String) {
     let mut proxy = Proxy::spawn(
         hub,
         &[

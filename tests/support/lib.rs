@@ -18,6 +18,11 @@
 //!   for a registration.
 //! - [`wait_until`]: poll a condition with a generous deadline.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is the test failing, with its line"
+)]
+
 mod credential;
 pub mod fresh;
 pub mod group;

@@ -20,7 +20,7 @@ use crate::output::line;
 const LAUNCHER: &str = "live-view.html";
 
 #[derive(Debug, Args)]
-pub struct OpenArgs {
+pub(crate) struct OpenArgs {
     /// Print the address (it holds the token) instead of opening a browser
     #[arg(long)]
     print: bool,
@@ -39,14 +39,14 @@ fn credential(hub: &Hub, global: &Global) -> Result<config::Credential> {
 
 /// `token`: prints the token this CLI sends (on the hub's machine, the one
 /// in its token file), for `AGENT_EVENT_BUS_TOKEN` on another machine.
-pub fn token(hub: &Hub, global: &Global) -> Result<ExitCode> {
+pub(crate) fn token(hub: &Hub, global: &Global) -> Result<ExitCode> {
     line(&credential(hub, global)?.token)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `open`: the live view in a browser, `$BROWSER` if set, else the
 /// system's opener (`xdg-open`, `open` on macOS).
-pub fn open(hub: &Hub, global: &Global, args: &OpenArgs) -> Result<ExitCode> {
+pub(crate) fn open(hub: &Hub, global: &Global, args: &OpenArgs) -> Result<ExitCode> {
     let credential = credential(hub, global)?;
     let base = config::base_of(hub.client().endpoint());
     let address = format!("{base}#token={}", credential.token);

@@ -23,7 +23,7 @@ use crate::session::SessionArg;
 
 /// The resource a command is about.
 #[derive(Debug, Args)]
-pub struct ResourceArg {
+pub(crate) struct ResourceArg {
     /// The resource: file:<repo>/<path>, task:<id>, or a prefix ending in /
     resource: Option<String>,
     /// A file or directory, named as file:<repo>/<path in the repo>
@@ -52,7 +52,7 @@ impl ResourceArg {
 }
 
 #[derive(Debug, Args)]
-pub struct ClaimArgs {
+pub(crate) struct ClaimArgs {
     #[command(flatten)]
     resource: ResourceArg,
     /// A shared claim: coexists with other shared claims
@@ -69,7 +69,7 @@ pub struct ClaimArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReleaseArgs {
+pub(crate) struct ReleaseArgs {
     #[command(flatten)]
     resource: ResourceArg,
     #[command(flatten)]
@@ -80,7 +80,7 @@ pub struct ReleaseArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ClaimsArgs {
+pub(crate) struct ClaimsArgs {
     #[command(flatten)]
     prefix: ResourceArg,
     /// Output the list as JSON
@@ -121,7 +121,7 @@ async fn claim_params(
 
 /// `claim`: `Claimed <resource> (exclusive)`; refused, who holds it on
 /// stderr with exit 1.
-pub async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
+pub(crate) async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
     let Some(params) = claim_params(hub, &args.resource, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
@@ -158,7 +158,7 @@ pub async fn claim(hub: &Hub, args: ClaimArgs) -> Result<ExitCode> {
 }
 
 /// `release`: `Released <resource>`, or `Not holding <resource>`.
-pub async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
+pub(crate) async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
     let Some(params) = claim_params(hub, &args.resource, &args.session).await? else {
         return Ok(ExitCode::from(1));
     };
@@ -182,7 +182,7 @@ pub async fn release(hub: &Hub, args: ReleaseArgs) -> Result<ExitCode> {
 }
 
 /// `claims`: a block per claim, or `No claims`.
-pub async fn list(hub: &Hub, args: ClaimsArgs) -> Result<ExitCode> {
+pub(crate) async fn list(hub: &Hub, args: ClaimsArgs) -> Result<ExitCode> {
     let params = ListClaimsParams {
         prefix: args.prefix.name()?,
     };
@@ -216,7 +216,7 @@ fn claim_block(c: &ClaimInfo) -> String {
 }
 
 /// The `claims` listing.
-pub fn claims_text(claims: &[ClaimInfo]) -> String {
+pub(crate) fn claims_text(claims: &[ClaimInfo]) -> String {
     if claims.is_empty() {
         return "No claims\n".to_owned();
     }
@@ -242,7 +242,7 @@ fn refusal_text(refusal: &Refusal) -> String {
 /// `path` (relative to `cwd`) as `file:<repo>/<path in the repo>`, ending in
 /// `/` for a directory. The repository root is the nearest directory holding
 /// `.git`, else `cwd` when the file is under it, else the file's directory.
-pub fn file_resource(path: &Path, cwd: &Path) -> String {
+pub(crate) fn file_resource(path: &Path, cwd: &Path) -> String {
     let full = normalize(&cwd.join(path));
     let dir_like = path.as_os_str().to_string_lossy().ends_with('/') || full.is_dir();
     let root = full

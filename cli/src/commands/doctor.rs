@@ -55,7 +55,7 @@ impl Report {
     }
 }
 
-pub async fn doctor(hub: &Hub, global: &Global) -> Result<ExitCode> {
+pub(crate) async fn doctor(hub: &Hub, global: &Global) -> Result<ExitCode> {
     let mut report = Report::default();
     let endpoint = hub.client().endpoint().to_string();
     line(&format!(

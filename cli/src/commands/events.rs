@@ -27,7 +27,7 @@ pub enum Order {
 }
 
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// Event type
     #[arg(long = "type")]
     event_type: String,
@@ -55,7 +55,7 @@ pub struct PublishArgs {
 
 /// `publish`: the reply as indented JSON; a warning on stderr (exit 0) when
 /// the publisher's session was deleted, since the event is stored anyway.
-pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
+pub(crate) async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
     let session_id = args.session.resolve_id(hub).await?;
     let params = PublishParams {
         session_id: session_id.clone(),
@@ -101,7 +101,7 @@ pub async fn publish(hub: &Hub, args: PublishArgs) -> Result<ExitCode> {
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct EventsArgs {
+pub(crate) struct EventsArgs {
     /// Cursor from previous call (for pagination)
     #[arg(long)]
     cursor: Option<String>,
@@ -216,7 +216,7 @@ fn start(cursor: Option<&str>, resume: bool) -> Result<Position> {
 }
 
 /// `events`: one page (optionally waiting for it), or `--follow`.
-pub async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
+pub(crate) async fn events(hub: &Hub, args: EventsArgs) -> Result<ExitCode> {
     let session_id = args.session.resolve_id(hub).await?;
     if args.resume && session_id.is_none() {
         note("Error: --resume requires --session-id");
@@ -395,7 +395,7 @@ async fn stdout_closed() {
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct AckArgs {
+pub(crate) struct AckArgs {
     /// Event id to mark as seen: the next_cursor from an --order asc peek
     #[arg(long)]
     cursor: String,
@@ -410,7 +410,7 @@ pub struct AckArgs {
 }
 
 /// `ack`: `Cursor acked: <previous or start> → <cursor>`.
-pub async fn ack(hub: &Hub, args: AckArgs) -> Result<ExitCode> {
+pub(crate) async fn ack(hub: &Hub, args: AckArgs) -> Result<ExitCode> {
     let Some(session_id) = args.session.resolve_id(hub).await? else {
         note(
             "Error: ack requires --session-id (or $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID)",

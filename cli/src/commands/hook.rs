@@ -22,7 +22,7 @@ const SOURCE_COMMON: &str = ". \"$(dirname \"$0\")/common.sh\"";
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub enum Recipe {
+pub(crate) enum Recipe {
     /// A turn started: `wake-state busy` (UserPromptSubmit, BeforeAgent)
     Busy,
     /// A turn ended: `wake-state idle` (Stop, AfterAgent, Codex's notify)
@@ -35,7 +35,7 @@ pub enum Recipe {
 
 impl Recipe {
     /// The name in `hook <name>` (and in the recipes' file names).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Busy => "busy",
             Self::Idle => "idle",
@@ -57,7 +57,7 @@ impl Recipe {
 }
 
 #[derive(Debug, Args)]
-pub struct HookArgs {
+pub(crate) struct HookArgs {
     /// Which hook
     #[arg(value_enum)]
     recipe: Recipe,
@@ -67,7 +67,7 @@ pub struct HookArgs {
 }
 
 /// Runs the hook; its exit code is the recipe's (2 only from `stop-wait`).
-pub fn hook(args: &HookArgs, url: &str) -> Result<ExitCode> {
+pub(crate) fn hook(args: &HookArgs, url: &str) -> Result<ExitCode> {
     let me = std::env::current_exe().context("cannot find this program's path")?;
     let mut child = if let Some(script) = args.recipe.script() {
         let mut cmd = Command::new("bash");

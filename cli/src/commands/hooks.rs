@@ -18,7 +18,7 @@ use crate::output::line;
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct InstallHookArgs {
+pub(crate) struct InstallHookArgs {
     /// The hook command (e.g. /path/to/agent-event-bus/examples/hooks/stop-wait.sh)
     #[arg(long)]
     command: String,
@@ -31,7 +31,7 @@ pub struct InstallHookArgs {
 }
 
 /// `install-hook`: one line saying what changed.
-pub fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
+pub(crate) fn install_hook(args: InstallHookArgs) -> Result<ExitCode> {
     let path = match args.settings {
         Some(path) => path,
         None => default_settings()?,
@@ -92,7 +92,7 @@ fn write(path: &Path, settings: &Value) -> Result<()> {
 
 /// `settings` with the `Stop` hook `{type: command, command, asyncRewake:
 /// true, timeout}` in it (an entry with the same command is updated).
-pub fn merge_stop_hook(
+pub(crate) fn merge_stop_hook(
     mut settings: Value,
     command: &str,
     timeout: u64,

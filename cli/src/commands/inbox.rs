@@ -30,7 +30,7 @@ use crate::session::SessionArg;
 const PAGE: usize = 50;
 
 #[derive(Debug, Args)]
-pub struct InboxArgs {
+pub(crate) struct InboxArgs {
     #[command(flatten)]
     session: SessionArg,
     /// Print Claude Code hook output for this hook event (its additionalContext) instead of plain text
@@ -45,7 +45,7 @@ pub struct InboxArgs {
 
 /// `inbox`: prints what is new (or nothing) and exits 0; 1 only on an
 /// error other than an unreachable hub.
-pub async fn inbox(hub: &Hub, args: InboxArgs) -> Result<ExitCode> {
+pub(crate) async fn inbox(hub: &Hub, args: InboxArgs) -> Result<ExitCode> {
     match run(hub, &args).await {
         Err(e) if unreachable(&e) => Ok(ExitCode::SUCCESS),
         other => other.map(|()| ExitCode::SUCCESS),

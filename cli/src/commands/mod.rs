@@ -1,19 +1,19 @@
 //! One module per command group; each holds its flags (clap `Args`) and
 //! its run function. [`run`] dispatches.
 
-pub mod access;
-pub mod claims;
-pub mod doctor;
-pub mod events;
-pub mod hook;
-pub mod hooks;
-pub mod inbox;
-pub mod notify;
-pub mod sessions;
-pub mod setup;
-pub mod wait;
-pub mod wake;
-pub mod webhook;
+pub(crate) mod access;
+pub(crate) mod claims;
+pub(crate) mod doctor;
+pub(crate) mod events;
+pub(crate) mod hook;
+pub(crate) mod hooks;
+pub(crate) mod inbox;
+pub(crate) mod notify;
+pub(crate) mod sessions;
+pub(crate) mod setup;
+pub(crate) mod wait;
+pub(crate) mod wake;
+pub(crate) mod webhook;
 
 use std::process::ExitCode;
 
@@ -24,7 +24,7 @@ use crate::args::{Command, Global};
 use crate::hub::Hub;
 
 /// Runs one command against the hub named by the global flags.
-pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
+pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
     let reader = match command {
         Command::Wait(_) => Reader::Wait,
         _ => Reader::Helper,
@@ -58,6 +58,6 @@ pub async fn run(global: &Global, command: Command) -> Result<ExitCode> {
 }
 
 /// Splits a comma-separated flag value into trimmed items, as the original.
-pub fn split_list(raw: &str) -> Vec<String> {
+pub(crate) fn split_list(raw: &str) -> Vec<String> {
     raw.split(',').map(|item| item.trim().to_owned()).collect()
 }

@@ -10,7 +10,7 @@ use crate::hub::Hub;
 use crate::output::{line, note};
 
 #[derive(Debug, Args)]
-pub struct NotifyArgs {
+pub(crate) struct NotifyArgs {
     /// Notification title
     #[arg(long)]
     title: String,
@@ -24,7 +24,7 @@ pub struct NotifyArgs {
 
 /// `notify`: `Notification sent`, or `Notification failed` on stderr (with
 /// the hub's refusal and what to do, when it refused), exit 1.
-pub async fn notify(hub: &Hub, args: NotifyArgs) -> Result<ExitCode> {
+pub(crate) async fn notify(hub: &Hub, args: NotifyArgs) -> Result<ExitCode> {
     let params = NotifyParams {
         title: args.title,
         message: args.message,

@@ -15,7 +15,7 @@ use crate::output::{self, json_pretty, line, note};
 use crate::session::{Found, SessionArg};
 
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     /// Session name (default: directory name)
     #[arg(long, env = config::ENV_SESSION_NAME)]
     name: Option<String>,
@@ -32,7 +32,7 @@ pub struct RegisterArgs {
 
 /// `register`: the reply as indented JSON on stdout, `Registered as: X` on
 /// stderr (and `Session ID: <id>` when that differs).
-pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
+pub(crate) async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let name = args
         .name
@@ -75,7 +75,7 @@ pub async fn register(hub: &Hub, args: RegisterArgs) -> Result<ExitCode> {
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct UnregisterArgs {
+pub(crate) struct UnregisterArgs {
     /// Session ID (never taken from the environment: unregistering is explicit)
     #[arg(long)]
     session_id: Option<String>,
@@ -86,7 +86,7 @@ pub struct UnregisterArgs {
 
 /// `unregister`: the reply as indented JSON; a domain error and its hint on
 /// stderr with exit 1.
-pub async fn unregister(hub: &Hub, args: UnregisterArgs) -> Result<ExitCode> {
+pub(crate) async fn unregister(hub: &Hub, args: UnregisterArgs) -> Result<ExitCode> {
     let client_id = args.client_id.filter(|c| !c.is_empty());
     let params = UnregisterParams {
         session_id: args.session_id.filter(|s| !s.is_empty()),
@@ -119,14 +119,14 @@ pub async fn unregister(hub: &Hub, args: UnregisterArgs) -> Result<ExitCode> {
 }
 
 /// `sessions`: a block per live session, or `No active sessions`.
-pub async fn list(hub: &Hub) -> Result<ExitCode> {
+pub(crate) async fn list(hub: &Hub) -> Result<ExitCode> {
     let sessions = hub.sessions().await?;
     output::print(&output::sessions_text(&sessions))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `channels`: a line per channel with its subscriber count.
-pub async fn channels(hub: &Hub) -> Result<ExitCode> {
+pub(crate) async fn channels(hub: &Hub) -> Result<ExitCode> {
     let channels = hub.list::<ListChannels, _>(&NoParams {}).await?;
     output::print(&output::channels_text(&channels))?;
     Ok(ExitCode::SUCCESS)
@@ -137,7 +137,7 @@ pub async fn channels(hub: &Hub) -> Result<ExitCode> {
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub struct WhoamiArgs {
+pub(crate) struct WhoamiArgs {
     #[command(flatten)]
     session: SessionArg,
     /// Output JSON: session_id, registered, display_id, name, client_pid
@@ -147,7 +147,7 @@ pub struct WhoamiArgs {
 
 /// `whoami`: the session id other commands would act for, on stdout (exit 1
 /// when there is none). Hooks use it to find their agent's proxy session.
-pub async fn whoami(hub: &Hub, args: WhoamiArgs) -> Result<ExitCode> {
+pub(crate) async fn whoami(hub: &Hub, args: WhoamiArgs) -> Result<ExitCode> {
     let Some(found) = args.session.resolve(hub).await? else {
         note(
             "Error: no session: pass --session-id, set AGENT_EVENT_BUS_SESSION_ID, \

@@ -38,7 +38,7 @@ use crate::output::{self, note};
 use crate::session::SessionArg;
 
 /// The exit code that wakes the agent: something arrived.
-pub const WOKEN: u8 = 2;
+pub(crate) const WOKEN: u8 = 2;
 /// Where the state directory comes from when `--state-dir` is not given.
 /// How long a new waiter waits for the one it replaces to let go.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +53,7 @@ const ROUND_SECONDS: u64 = 30;
 const TEXT_BUDGET: usize = 6000;
 
 #[derive(Debug, Args)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     #[command(flatten)]
     session: SessionArg,
     /// Give up after SECONDS and exit 0 (keep it under the hook's timeout)
@@ -68,7 +68,7 @@ pub struct WaitArgs {
 }
 
 /// `wait`: exit 2 with the messages on stderr, 0 on timeout or when replaced.
-pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
+pub(crate) async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
     let Some(found) = args.session.resolve(hub).await? else {
         note(
             "Error: wait requires --session-id (or $AGENT_EVENT_BUS_SESSION_ID, else $CLAUDE_CODE_SESSION_ID, else a run from an agent whose proxy is on the bus)",
@@ -177,7 +177,7 @@ pub async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
 /// Tells the hub the direct messages to `id` among `shown` entered the
 /// model's input by `path` (its senders' `message_status` says delivered);
 /// best effort.
-pub async fn report_delivered(hub: &Hub, id: &str, shown: &[Event], path: receipts::Path) {
+pub(crate) async fn report_delivered(hub: &Hub, id: &str, shown: &[Event], path: receipts::Path) {
     let ids: Vec<u64> = shown
         .iter()
         .filter(|e| shared::channel::dm_target(&e.channel) == Some(id))
@@ -198,7 +198,7 @@ pub async fn report_delivered(hub: &Hub, id: &str, shown: &[Event], path: receip
 /// What the model reads when woken: the messages, framed as information
 /// from other sessions, and how to reply; and how many of `news` it shows
 /// whole (the first ones; the rest are pointed to).
-pub fn wake_text(
+pub(crate) fn wake_text(
     me: &SessionInfo,
     sessions: &[SessionInfo],
     news: &[Event],

@@ -21,7 +21,7 @@ use crate::session::SessionArg;
     clippy::doc_markdown,
     reason = "the doc comments are the --help text, written for a terminal"
 )]
-pub enum TurnArg {
+pub(crate) enum TurnArg {
     /// A turn started (UserPromptSubmit, BeforeAgent)
     Busy,
     /// The turn ended (Stop, AfterAgent, Codex's notify)
@@ -29,7 +29,7 @@ pub enum TurnArg {
 }
 
 #[derive(Debug, Args)]
-pub struct WakeStateArgs {
+pub(crate) struct WakeStateArgs {
     /// busy or idle
     #[arg(value_enum)]
     state: TurnArg,
@@ -40,7 +40,7 @@ pub struct WakeStateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PanesArgs {
+pub(crate) struct PanesArgs {
     #[command(subcommand)]
     action: PanesAction,
 }
@@ -104,7 +104,7 @@ fn write_state(dir: &Path, id: &str, turn: Turn) -> Result<()> {
 }
 
 /// `wake-state busy|idle`.
-pub async fn wake_state(hub: &Hub, args: WakeStateArgs) -> Result<ExitCode> {
+pub(crate) async fn wake_state(hub: &Hub, args: WakeStateArgs) -> Result<ExitCode> {
     let Some(id) = session_id(hub, &args.session, "wake-state").await? else {
         return Ok(ExitCode::from(1));
     };
@@ -118,7 +118,7 @@ pub async fn wake_state(hub: &Hub, args: WakeStateArgs) -> Result<ExitCode> {
 }
 
 /// `panes set|clear`.
-pub async fn panes(hub: &Hub, args: PanesArgs) -> Result<ExitCode> {
+pub(crate) async fn panes(hub: &Hub, args: PanesArgs) -> Result<ExitCode> {
     match args.action {
         PanesAction::Set(args) => set(hub, args).await,
         PanesAction::Clear(args) => clear(hub, args).await,

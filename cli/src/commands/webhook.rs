@@ -18,7 +18,7 @@ use crate::hub::Hub;
 use crate::output::{self, json_pretty, line, note};
 
 #[derive(Debug, Args)]
-pub struct WebhookArgs {
+pub(crate) struct WebhookArgs {
     #[command(subcommand)]
     command: Option<WebhookCommand>,
 }
@@ -103,7 +103,7 @@ struct RegisterArgs {
     include_system: bool,
 }
 
-pub async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
+pub(crate) async fn run(hub: &Hub, args: WebhookArgs) -> Result<ExitCode> {
     match args.command {
         None => {
             // As the original: `webhook` alone prints its help and exits 1.

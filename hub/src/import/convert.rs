@@ -11,7 +11,7 @@ use super::source::{Deletion, EventRow, SessionRow, Time, WebhookRow};
 use crate::store::{EventRecord, SessionRecord, WebhookRecord};
 
 /// A row left out: its id and why.
-pub type Skip = (String, String);
+pub(super) type Skip = (String, String);
 
 fn note(adjusted: &mut BTreeMap<String, Tally>, what: &str, id: impl std::fmt::Display) {
     adjusted.entry(what.to_owned()).or_default().add(id);
@@ -19,7 +19,7 @@ fn note(adjusted: &mut BTreeMap<String, Tally>, what: &str, id: impl std::fmt::D
 
 /// An event, keeping its id. `last_micros` carries the previous event's time
 /// for a row whose own cannot be read.
-pub fn event(
+pub(super) fn event(
     row: EventRow,
     last_micros: &mut i64,
     adjusted: &mut BTreeMap<String, Tally>,
@@ -93,7 +93,7 @@ fn as_text(v: &Value) -> Option<String> {
 
 /// A session, keeping its ids, place, saved cursor and ended state. A live
 /// one comes without a lease, so the idle rule applies to it.
-pub fn session(
+pub(super) fn session(
     row: SessionRow,
     adjusted: &mut BTreeMap<String, Tally>,
 ) -> Result<SessionRecord, Skip> {
@@ -186,7 +186,7 @@ fn cursor(text: &str) -> Cursor {
 
 /// A webhook, keeping its id, filters, active flag and secret (so receivers'
 /// signature checks keep passing).
-pub fn webhook(
+pub(super) fn webhook(
     row: WebhookRow,
     adjusted: &mut BTreeMap<String, Tally>,
 ) -> Result<WebhookRecord, Skip> {

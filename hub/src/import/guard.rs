@@ -23,13 +23,13 @@ const SHM_LOCK_BYTES: (u64, u64) = (120, 9);
 /// What identifies the file's contents cheaply: checked again after the
 /// import, so a writer that started meanwhile fails the import.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
 }
 
 /// The file's [`Stamp`]; refuses a path that is missing or not a regular file.
-pub fn stamp_of(path: &Path) -> Result<Stamp, ImportError> {
+pub(super) fn stamp_of(path: &Path) -> Result<Stamp, ImportError> {
     let meta = std::fs::metadata(path).map_err(|e| ImportError::Missing {
         path: path.display().to_string(),
         detail: e.to_string(),
@@ -47,7 +47,7 @@ pub fn stamp_of(path: &Path) -> Result<Stamp, ImportError> {
 }
 
 /// Refuses anything but a SQLite 3 database file.
-pub fn check_header(path: &Path) -> Result<(), ImportError> {
+pub(super) fn check_header(path: &Path) -> Result<(), ImportError> {
     use std::io::Read;
     let mut head = [0u8; 16];
     let n = std::fs::File::open(path)
@@ -74,7 +74,7 @@ pub fn check_header(path: &Path) -> Result<(), ImportError> {
 
 /// Refuses a database another process has open (a lock on it or on its
 /// `-shm`), or whose `-wal` or `-journal` holds writes not yet in the file.
-pub fn check_not_in_use(path: &Path) -> Result<(), ImportError> {
+pub(super) fn check_not_in_use(path: &Path) -> Result<(), ImportError> {
     let in_use = |detail: String| ImportError::InUse {
         path: path.display().to_string(),
         detail,
@@ -153,7 +153,7 @@ fn lock_holder(file: &Path, (start, length): (u64, u64)) -> Result<Option<String
 
 /// `file:` URI for `path`, read-only and immutable: SQLite takes no locks and
 /// creates no `-wal`/`-shm` files (safe once [`check_not_in_use`] passed).
-pub fn immutable_uri(path: &Path) -> String {
+pub(super) fn immutable_uri(path: &Path) -> String {
     let mut uri = String::from("file:");
     for b in path.as_os_str().as_encoded_bytes() {
         match b {

@@ -51,7 +51,7 @@ pub struct Summary {
 
 /// Progress on stderr: one line redrawn every half second on a terminal; a
 /// line per tenth of the events otherwise, and only for large databases.
-pub struct Meter {
+pub(super) struct Meter {
     enabled: bool,
     tty: bool,
     range: Option<(i64, i64)>,
@@ -65,7 +65,7 @@ pub struct Meter {
 const LARGE: i64 = 100_000;
 
 impl Meter {
-    pub fn new(enabled: bool, range: Option<(i64, i64)>) -> Self {
+    pub(super) fn new(enabled: bool, range: Option<(i64, i64)>) -> Self {
         let now = Instant::now();
         Self {
             enabled: enabled && range.is_some(),
@@ -93,7 +93,7 @@ impl Meter {
         clippy::cast_sign_loss,
         reason = "the fraction is clamped to 0..=1: the bar and the tenth are small and not negative"
     )]
-    pub fn advance(&mut self, last_id: u64, n: u64) {
+    pub(super) fn advance(&mut self, last_id: u64, n: u64) {
         self.done += n;
         if !self.enabled {
             return;
@@ -128,7 +128,7 @@ impl Meter {
         }
     }
 
-    pub fn finish(&self, events: u64) {
+    pub(super) fn finish(&self, events: u64) {
         if self.enabled && self.tty && self.started.elapsed() >= Duration::from_millis(500) {
             let _ = writeln!(
                 std::io::stderr(),

@@ -28,7 +28,7 @@ const SESSION_COLUMNS: [&str; 7] = [
 const WEBHOOK_COLUMNS: [&str; 3] = ["id", "url", "created_at"];
 
 /// The open original database.
-pub struct Source {
+pub(super) struct Source {
     conn: Connection,
     path: PathBuf,
     stamp: Stamp,
@@ -43,7 +43,7 @@ pub struct Source {
 }
 
 /// One row of `events`, as stored.
-pub struct EventRow {
+pub(super) struct EventRow {
     pub id: i64,
     pub event_type: Option<String>,
     pub payload: Option<String>,
@@ -57,7 +57,7 @@ pub struct EventRow {
 }
 
 /// One row of `sessions`, as stored.
-pub struct SessionRow {
+pub(super) struct SessionRow {
     pub id: Option<String>,
     pub display_id: Option<String>,
     pub name: Option<String>,
@@ -72,7 +72,7 @@ pub struct SessionRow {
 }
 
 /// Whether a session row is soft-deleted, and when.
-pub enum Deletion {
+pub(super) enum Deletion {
     /// `deleted_at` is NULL: the session was not ended.
     Live,
     /// Ended at a readable time.
@@ -82,7 +82,7 @@ pub enum Deletion {
 }
 
 /// One row of `webhooks`, as stored.
-pub struct WebhookRow {
+pub(super) struct WebhookRow {
     pub id: i64,
     pub url: Option<String>,
     pub channel_filter: Option<String>,
@@ -93,7 +93,7 @@ pub struct WebhookRow {
 }
 
 /// A stored timestamp: its text and its UTC epoch seconds.
-pub struct Time {
+pub(super) struct Time {
     pub text: String,
     pub utc_seconds: i64,
 }
@@ -101,19 +101,19 @@ pub struct Time {
 impl Time {
     /// Epoch microseconds: the seconds SQLite computed plus the fraction
     /// written in the text (Python's `isoformat()` has up to 6 digits).
-    pub fn micros(&self) -> i64 {
+    pub(super) fn micros(&self) -> i64 {
         self.utc_seconds
             .saturating_mul(1_000_000)
             .saturating_add(fraction_micros(&self.text))
     }
 
-    pub fn millis(&self) -> i64 {
+    pub(super) fn millis(&self) -> i64 {
         self.micros().div_euclid(1000)
     }
 }
 
 /// The microseconds in `YYYY-MM-DDTHH:MM:SS.ffffff…` (0 when there are none).
-pub fn fraction_micros(text: &str) -> i64 {
+pub(super) fn fraction_micros(text: &str) -> i64 {
     let Some(rest) = text.get(19..).and_then(|r| r.strip_prefix('.')) else {
         return 0;
     };
@@ -134,7 +134,7 @@ fn utc_seconds_sql(column: &str) -> String {
 
 impl Source {
     /// Checks that nothing is using `path`, then opens it read-only.
-    pub fn open(path: &Path) -> Result<Self, ImportError> {
+    pub(super) fn open(path: &Path) -> Result<Self, ImportError> {
         let stamp = guard::stamp_of(path)?;
         guard::check_header(path)?;
         guard::check_not_in_use(path)?;
@@ -237,7 +237,7 @@ impl Source {
     }
 
     /// The lowest and highest event ids (for progress), or `None` when empty.
-    pub fn event_id_range(&self) -> Result<Option<(i64, i64)>, ImportError> {
+    pub(super) fn event_id_range(&self) -> Result<Option<(i64, i64)>, ImportError> {
         let (lo, hi) = self
             .conn
             .query_row("SELECT MIN(id), MAX(id) FROM events", [], |r| {
@@ -249,7 +249,7 @@ impl Source {
 
     /// The AUTOINCREMENT high-water mark of `table` (ids above the highest
     /// row that were handed out and deleted), if SQLite kept one.
-    pub fn sequence(&self, table: &str) -> Result<Option<i64>, ImportError> {
+    pub(super) fn sequence(&self, table: &str) -> Result<Option<i64>, ImportError> {
         let exists: bool = self
             .conn
             .query_row(
@@ -274,7 +274,7 @@ impl Source {
     }
 
     /// Calls `each` with every event in id order, one row at a time.
-    pub fn each_event(
+    pub(super) fn each_event(
         &self,
         mut each: impl FnMut(EventRow) -> Result<(), ImportError>,
     ) -> Result<(), ImportError> {
@@ -318,7 +318,7 @@ impl Source {
     /// Every session row, soft-deleted ones first, then by last heartbeat:
     /// the last row written for a (machine, client id) is the one the
     /// original would resume.
-    pub fn each_session(
+    pub(super) fn each_session(
         &self,
         mut each: impl FnMut(SessionRow) -> Result<(), ImportError>,
     ) -> Result<(), ImportError> {
@@ -364,7 +364,7 @@ impl Source {
     }
 
     /// Every webhook row in id order.
-    pub fn each_webhook(
+    pub(super) fn each_webhook(
         &self,
         mut each: impl FnMut(WebhookRow) -> Result<(), ImportError>,
     ) -> Result<(), ImportError> {
@@ -423,7 +423,7 @@ impl Source {
 
     /// Fails when the file changed, or a process opened it, while it was
     /// read: then what was read may not be what the file holds.
-    pub fn check_unchanged(&self) -> Result<(), ImportError> {
+    pub(super) fn check_unchanged(&self) -> Result<(), ImportError> {
         guard::check_not_in_use(&self.path)?;
         if guard::stamp_of(&self.path)? != self.stamp {
             return Err(ImportError::Changed {

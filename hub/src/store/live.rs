@@ -221,11 +221,11 @@ impl LiveMirror {
 /// How long after a session's last `wait` long-poll ended it still counts
 /// as reachable by `hook`: a waiter's rounds follow one another, with a
 /// `list_sessions` between them.
-pub const HOOK_GRACE: Duration = Duration::from_secs(2);
+pub(super) const HOOK_GRACE: Duration = Duration::from_secs(2);
 
 /// The `wait` long-polls connected now, per session.
 #[derive(Debug, Default)]
-pub struct HookWaits {
+pub(super) struct HookWaits {
     map: Mutex<HashMap<String, Waiting>>,
 }
 
@@ -261,7 +261,7 @@ impl HookWaits {
     }
 
     /// Counts a `wait` for `session` as connected until the guard is dropped.
-    pub fn connect(self: &Arc<Self>, session: &str) -> HookWait {
+    pub(super) fn connect(self: &Arc<Self>, session: &str) -> HookWait {
         let mut map = self.lock();
         let now = Instant::now();
         map.entry(session.to_owned())
@@ -277,7 +277,7 @@ impl HookWaits {
     }
 
     /// The sessions reachable by `hook` now; forgets those past the grace.
-    pub fn now(&self) -> HashSet<String> {
+    pub(super) fn now(&self) -> HashSet<String> {
         let mut map = self.lock();
         if map.is_empty() {
             return HashSet::new();
@@ -288,7 +288,7 @@ impl HookWaits {
     }
 
     /// Whether `session` is reachable by `hook` now.
-    pub fn has(&self, session: &str) -> bool {
+    pub(super) fn has(&self, session: &str) -> bool {
         let map = self.lock();
         map.get(session)
             .is_some_and(|w| w.connected > 0 || Instant::now().duration_since(w.left) < HOOK_GRACE)

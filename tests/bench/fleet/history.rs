@@ -16,7 +16,7 @@ const PAYLOAD: &str = "build finished on agent-event-bus, 312 tests passed, 0 fa
 
 /// Publishes until the store holds `target` events: mostly broadcasts, some
 /// on repo channels, one in `dm_every` a direct message to a past session.
-pub async fn fill(client: &Arc<HubClient>, target: u64, dm_every: u64) {
+pub(super) async fn fill(client: &Arc<HubClient>, target: u64, dm_every: u64) {
     let next = Arc::new(AtomicU64::new(tip(client).await + 1));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -48,7 +48,7 @@ pub async fn fill(client: &Arc<HubClient>, target: u64, dm_every: u64) {
     }
 }
 
-pub async fn publish(client: &HubClient, channel: &str, event_type: &str) -> u64 {
+pub(super) async fn publish(client: &HubClient, channel: &str, event_type: &str) -> u64 {
     let out = client
         .call_tool(
             "publish_event",
@@ -59,7 +59,7 @@ pub async fn publish(client: &HubClient, channel: &str, event_type: &str) -> u64
     out.value()["event_id"].as_u64().unwrap_or(0)
 }
 
-pub async fn tip(client: &HubClient) -> u64 {
+pub(super) async fn tip(client: &HubClient) -> u64 {
     let out = client
         .call_tool("get_events", json!({"limit": 1}))
         .await
@@ -71,7 +71,7 @@ pub async fn tip(client: &HubClient) -> u64 {
 }
 
 /// Hub CPU time (user + system) in seconds.
-pub fn cpu_seconds(pid: u32) -> f64 {
+pub(super) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -95,7 +95,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// channels) and two on a quiet event type (woken by every publish, each
 /// wake an index lookup from where the call got to), minus the same
 /// publishes with none waiting.
-pub async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
+pub(super) async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
     let per_publish = |client: Arc<HubClient>| async move {
         let before = cpu_seconds(pid);
         for _ in 0..500 {
@@ -133,7 +133,7 @@ pub async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
 }
 
 /// Filtered reads with one match at the full size, beside unfiltered ones.
-pub fn reads(rt: &tokio::runtime::Runtime, client: &Arc<HubClient>) {
+pub(super) fn reads(rt: &tokio::runtime::Runtime, client: &Arc<HubClient>) {
     let needle = rt.block_on(publish(client, "session:needle", "dm"));
     rt.block_on(fill_after(client, 1000));
     let read = |args: Value| {

@@ -21,7 +21,7 @@ const RSS_MB: f64 = 1024.0;
 const RESOLUTION: usize = 8;
 
 /// Why a fleet left the bar; empty when it stayed within it.
-pub fn breaches(f: &Figures) -> Vec<String> {
+pub(super) fn breaches(f: &Figures) -> Vec<String> {
     let mut out = Vec::new();
     if f.wake.p(99) > WAKE_P99 {
         out.push(format!("DM wake p99 {:.1} ms > 50 ms", ms(f.wake.p(99))));
@@ -42,7 +42,7 @@ pub fn breaches(f: &Figures) -> Vec<String> {
 }
 
 /// The machine's load average (1, 5, 15 minutes), as `/proc/loadavg` says.
-pub fn load_average() -> String {
+pub(super) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
         |_| "unknown".to_owned(),
         |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
@@ -52,7 +52,12 @@ pub fn load_average() -> String {
 /// Finds the limit from `start`, never past `max` (`ceiling` says what sets
 /// it); `play` runs one size on a fresh hub. Prints each step and the
 /// figure.
-pub fn search(start: usize, max: usize, ceiling: &str, mut play: impl FnMut(usize) -> Figures) {
+pub(super) fn search(
+    start: usize,
+    max: usize,
+    ceiling: &str,
+    mut play: impl FnMut(usize) -> Figures,
+) {
     let began = Instant::now();
     println!();
     println!(

@@ -44,7 +44,7 @@ const SETTLE: Duration = Duration::from_secs(120);
 const PUBLISHERS: usize = 128;
 
 /// What one fleet measured.
-pub struct Figures {
+pub(super) struct Figures {
     pub n: usize,
     pub registered_in: Duration,
     pub publishes_per_s: f64,
@@ -211,7 +211,7 @@ async fn settle(client: &HubClient, n: usize) {
 
 /// Plays a fleet of `n` sessions on `hub` (a fresh one, its sessions left
 /// to it) and measures a window of publishes.
-pub async fn fleet(hub: &Hub, n: usize) -> Figures {
+pub(super) async fn fleet(hub: &Hub, n: usize) -> Figures {
     let pid = hub.pid().expect("the hub's pid");
     let addr = SocketAddr::from(([127, 0, 0, 1], hub.port));
     let client = Arc::new(hub.client());
@@ -372,7 +372,7 @@ async fn list_cost(hub: &Hub, client: &Arc<HubClient>) -> (Lat, Lat, Lat, usize)
 }
 
 /// Prints what one fleet measured.
-pub fn print(f: &Figures) {
+pub(super) fn print(f: &Figures) {
     use crate::ms;
     println!(
         "fleet N={}: registered in {:.1} s; {} publishes/s for {:.0} s (10% DMs)",

@@ -50,7 +50,7 @@ fn quiet() -> HubOptions {
     }
 }
 
-pub fn run(rt: &tokio::runtime::Runtime) {
+pub(crate) fn run(rt: &tokio::runtime::Runtime) {
     let target = env_number("BENCH_EVENTS", 1_000_000);
     let fleets: Vec<usize> = std::env::var("BENCH_FLEET").ok().map_or_else(
         || vec![100, 1000],

@@ -34,13 +34,13 @@ static NEXT_SOURCE: AtomicU32 = AtomicU32::new(2);
 
 /// The loopback source addresses of one fleet's sessions.
 #[derive(Clone, Copy)]
-pub struct Sources {
+pub(super) struct Sources {
     first: u32,
 }
 
 impl Sources {
     /// Fresh addresses for a fleet of `n` sessions.
-    pub fn for_fleet(n: usize) -> Self {
+    pub(super) fn for_fleet(n: usize) -> Self {
         let blocks = u32::try_from(n / SESSIONS_PER_SOURCE + 1).unwrap_or(u32::MAX);
         Self {
             first: NEXT_SOURCE.fetch_add(blocks, Ordering::Relaxed),
@@ -48,7 +48,7 @@ impl Sources {
     }
 
     /// The source address of session `i`'s connections.
-    pub fn of(self, i: usize) -> IpAddr {
+    pub(super) fn of(self, i: usize) -> IpAddr {
         let n = u32::try_from(i / SESSIONS_PER_SOURCE)
             .unwrap_or(u32::MAX)
             .saturating_add(self.first);
@@ -58,7 +58,7 @@ impl Sources {
 
 /// One keep-alive connection to the hub's `POST /mcp`, reopened when the
 /// hub closes it (a connection idle past the header timeout).
-pub struct Conn {
+pub(super) struct Conn {
     hub: SocketAddr,
     source: IpAddr,
     /// The hub's credential, sent with every call.
@@ -67,7 +67,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(hub: SocketAddr, source: IpAddr, token: Arc<str>) -> Self {
+    pub(super) fn new(hub: SocketAddr, source: IpAddr, token: Arc<str>) -> Self {
         Self {
             hub,
             source,
@@ -91,7 +91,7 @@ impl Conn {
     /// hub closed before the call is reopened once. Fails when the
     /// connection fails or is closed, the call takes too long, or the hub
     /// answers anything but a tool's result.
-    pub async fn call<T: Tool>(&mut self, arguments: &Value) -> std::io::Result<Value> {
+    pub(super) async fn call<T: Tool>(&mut self, arguments: &Value) -> std::io::Result<Value> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
                           "params": {"name": T::NAME, "arguments": arguments}})
@@ -179,7 +179,7 @@ impl Conn {
 /// Raises this process's open-file limit (and so the hubs' it starts) as
 /// far as it may: to the hard limit, and past it to `fs.nr_open` when
 /// running as root. Returns the limit now in force.
-pub fn raise_open_files() -> u64 {
+pub(super) fn raise_open_files() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let now = getrlimit(Resource::Nofile);
     let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")

@@ -9,7 +9,7 @@ use super::Api;
 /// A tool call to make: the name the client offered it under (and, for
 /// Responses, its namespace), with its arguments.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(super) struct Call {
     /// Unique per call within a stand-in's life (clients match results by it).
     pub id: String,
     pub name: String,
@@ -18,7 +18,7 @@ pub struct Call {
 }
 
 /// What the stand-in answers.
-pub enum Answer {
+pub(super) enum Answer {
     Text(String),
     Tool(Call),
 }
@@ -40,7 +40,7 @@ fn named<'a>(mut names: impl Iterator<Item = &'a str>, tool: &str) -> Option<Cal
 
 /// The bus tool `tool` (`publish_event`, `get_events`) as the client offers
 /// it in this request, without arguments yet.
-pub fn offered(api: Api, body: &Value, tool: &str) -> Option<Call> {
+pub(super) fn offered(api: Api, body: &Value, tool: &str) -> Option<Call> {
     let tools = array(body, "tools");
     match api {
         Api::Anthropic => named(tools.iter().filter_map(|t| t["name"].as_str()), tool),
@@ -73,7 +73,7 @@ pub fn offered(api: Api, body: &Value, tool: &str) -> Option<Call> {
 
 /// The newest input of the conversation: its last user message (Claude
 /// Code puts `system` messages after it), Gemini content or Responses item.
-pub fn newest(api: Api, body: &Value) -> Value {
+pub(super) fn newest(api: Api, body: &Value) -> Value {
     let last = match api {
         Api::Anthropic => array(body, "messages")
             .iter()
@@ -86,7 +86,7 @@ pub fn newest(api: Api, body: &Value) -> Value {
 }
 
 /// Whether the request carries a tool's result anywhere in its conversation.
-pub fn has_tool_result(api: Api, body: &Value) -> bool {
+pub(super) fn has_tool_result(api: Api, body: &Value) -> bool {
     match api {
         Api::Anthropic => array(body, "messages")
             .iter()
@@ -104,7 +104,7 @@ pub fn has_tool_result(api: Api, body: &Value) -> bool {
 
 /// Whether the newest message is a tool's result (the client answering a
 /// call), rather than new input.
-pub fn newest_is_tool_result(api: Api, body: &Value) -> bool {
+pub(super) fn newest_is_tool_result(api: Api, body: &Value) -> bool {
     let last = newest(api, body);
     match api {
         Api::Anthropic => array(&last, "content")
@@ -118,12 +118,17 @@ pub fn newest_is_tool_result(api: Api, body: &Value) -> bool {
 }
 
 /// The text of the newest message when it is a tool's result.
-pub fn tool_result(api: Api, body: &Value) -> Option<String> {
+pub(super) fn tool_result(api: Api, body: &Value) -> Option<String> {
     newest_is_tool_result(api, body).then(|| newest(api, body).to_string())
 }
 
 /// The reply: content type and body.
-pub fn reply(api: Api, body: &Value, answer: &Answer, streaming: bool) -> (&'static str, String) {
+pub(super) fn reply(
+    api: Api,
+    body: &Value,
+    answer: &Answer,
+    streaming: bool,
+) -> (&'static str, String) {
     match api {
         Api::Anthropic => anthropic(body, answer, streaming),
         Api::Gemini => gemini(answer, streaming),

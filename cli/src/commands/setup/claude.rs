@@ -47,7 +47,7 @@ fn paths(ctx: &Context) -> (PathBuf, PathBuf) {
     }
 }
 
-pub fn plan(ctx: &Context) -> Result<Vec<Edit>> {
+pub(super) fn plan(ctx: &Context) -> Result<Vec<Edit>> {
     let (config, settings) = paths(ctx);
     Ok(vec![server(ctx, config)?, hook_entries(ctx, settings)?])
 }

@@ -39,7 +39,7 @@ const ENV_VARS: [&str; 12] = [
     shared::wake::ENV_WAKE,
 ];
 
-pub fn plan(ctx: &Context) -> Result<Vec<Edit>> {
+pub(super) fn plan(ctx: &Context) -> Result<Vec<Edit>> {
     let dir = std::env::var_os("CODEX_HOME")
         .filter(|d| !d.is_empty())
         .map_or_else(|| ctx.home.join(".codex"), PathBuf::from);

@@ -13,7 +13,7 @@ use crate::commands::hook::Recipe;
 
 const HOOKS: [(&str, Recipe); 2] = [("BeforeAgent", Recipe::Busy), ("AfterAgent", Recipe::Idle)];
 
-pub fn plan(ctx: &Context) -> Result<Vec<Edit>> {
+pub(super) fn plan(ctx: &Context) -> Result<Vec<Edit>> {
     let path = ctx.home.join(".gemini").join("settings.json");
     let what = ctx.shown(&path);
     let mut root = merge::parse(read(&path)?.as_deref(), &what)?;

@@ -8,14 +8,14 @@ use serde_json::{Map, Value};
 
 /// What merging one entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Added,
     Updated,
     Unchanged,
 }
 
 impl Change {
-    pub fn verb(self) -> Option<&'static str> {
+    pub(crate) fn verb(self) -> Option<&'static str> {
         match self {
             Self::Added => Some("added"),
             Self::Updated => Some("updated"),
@@ -25,7 +25,10 @@ impl Change {
 }
 
 /// The object at `path` under `root`, created empty where missing.
-pub fn object_at<'a>(root: &'a mut Value, path: &[&str]) -> Result<&'a mut Map<String, Value>> {
+pub(crate) fn object_at<'a>(
+    root: &'a mut Value,
+    path: &[&str],
+) -> Result<&'a mut Map<String, Value>> {
     let mut here = root;
     let mut walked = String::new();
     for key in path {
@@ -57,7 +60,7 @@ fn shown(path: &str) -> String {
 
 /// Sets each key of `wanted` in `entry` (an `env` object key by key, so
 /// variables set by hand stay); other keys are kept.
-pub fn merge_entry(entry: &mut Map<String, Value>, wanted: &Map<String, Value>) -> Change {
+pub(crate) fn merge_entry(entry: &mut Map<String, Value>, wanted: &Map<String, Value>) -> Change {
     let mut change = Change::Unchanged;
     for (key, value) in wanted {
         if let (Some(Value::Object(have)), Value::Object(want)) = (entry.get_mut(key), value) {
@@ -79,7 +82,7 @@ pub fn merge_entry(entry: &mut Map<String, Value>, wanted: &Map<String, Value>) 
 
 /// Puts the server `name` into `servers`: added, or merged into the entry
 /// there (see [`merge_entry`]).
-pub fn merge_server(
+pub(crate) fn merge_server(
     servers: &mut Map<String, Value>,
     name: &str,
     wanted: &Map<String, Value>,
@@ -95,7 +98,7 @@ pub fn merge_server(
 /// Puts the hook `wanted` under `event` in `hooks`: the first entry whose
 /// `command` is `ours` is brought up to `wanted` (its other keys kept); with
 /// none, a new group holding `wanted` is added at the end.
-pub fn merge_hook(
+pub(crate) fn merge_hook(
     hooks: &mut Map<String, Value>,
     event: &str,
     wanted: &Map<String, Value>,
@@ -126,7 +129,7 @@ pub fn merge_hook(
 }
 
 /// `text` parsed as a JSON object (empty or missing: `{}`).
-pub fn parse(text: Option<&str>, what: &str) -> Result<Value> {
+pub(crate) fn parse(text: Option<&str>, what: &str) -> Result<Value> {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(Value::Object(Map::new()));
     };
@@ -140,7 +143,7 @@ pub fn parse(text: Option<&str>, what: &str) -> Result<Value> {
 }
 
 /// The file's new text: pretty JSON with a final newline.
-pub fn render(value: &Value) -> String {
+pub(crate) fn render(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text

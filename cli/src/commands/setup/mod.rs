@@ -9,7 +9,7 @@
 mod claude;
 mod codex;
 mod gemini;
-pub mod merge;
+pub(crate) mod merge;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -26,13 +26,13 @@ use crate::commands::hook::Recipe;
 use crate::output::line;
 
 /// The MCP server's name in every client's config.
-pub const SERVER: &str = "agent-event-bus";
+pub(crate) const SERVER: &str = "agent-event-bus";
 /// This program's file name, by which hook entries are recognised as ours.
 const CLI_NAME: &str = "agent-event-bus-cli";
 const PROXY_NAME: &str = "agent-event-bus-proxy";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Client {
+pub(crate) enum Client {
     /// Claude Code: ~/.claude.json and ~/.claude/settings.json
     ClaudeCode,
     /// Codex: ~/.codex/config.toml
@@ -42,7 +42,7 @@ pub enum Client {
 }
 
 #[derive(Debug, Args)]
-pub struct SetupArgs {
+pub(crate) struct SetupArgs {
     /// The client to connect
     #[arg(value_enum)]
     client: Client,
@@ -55,7 +55,7 @@ pub struct SetupArgs {
 }
 
 /// What `setup` knows to write: where things are, and the hub to record.
-pub struct Context {
+pub(crate) struct Context {
     pub home: PathBuf,
     /// This program, as hooks run it.
     pub cli: PathBuf,
@@ -74,7 +74,7 @@ pub struct Context {
 
 impl Context {
     /// The hook entry's command: a shell command line.
-    pub fn hook_command(&self, recipe: Recipe) -> String {
+    pub(crate) fn hook_command(&self, recipe: Recipe) -> String {
         self.hook_argv(recipe)
             .iter()
             .map(|w| shell_word(w))
@@ -83,7 +83,7 @@ impl Context {
     }
 
     /// The same as a list of arguments (Codex's `notify`).
-    pub fn hook_argv(&self, recipe: Recipe) -> Vec<String> {
+    pub(crate) fn hook_argv(&self, recipe: Recipe) -> Vec<String> {
         let mut argv = vec![self.cli.display().to_string()];
         if let Some(url) = &self.url {
             argv.extend(["--url".to_owned(), url.clone()]);
@@ -93,7 +93,7 @@ impl Context {
     }
 
     /// The MCP server's environment: the hub and credential `setup` was given.
-    pub fn server_env(&self) -> Map<String, Value> {
+    pub(crate) fn server_env(&self) -> Map<String, Value> {
         let mut env = Map::new();
         if let Some(url) = &self.url {
             env.insert(config::ENV_URL.to_owned(), json!(url));
@@ -108,7 +108,7 @@ impl Context {
     }
 
     /// `path` with the home folder shown as `~`.
-    pub fn shown(&self, path: &Path) -> String {
+    pub(crate) fn shown(&self, path: &Path) -> String {
         match path.strip_prefix(&self.home) {
             Ok(rest) => format!("~/{}", rest.display()),
             Err(_) => path.display().to_string(),
@@ -118,7 +118,7 @@ impl Context {
 
 /// Whether a hook `command` is one `setup` wrote for `recipe` (from any
 /// path of this program), or the example script it replaces.
-pub fn is_ours(command: &str, recipe: Recipe) -> bool {
+pub(crate) fn is_ours(command: &str, recipe: Recipe) -> bool {
     let words = shell_words(command);
     let ours = words
         .first()
@@ -172,7 +172,7 @@ fn shell_words(command: &str) -> Vec<String> {
 }
 
 /// A word for a POSIX shell: as it is when it needs no quoting.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -185,14 +185,14 @@ pub fn shell_word(word: &str) -> String {
 }
 
 /// One config file to write, and what changed in it.
-pub struct Edit {
+pub(crate) struct Edit {
     pub path: PathBuf,
     pub text: String,
     pub changes: Vec<String>,
 }
 
 /// The file's text, `None` when it does not exist.
-pub fn read(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -202,7 +202,7 @@ pub fn read(path: &Path) -> Result<Option<String>> {
 
 /// `setup`: plans every edit first (a file it cannot read or parse stops
 /// it before anything is written), then writes them and prints the changes.
-pub fn setup(args: &SetupArgs, global: &Global) -> Result<ExitCode> {
+pub(crate) fn setup(args: &SetupArgs, global: &Global) -> Result<ExitCode> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)

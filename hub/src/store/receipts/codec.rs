@@ -47,7 +47,7 @@ fn put_mark(out: &mut Vec<u8>, mark: Option<StepMark>) {
     }
 }
 
-pub fn encode(r: &Receipt) -> Vec<u8> {
+pub(super) fn encode(r: &Receipt) -> Vec<u8> {
     let hold = r.hold();
     let mut out = Vec::with_capacity(FIXED_LEN + hold.map_or(0, |h| STEP_LEN + h.reason.len()));
     out.push(FORM);
@@ -77,7 +77,7 @@ fn mark(bytes: &[u8], at: usize) -> Option<StepMark> {
 }
 
 /// `None`: not a receipt of a form this hub knows.
-pub fn decode(bytes: &[u8]) -> Option<Receipt> {
+pub(super) fn decode(bytes: &[u8]) -> Option<Receipt> {
     if bytes.first() != Some(&FORM) || bytes.len() < FIXED_LEN {
         return None;
     }

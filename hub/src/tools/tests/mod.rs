@@ -55,11 +55,11 @@ pub(crate) struct Hub {
 impl Hub {
     /// A hub with the flags' defaults: a day idle, a heartbeat written at
     /// most once a second.
-    pub fn start() -> Self {
+    pub(super) fn start() -> Self {
         Self::start_with(SessionTimes::default())
     }
 
-    pub fn start_with(times: SessionTimes) -> Self {
+    pub(super) fn start_with(times: SessionTimes) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = open(&dir, Clock::starting_at(START_MS));
         Self {
@@ -72,7 +72,7 @@ impl Hub {
     /// Stops this hub (its store closed, as at shutdown), leaves it down
     /// for `down`, and starts it again on the same file, as `run` does:
     /// every lease gets a fresh term before anything is swept.
-    pub async fn restart(self, down: Duration) -> Self {
+    pub(super) async fn restart(self, down: Duration) -> Self {
         let Self { bus, caller, dir } = self;
         let times = SessionTimes {
             idle_timeout_ms: bus.idle_timeout_ms,
@@ -92,13 +92,13 @@ impl Hub {
     }
 
     /// The hub's time, ms since it started.
-    pub fn elapsed_ms(&self) -> i64 {
+    pub(super) fn elapsed_ms(&self) -> i64 {
         self.bus.clock.now_ms() - START_MS
     }
 
     /// Registers `name` by `client_id` (the proxy's way), with a lease when
     /// one is given.
-    pub async fn register(&self, name: &str, lease_seconds: Option<i64>) -> Registered {
+    pub(super) async fn register(&self, name: &str, lease_seconds: Option<i64>) -> Registered {
         let params = RegisterParams {
             name: name.to_owned(),
             client_id: Some(format!("{name}-client")),
@@ -111,7 +111,7 @@ impl Hub {
     }
 
     /// Unregisters session `id`.
-    pub async fn unregister(&self, id: &str) {
+    pub(super) async fn unregister(&self, id: &str) {
         let params = UnregisterParams {
             session_id: Some(id.to_owned()),
             ..UnregisterParams::default()
@@ -122,7 +122,7 @@ impl Hub {
     }
 
     /// Publishes `payload` on `channel` as session `from`.
-    pub async fn publish(&self, from: &str, channel: &str, payload: &str) -> Published {
+    pub(super) async fn publish(&self, from: &str, channel: &str, payload: &str) -> Published {
         let params = PublishParams {
             session_id: Some(from.to_owned()),
             ..PublishParams::new("note", payload, channel)
@@ -133,12 +133,12 @@ impl Hub {
     }
 
     /// Calls `get_events`.
-    pub async fn read(&self, params: GetParams) -> Outcome<Page> {
+    pub(super) async fn read(&self, params: GetParams) -> Outcome<Page> {
         events::get(&self.bus, &self.caller, params).await
     }
 
     /// A plain read as session `id` (it renews its lease).
-    pub async fn read_as(&self, id: &str) -> Page {
+    pub(super) async fn read_as(&self, id: &str) -> Page {
         self.read(GetParams {
             session_id: Some(id.to_owned()),
             ..GetParams::default()
@@ -148,7 +148,7 @@ impl Hub {
     }
 
     /// The stored session `id`.
-    pub async fn session(&self, id: &str) -> SessionRecord {
+    pub(super) async fn session(&self, id: &str) -> SessionRecord {
         let id = id.to_owned();
         self.bus
             .store
@@ -159,12 +159,12 @@ impl Hub {
     }
 
     /// Whether session `id` has ended.
-    pub async fn ended(&self, id: &str) -> bool {
+    pub(super) async fn ended(&self, id: &str) -> bool {
         self.session(id).await.is_deleted()
     }
 
     /// Every stored event, oldest first.
-    pub async fn events(&self) -> Vec<EventRecord> {
+    pub(super) async fn events(&self) -> Vec<EventRecord> {
         let q = EventQuery {
             limit: 10_000,
             ..EventQuery::default()
@@ -174,7 +174,7 @@ impl Hub {
     }
 
     /// The payloads of the `event_type` events about session `id`.
-    pub async fn said(&self, event_type: &str, id: &str) -> Vec<String> {
+    pub(super) async fn said(&self, event_type: &str, id: &str) -> Vec<String> {
         let events = self.events().await;
         events
             .into_iter()
@@ -184,13 +184,13 @@ impl Hub {
     }
 
     /// A sweeper on this hub, as `run` starts it.
-    pub fn sweeper(&self) -> Sweeper {
+    pub(super) fn sweeper(&self) -> Sweeper {
         Sweeper::new(self.bus.clone())
     }
 
     /// Runs the sweeper as its ticker would for `span`: time moves a tick
     /// at a time, with a pass after each.
-    pub async fn sweep_for(&self, sweeper: &mut Sweeper, span: Duration) {
+    pub(super) async fn sweep_for(&self, sweeper: &mut Sweeper, span: Duration) {
         let mut left = span;
         while !left.is_zero() {
             let step = left.min(TICK);
@@ -202,7 +202,12 @@ impl Hub {
 
     /// Sweeps a tick at a time until session `id` ends; returns the hub's
     /// time then (ms since it started). Panics after `limit`.
-    pub async fn sweep_until_ended(&self, sweeper: &mut Sweeper, id: &str, limit: Duration) -> i64 {
+    pub(super) async fn sweep_until_ended(
+        &self,
+        sweeper: &mut Sweeper,
+        id: &str,
+        limit: Duration,
+    ) -> i64 {
         let until = self.elapsed_ms() + i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
         while !self.ended(id).await {
             assert!(
