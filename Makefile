@@ -7,7 +7,7 @@ BINDIR ?= $(PREFIX)/bin
 BINS := agent-event-bus agent-event-bus-proxy agent-event-bus-cli
 CLAUDE ?= claude
 
-.PHONY: all build release run test test-clients fuzz check fmt clippy doc bench install register-proxy install-hooks import clean
+.PHONY: all build release run test test-clients fuzz check fmt clippy doc lines bench install register-proxy install-hooks import clean
 
 all: build
 
@@ -51,7 +51,9 @@ FUZZ_SECONDS ?= 45
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test -p agent-event-bus --lib fuzz -- --nocapture --test-threads 1
 
-check: fmt clippy doc
+## The gates a change must pass (CONTRIBUTING.md): format, lints, API docs,
+## and no .rs file over 500 lines.
+check: fmt clippy doc lines
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -62,6 +64,9 @@ clippy:
 ## API docs with every warning denied (broken intra-doc links included).
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
+
+lines:
+	sh tests/lines.sh
 
 ## Print performance figures (release build; a benchmark, not a test).
 ## `make bench SECTION=fleet` (or webhooks, proxy) runs one section.
