@@ -267,7 +267,11 @@ impl Deliverer {
                     );
                     self.desktop(title, body, Some((&target.id, event.id)));
                 }
-                let sent = self.channel(content, meta).await;
+                // Claude Code's inbox carries a direct message when it is
+                // the way in; a channel notification as well would put it
+                // before the model twice.
+                let by_inbox = dm && self.pusher.waker.get().is_some_and(|w| w.inbox_reachable());
+                let sent = !by_inbox && self.channel(content, meta).await;
                 // Only Claude Code shows a channel notification; to any
                 // other client nothing was offered.
                 let offered = sent && self.pusher.client_is_claude_code();

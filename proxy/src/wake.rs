@@ -2,7 +2,7 @@
 //! Claude Code's inbox socket first, then a notice typed into the agent's
 //! own terminal pane (tmux or zellij). Each step is reported as a receipt
 //! (`offered` when sent, `delivered` only when the screen shows the text
-//! was taken and a turn started, `held` with the reason). Nothing is typed
+//! was taken (a typed notice: and a turn started), `held` with the reason). Nothing is typed
 //! into a pane the proxy has not proven is its client's, nor over a
 //! person's draft. The session's reach (the `push` list of every register
 //! and renewal) says which paths work now.
@@ -17,6 +17,8 @@
 //! - [`gate`]: cooldown, one `held` receipt per message, giving up.
 //! - [`notice`]: what a wake says.
 //! - [`report`]: receipts to the hub.
+//! - `seen`: whether a wake is needed at all (the agent has the message,
+//!   or its connected wake-up hook hands it over).
 
 pub mod client;
 pub mod gate;
@@ -26,6 +28,7 @@ pub mod notice;
 pub mod pane;
 pub mod report;
 pub mod screen;
+mod seen;
 pub mod settings;
 pub mod terminal;
 
@@ -34,7 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use shared::HubClient;
-use shared::tools::receipts::{self, MessageStatus, Path, StatusParams, Step};
+use shared::tools::receipts::{Path, Step};
 use shared::wake::PaneTarget;
 use tokio::sync::mpsc;
 
@@ -48,6 +51,10 @@ use self::terminal::{Ready, Typed};
 const JOBS: usize = 64;
 /// How often a waiting pane wake looks again (idle? line empty?).
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// How long a connected wake-up hook (`wait`) gets to hand a message to the
+/// agent before the inbox or the pane wakes it instead: the hook prints
+/// and reports within a fraction of a second of the publish.
+const HOOK_GRACE: Duration = Duration::from_secs(3);
 
 /// What the wake task is asked to do.
 #[derive(Debug)]
@@ -178,6 +185,17 @@ impl Waker {
         routes
     }
 
+    /// Whether Claude Code's inbox was the way in when the routes were last
+    /// found (at registration or the last renewal): a direct message then
+    /// goes by the inbox alone.
+    pub fn inbox_reachable(&self) -> bool {
+        self.reach
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|r| r == "inbox")
+    }
+
     fn inbox_choice() -> settings::Choice {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         settings::Files::standard(&cwd).choice()
@@ -306,6 +324,10 @@ impl Waker {
             tracing::debug!(socket = %inbox.socket().display(), "Claude Code's inbox does not answer");
             return Some(message);
         }
+        if self.seen_or_hooked(session, &message.event_ids).await {
+            tracing::debug!(event_ids = ?message.event_ids, "the agent has these messages already: no wake");
+            return None;
+        }
         match inbox
             .send(&notice::inbox_text(&message), &message.event_ids)
             .await
@@ -347,8 +369,10 @@ impl Waker {
                 dir.as_deref()
                     .and_then(|d| shared::wake::read_state(d, &session))
             };
-            let first = text.lines().next().unwrap_or_default();
-            if terminal::taken(&target, &scratch, first, false, since, state).await {
+            // The read hint names the message's own cursor: unlike the
+            // first line, no earlier message's shows the same.
+            let last = text.lines().last().unwrap_or_default();
+            if terminal::taken(&target, &scratch, last, false, since, state).await {
                 report::report(&hub, &session, &ids, Step::Delivered, Path::Inbox, None);
             }
         });
@@ -399,7 +423,7 @@ impl Waker {
             }
             Err(e) => return failed(gate, pending, e),
         }
-        if self.already_seen(&ids).await {
+        if self.seen_or_hooked(session, &ids).await {
             tracing::debug!(event_ids = ?ids, "the agent has these messages already: no wake");
             pending.clear();
             gate.clear();
@@ -435,27 +459,6 @@ impl Waker {
             Path::Pane,
             Some(reason),
         );
-    }
-
-    /// Whether every one of `ids` already reached the agent (its own read,
-    /// a hook), so no notice is needed.
-    async fn already_seen(&self, ids: &[u64]) -> bool {
-        let params = StatusParams {
-            event_ids: ids.to_vec(),
-        };
-        match self
-            .hub
-            .call_within::<MessageStatus>(&params, Duration::from_secs(3))
-            .await
-        {
-            Ok(Ok(receipts)) => {
-                !receipts.is_empty()
-                    && receipts
-                        .iter()
-                        .all(|r| r.status.is_some_and(|s| s >= receipts::Status::Delivered))
-            }
-            _ => false,
-        }
     }
 }
 

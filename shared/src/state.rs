@@ -120,6 +120,58 @@ pub fn file_key(session_id: &str) -> String {
     format!("{safe}-{:016x}", hasher.finish())
 }
 
+/// The files of session `session_id`'s waiter (`agent-event-bus-cli wait`,
+/// the wake-up hook) in state directory `dir`.
+#[derive(Debug, Clone)]
+pub struct WaiterFiles {
+    /// Which waiter is the newest (an older one gives way).
+    pub owner: PathBuf,
+    /// Held locked (`flock`, exclusive) while a waiter waits.
+    pub lock: PathBuf,
+    /// Where the last waiter left off.
+    pub cursor: PathBuf,
+}
+
+impl WaiterFiles {
+    pub fn new(dir: &Path, session_id: &str) -> Self {
+        let key = file_key(session_id);
+        Self {
+            owner: dir.join(format!("wait-{key}.owner")),
+            lock: dir.join(format!("wait-{key}.lock")),
+            cursor: dir.join(format!("wait-{key}.cursor")),
+        }
+    }
+
+    /// Where the last waiter left off, if one saved it.
+    pub fn cursor(&self) -> Option<u64> {
+        fs::read_to_string(&self.cursor).ok()?.trim().parse().ok()
+    }
+
+    /// Best effort: a lost cursor only means starting at the newest event.
+    pub fn save_cursor(&self, cursor: u64) {
+        let _ = write_private(&self.cursor, &cursor.to_string());
+    }
+
+    /// The newest waiter's token.
+    pub fn owner(&self) -> Option<String> {
+        fs::read_to_string(&self.owner).ok()
+    }
+
+    /// Whether a waiter holds the lock now: a wake-up hook is connected for
+    /// the session and will hand it its next direct message. Takes a shared
+    /// lock for a moment when none is held (a waiter starting then retries
+    /// its exclusive one).
+    pub fn waiting(&self) -> bool {
+        let Ok(file) = fs::File::open(&self.lock) else {
+            return false;
+        };
+        matches!(
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared),
+            Err(rustix::io::Errno::WOULDBLOCK)
+        )
+    }
+}
+
 /// Writes `text` to `path` whole or not at all (a temporary file beside it,
 /// then a rename), readable by this user only.
 pub fn write_private(path: &Path, text: &str) -> io::Result<()> {

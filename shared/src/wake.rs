@@ -14,6 +14,9 @@ use crate::state::file_key;
 /// Which wake paths the proxy uses: `on` (all, the default), `off`, or a
 /// comma-separated list of [`PATHS`].
 pub const ENV_WAKE: &str = "AGENT_EVENT_BUS_WAKE";
+/// The proxy's least time between two notices typed into a pane (so a
+/// chatty peer cannot keep a terminal busy).
+pub const PANE_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(10);
 /// The wake paths [`ENV_WAKE`] can name.
 pub const PATHS: [&str; 2] = ["inbox", "pane"];
 

@@ -28,8 +28,6 @@ use crate::tui::Tui;
 const WAKE_LIMIT: Duration = Duration::from_secs(15);
 /// Idle wakes measured per path.
 const SAMPLES: usize = 4;
-/// The proxy's least time between two notices typed into a pane.
-const PANE_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// A wake path, as receipts and reach name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +105,27 @@ fn wait_delivered(hub: &Hub, id: u64, path: Path) {
     assert_eq!(done["delivered_path"], path.delivered_by(), "{done}");
 }
 
+/// The text blocks of the user's turns in a model request (tool results
+/// aside) that mention `text`.
+fn user_texts_with(request: &Value, text: &str) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "user")
+        .flat_map(|m| match &m["content"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter(|b| b["type"] == "text")
+                .filter_map(|b| b["text"].as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .filter(|t| t.contains(text))
+        .collect()
+}
+
 fn paths(list: &Value) -> Vec<String> {
     list.as_array()
         .into_iter()
@@ -115,8 +134,17 @@ fn paths(list: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `list_sessions` says `session` can be reached by `path`.
+/// Waits until `list_sessions` says `session` can be reached by `path`;
+/// for the hook, until its `wait` holds the waiter's lock too (the hub
+/// keeps `hook` in the reach for a moment after a `wait` has left, to
+/// bridge its reconnects).
 fn wait_reach(hub: &Hub, session: &str, path: Path) {
+    if path == Path::Hook {
+        let waiter = shared::state::WaiterFiles::new(&hub.client_state_dir(), session);
+        wait_until(&format!("a wait hook for {session}"), WAKE_LIMIT, || {
+            waiter.waiting().then_some(())
+        });
+    }
     wait_until(
         &format!("{session} reachable by {}", path.name()),
         WAKE_LIMIT,
@@ -139,7 +167,7 @@ fn past_cooldown(path: Path, last: Option<Instant>) {
     if path == Path::Pane
         && let Some(last) = last
     {
-        std::thread::sleep(PANE_COOLDOWN.saturating_sub(last.elapsed()));
+        std::thread::sleep(shared::wake::PANE_COOLDOWN.saturating_sub(last.elapsed()));
     }
 }
 
@@ -276,6 +304,27 @@ fn wake(client: Client, connect: Connect, prefs: &Prefs, path: Path) {
         assert!(
             result.contains(text.as_str()),
             "the resume read lost {text}: {result}"
+        );
+    }
+    // One wake per message: the hook and the inbox never both put the same
+    // message before the model (a second turn for it). The last request
+    // (in Anthropic's form) carries the whole conversation; tool results
+    // aside, each message is in one user text block.
+    if client != Client::ClaudeCode {
+        return;
+    }
+    let last = tui
+        .standin
+        .log()
+        .last()
+        .map(|r| r.body.clone())
+        .unwrap_or_default();
+    for text in unread.iter().filter(|t| !t.starts_with("resume-")) {
+        let shown = user_texts_with(&last, text);
+        assert_eq!(
+            shown.len(),
+            1,
+            "{text} reached the model other than once: {shown:#?}"
         );
     }
 }

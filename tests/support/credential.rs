@@ -18,12 +18,18 @@ impl Hub {
         self.token_file.as_deref()
     }
 
+    /// The state directory [`Hub::client_env`] gives our binaries: key
+    /// files, waiter locks, wake state.
+    pub fn client_state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("client-state")
+    }
+
     /// The environment that lets one of our binaries find this hub's
     /// credential as its user's clients do: the token file, or the token
     /// the hub was given. It also gives them a private state directory of this hub's, so key
     /// files and waiter locks never land in the user's own.
     pub fn client_env(&self) -> Vec<(String, String)> {
-        let state = self.dir.path().join("client-state");
+        let state = self.client_state_dir();
         shared::state::dir(Some(&state)).expect("a private state directory");
         let mut env = vec![(
             shared::state::ENV_STATE_DIR.to_owned(),

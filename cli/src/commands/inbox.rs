@@ -18,10 +18,10 @@ use serde_json::json;
 use shared::ClientError;
 use shared::tools::Tool;
 use shared::tools::events::{GetEvents, GetParams, Order};
-use shared::tools::receipts::{Path, Status, StatusParams};
+use shared::tools::receipts::Path;
 use shared::wire::Event;
 
-use super::wait::{report_delivered, wake_text};
+use super::wait::{handed_over, report_delivered, wake_text};
 use crate::hub::Hub;
 use crate::output::line;
 use crate::session::SessionArg;
@@ -113,34 +113,16 @@ async fn run(hub: &Hub, args: &InboxArgs) -> Result<()> {
     Ok(())
 }
 
-/// The direct messages to `id` among `events` from another session whose
-/// receipt is below `delivered`.
+/// The direct messages to `id` among `events` from another session the
+/// agent has not been handed yet.
 async fn undelivered(hub: &Hub, id: &str, events: Vec<Event>) -> Result<Vec<Event>> {
-    let mine: Vec<Event> = events
+    let mut mine: Vec<Event> = events
         .into_iter()
         .filter(|e| shared::push::worth_pushing(e, id) && shared::push::is_dm_to(e, id))
         .collect();
-    if mine.is_empty() {
-        return Ok(mine);
-    }
-    let params = StatusParams {
-        event_ids: mine.iter().map(|e| e.id).collect(),
-    };
-    let receipts = hub
-        .client()
-        .message_status(&params)
-        .await?
-        .map_err(|refusal| anyhow::anyhow!("message_status refused: {refusal}"))?;
-    Ok(mine
-        .into_iter()
-        .filter(|e| {
-            receipts
-                .iter()
-                .find(|r| r.event_id == e.id)
-                .and_then(|r| r.status)
-                .is_some_and(|s| s < Status::Delivered)
-        })
-        .collect())
+    let handed = handed_over(hub, id, &mine).await?;
+    mine.retain(|e| !handed.contains(&e.id));
+    Ok(mine)
 }
 
 /// Best effort: a lost cursor only means looking at older messages again

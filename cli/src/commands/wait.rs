@@ -17,9 +17,10 @@
 //! position in a cursor file, so what arrives between two waits (while the
 //! agent was busy) wakes the next one at once, and nothing is shown twice.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ use clap::Args;
 use shared::client::follow::{self, Follow, Position, Step};
 use shared::config;
 use shared::push;
+use shared::state::WaiterFiles;
 use shared::tools::events::{GetParams, Order};
-use shared::tools::receipts::{self, ReceiptParams};
+use shared::tools::receipts::{self, ReceiptParams, StatusParams};
 use shared::wire::{Event, SessionInfo};
 use tokio::time::Instant;
 
@@ -84,7 +86,7 @@ pub(crate) async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     };
     let dir = shared::state::dir(args.state_dir.as_deref())?;
-    let files = Files::new(&dir, &id);
+    let files = WaiterFiles::new(&dir, &id);
     let Some(claim) = Claim::take(&files, &id).await? else {
         // A newer waiter for this session started meanwhile.
         return Ok(ExitCode::SUCCESS);
@@ -146,6 +148,12 @@ pub(crate) async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
             .map(|e| e.event)
             .filter(|e| push::worth_pushing(e, &id))
             .collect();
+        // Best effort: without receipts, everything is shown.
+        let handed = handed_over(hub, &id, &news).await.unwrap_or_default();
+        let news: Vec<Event> = news
+            .into_iter()
+            .filter(|e| !handed.contains(&e.id))
+            .collect();
         if !news.is_empty() {
             let names = match hub.sessions().await {
                 Ok(fresh) => fresh,
@@ -172,6 +180,30 @@ pub(crate) async fn wait(hub: &Hub, args: WaitArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
+}
+
+/// Which of the direct messages to `id` among `events` the agent has been
+/// handed by another path ([`receipts::Receipt::handed_over`]): a hook
+/// leaves them out.
+pub(crate) async fn handed_over(hub: &Hub, id: &str, events: &[Event]) -> Result<HashSet<u64>> {
+    let event_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| shared::channel::dm_target(&e.channel) == Some(id))
+        .map(|e| e.id)
+        .collect();
+    if event_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let receipts = hub
+        .client()
+        .message_status(&StatusParams { event_ids })
+        .await?
+        .map_err(|refusal| anyhow::anyhow!("message_status refused: {refusal}"))?;
+    Ok(receipts
+        .iter()
+        .filter(|r| r.handed_over())
+        .map(|r| r.event_id)
+        .collect())
 }
 
 /// Tells the hub the direct messages to `id` among `shown` entered the
@@ -245,37 +277,6 @@ pub(crate) fn wake_text(
     (text, shown)
 }
 
-/// One session's waiter files.
-struct Files {
-    owner: PathBuf,
-    lock: PathBuf,
-    cursor: PathBuf,
-}
-
-impl Files {
-    fn new(dir: &Path, session_id: &str) -> Self {
-        let key = shared::state::file_key(session_id);
-        Self {
-            owner: dir.join(format!("wait-{key}.owner")),
-            lock: dir.join(format!("wait-{key}.lock")),
-            cursor: dir.join(format!("wait-{key}.cursor")),
-        }
-    }
-
-    fn cursor(&self) -> Option<u64> {
-        fs::read_to_string(&self.cursor).ok()?.trim().parse().ok()
-    }
-
-    /// Best effort: a lost cursor only means starting at the newest event.
-    fn save_cursor(&self, cursor: u64) {
-        let _ = shared::state::write_private(&self.cursor, &cursor.to_string());
-    }
-
-    fn owner(&self) -> Option<String> {
-        fs::read_to_string(&self.owner).ok()
-    }
-}
-
 /// This process's claim on a session: it is the newest waiter and holds the
 /// lock (released when the process exits, however it exits).
 struct Claim {
@@ -287,7 +288,7 @@ struct Claim {
 impl Claim {
     /// Becomes the session's waiter: names itself owner (so an older waiter
     /// gives way), then takes the lock. `None`: a newer waiter came first.
-    async fn take(files: &Files, session_id: &str) -> Result<Option<Self>> {
+    async fn take(files: &WaiterFiles, session_id: &str) -> Result<Option<Self>> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());

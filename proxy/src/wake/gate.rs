@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// The least time between two typed notices.
-pub const COOLDOWN: Duration = Duration::from_secs(10);
+pub const COOLDOWN: Duration = shared::wake::PANE_COOLDOWN;
 /// Consecutive multiplexer failures before the waiting messages are left
 /// to the agent's next read.
 pub const FAILURES_MAX: u32 = 5;

@@ -124,10 +124,13 @@ fn turn_since(state: Option<WakeState>, since_ms: i64) -> bool {
     state.is_some_and(|s| s.at_ms >= since_ms)
 }
 
-/// Watches the pane until `text` shows above the input line and the client
-/// has started a turn (by `state()`, the hooks' file, or its screen);
-/// `submitted` (typed by us) also gets Enter again while it stays parked on
-/// the input line. Whether it was taken within [`TAKEN_WAIT`].
+/// Watches the pane until `text` shows above the input line and, for a
+/// notice we typed (`submitted`), the client has started a turn (by
+/// `state()`, the hooks' file, or its screen); a typed notice also gets
+/// Enter again while it stays parked on the input line. A line from Claude
+/// Code's inbox shows above the input line only once it ran as a turn (a
+/// held one shows as a short preview), and that turn may end between two
+/// looks. Whether it was taken within [`TAKEN_WAIT`].
 pub async fn taken(
     target: &PaneTarget,
     scratch: &Path,
@@ -146,7 +149,7 @@ pub async fn taken(
         };
         turned |= view.busy || turn_since(state(), since_ms);
         let parked = submitted && holds_ours(&view.input, text);
-        if !parked && turned && view.shows(text) {
+        if !parked && (turned || !submitted) && view.shows(text) {
             return true;
         }
         // A client that started its turn has taken the Enter, whatever

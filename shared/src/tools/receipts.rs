@@ -197,6 +197,20 @@ pub struct Receipt {
     pub error: Option<String>,
 }
 
+impl Receipt {
+    /// Whether the message is before the agent, or on its way there by a
+    /// path that needs no hook: delivered or read, or offered through
+    /// Claude Code's inbox and not held (the inbox queues a line while the
+    /// agent works and runs it as a turn). The hooks show only messages
+    /// that are not, so none reaches the model twice.
+    pub fn handed_over(&self) -> bool {
+        self.status >= Some(Status::Delivered)
+            || (self.status == Some(Status::Offered)
+                && self.offered_path.flatten() == Some(Path::Inbox)
+                && self.held.is_none())
+    }
+}
+
 /// A step a client reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
