@@ -259,31 +259,7 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
             }
             .into()),
             // Resume with no saved cursor: start at the tip, consume nothing yet.
-            (Some(id), Some(_)) => {
-                let (id, key) = (id.clone(), read.key.clone());
-                let every = bus.heartbeat_every_ms;
-                bus.store
-                    .write(Durability::Lazy, move |tx| {
-                        let now = tx.now_ms();
-                        let mut s = match sessions::touch(tx, &id, &key, now, every)? {
-                            Ok(Some(s)) => s,
-                            Ok(None) => return Ok(Ok(())),
-                            Err(refusal) => return Ok(Err(refusal)),
-                        };
-                        if !s.is_deleted() && s.last_cursor.is_none() {
-                            s.last_cursor = Some(tip);
-                            tx.put_session(&s)?;
-                        }
-                        Ok(Ok(()))
-                    })
-                    .await??;
-                let reply = Page {
-                    events: Vec::new(),
-                    next_cursor: Some(tip.to_string()),
-                    has_more: false,
-                };
-                Ok(Pass::Page(reply, true, Some(tip)))
-            }
+            (Some(id), Some(_)) => start_at_tip(bus, read, id, tip).await,
             (None, _) => Ok(Pass::Done(Page {
                 events: Vec::new(),
                 next_cursor: after.map(|a| a.to_string()),
@@ -314,33 +290,7 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
         })
         .collect();
     if let Some(id) = read.session_id.clone().filter(|_| session.is_some()) {
-        let consume = if consuming { max_id } else { None };
-        // What the page shows the session of its own direct messages.
-        let returned: Vec<u64> = events
-            .iter()
-            .filter(|e| shared::push::is_dm_to(&e.event, &id))
-            .map(|e| e.event.id)
-            .collect();
-        let (caller, key) = (caller.clone(), read.key.clone());
-        let every = bus.heartbeat_every_ms;
-        bus.store
-            .write(Durability::Lazy, move |tx| {
-                let now = tx.now_ms();
-                let mut s = match sessions::touch(tx, &id, &key, now, every)? {
-                    Ok(Some(s)) if !s.is_deleted() => s,
-                    Ok(_) => return Ok(Ok(())),
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-                on_read(tx, &caller, &id, &returned, consuming, now)?;
-                if let Some(c) = consume
-                    && s.last_cursor != Some(c)
-                {
-                    s.last_cursor = Some(c);
-                    tx.put_session(&s)?;
-                }
-                Ok(Ok(()))
-            })
-            .await??;
+        record_read(bus, caller, read, id, &events, max_id).await?;
     }
     if let Some(reader) = read.session_id.as_deref().filter(|_| read.receipts) {
         super::receipts::attach(bus, reader, &mut events).await?;
@@ -352,6 +302,76 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
         has_more,
     };
     Ok(Pass::Page(reply, empty, next))
+}
+
+/// A resumed read of session `id`, which has no saved cursor yet: the
+/// cursor starts at `tip`, and nothing is consumed.
+async fn start_at_tip(bus: &Bus, read: &Read, id: &str, tip: u64) -> Result<Pass, Failure> {
+    let (id, key) = (id.to_owned(), read.key.clone());
+    let every = bus.heartbeat_every_ms;
+    bus.store
+        .write(Durability::Lazy, move |tx| {
+            let now = tx.now_ms();
+            let mut s = match sessions::touch(tx, &id, &key, now, every)? {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(Ok(())),
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            if !s.is_deleted() && s.last_cursor.is_none() {
+                s.last_cursor = Some(tip);
+                tx.put_session(&s)?;
+            }
+            Ok(Ok(()))
+        })
+        .await??;
+    let reply = Page {
+        events: Vec::new(),
+        next_cursor: Some(tip.to_string()),
+        has_more: false,
+    };
+    Ok(Pass::Page(reply, true, Some(tip)))
+}
+
+/// What a page read as session `id` does to it: renews its lease and
+/// heartbeat, records the receipts of its own direct messages among
+/// `events`, and moves its saved cursor to `max_id` (the newest id the
+/// page looked at) when the read consumes.
+async fn record_read(
+    bus: &Bus,
+    caller: &Caller,
+    read: &Read,
+    id: String,
+    events: &[PageEvent],
+    max_id: Option<u64>,
+) -> Result<(), Failure> {
+    let consuming = read.consumes(caller.reader);
+    let consume = if consuming { max_id } else { None };
+    let returned: Vec<u64> = events
+        .iter()
+        .filter(|e| shared::push::is_dm_to(&e.event, &id))
+        .map(|e| e.event.id)
+        .collect();
+    let (caller, key) = (caller.clone(), read.key.clone());
+    let every = bus.heartbeat_every_ms;
+    bus.store
+        .write(Durability::Lazy, move |tx| {
+            let now = tx.now_ms();
+            let mut s = match sessions::touch(tx, &id, &key, now, every)? {
+                Ok(Some(s)) if !s.is_deleted() => s,
+                Ok(_) => return Ok(Ok(())),
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            on_read(tx, &caller, &id, &returned, consuming, now)?;
+            if let Some(c) = consume
+                && s.last_cursor != Some(c)
+            {
+                s.last_cursor = Some(c);
+                tx.put_session(&s)?;
+            }
+            Ok(Ok(()))
+        })
+        .await??;
+    Ok(())
 }
 
 /// `ack_events(session_id, cursor, allow_rewind=false)`
