@@ -121,7 +121,11 @@ impl Sandbox {
             ]
             .iter()
             .any(|p| key.starts_with(p));
-            if theirs || support::BUS_ENV.contains(&key.as_str()) || key.ends_with("_proxy") {
+            // A client that sees it runs under CI turns non-interactive
+            // (Gemini CLI reads `CI`, `CONTINUOUS_INTEGRATION` and `CI_*`
+            // and then wants its prompt on stdin, even in a terminal).
+            let ci = key == "CI" || key == "CONTINUOUS_INTEGRATION" || key.starts_with("CI_");
+            if theirs || ci || support::BUS_ENV.contains(&key.as_str()) || key.ends_with("_proxy") {
                 cmd.env_remove(&key);
             }
         }
