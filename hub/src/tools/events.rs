@@ -19,7 +19,7 @@ use crate::caller::{Caller, Reader};
 use crate::keys::Presented;
 use crate::sessions;
 use crate::state::Bus;
-use crate::store::{Durability, EventQuery, NewEvent, SessionRecord, Woken};
+use crate::store::{Durability, EventPage, EventQuery, NewEvent, SessionRecord, StoreError, Woken};
 
 mod read;
 
@@ -203,42 +203,12 @@ pub async fn get(bus: &Bus, caller: &Caller, p: GetParams) -> Outcome<Page> {
 
 async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> {
     let consuming = read.consumes(caller.reader);
-    let r = read.clone();
-    let max_bytes = bus.limits.max_page_bytes;
-    let (session, tip, raw, after) = bus
-        .store
-        .read(move |snap| {
-            let session = match &r.session_id {
-                Some(id) => snap.session(id)?,
-                None => None,
-            };
-            let tip = snap.tip()?;
-            if session.as_ref().is_some_and(SessionRecord::is_deleted) {
-                return Ok((session, tip, None, None));
-            }
-            let mut after = r.cursor;
-            if r.resume && r.cursor.is_none() && r.session_id.is_some() {
-                match &session {
-                    None => return Ok((None, tip, None, None)),
-                    Some(s) => match s.last_cursor {
-                        Some(c) => after = Some(c),
-                        None if !consuming => after = Some(tip),
-                        None => return Ok((session, tip, None, Some(tip))),
-                    },
-                }
-            }
-            let page = snap.event_page(&EventQuery {
-                after,
-                descending: r.descending,
-                limit: r.limit,
-                channels: r.channels.clone(),
-                event_types: r.event_types.clone(),
-                correlation_id: r.correlation_id.clone(),
-                max_bytes: Some(max_bytes),
-            })?;
-            Ok((session, tip, Some(page), after))
-        })
-        .await?;
+    let Seen {
+        session,
+        tip,
+        raw,
+        after,
+    } = snapshot(bus, read, consuming).await?;
 
     // A read naming a session reads as it (its saved cursor, its lease,
     // receipts of its messages, deliveries to it): a keyed one is named only
@@ -302,6 +272,65 @@ async fn pass(bus: &Bus, caller: &Caller, read: &Read) -> Result<Pass, Failure> 
         has_more,
     };
     Ok(Pass::Page(reply, empty, next))
+}
+
+/// What a pass reads in one snapshot of the store.
+struct Seen {
+    /// The session the read names, if it exists.
+    session: Option<SessionRecord>,
+    /// The newest event id.
+    tip: u64,
+    /// The page; none when the session has ended, when a resume names a
+    /// session never seen, or when a consuming resume has no saved cursor.
+    raw: Option<EventPage>,
+    /// Where the page starts (a resume's saved cursor, else the call's).
+    after: Option<u64>,
+}
+
+/// Reads the named session, the tip and the page in one snapshot.
+async fn snapshot(bus: &Bus, read: &Read, consuming: bool) -> Result<Seen, StoreError> {
+    let r = read.clone();
+    let max_bytes = bus.limits.max_page_bytes;
+    let (session, tip, raw, after) = bus
+        .store
+        .read(move |snap| {
+            let session = match &r.session_id {
+                Some(id) => snap.session(id)?,
+                None => None,
+            };
+            let tip = snap.tip()?;
+            if session.as_ref().is_some_and(SessionRecord::is_deleted) {
+                return Ok((session, tip, None, None));
+            }
+            let mut after = r.cursor;
+            if r.resume && r.cursor.is_none() && r.session_id.is_some() {
+                match &session {
+                    None => return Ok((None, tip, None, None)),
+                    Some(s) => match s.last_cursor {
+                        Some(c) => after = Some(c),
+                        None if !consuming => after = Some(tip),
+                        None => return Ok((session, tip, None, Some(tip))),
+                    },
+                }
+            }
+            let page = snap.event_page(&EventQuery {
+                after,
+                descending: r.descending,
+                limit: r.limit,
+                channels: r.channels.clone(),
+                event_types: r.event_types.clone(),
+                correlation_id: r.correlation_id.clone(),
+                max_bytes: Some(max_bytes),
+            })?;
+            Ok((session, tip, Some(page), after))
+        })
+        .await?;
+    Ok(Seen {
+        session,
+        tip,
+        raw,
+        after,
+    })
 }
 
 /// A resumed read of session `id`, which has no saved cursor yet: the
