@@ -98,7 +98,11 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| StoreError::unavailable("the database is being reopened"))?;
+            .ok_or_else(|| {
+                StoreError::unavailable(
+                    "the database could not be reopened; the hub retries each second",
+                )
+            })?;
         db.begin_read().map_err(StoreError::unavailable)
     }
 
@@ -239,32 +243,17 @@ impl Writer {
     }
 
     /// Closes the current handle (redb refuses everything after an I/O
-    /// error) and opens the file again. Returns the new handle.
+    /// error) and opens the file again. Returns the new handle. The slot's
+    /// lock is held throughout, so a read that arrives meanwhile waits for
+    /// the new handle instead of being refused.
     fn reopen(&self) -> Option<Arc<Database>> {
-        let old = self
+        let mut slot = self
             .shared
             .db
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut old) = old {
-            // Readers hold a handle only while they begin a snapshot.
-            let waited = Instant::now();
-            loop {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        if let Err(e) = db.close() {
-                            tracing::warn!(error = %e, "closing the failed database handle");
-                        }
-                        break;
-                    }
-                    Err(still) if waited.elapsed() < Duration::from_secs(5) => {
-                        old = still;
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(_) => break, // closes with its last reader; retried later
-                }
-            }
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.take() {
+            close_when_unshared(old);
         }
         match open_database(&self.path, false, CACHE_BYTES) {
             Ok(db) => {
@@ -277,11 +266,7 @@ impl Writer {
                     Ok(tip) => self.publish_tip(tip),
                     Err(e) => tracing::warn!(error = %e, "reading the tip after reopening"),
                 }
-                *self
-                    .shared
-                    .db
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(db.clone());
+                *slot = Some(db.clone());
                 tracing::info!("database reopened");
                 Some(db)
             }
@@ -291,6 +276,29 @@ impl Writer {
                     .set_fault(Some(format!("cannot reopen the database: {e}")));
                 None
             }
+        }
+    }
+}
+
+/// Closes a database handle once no reader holds it. Readers hold one only
+/// while they begin a snapshot (they need the slot's lock to get another),
+/// so this waits a moment at most; a handle still shared after 5 s closes
+/// with its last reader.
+fn close_when_unshared(mut old: Arc<Database>) {
+    let waited = Instant::now();
+    loop {
+        match Arc::try_unwrap(old) {
+            Ok(db) => {
+                if let Err(e) = db.close() {
+                    tracing::warn!(error = %e, "closing the failed database handle");
+                }
+                return;
+            }
+            Err(still) if waited.elapsed() < Duration::from_secs(5) => {
+                old = still;
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => return,
         }
     }
 }
