@@ -400,6 +400,9 @@ fn commit_batch(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
     use crate::store::testing::*;
 
     #[tokio::test]
@@ -424,5 +427,46 @@ mod tests {
             .unwrap()
             .id;
         assert_eq!(id, 1, "ids stay gap-free after a rollback");
+    }
+
+    /// A read racing the writer's reopen (as after a full disk) waits for the
+    /// new handle: none is refused.
+    #[test]
+    fn reads_during_a_reopen_wait_for_the_new_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.redb");
+        let db = open_database(&path, true, CACHE_BYTES).unwrap();
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            fault: Mutex::new(None),
+            live: super::super::live::LiveMirror::default(),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
+            path,
+            tip: watch::channel(0).0,
+            outbox: Arc::new(Notify::new()),
+            last_us: Cell::new(0),
+        };
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (shared, done) = (shared.clone(), done.clone());
+            thread::spawn(move || {
+                let mut reads = 0_u32;
+                while !done.load(Ordering::Relaxed) {
+                    if let Err(e) = shared.begin_read() {
+                        return Err(format!("read {reads} refused: {e}"));
+                    }
+                    reads += 1;
+                }
+                Ok(reads)
+            })
+        };
+        for _ in 0..50 {
+            assert!(writer.reopen().is_some(), "the file reopens");
+        }
+        done.store(true, Ordering::Relaxed);
+        let reads = reader.join().unwrap().unwrap();
+        assert!(reads > 0, "the reader ran alongside the reopens");
     }
 }
