@@ -269,13 +269,14 @@ fn lists_past_the_limit_are_cut_and_say_so() {
 }
 
 /// A stand-in `notify-send` that records each call's message (its last
-/// argument, one line) and then holds until `<dir>/release` exists.
+/// argument, one line, appended in one write so that notifiers running
+/// together never interleave) and then holds until `<dir>/release` exists.
 #[cfg(target_os = "linux")]
 fn holding_notifier(dir: &std::path::Path) -> String {
     let path = dir.join("notify-send");
     std::fs::write(
         &path,
-        "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$last\" | tr '\\n' ' ' >>\"$0.log\"; echo >>\"$0.log\"\n\
+        "#!/bin/sh\nfor last; do :; done\nline=$(printf '%s' \"$last\" | tr '\\n' ' ')\nprintf '%s\\n' \"$line\" >>\"$0.log\"\n\
          while [ ! -e \"$(dirname \"$0\")/release\" ]; do sleep 0.05; done\n",
     )
     .unwrap();
