@@ -14,6 +14,11 @@ impl Group {
         cmd.process_group(0).spawn().map(Self)
     }
 
+    /// The leader's process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// The leader.
     pub fn child(&mut self) -> &mut Child {
         &mut self.0

@@ -3,12 +3,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shared::HubClient;
 
+use crate::group::Group;
 use crate::{command, credential, rt, wait_until};
 
 /// How long the harness waits for a state the hub reports.
@@ -16,7 +17,9 @@ const WAIT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A running hub on a loopback port with its own data dir.
 pub struct Hub {
-    child: Option<Child>,
+    /// The hub leads a process group of its own, so that what it starts
+    /// (notifiers) ends with it.
+    child: Option<Group>,
     /// The temp dir that holds the database; kept across restarts.
     pub dir: Arc<tempfile::TempDir>,
     pub url: String,
@@ -112,8 +115,8 @@ impl Hub {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the hub starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut child = Group::spawn(&mut cmd).expect("the hub starts");
+        let stderr = child.child().stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
@@ -133,8 +136,7 @@ impl Hub {
             }
         });
         let Ok(base) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill();
             panic!(
                 "the hub did not report its address; its stderr:\n{}",
                 log.lock()
@@ -213,10 +215,12 @@ impl Hub {
         );
     }
 
-    /// Stops the hub with SIGTERM and waits for it to exit.
+    /// Stops the hub with SIGTERM and waits for it to exit; then ends what
+    /// it left running.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = rustix::process::Pid::from_child(&child);
+        let mut group = self.child.take()?;
+        let child = group.child();
+        let pid = rustix::process::Pid::from_child(child);
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -233,9 +237,8 @@ impl Hub {
 
     /// Kills the hub with SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut group) = self.child.take() {
+            group.kill();
         }
     }
 
@@ -281,15 +284,14 @@ impl Hub {
 
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(Group::id)
     }
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut group) = self.child.take() {
+            group.kill();
         }
         if std::thread::panicking() {
             eprintln!("---- hub stderr ----\n{}", self.log());
