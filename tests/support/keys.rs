@@ -5,7 +5,9 @@
 use shared::HubClient;
 use shared::state::ENV_STATE_DIR;
 
-use crate::Hub;
+use std::time::Duration;
+
+use crate::{Hub, wait_until};
 
 /// A private state directory, removed with the test.
 pub struct StateDir {
@@ -36,11 +38,15 @@ impl StateDir {
             .map(|k| k.trim().to_owned())
     }
 
-    /// A client of `hub` that presents `session_id`'s saved key.
+    /// A client of `hub` that presents `session_id`'s saved key. Waits
+    /// for the key file: a proxy saves it once the hub's reply reaches it,
+    /// a moment after the hub lists the session.
     pub fn client(&self, hub: &Hub, session_id: &str) -> HubClient {
-        let key = self
-            .key(session_id)
-            .unwrap_or_else(|| panic!("no key file for {session_id}"));
+        let key = wait_until(
+            &format!("the key file for {session_id}"),
+            Duration::from_secs(20),
+            || self.key(session_id),
+        );
         keyed_client(hub, &key)
     }
 }
