@@ -43,6 +43,13 @@ impl Hub {
         self.client.set_session_key(shared::keys::load(session_id));
     }
 
+    /// [`Hub::act_as`] for the keyed session of this command's own agent,
+    /// whose proxy may still be saving the key it was just given.
+    pub(crate) async fn act_as_agent(&self, session_id: &str) {
+        self.client
+            .set_session_key(shared::keys::load_soon(session_id).await);
+    }
+
     /// Calls tool `T`: its reply, or the hub's refusal. Bad arguments and
     /// transport failures are errors.
     pub(crate) async fn answer<T: Tool>(&self, params: &T::Params) -> Result<Answer<T::Reply>> {

@@ -61,8 +61,12 @@ impl SessionArg {
             nearest_ancestor(sessions, &config::hostname(), &shared::procs::ancestors())
                 .map(|s| Found::Ancestor(Box::new(s)))
         };
-        if let Some(found) = &found {
-            hub.act_as(found.id());
+        match &found {
+            Some(Found::Ancestor(session)) if session.keyed => {
+                hub.act_as_agent(&session.session_id).await;
+            }
+            Some(found) => hub.act_as(found.id()),
+            None => {}
         }
         Ok(found)
     }

@@ -28,6 +28,27 @@ pub fn load(session_id: &str) -> Option<String> {
     Some(text.trim().to_owned()).filter(|k| !k.is_empty())
 }
 
+/// How long [`load_soon`] waits for a key file its session's proxy is
+/// about to write.
+pub const SAVE_GRACE: Duration = Duration::from_secs(2);
+
+/// [`load`], waiting up to [`SAVE_GRACE`] for the file to appear: for a
+/// keyed session whose proxy is this process's ancestor, which saves the
+/// key once the hub's reply reaches it, a moment after the hub lists the
+/// session (a hook run as the agent starts can come in between).
+pub async fn load_soon(session_id: &str) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + SAVE_GRACE;
+    loop {
+        if let Some(key) = load(session_id) {
+            return Some(key);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Saves `key` as `session_id`'s key file, readable by this user only.
 pub fn save(session_id: &str, key: &str) -> std::io::Result<()> {
     let dir = state::dir(None).map_err(std::io::Error::other)?;

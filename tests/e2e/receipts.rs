@@ -22,11 +22,13 @@ pub(crate) fn receipt(hub: &Hub, id: u64) -> Value {
 }
 
 /// A client acting as session `id` (a keyed one: its proxy or the CLI
-/// saved its key in the state directory this hub's clients share).
+/// saves its key in the state directory this hub's clients share, a moment
+/// after the hub lists the session).
 pub(crate) fn session_client(hub: &Hub, id: &str) -> HubClient {
-    let state = hub.dir.path().join("client-state");
-    let key = std::fs::read_to_string(shared::keys::file(&state, id))
-        .unwrap_or_else(|e| panic!("no key file for {id}: {e}"));
+    let file = shared::keys::file(&hub.client_state_dir(), id);
+    let key = wait_until(&format!("the key file for {id}"), DEADLINE, || {
+        std::fs::read_to_string(&file).ok()
+    });
     support::keys::keyed_client(hub, key.trim())
 }
 

@@ -38,16 +38,20 @@ impl StateDir {
             .map(|k| k.trim().to_owned())
     }
 
-    /// A client of `hub` that presents `session_id`'s saved key. Waits
-    /// for the key file: a proxy saves it once the hub's reply reaches it,
-    /// a moment after the hub lists the session.
-    pub fn client(&self, hub: &Hub, session_id: &str) -> HubClient {
-        let key = wait_until(
+    /// The key saved here for `session_id`, once it is. A proxy saves it
+    /// when the hub's reply reaches it, a moment after the hub lists the
+    /// session.
+    pub fn wait_key(&self, session_id: &str) -> String {
+        wait_until(
             &format!("the key file for {session_id}"),
             Duration::from_secs(20),
             || self.key(session_id),
-        );
-        keyed_client(hub, &key)
+        )
+    }
+
+    /// A client of `hub` that presents `session_id`'s saved key, once saved.
+    pub fn client(&self, hub: &Hub, session_id: &str) -> HubClient {
+        keyed_client(hub, &self.wait_key(session_id))
     }
 }
 

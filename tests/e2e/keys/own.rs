@@ -37,6 +37,7 @@ fn a_proxy_acts_as_its_own_session_and_its_agent_as_nobody_else() {
     );
     crate::receipts::initialize_as(&mut proxy, "claude-code");
     let id = id_of(&support::wait_registered(&hub, "own"));
+    state.wait_key(&id);
     let key_file = shared::keys::file(std::path::Path::new(state.env().1), &id);
     let mode = std::fs::metadata(&key_file)
         .expect("a key file")
@@ -221,6 +222,7 @@ fn the_cli_keys_its_sessions_and_a_restarted_proxy_finds_its_key() {
     let mut first = Proxy::spawn(&hub, &env);
     first.initialize();
     let agent = id_of(&support::wait_registered(&hub, "restarted"));
+    state.wait_key(&agent);
     first.signal(rustix::process::Signal::KILL);
     first.wait_exit(Duration::from_secs(20));
     let mut second = Proxy::spawn(&hub, &env);
@@ -250,4 +252,36 @@ fn the_cli_keys_its_sessions_and_a_restarted_proxy_finds_its_key() {
     );
     assert_eq!(publisher(&hub, &sent["event_id"]), json!(agent));
     assert!(state.key(&agent).is_some());
+}
+
+/// A hook run as the agent starts (Claude Code runs `SessionStart` hooks
+/// while it starts its MCP servers) can find the agent's session listed
+/// before the proxy has saved the key the hub just gave it: the hook waits
+/// a moment for the key file instead of acting without it.
+#[test]
+fn a_hook_run_as_the_agent_starts_waits_for_its_proxy_to_save_the_key() {
+    let hub = Hub::start();
+    let state = StateDir::new();
+    // This test process plays the agent's client: its proxy has registered
+    // the session, keyed, and not saved the key yet.
+    let pid = std::process::id();
+    let (id, key, _) = super::keyed_session(&hub, "starting", json!({"client_pid": pid}));
+    let lookups = || hub.log().matches("tool=list_sessions").count();
+    let before = lookups();
+    let (var, dir) = state.env();
+    let cli = Cli::new(&hub).env(var, dir);
+    let hook =
+        std::thread::spawn(move || cli.run(&["publish", "--type", "started", "--payload", "p"]));
+    // The hook has found its session through its ancestors; now the proxy
+    // saves the key.
+    wait_until(
+        "the hook to look up its session",
+        Duration::from_secs(20),
+        || (lookups() > before).then_some(()),
+    );
+    shared::state::write_private(&shared::keys::file(std::path::Path::new(dir), &id), &key)
+        .expect("the key file");
+    let out = hook.join().expect("the hook ran");
+    assert_ok(&out);
+    assert_eq!(publisher(&hub, &out.json()["event_id"]), json!(id));
 }
