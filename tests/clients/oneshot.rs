@@ -106,9 +106,13 @@ fn drive(hub: &Hub, sandbox: &Sandbox, standin: &StandIn, what: &str, mut cmd: C
     let out = output();
     assert!(status.success(), "{what} failed ({status}):\n{out}");
     assert!(out.contains(standin::FINAL_TEXT), "{what} printed:\n{out}");
+    // The proxy unregisters on the client's SIGTERM. Codex may SIGKILL it
+    // right after (its MCP transport is killed on drop), and then the lease
+    // ends the session, as for any proxy killed outright: wait past it.
+    let lease = Duration::from_secs(shared::config::DEFAULT_LEASE_SECONDS);
     wait_until(
         "the session to end with the client",
-        Duration::from_secs(30),
+        lease + Duration::from_secs(30),
         || {
             (!live_sessions(hub)
                 .iter()
