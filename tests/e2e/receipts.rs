@@ -25,11 +25,8 @@ pub(crate) fn receipt(hub: &Hub, id: u64) -> Value {
 /// saves its key in the state directory this hub's clients share, a moment
 /// after the hub lists the session).
 pub(crate) fn session_client(hub: &Hub, id: &str) -> HubClient {
-    let file = shared::keys::file(&hub.client_state_dir(), id);
-    let key = wait_until(&format!("the key file for {id}"), DEADLINE, || {
-        std::fs::read_to_string(&file).ok()
-    });
-    support::keys::keyed_client(hub, key.trim())
+    let key = support::keys::wait_saved_key(&hub.client_state_dir(), id);
+    support::keys::keyed_client(hub, &key)
 }
 
 /// Calls a tool as session `id`; the reply.

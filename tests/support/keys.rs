@@ -5,6 +5,7 @@
 use shared::HubClient;
 use shared::state::ENV_STATE_DIR;
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::{Hub, wait_until};
@@ -32,21 +33,12 @@ impl StateDir {
 
     /// The key saved here for `session_id`, if any.
     pub fn key(&self, session_id: &str) -> Option<String> {
-        let file = shared::keys::file(self.dir.path(), session_id);
-        std::fs::read_to_string(file)
-            .ok()
-            .map(|k| k.trim().to_owned())
+        saved_key(self.dir.path(), session_id)
     }
 
-    /// The key saved here for `session_id`, once it is. A proxy saves it
-    /// when the hub's reply reaches it, a moment after the hub lists the
-    /// session.
+    /// The key saved here for `session_id`, once it is.
     pub fn wait_key(&self, session_id: &str) -> String {
-        wait_until(
-            &format!("the key file for {session_id}"),
-            Duration::from_secs(20),
-            || self.key(session_id),
-        )
+        wait_saved_key(self.dir.path(), session_id)
     }
 
     /// A client of `hub` that presents `session_id`'s saved key, once saved.
@@ -59,6 +51,24 @@ impl Default for StateDir {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The key saved in the state directory `dir` for `session_id`, if any.
+pub fn saved_key(dir: &Path, session_id: &str) -> Option<String> {
+    std::fs::read_to_string(shared::keys::file(dir, session_id))
+        .ok()
+        .map(|k| k.trim().to_owned())
+}
+
+/// The key saved in `dir` for `session_id`, once it is: a proxy saves it
+/// when the hub's reply reaches it, a moment after the hub lists the
+/// session.
+pub fn wait_saved_key(dir: &Path, session_id: &str) -> String {
+    wait_until(
+        &format!("the key file for {session_id}"),
+        Duration::from_secs(20),
+        || saved_key(dir, session_id),
+    )
 }
 
 /// A client of `hub` that presents `key` as its session key.
