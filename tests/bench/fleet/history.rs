@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use shared::HubClient;
@@ -123,7 +123,7 @@ pub(super) async fn quiet_poll_cost(client: &Arc<HubClient>, pid: u32) -> f64 {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    super::load::settle(client, 4).await;
     let with = per_publish(client.clone()).await;
     stop.store(true, Ordering::Relaxed);
     for w in waiters {

@@ -188,7 +188,7 @@ async fn poll(
 
 /// Waits until the hub counts `n` long-polls in progress (or [`SETTLE`]
 /// has passed), saying how far it got now and then.
-async fn settle(client: &HubClient, n: usize) {
+pub(super) async fn settle(client: &HubClient, n: usize) {
     let started = Instant::now();
     let mut said = Instant::now();
     loop {
